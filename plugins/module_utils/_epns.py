@@ -1,0 +1,151 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# The one home of what the collection knows about ESET's push notification service (EPNS):
+# where it lives, and the words used to explain why a path to it fails.
+from __future__ import annotations
+
+import typing as t
+
+HOST = "epns.eset.com"
+PRIMARY_PORT = 8883
+FALLBACK_PORT = 443
+
+# MQTT 3.1.1 client identifiers of 1-23 characters must be accepted by every broker (spec 3.1.3.1).
+CLIENT_ID_PREFIX = "pnprobe-"
+CLIENT_ID_MAX = 23
+
+VERDICT_REACHABLE = "reachable"
+VERDICT_DEGRADED = "degraded"
+VERDICT_UNREACHABLE = "unreachable"
+# Worst last: fail_on compares positions in this tuple.
+VERDICTS = (VERDICT_REACHABLE, VERDICT_DEGRADED, VERDICT_UNREACHABLE)
+FAIL_ON_CHOICES = ("unreachable", "degraded", "never")
+
+STAGES = ("dns", "tcp", "proxy_connect", "tls", "mqtt", "hold")
+
+DNS_NO_ANSWER = "dns_no_answer"
+TCP_TIMEOUT = "tcp_timeout"
+TCP_REFUSED = "tcp_refused"
+TCP_UNREACHABLE = "tcp_unreachable"
+PROXY_UNREACHABLE = "proxy_unreachable"
+PROXY_REFUSED = "proxy_refused"
+PROXY_BAD_RESPONSE = "proxy_bad_response"
+TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+TLS_UNTRUSTED = "tls_untrusted"
+TLS_INTERCEPTED = "tls_intercepted"
+TLS_CLIENT_CERT_REQUIRED = "tls_client_cert_required"
+MQTT_NO_CONNACK = "mqtt_no_connack"
+MQTT_BAD_RESPONSE = "mqtt_bad_response"
+MQTT_REFUSED = "mqtt_refused"
+IDLE_DROPPED = "idle_dropped"
+TIMEOUT = "timeout"
+
+
+class FailureClass(t.NamedTuple):
+    explanation: str
+    hint: str
+
+
+FAILURE_CLASSES: dict[str, FailureClass] = {
+    DNS_NO_ANSWER: FailureClass(
+        "The host's resolver returned no usable address for the EPNS name.",
+        "Check /etc/resolv.conf and the DNS servers this host uses; an internal DNS that only serves "
+        "internal zones needs a forwarder for eset.com.",
+    ),
+    TCP_TIMEOUT: FailureClass(
+        "No answer to the TCP connection attempt: a firewall drops the packets silently.",
+        "Allow outbound TCP to EPNS on this port in the host firewall and on every network firewall "
+        "on the way (the drop is silent, so it may be any of them).",
+    ),
+    TCP_REFUSED: FailureClass(
+        "The connection was actively refused (TCP reset).",
+        "Something answers for the EPNS address but does not accept the port: a firewall rejecting with "
+        "a TCP reset, or a DNS answer that points at the wrong machine.",
+    ),
+    TCP_UNREACHABLE: FailureClass(
+        "The network says the destination cannot be reached (no route, ICMP reject, or a local rule "
+        "forbids sending).",
+        "Check the routing table and the reject rules of the host and network firewalls; for IPv6, "
+        "check that the host has a working IPv6 route or set address_family.",
+    ),
+    PROXY_UNREACHABLE: FailureClass(
+        "The HTTP proxy itself could not be reached.",
+        "Check the proxy host and port in the agent policy and that the proxy is running and allowed "
+        "from this host.",
+    ),
+    PROXY_REFUSED: FailureClass(
+        "The HTTP proxy answered the CONNECT request with an error status.",
+        "Allow CONNECT to epns.eset.com on ports 8883 and 443 in the proxy (e.g. squid SSL_ports / "
+        "Safe_ports, Apache AllowCONNECT). EPNS does not support proxy authentication: a 407 means the "
+        "proxy must let EPNS through without credentials.",
+    ),
+    PROXY_BAD_RESPONSE: FailureClass(
+        "The HTTP proxy sent something that is not a complete HTTP response in time.",
+        "Check that the configured port is an HTTP proxy port (not a TLS or SOCKS port) and that no "
+        "device in between tampers with the traffic.",
+    ),
+    TLS_HANDSHAKE_FAILED: FailureClass(
+        "The TLS handshake did not complete.",
+        "A device on the path may block or break TLS on this port (deep packet inspection, a port "
+        "filter that only passes HTTPS), or the host's TLS library is too old.",
+    ),
+    TLS_UNTRUSTED: FailureClass(
+        "The server's certificate is not trusted by this host or does not match the EPNS name.",
+        "If the issuer shown is a TLS-inspecting proxy or firewall, exempt epns.eset.com from "
+        "inspection; otherwise update the host's CA store.",
+    ),
+    TLS_INTERCEPTED: FailureClass(
+        "The certificate was issued by someone other than the expected issuer: TLS is intercepted.",
+        "Exempt epns.eset.com from TLS inspection on the proxy or firewall shown as issuer; an "
+        "intercepted MQTT session is not the EPNS service.",
+    ),
+    TLS_CLIENT_CERT_REQUIRED: FailureClass(
+        "The server asked for a client certificate and ended the session without one.",
+        "This is how the genuine broker treats a probe without credentials; give client_cert and "
+        "client_key to go the whole way.",
+    ),
+    MQTT_NO_CONNACK: FailureClass(
+        "The TLS session was established but no MQTT CONNACK came back.",
+        "Something terminates TLS without speaking MQTT (a TLS-inspecting proxy or a web server on "
+        "443), or the broker is overloaded.",
+    ),
+    MQTT_BAD_RESPONSE: FailureClass(
+        "The answer to MQTT CONNECT is not a valid MQTT 3.1.1 CONNACK.",
+        "The peer is not an MQTT broker (e.g. an HTTPS server on 443 behind a TLS proxy) or the "
+        "stream is being rewritten on the way.",
+    ),
+    MQTT_REFUSED: FailureClass(
+        "The MQTT broker refused the connection (CONNACK return code other than 0).",
+        "The broker is reachable; the refusal is about the client (protocol version, identifier or "
+        "credentials).",
+    ),
+    IDLE_DROPPED: FailureClass(
+        "The connection was cut while idle, or a keepalive ping got no answer.",
+        "A firewall, NAT or proxy drops idle connections; EPNS keeps one connection open for hours. "
+        "Raise the idle timeout for this traffic or exempt it.",
+    ),
+    TIMEOUT: FailureClass(
+        "The probe's overall deadline ended this path before it finished.",
+        "Raise timeout, or lower connect_timeout and hold_seconds so every stage fits.",
+    ),
+}
+
+# MQTT 3.1.1 table 3.1; 6-255 are reserved.
+CONNACK_MEANINGS: dict[int, str] = {
+    0: "Connection accepted",
+    1: "Connection refused, unacceptable protocol version",
+    2: "Connection refused, identifier rejected",
+    3: "Connection refused, server unavailable",
+    4: "Connection refused, bad user name or password",
+    5: "Connection refused, not authorized",
+}
+# The broker judged who we are, so it is the real service on a working path.
+CONNACK_AUTH_CODES = (4, 5)
+
+DEGRADED_WHY = (
+    "443 is shared with other services, and firewalls cut idle 443 connections and proxies limit "
+    "open connections, so the persistent EPNS connection drops and wake-up calls are late or lost"
+)

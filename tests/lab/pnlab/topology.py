@@ -1,0 +1,97 @@
+"""The lab's address plan: every name and address lives here and nowhere else."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR = Path("/run/pnlab")
+PREFIX = "pn-"
+ROUTER = "pn-router"
+SERVER = "pn-server"
+EPNS = "pn-epns"
+PROXY = "pn-proxy"
+CONTROLLER_LINK = "pnlab0"
+LAN_BRIDGE = "br-lan"
+SVC_BRIDGE = "br-svc"
+EPNS_NAME = "epns.eset.com"
+MAX_AGENTS = 40
+
+CONTROLLER_V4, CONTROLLER_V6 = "198.18.0.1", "2001:db8::1"
+LAN_GW_V4, LAN_GW_V6 = "198.18.0.254", "2001:db8::254"
+SVC_GW_V4, SVC_GW_V6 = "198.18.1.254", "2001:db8:0:1::254"
+LAN_V4_NET, LAN_V6_NET = "198.18.0.0/24", "2001:db8::/64"
+SVC_V4_NET, SVC_V6_NET = "198.18.1.0/24", "2001:db8:0:1::/64"
+LAB_V4_NET, LAB_V6_NET = "198.18.0.0/15", "2001:db8::/32"
+
+# One address pair per role on the svc segment; the last octet doubles as the v6 suffix.
+EPNS_ROLES = {"broker": 10, "mtls": 11, "intercept": 12, "hostile": 13}
+PROXY_SUFFIX = 20
+CLOSED_PORT = 1  # nothing listens here on pn-epns, so a SYN gets a real RST
+HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 9000}
+SLOW_PROXY_PORT, GARBAGE_PROXY_PORT = 3130, 3131
+EPNS_PORTS = (8883, 443)
+PROXY_PORTS = (3128, 3129)
+
+
+def svc_v4(suffix: int) -> str:
+    return f"198.18.1.{suffix}"
+
+
+def svc_v6(suffix: int) -> str:
+    return f"2001:db8:0:1::{suffix}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """A namespace that sits on one of the router's bridges."""
+
+    name: str
+    v4: tuple[str, ...]
+    v6: tuple[str, ...]
+    segment: str  # LAN_BRIDGE or SVC_BRIDGE
+    managed: bool  # has its own mount namespace, /etc overlay and sshd
+
+    @property
+    def short(self) -> str:
+        return self.name[len(PREFIX):]
+
+    @property
+    def router_port(self) -> str:
+        return f"v-{self.short}"[:15]
+
+
+def agent_name(index: int) -> str:
+    return f"{PREFIX}agent{index}"
+
+
+def agent_host(index: int) -> Host:
+    suffix = 10 + index
+    return Host(agent_name(index), (f"198.18.0.{suffix}",), (f"2001:db8::{suffix}",), LAN_BRIDGE, True)
+
+
+def server_host() -> Host:
+    return Host(SERVER, ("198.18.0.5",), ("2001:db8::5",), LAN_BRIDGE, True)
+
+
+def epns_host() -> Host:
+    suffixes = sorted(EPNS_ROLES.values())
+    return Host(EPNS, tuple(svc_v4(s) for s in suffixes), tuple(svc_v6(s) for s in suffixes), SVC_BRIDGE, False)
+
+
+def proxy_host() -> Host:
+    return Host(PROXY, (svc_v4(PROXY_SUFFIX),), (svc_v6(PROXY_SUFFIX),), SVC_BRIDGE, False)
+
+
+def hosts(agent_count: int) -> list[Host]:
+    agents = [agent_host(i) for i in range(1, agent_count + 1)]
+    return [server_host(), *agents, epns_host(), proxy_host()]
+
+
+def role_addrs(role: str) -> tuple[str, str]:
+    suffix = EPNS_ROLES[role]
+    return svc_v4(suffix), svc_v6(suffix)
+
+
+def canonical(name: str) -> str:
+    """Accept 'agent1' as well as 'pn-agent1' everywhere a host is named."""
+    return name if name.startswith(PREFIX) else PREFIX + name
