@@ -12,7 +12,8 @@ attributes:
   check_mode:
     description: Can run in C(check_mode) and return changed status prediction without modifying target.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
+    description:
+      Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
 """
 
     # A module that only reads: it never changes the target, in check mode or not.
@@ -28,7 +29,8 @@ attributes:
     support: N/A
     details:
       - This action does not modify state.
-    description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
+    description:
+      Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
 """
 
     ACTIONGROUP_EPNS = r"""

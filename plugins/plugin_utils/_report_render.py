@@ -1,0 +1,261 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: renders the fleet report model (_fleet_report.py) to Markdown, HTML, JSON and
+# JUnit XML. Not a public API; it may change without notice.
+#
+# Escaping is done here, once per format, so a template cannot forget it:
+# - HTML and XML: autoescape on (select_autoescape), and characters that XML 1.0 forbids are removed first.
+# - Markdown: every {{ expression }} goes through markdown_escape (no HTML, no table-breaking | or newline).
+# - JSON: json.dumps, no template.
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import typing as t
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from ._fleet_report import (
+    CELL_FAILED,
+    CELL_NOT_PROBED,
+    CELL_NOT_TESTED,
+    NOT_PROBED,
+    REACHABLE,
+    redact_url_credentials,
+)
+
+# format -> template file name (None: rendered without a template) and file extension.
+FORMATS: t.Dict[str, t.Tuple[t.Optional[str], str]] = {
+    "markdown": ("report.md.j2", "md"),
+    "html": ("report.html.j2", "html"),
+    "json": (None, "json"),
+    "junit": ("report.junit.xml.j2", "junit.xml"),
+}
+
+# Stands in for the timestamp while rendering, so that a file differing only in its timestamp can be
+# recognised (see timestamp_only_change). Letters, digits and dashes: no format escapes it.
+TIMESTAMP_PLACEHOLDER = "GENERATED-AT-0c5e7d1a9b"
+
+# XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]. C1 controls are legal
+# XML but never wanted in a report, so they go too.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MD_LEADING = re.compile(r"^([#>+=-])")
+
+
+def builtin_template_dir() -> str:
+    """The role's templates, found from this file: plugins/plugin_utils -> roles/epns_verify/templates."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.normpath(os.path.join(here, "..", "..", "roles", "epns_verify", "templates"))
+
+
+def strip_illegal_xml(text: str) -> str:
+    return _XML_ILLEGAL.sub("", text)
+
+
+def _xml_finalize(value: t.Any) -> t.Any:
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return Markup(strip_illegal_xml(str(value)))  # noqa: S704 - already markup; removing characters keeps it safe
+    if isinstance(value, (bool, int, float)):
+        return value
+    return strip_illegal_xml(str(value))
+
+
+def markdown_escape(value: t.Any) -> str:
+    """Text that stays inside one Markdown table cell and shows literally: no HTML, no markup, no |."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    text = strip_illegal_xml(str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_LEADING.sub(r"\\\1", text)
+    return text.replace("\n", "<br>")
+
+
+def escape_for(fmt: str, text: str) -> str:
+    """``text`` as ``fmt`` would print it in a text node (used for the timestamp)."""
+    if fmt == "markdown":
+        return markdown_escape(text)
+    if fmt == "json":
+        return json.dumps(text, ensure_ascii=False)[1:-1]
+    return str(escape(strip_illegal_xml(text)))
+
+
+def _ms(value: t.Any) -> str:
+    return "" if value is None else f"{value} ms"
+
+
+def _seconds(value: t.Any) -> str:
+    return "%.3f" % ((value or 0) / 1000.0)
+
+
+def _environment(fmt: str, search_path: t.Sequence[str]) -> Environment:
+    common: t.Dict[str, t.Any] = {
+        "loader": FileSystemLoader(list(search_path)),
+        "undefined": StrictUndefined,
+        "keep_trailing_newline": True,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+    }
+    if fmt == "markdown":
+        env = Environment(autoescape=False, finalize=markdown_escape, **common)  # noqa: S701 - escaped by finalize
+    else:
+        env = Environment(
+            autoescape=select_autoescape(
+                enabled_extensions=("html", "htm", "xml", "html.j2", "xml.j2"),
+                default_for_string=True,
+                default=True,
+            ),
+            finalize=_xml_finalize,
+            **common,
+        )
+    env.filters["ms"] = _ms
+    env.filters["seconds"] = _seconds
+    return env
+
+
+def _jsonable(value: t.Any) -> t.Any:
+    """Plain JSON data in one pass: URL credentials redacted, non-finite floats null, anything else a string."""
+    if isinstance(value, str):
+        return redact_url_credentials(str(value)) if "@" in value else str(value)
+    if isinstance(value, t.Mapping):
+        return {_jsonable(str(k)): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    return _jsonable(str(value))
+
+
+def render_json(report: t.Mapping[str, t.Any], inputs: t.Sequence[t.Mapping[str, t.Any]]) -> str:
+    """The full model plus the raw results (credentials in URLs redacted), re-usable as ``phases`` input.
+
+    One line per document, keys sorted: the C encoder keeps a large fleet fast (indenting is pure Python).
+    """
+    document = {
+        "schema_version": report["schema_version"],
+        "report": report,
+        "input": {"phases": [{"phase": p.get("phase"), "results": p["results"]} for p in inputs]},
+    }
+    return json.dumps(_jsonable(document), sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def junit_view(report: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """Test suites for JUnit: one per phase; per host a 'verdict' case, then one case per path it has."""
+    suites = []
+    for phase in report["phases"]:
+        cases = []
+        for row in phase["rows"]:
+            verdict_case: t.Dict[str, t.Any] = {
+                "classname": row["host"],
+                "name": "verdict",
+                "time": row["elapsed_ms"],
+                "failure": None,
+                "error": None,
+            }
+            if row["state"] == NOT_PROBED:
+                verdict_case["error"] = {
+                    "type": NOT_PROBED,
+                    "message": row["verdict_reason"],
+                    "text": row["verdict_reason"],
+                }
+            elif row["state"] != REACHABLE:
+                text = row["verdict_reason"]
+                if row["working_fallback"]:
+                    text += "\nworking fallback: {}".format(row["working_fallback"])
+                verdict_case["failure"] = {"type": row["state"], "message": row["verdict_reason"], "text": text}
+            cases.append(verdict_case)
+            for column, cell in zip(phase["columns"], row["cells"]):
+                if cell["state"] in (CELL_NOT_TESTED, CELL_NOT_PROBED):
+                    continue
+                case: t.Dict[str, t.Any] = {
+                    "classname": row["host"],
+                    "name": column["id"],
+                    "time": cell["elapsed_ms"],
+                    "failure": None,
+                    "error": None,
+                }
+                if cell["state"] == CELL_FAILED:
+                    lines = [
+                        "class: {}".format(cell["failure_class"]),
+                        "stage: %s" % (cell["stage"] or "-"),
+                        "message: %s" % (cell["message"] or "-"),
+                    ]
+                    for key in ("raw_error", "hint", "proxy_status", "tls_issuer", "note"):
+                        if cell[key]:
+                            lines.append("{}: {}".format(key.replace("_", " "), cell[key]))
+                    lines.extend(f"address: {note}" for note in cell["address_notes"])
+                    case["failure"] = {
+                        "type": cell["failure_class"],
+                        "message": "{} at {}: {}".format(
+                            cell["failure_class"], cell["stage"] or "-", cell["message"] or "-"
+                        ),
+                        "text": "\n".join(lines),
+                    }
+                cases.append(case)
+        suites.append(
+            {
+                "name": "{}: {}".format(report["title"], phase["title"])
+                if len(report["phases"]) > 1 or phase["phase"]
+                else report["title"],
+                "tests": len(cases),
+                "failures": sum(1 for c in cases if c["failure"]),
+                "errors": sum(1 for c in cases if c["error"]),
+                "time": sum(r["elapsed_ms"] or 0 for r in phase["rows"]),
+                "cases": cases,
+            }
+        )
+    return {
+        "name": report["title"],
+        "tests": sum(s["tests"] for s in suites),
+        "failures": sum(s["failures"] for s in suites),
+        "errors": sum(s["errors"] for s in suites),
+        "suites": suites,
+    }
+
+
+def render(
+    fmt: str,
+    report: t.Mapping[str, t.Any],
+    inputs: t.Sequence[t.Mapping[str, t.Any]],
+    template_path: t.Optional[str] = None,
+) -> str:
+    """Render one format. ``template_path`` overrides the built-in template of that format."""
+    if fmt not in FORMATS:
+        raise ValueError("unknown report format {!r}; accepted: {}".format(fmt, ", ".join(FORMATS)))
+    name, _ext = FORMATS[fmt]
+    if name is None:
+        return render_json(report, inputs)
+    search_path = [builtin_template_dir()]
+    if template_path:
+        search_path.insert(0, os.path.dirname(os.path.abspath(template_path)))
+        name = os.path.basename(template_path)
+    env = _environment(fmt, search_path)
+    context: t.Dict[str, t.Any] = {"report": report}
+    if fmt == "junit":
+        context["junit"] = junit_view(report)
+    return env.get_template(name).render(**context)
+
+
+def timestamp_only_change(existing: str, rendered_with_placeholder: str) -> bool:
+    """True when ``existing`` is ``rendered_with_placeholder`` with some timestamp in place of the placeholder."""
+    parts = rendered_with_placeholder.split(TIMESTAMP_PLACEHOLDER)
+    if len(parts) < 2:
+        return False
+    pattern = re.escape(parts[0]) + r"(?P<ts>[^\n<>\"&|]{0,80}?)"
+    for part in parts[1:-1]:
+        pattern += re.escape(part) + r"(?P=ts)"
+    pattern += re.escape(parts[-1])
+    return re.fullmatch(pattern, existing, flags=re.DOTALL) is not None
