@@ -77,7 +77,7 @@ def make_pki(pki: Pki) -> None:
 def make_ssh_key(path: Path, comment: str) -> str:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
-    return path.with_suffix(".pub").read_text().strip() if path.suffix else Path(f"{path}.pub").read_text().strip()
+    return Path(f"{path}.pub").read_text().strip()
 
 
 def subject_hash(cert: Path) -> str:

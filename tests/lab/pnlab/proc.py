@@ -43,7 +43,7 @@ def alive(pid: int) -> bool:
 
 
 def kill_all(pids: Iterable[int], grace: float = 0.5) -> None:
-    pending = {p for p in pids if p > 1 and p != os.getpid()}
+    pending = {p for p in pids if p > 1 and p not in (os.getpid(), os.getppid())}
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         for pid in pending:
             try:

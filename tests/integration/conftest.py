@@ -1,0 +1,45 @@
+"""Fixtures for tests that need the namespace lab (tests/lab): built once per session, torn down always."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+LAB_DIR = Path(__file__).resolve().parent.parent / "lab"
+if str(LAB_DIR) not in sys.path:
+    sys.path.insert(0, str(LAB_DIR))
+
+from pnlab import Lab  # noqa: E402
+
+LAB_AGENTS = int(os.environ.get("PNLAB_AGENTS", "3"))
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the namespace lab needs root (network namespaces, mounts, nftables in the lab)")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The running lab. The context manager tears it down on failure, Ctrl-C and SIGTERM/SIGHUP as well."""
+    _needs_root()
+    with Lab(agents=LAB_AGENTS) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _healthy_lab_between_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every lab test starts and ends on the healthy path; tests that do not use the lab are untouched."""
+    yield
+    if "lab" in request.fixturenames:
+        request.getfixturevalue("lab").reset()
+
+
+@pytest.fixture
+def healthy_lab(lab: Lab) -> Lab:
+    """Explicit form, for tests that want a clean lab before they start too."""
+    lab.reset()
+    return lab

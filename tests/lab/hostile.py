@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Hostile peers for the lab: each port misbehaves in exactly one way, bounded in time, count and memory.
+
+Ports: 8883 TLS then garbage; 443 TLS then silence; 9000 plain non-TLS bytes;
+3130 an HTTP proxy that trickles its status line forever; 3131 a "proxy" that answers non-HTTP bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl
+from typing import Awaitable, Callable
+
+MAX_CONNECTIONS = 64  # beyond this a new connection is closed at once: a runaway client cannot grow us
+HOLD_SECONDS = 300.0  # "forever" for a test, yet every connection ends by itself
+CHUNK = 4096
+# 0x00 is a reserved MQTT packet type and no TLS record type, so no parser can mistake it for a reply.
+GARBAGE = b"\x00\xffpnlab-garbage-not-mqtt\r\n" * 4
+NOT_TLS = b"\x00pnlab: this port does not speak TLS\r\n"
+NOT_HTTP = b"\x16\x03\x00\xffpnlab: not an HTTP proxy\x00\r\n\r\n"
+SLOW_STATUS = b"HTTP/1.1 200 "
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+slots = asyncio.Semaphore(MAX_CONNECTIONS)
+
+
+async def discard_until_closed(reader: asyncio.StreamReader, seconds: float) -> None:
+    async def loop() -> None:
+        while await reader.read(CHUNK):
+            pass
+    try:
+        await asyncio.wait_for(loop(), seconds)
+    except (asyncio.TimeoutError, OSError):
+        pass
+
+
+async def first_bytes(reader: asyncio.StreamReader, seconds: float) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(CHUNK), seconds)
+    except (asyncio.TimeoutError, OSError):
+        return b""
+
+
+async def read_request_head(reader: asyncio.StreamReader) -> None:
+    try:
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+        pass
+
+
+async def garbage_after_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await first_bytes(reader, 5)
+    writer.write(GARBAGE)
+    await writer.drain()
+    await discard_until_closed(reader, 30)
+
+
+async def silent_after_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await discard_until_closed(reader, HOLD_SECONDS)
+
+
+async def not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await first_bytes(reader, 5)
+    writer.write(NOT_TLS)
+    await writer.drain()
+
+
+async def slow_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request_head(reader)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_SECONDS
+    sent = 0
+    while loop.time() < deadline and not reader.at_eof():
+        writer.write(SLOW_STATUS[sent:sent + 1] if sent < len(SLOW_STATUS) else b"x")
+        await writer.drain()
+        sent += 1
+        await asyncio.sleep(1)
+
+
+async def garbage_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request_head(reader)
+    writer.write(NOT_HTTP)
+    await writer.drain()
+
+
+def bounded(handler: Handler) -> Handler:
+    async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if slots.locked():
+            writer.close()
+            return
+        async with slots:
+            try:
+                await asyncio.wait_for(handler(reader, writer), HOLD_SECONDS + 10)
+            except (asyncio.TimeoutError, OSError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+    return wrapped
+
+
+async def serve(addresses: list[str], cert: str, key: str) -> None:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    plan: list[tuple[int, Handler, ssl.SSLContext | None]] = [
+        (8883, garbage_after_tls, tls), (443, silent_after_tls, tls), (9000, not_tls, None),
+        (3130, slow_proxy, None), (3131, garbage_proxy, None)]
+    servers = []
+    for port, handler, context in plan:
+        for address in addresses:
+            servers.append(await asyncio.start_server(bounded(handler), address, port, ssl=context,
+                                                      ssl_handshake_timeout=10 if context else None,
+                                                      limit=CHUNK * 4, backlog=16))
+    print("hostile peers listening", flush=True)
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", action="append", required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.address, args.cert, args.key))
+
+
+if __name__ == "__main__":
+    main()

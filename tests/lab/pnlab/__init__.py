@@ -1,0 +1,6 @@
+"""The protectnet.epns network-namespace lab (stdlib only)."""
+from .core import Lab
+from .proc import LabError
+from .topology import STATE_DIR
+
+__all__ = ["Lab", "LabError", "STATE_DIR"]

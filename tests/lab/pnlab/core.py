@@ -1,0 +1,332 @@
+"""The Lab object: builds, changes and removes the namespace lab; the CLI and the pytest fixture both use it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import daemons, faults as faultlib, hostfs, latency, netns, state as statefile, teardown
+from .inventory import PROXY_443ONLY_URL, PROXY_URL, ansible_cfg, inventory, known_hosts, lab_vars
+from .pki import Pki, make_pki, make_ssh_key
+from .proc import LabError, alive, kill_all, run
+from .topology import (EPNS, EPNS_ROLES, MAX_AGENTS, PROXY, ROUTER, SERVER, STATE_DIR, Host, agent_host,
+                       canonical, hosts as all_hosts, proxy_host, role_addrs, server_host)
+
+UNMANAGED = (EPNS, PROXY, ROUTER)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class Lab:
+    """One lab on this machine. `Lab(agents=3).up()` builds it; `Lab.attach()` picks up a running one."""
+
+    def __init__(self, agents: int = 3, state_dir: Path | str = STATE_DIR,
+                 progress: Callable[[str], None] = _quiet) -> None:
+        if not 1 <= agents <= MAX_AGENTS:
+            raise ValueError(f"agents must be 1..{MAX_AGENTS}")
+        self.state_dir = Path(state_dir)
+        self.agent_count = agents
+        self._say = progress
+        self.pki = Pki(self.state_dir / "pki")
+        self.ssh_dir = self.state_dir / "ssh"
+        self.hosts: dict[str, Host] = {h.name: h for h in all_hosts(agents)}
+        self.agents: list[str] = [agent_host(i).name for i in range(1, agents + 1)]
+        self.server = SERVER
+        self._previous_handlers: dict[int, Any] = {}
+
+    # -- paths and addresses the tests use -------------------------------------------------------------
+    @property
+    def inventory(self) -> Path:
+        return self.state_dir / "inventory.ini"
+
+    @property
+    def ansible_cfg(self) -> Path:
+        return self.state_dir / "ansible.cfg"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.pki.ca
+
+    @property
+    def intercept_ca_path(self) -> Path:
+        return self.pki.intercept_ca
+
+    @property
+    def client_cert(self) -> Path:
+        return self.pki.cert("client")
+
+    @property
+    def client_key(self) -> Path:
+        return self.pki.key("client")
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.pki.ssh_key
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    proxy_url = PROXY_URL
+    proxy_443only_url = PROXY_443ONLY_URL
+
+    @property
+    def addresses(self) -> dict[str, dict[str, str]]:
+        """{'pn-agent1': {'ipv4': ..., 'ipv6': ...}, ..., 'broker': ..., 'mtls': ..., 'proxy': ...}"""
+        out = {name: {"ipv4": h.v4[0], "ipv6": h.v6[0]} for name, h in self.hosts.items() if name != EPNS}
+        out.update({role: dict(zip(("ipv4", "ipv6"), role_addrs(role))) for role in EPNS_ROLES})
+        out["proxy"] = {"ipv4": proxy_host().v4[0], "ipv6": proxy_host().v6[0]}
+        return out
+
+    @property
+    def vars(self) -> dict[str, str]:
+        return lab_vars(self.pki, self.ssh_dir)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    @classmethod
+    def attach(cls, state_dir: Path | str = STATE_DIR, progress: Callable[[str], None] = _quiet) -> "Lab":
+        data = statefile.load(Path(state_dir))
+        if not data:
+            raise LabError(f"no lab is up (no {statefile.path(Path(state_dir))})")
+        return cls(agents=data["agents"], state_dir=state_dir, progress=progress)
+
+    def __enter__(self) -> "Lab":
+        self._trap_signals()
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.down()
+        finally:
+            self._restore_signals()
+
+    def _trap_signals(self) -> None:
+        """SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` that tears the lab down still runs."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def interrupt(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._previous_handlers[sig] = signal.signal(sig, interrupt)
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
+
+    def up(self) -> "Lab":
+        started = time.monotonic()
+        trapped = not self._previous_handlers
+        if trapped:
+            self._trap_signals()
+        try:
+            leftovers = teardown.down(self.state_dir)
+            if leftovers:
+                self._say(f"cleaned leftovers: {', '.join(leftovers)}")
+            self._build()
+        except BaseException:
+            self._say("build failed: tearing down")
+            self.down()
+            raise
+        finally:
+            if trapped:
+                self._restore_signals()
+        self._say(f"lab up in {time.monotonic() - started:.2f}s: {len(self.agents)} agents, inventory {self.inventory}")
+        return self
+
+    def _build(self) -> None:
+        self.state_dir.mkdir(mode=0o755, parents=True)
+        managed = [h for h in self.hosts.values() if h.managed]
+        with ThreadPoolExecutor(4) as pool:
+            pki_job = pool.submit(make_pki, self.pki)
+            key_jobs = {h.name: pool.submit(make_ssh_key, hostfs.host_dir(self.state_dir, h) / "ssh_host_ed25519_key",
+                                            h.name) for h in managed}
+            client_job = pool.submit(make_ssh_key, self.pki.ssh_key, "pnlab-controller")
+            self._say("namespaces and links")
+            netns.build(list(self.hosts.values()))
+            self._apply_rules({})
+            pki_job.result()
+            host_keys = {name: job.result() for name, job in key_jobs.items()}
+            (self.ssh_dir / "authorized_keys").write_text(client_job.result() + "\n")
+            self._say("host views: overlay /etc, private /run, trust store")
+            for h in managed:
+                hostfs.prepare_upper(self.state_dir, h, [self.ca_path])
+            holders = dict(zip((h.name for h in managed), pool.map(lambda h: hostfs.start_holder(self.state_dir, h),
+                                                                    managed)))
+            list(pool.map(lambda h: hostfs.mount_views(self.state_dir, h, holders[h.name]), managed))
+        self._say("daemons: mosquitto, hostile peers, squid, sshd")
+        pids = {"mosquitto": daemons.start_mosquitto(self.state_dir, self.pki),
+                "hostile": daemons.start_hostile(self.state_dir, self.pki),
+                "squid": daemons.start_squid(self.state_dir)}
+        for h in managed:
+            pids[f"sshd-{h.name}"] = daemons.start_sshd(self.state_dir, h, holders[h.name],
+                                                        self.ssh_dir / "authorized_keys")
+        statefile.save(self.state_dir, {"agents": self.agent_count, "holders": holders, "pids": pids, "faults": {}})
+        self._write_ansible_files([(h, host_keys[h.name]) for h in managed])
+        daemons.wait_mosquitto(pids["mosquitto"])
+        daemons.wait_hostile(pids["hostile"])
+        for h in managed:
+            daemons.wait_sshd(h, pids[f"sshd-{h.name}"])
+        daemons.wait_squid(pids["squid"], self.state_dir)
+
+    def _write_ansible_files(self, host_keys: Sequence[tuple[Host, str]]) -> None:
+        (self.ssh_dir / "cp").mkdir(mode=0o700, exist_ok=True)
+        self.known_hosts.write_text(known_hosts(host_keys))
+        agents = [self.hosts[a] for a in self.agents]
+        self.inventory.write_text(inventory(agents, [server_host()], self.vars))
+        self.ansible_cfg.write_text(ansible_cfg(self.inventory))
+
+    def down(self) -> None:
+        started = time.monotonic()
+        removed = teardown.down(self.state_dir)
+        note = f" (removed {len(removed)} items)" if removed else ""
+        self._say(f"lab down in {time.monotonic() - started:.2f}s{note}")
+
+    # -- running things inside hosts -------------------------------------------------------------------
+    def _data(self) -> dict[str, Any]:
+        data = statefile.load(self.state_dir)
+        if not data:
+            raise LabError("the lab is not up")
+        return data
+
+    def holder(self, host: str) -> int:
+        return int(self._data()["holders"][canonical(host)])
+
+    def exec_argv(self, host: str, argv: Sequence[str]) -> list[str]:
+        name = canonical(host)
+        if name in UNMANAGED:
+            return ["ip", "netns", "exec", name, *argv]
+        if name not in self.hosts:
+            raise LabError(f"unknown host {host!r}; hosts: {', '.join([*self.hosts, ROUTER])}")
+        return ["nsenter", "-t", str(self.holder(name)), "-m", "-n", "-u", "--", *argv]
+
+    def run(self, host: str, argv: Sequence[str], timeout: float = 30.0, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run argv in host's network, mount and UTS namespaces. Raises subprocess.TimeoutExpired on timeout."""
+        return subprocess.run(self.exec_argv(host, argv), capture_output=True, text=True, timeout=timeout,
+                              check=check, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+    # -- faults ----------------------------------------------------------------------------------------
+    def _agent(self, agent: str) -> Host:
+        name = canonical(agent)
+        if name not in self.agents:
+            raise LabError(f"unknown agent {agent!r}; agents: {', '.join(self.agents)}")
+        return self.hosts[name]
+
+    def _apply_rules(self, faults: faultlib.Faults) -> None:
+        rules = self.state_dir / "faults.nft"
+        rules.write_text(faultlib.render(faults, self.hosts))
+        run(["ip", "netns", "exec", ROUTER, "nft", "-f", str(rules)])
+
+    def fault(self, agent: str, kind: str, **opts: Any) -> None:
+        """kind and options: block(port, to='any'|'epns'|'proxy', action='drop'|'reject'|'reject-icmp'),
+        broker-down, no-dns, idle-cut(seconds, reset=False), intercept(trusted=False), mtls,
+        hostile(mode='garbage-after-tls'|'silent-after-tls'|'not-tls'), latency(rtt_ms, loss=0.0)."""
+        host = self._agent(agent)
+        options = faultlib.validate(kind, opts)
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            kinds = data["faults"].setdefault(host.name, {})
+            if kind == "block":
+                rules = [r for r in kinds.get("block", []) if r["port"] != options["port"] or r["to"] != options["to"]]
+                kinds["block"] = [*rules, options]
+            else:
+                kinds[kind] = options
+            try:
+                self._switch_on(host, kind, options)
+                self._apply_rules(data["faults"])
+            except BaseException:
+                self._switch_off(host, kind)  # a half-applied switch would outlive its record
+                raise
+            statefile.save(self.state_dir, data)
+        self._say(f"{host.name}: {kind} on {options or ''}".rstrip())
+
+    def _switch_on(self, host: Host, kind: str, options: dict[str, Any]) -> None:
+        if kind == "no-dns":
+            hostfs.set_hosts(self.holder(host.name), host, with_epns=False)
+        elif kind == "intercept":
+            extra = [self.intercept_ca_path] if options["trusted"] else []
+            hostfs.set_trust(self.holder(host.name), [self.ca_path, *extra])
+        elif kind == "latency":
+            latency.start(self.state_dir, host, self.agents.index(host.name) + 1, options["rtt_ms"], options["loss"])
+
+    def _switch_off(self, host: Host, kind: str) -> None:
+        if kind == "no-dns":
+            hostfs.set_hosts(self.holder(host.name), host, with_epns=True)
+        elif kind == "intercept":
+            hostfs.set_trust(self.holder(host.name), [self.ca_path])
+        elif kind == "latency":
+            latency.stop(self.state_dir, host, self.agents.index(host.name) + 1)
+
+    def clear(self, agent: str, kind: str | None = None) -> None:
+        host = self._agent(agent)
+        if kind is not None and kind not in faultlib.KINDS:
+            raise LabError(f"unknown fault {kind!r}")
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            kinds = data["faults"].get(host.name, {})
+            for k in [k for k in list(kinds) if kind in (None, k)]:
+                self._switch_off(host, k)
+                del kinds[k]
+            if not kinds:
+                data["faults"].pop(host.name, None)
+            self._apply_rules(data["faults"])
+            statefile.save(self.state_dir, data)
+        self._say(f"{host.name}: cleared {kind or 'all faults'}")
+
+    def clear_all(self) -> None:
+        for agent in list(self._data()["faults"]):
+            self.clear(agent)
+
+    def reset(self) -> None:
+        """Back to the healthy lab: no fault on any agent and the broker running."""
+        self.clear_all()
+        self.broker("start")
+
+    def faults(self) -> faultlib.Faults:
+        return self._data()["faults"]
+
+    # -- the broker --------------------------------------------------------------------------------------
+    def broker(self, action: str) -> None:
+        """stop: every broker variant (.10-.12) refuses; start: back to normal."""
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            pid = data["pids"].get("mosquitto")
+            if action == "stop":
+                if pid:
+                    kill_all([pid])
+                data["pids"]["mosquitto"] = None
+            elif action == "start":
+                if not (pid and alive(pid)):
+                    pid = daemons.start_mosquitto(self.state_dir, self.pki)
+                    daemons.wait_mosquitto(pid)
+                    data["pids"]["mosquitto"] = pid
+            else:
+                raise LabError("broker action must be stop or start")
+            statefile.save(self.state_dir, data)
+        self._say(f"broker {action}")
+
+    def status(self) -> dict[str, Any]:
+        data = statefile.load(self.state_dir)
+        namespaces = teardown.lab_namespaces()
+        if not data:
+            return {"up": False, "namespaces": namespaces}
+        processes = {name: bool(pid and alive(pid)) for name, pid in {**data["pids"], **{
+            f"holder-{k}": v for k, v in data["holders"].items()}}.items()}
+        return {"up": True, "agents": self.agents, "namespaces": namespaces, "processes": processes,
+                "faults": data["faults"], "inventory": str(self.inventory)}
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        sys.exit("the lab needs root (network namespaces, mounts)")

@@ -1,0 +1,143 @@
+"""Fault switches as data, and the router's nftables ruleset rendered from them (pure functions)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .topology import (CLOSED_PORT, EPNS_PORTS, EPNS_ROLES, HOSTILE_PORTS, PROXY_SUFFIX, Host, role_addrs,
+                       svc_v4, svc_v6)
+
+TABLE = "pnlab_faults"
+KINDS = ("block", "broker-down", "no-dns", "idle-cut", "intercept", "mtls", "hostile", "latency")
+BLOCK_TARGETS = ("epns", "proxy", "any")
+BLOCK_ACTIONS = {"drop": "drop", "reject": "reject with tcp reset",
+                 "reject-icmp": "reject with icmpx type admin-prohibited"}
+# When several redirections are on at once the most disruptive wins; the order is documented in the README.
+DNAT_PRECEDENCE = ("broker-down", "hostile", "mtls", "intercept")
+TUN_PREFIX = "pnd-"
+
+Faults = dict[str, dict[str, Any]]  # agent -> kind -> options (block: a list of rules)
+
+
+def validate(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """Normalise options so the CLI and the Python API store exactly the same thing."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown fault {kind!r}; known: {', '.join(KINDS)}")
+    if kind == "block":
+        rule = {"port": int(opts["port"]), "to": opts.get("to") or "any", "action": opts.get("action") or "drop"}
+        if rule["to"] not in BLOCK_TARGETS or rule["action"] not in BLOCK_ACTIONS:
+            raise ValueError(f"block: to must be one of {BLOCK_TARGETS}, action one of {tuple(BLOCK_ACTIONS)}")
+        return rule
+    if kind == "idle-cut":
+        seconds = int(opts["seconds"])
+        if seconds < 1:
+            raise ValueError("idle-cut: seconds must be >= 1")
+        return {"seconds": seconds, "reset": bool(opts.get("reset", False))}
+    if kind == "intercept":
+        return {"trusted": bool(opts.get("trusted", False))}
+    if kind == "hostile":
+        if opts.get("mode") not in HOSTILE_PORTS:
+            raise ValueError(f"hostile: mode must be one of {tuple(HOSTILE_PORTS)}")
+        return {"mode": opts["mode"]}
+    if kind == "latency":
+        rtt, loss = int(opts["rtt_ms"]), float(opts.get("loss") or 0.0)
+        if rtt < 0 or not 0 <= loss <= 100:
+            raise ValueError("latency: rtt_ms >= 0 and 0 <= loss <= 100")
+        return {"rtt_ms": rtt, "loss": loss}
+    return {}
+
+
+def _tag(agent: Host) -> str:
+    return agent.short.replace("-", "_")
+
+
+def _targets(to: str) -> tuple[str, str] | None:
+    if to == "epns":
+        lo, hi = min(EPNS_ROLES.values()), max(EPNS_ROLES.values())
+        return f"ip daddr {svc_v4(lo)}-{svc_v4(hi)}", f"ip6 daddr {svc_v6(lo)}-{svc_v6(hi)}"
+    if to == "proxy":
+        return f"ip daddr {svc_v4(PROXY_SUFFIX)}", f"ip6 daddr {svc_v6(PROXY_SUFFIX)}"
+    return None
+
+
+def _block_rules(agent: Host, rules: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for rule in rules:
+        action = BLOCK_ACTIONS[rule["action"]]
+        dst = _targets(rule["to"])
+        for fam, match_dst in (("ip", dst[0] if dst else ""), ("ip6", dst[1] if dst else "")):
+            addr = agent.v4[0] if fam == "ip" else agent.v6[0]
+            out.append(f"{fam} saddr {addr} {match_dst} tcp dport {rule['port']} {action}".replace("  ", " "))
+    return out
+
+
+def _dnat_rules(agent: Host, kinds: dict[str, Any]) -> list[str]:
+    active = next((k for k in DNAT_PRECEDENCE if k in kinds), None)
+    if active is None:
+        return []
+    ports = "{ " + ", ".join(str(p) for p in EPNS_PORTS) + " }"
+    out = []
+    for i, fam in enumerate(("ip", "ip6")):
+        src, broker = (agent.v4[0], agent.v6[0])[i], role_addrs("broker")[i]
+        match = f"{fam} saddr {src} {fam} daddr {broker}"
+        if active == "broker-down":
+            target, match = _endpoint(fam, broker, CLOSED_PORT), match + " meta l4proto tcp"
+        elif active == "hostile":
+            target = _endpoint(fam, role_addrs("hostile")[i], HOSTILE_PORTS[kinds["hostile"]["mode"]])
+            match += f" tcp dport {ports}"
+        else:
+            target = _endpoint(fam, role_addrs(active)[i], None)
+            match += f" tcp dport {ports}"
+        out.append(f"{match} dnat {fam} to {target}")
+    return out
+
+
+def _endpoint(fam: str, addr: str, port: int | None) -> str:
+    if port is None:
+        return addr
+    return f"{addr}:{port}" if fam == "ip" else f"[{addr}]:{port}"
+
+
+def _idle(agent: Host, opts: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """Objects, timeout-policy rules and forward rules. The policy attaches to a flow conntrack has just
+    created and not yet confirmed, so its chain must run after conntrack (mangle priority), not at raw."""
+    tag, secs = _tag(agent), opts["seconds"]
+    objects = [f'ct timeout idle4_{tag} {{ protocol tcp; l3proto ip; policy = {{ established: {secs} }}; }}',
+               f'ct timeout idle6_{tag} {{ protocol tcp; l3proto ip6; policy = {{ established: {secs} }}; }}']
+    policy = [f'ip saddr {agent.v4[0]} meta l4proto tcp ct timeout set "idle4_{tag}"',
+              f'ip6 saddr {agent.v6[0]} meta l4proto tcp ct timeout set "idle6_{tag}"']
+    # The middlebox forgot the flow; with loose pickup off its next packet is 'invalid' in either direction.
+    verdict = "meta l4proto tcp reject with tcp reset" if opts["reset"] else "drop"
+    forward = [f"{fam} {way} {addr} ct state invalid {verdict}"
+               for fam, addr in (("ip", agent.v4[0]), ("ip6", agent.v6[0])) for way in ("saddr", "daddr")]
+    return objects, policy, forward
+
+
+def render(faults: Faults, agents: dict[str, Host]) -> str:
+    objects: list[str] = []
+    raw = [f'iifname "{TUN_PREFIX}*" notrack accept']  # the delay line's second pass: NAT was done on the first
+    dnat: list[str] = []
+    policy: list[str] = []
+    block: list[str] = []
+    # A ct rule is always present so the router tracks every flow from the start, before any fault exists.
+    forward = ["ct state established,related counter"]
+    for name in sorted(faults):
+        agent, kinds = agents[name], faults[name]
+        if "idle-cut" in kinds:
+            o, r, f = _idle(agent, kinds["idle-cut"])
+            objects, policy, forward = objects + o, policy + r, forward + f
+        block += _block_rules(agent, kinds.get("block", []))
+        dnat += _dnat_rules(agent, kinds)
+
+    def chain(name: str, hook: str, rules: list[str]) -> list[str]:
+        return [f"  chain {name} {{", f"    {hook}", *(f"    {r}" for r in rules), "  }"]
+
+    body = [f"table inet {TABLE} {{", *(f"  {o}" for o in objects),
+            *chain("agent_raw", "type filter hook prerouting priority raw; policy accept;", raw),
+            # Blocks act before DNAT: they match what the agent asked for, and a reset then carries the
+            # address the agent dialled (a reset built after DNAT would leave with the rewritten one).
+            *chain("agent_block", "type filter hook prerouting priority -160; policy accept;", block),
+            *chain("agent_ctpolicy", "type filter hook prerouting priority mangle; policy accept;", policy),
+            *chain("agent_dnat", "type nat hook prerouting priority dstnat; policy accept;", dnat),
+            *chain("agent_forward", "type filter hook forward priority filter; policy accept;", forward), "}"]
+    # Declaring then deleting makes the file valid whether or not the table exists, and nft -f applies it atomically.
+    return "\n".join([f"table inet {TABLE} {{}}", f"delete table inet {TABLE}", *body]) + "\n"

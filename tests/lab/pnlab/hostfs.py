@@ -1,0 +1,125 @@
+"""A managed host's own filesystem view: the holder process, overlay /etc, private /run, names and trust."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .pki import subject_hash
+from .proc import LabError, run, spawn
+from .topology import EPNS_NAME, PROXY_SUFFIX, SERVER, Host, role_addrs, server_host, svc_v4, svc_v6
+
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"  # nothing answers there, so lookups fail fast
+
+
+def host_dir(state: Path, host: Host) -> Path:
+    return state / "hosts" / host.name
+
+
+def hosts_text(host: Host, with_epns: bool = True) -> str:
+    server = server_host()
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback",
+             *(f"{a} {host.name}.lab {host.name} {host.short}.lab" for a in (*host.v4, *host.v6))]
+    if host.name != SERVER:
+        lines += [f"{a} server.lab" for a in (*server.v4, *server.v6)]
+    if with_epns:
+        lines += [f"{a} {EPNS_NAME}" for a in role_addrs("broker")]
+    lines += [f"{svc_v4(PROXY_SUFFIX)} proxy.lab", f"{svc_v6(PROXY_SUFFIX)} proxy.lab"]
+    lines += [f"{a} hostile.lab" for a in role_addrs("hostile")]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a rename, as the tools under test would, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.pnlab")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _symlink(path: Path, target: str) -> None:
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.symlink_to(target)
+
+
+def write_netns_etc(host: Host, with_epns: bool = True) -> None:
+    """`ip netns exec` overlays these, so commands run that way resolve like the host itself."""
+    base = Path("/etc/netns") / host.name
+    _write(base / "hosts", hosts_text(host, with_epns))
+    _write(base / "resolv.conf", RESOLV)
+
+
+def _trust_files(etc: Path, cas: Sequence[Path]) -> None:
+    certs = etc / "ssl" / "certs"
+    bundle = SYSTEM_BUNDLE.read_text() + "".join(ca.read_text() for ca in cas)
+    for stale in certs.glob("pnlab-*.pem") if certs.is_dir() else []:
+        stale.unlink()
+    for link in certs.glob("*.[0-9]") if certs.is_dir() else []:
+        if link.is_symlink() and os.readlink(link).startswith("pnlab-"):
+            link.unlink()
+    for ca in cas:
+        _write(certs / f"pnlab-{ca.stem}.pem", ca.read_text())
+        _symlink(certs / f"{subject_hash(ca)}.0", f"pnlab-{ca.stem}.pem")
+    _write(certs / "ca-certificates.crt", bundle)
+
+
+def prepare_upper(state: Path, host: Host, cas: Sequence[Path]) -> None:
+    hdir = host_dir(state, host)
+    upper = hdir / "etc-upper"
+    for sub in ("etc-upper", "etc-work", "run/sshd", "run/lock", "run/pnlab"):
+        (hdir / sub).mkdir(parents=True, exist_ok=True)
+    (hdir / "run/sshd").chmod(0o755)
+    _write(upper / "hosts", hosts_text(host))
+    _write(upper / "resolv.conf", RESOLV)
+    _write(upper / "hostname", host.name + "\n")
+    _trust_files(upper, cas)
+    write_netns_etc(host)
+
+
+def start_holder(state: Path, host: Host) -> int:
+    """A sleeper that owns the host's mount and UTS namespaces; everything for the host enters through it."""
+    hdir = host_dir(state, host)
+    pid = spawn(["ip", "netns", "exec", host.name, "unshare", "--mount", "--uts", "--propagation", "private",
+                 "sleep", "infinity"], hdir / "holder.log")
+    deadline = time.monotonic() + 5
+    while _comm(pid) != "sleep":
+        if time.monotonic() > deadline:
+            raise LabError(f"holder for {host.name} did not start")
+        time.sleep(0.01)
+    (hdir / "holder.pid").write_text(f"{pid}\n")
+    return pid
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def mount_views(state: Path, host: Host, holder: int) -> None:
+    hdir = host_dir(state, host)
+    enter = ["nsenter", "-t", str(holder), "-m", "-u", "--"]
+    run([*enter, "hostname", host.name])
+    run([*enter, "mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir=/etc,upperdir={hdir / 'etc-upper'},workdir={hdir / 'etc-work'}", "/etc"])
+    # The state dir stays visible inside the private /run, so tests find the lab CA at the same path.
+    run([*enter, "mount", "--bind", str(state), str(hdir / "run" / "pnlab")])
+    run([*enter, "mount", "--rbind", str(hdir / "run"), "/run"])
+
+
+def merged_etc(holder: int) -> Path:
+    """The host's /etc as the host sees it, reached from outside through the holder's root."""
+    return Path(f"/proc/{holder}/root/etc")
+
+
+def set_hosts(holder: int, host: Host, with_epns: bool) -> None:
+    _write(merged_etc(holder) / "hosts", hosts_text(host, with_epns))
+    write_netns_etc(host, with_epns)
+
+
+def set_trust(holder: int, cas: Sequence[Path]) -> None:
+    _trust_files(merged_etc(holder), cas)
