@@ -318,12 +318,12 @@ from ansible_collections.protectnet.epns.plugins.module_utils._epns import (  # 
     HOST,
     PRIMARY_PORT,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import run_probe  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import verdict_fails  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (  # noqa: E402
     ADDRESS_FAMILIES,
     ProbeConfigError,
     ProbeSettings,
-    run_probe,
-    verdict_fails,
 )
 
 

@@ -8,6 +8,8 @@ import typing as t
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils import _probe as P
+from ansible_collections.protectnet.epns.plugins.module_utils import _probe_classify as C
+from ansible_collections.protectnet.epns.plugins.module_utils import _probe_settings as S
 
 
 def test_every_class_has_explanation_and_hint() -> None:
@@ -35,13 +37,13 @@ def test_every_class_has_explanation_and_hint() -> None:
     (OSError(errno.EHOSTUNREACH, "No route to host"), True, False, E.PROXY_UNREACHABLE),
 ])
 def test_classify_connect_error(exc: BaseException, proxy: bool, bound: bool, cls: str) -> None:
-    got, message = P.classify_connect_error(exc, "192.0.2.1:8883", proxy, bound, 3.0)
+    got, message = C.classify_connect_error(exc, "192.0.2.1:8883", proxy, bound, 3.0)
     assert got == cls
     assert "192.0.2.1:8883" in message
 
 
 def attempt(address: str, ok: bool, proven: bool = False, cls: str | None = None, stage: str = "tcp") -> dict:
-    failure = P.make_failure(cls, stage, "m") if cls else None
+    failure = C.make_failure(cls, stage, "m") if cls else None
     return {"address": address, "ok": ok, "proven_by_auth": proven, "failure": failure}
 
 
@@ -55,7 +57,7 @@ def attempt(address: str, ok: bool, proven: bool = False, cls: str | None = None
     ([], False, False, None, None),
 ])
 def test_summarize_path(attempts: list, ok: bool, proven: bool, failure_cls: str | None, note: str | None) -> None:
-    got_ok, got_proven, failure, got_note = P.summarize_path(attempts)
+    got_ok, got_proven, failure, got_note = C.summarize_path(attempts)
     assert (got_ok, got_proven) == (ok, proven)
     assert (failure["class"] if failure else None) == failure_cls
     if note is None:
@@ -67,7 +69,7 @@ def test_summarize_path(attempts: list, ok: bool, proven: bool, failure_cls: str
 def path(pid: str, role: str, ok: bool, proven: bool = False, cls: str | None = None,
          proxy: str | None = None) -> dict:
     return {"id": pid, "role": role, "ok": ok, "proven_by_auth": proven, "proxy": proxy,
-            "failure": P.make_failure(cls, "tcp", "m") if cls else None}
+            "failure": C.make_failure(cls, "tcp", "m") if cls else None}
 
 
 @pytest.mark.parametrize(("paths", "verdict", "reason_has", "fallback"), [
@@ -89,7 +91,7 @@ def path(pid: str, role: str, ok: bool, proven: bool = False, cls: str | None = 
      "unreachable", "No path reaches EPNS (8883 direct: tcp_refused; 443 direct: tcp_refused).", None),
 ])
 def test_verdict(paths: list, verdict: str, reason_has: str, fallback: str | None) -> None:
-    got, reason, working = P.compute_verdict(paths)
+    got, reason, working = C.compute_verdict(paths)
     assert got == verdict
     assert reason_has in reason
     assert working == fallback
@@ -98,8 +100,8 @@ def test_verdict(paths: list, verdict: str, reason_has: str, fallback: str | Non
 
 
 def test_verdict_names_dns_failure() -> None:
-    dns = {"failure": P.make_failure(E.DNS_NO_ANSWER, "dns", "epns.eset.com does not resolve: x")}
-    verdict, reason, _ = P.compute_verdict(
+    dns = {"failure": C.make_failure(E.DNS_NO_ANSWER, "dns", "epns.eset.com does not resolve: x")}
+    verdict, reason, _ = C.compute_verdict(
         [path("8883 direct", "primary", False, cls="dns_no_answer")], dns)
     assert verdict == "unreachable" and "does not resolve" in reason
 
@@ -110,7 +112,7 @@ def test_verdict_names_dns_failure() -> None:
     ("reachable", "never", False), ("degraded", "never", False), ("unreachable", "never", False),
 ])
 def test_verdict_fails(verdict: str, fail_on: str, fails: bool) -> None:
-    assert P.verdict_fails(verdict, fail_on) is fails
+    assert C.verdict_fails(verdict, fail_on) is fails
 
 
 @pytest.mark.parametrize(("url", "words"), [
@@ -128,8 +130,8 @@ def test_verdict_fails(verdict: str, fail_on: str, fails: bool) -> None:
     ("", "empty"),
 ])
 def test_bad_proxy_urls(url: str, words: str) -> None:
-    with pytest.raises(P.ProbeConfigError, match=words) as info:
-        P.parse_proxy_url(url)
+    with pytest.raises(S.ProbeConfigError, match=words) as info:
+        S.parse_proxy_url(url)
     assert "secret" not in str(info.value)
 
 
@@ -139,13 +141,13 @@ def test_bad_proxy_urls(url: str, words: str) -> None:
     ("http://[2001:db8::1]:8080", "2001:db8::1", 8080),
 ])
 def test_good_proxy_urls(url: str, host: str, port: int) -> None:
-    spec = P.parse_proxy_url(url)
+    spec = S.parse_proxy_url(url)
     assert (spec.host, spec.port) == (host, port)
 
 
 def test_redact_url() -> None:
-    assert P.redact_url("http://u:p@h:1/x") == "http://***@h:1/x"
-    assert P.redact_url("http://h:1") == "http://h:1"
+    assert S.redact_url("http://u:p@h:1/x") == "http://***@h:1/x"
+    assert S.redact_url("http://h:1") == "http://h:1"
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [
@@ -174,19 +176,19 @@ def test_redact_url() -> None:
     ({"mqtt_client_id": ""}, "mqtt_client_id"),
 ])
 def test_prepare_rejects(kwargs: dict, words: str) -> None:
-    with pytest.raises(P.ProbeConfigError, match=words.replace("(", "\\(")):
-        P.prepare(P.ProbeSettings(**kwargs))
+    with pytest.raises(S.ProbeConfigError, match=words.replace("(", "\\(")):
+        S.prepare(S.ProbeSettings(**kwargs))
 
 
 def test_prepare_rejects_unloadable_files(tmp_path: t.Any, pki: t.Any) -> None:
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
-    with pytest.raises(P.ProbeConfigError, match=r"ca_path: .* holds no usable"):
-        P.prepare(P.ProbeSettings(ca_path=str(bogus)))
-    with pytest.raises(P.ProbeConfigError, match=r"client_cert/client_key"):
-        P.prepare(P.ProbeSettings(client_cert=str(bogus)))
-    with pytest.raises(P.ProbeConfigError, match=r"client_key: .* without client_cert"):
-        P.prepare(P.ProbeSettings(client_key=str(pki.client_key)))
+    with pytest.raises(S.ProbeConfigError, match=r"ca_path: .* holds no usable"):
+        S.prepare(S.ProbeSettings(ca_path=str(bogus)))
+    with pytest.raises(S.ProbeConfigError, match=r"client_cert/client_key"):
+        S.prepare(S.ProbeSettings(client_cert=str(bogus)))
+    with pytest.raises(S.ProbeConfigError, match=r"client_key: .* without client_cert"):
+        S.prepare(S.ProbeSettings(client_key=str(pki.client_key)))
 
 
 def test_encrypted_client_key_fails_instead_of_prompting(tmp_path: t.Any, pki: t.Any) -> None:
@@ -195,20 +197,20 @@ def test_encrypted_client_key_fails_instead_of_prompting(tmp_path: t.Any, pki: t
     enc = tmp_path / "enc.key"
     subprocess.run(["openssl", "pkey", "-in", str(pki.client_key), "-aes256", "-passout", "pass:pw",
                     "-out", str(enc)], check=True, capture_output=True)
-    with pytest.raises(P.ProbeConfigError, match="unencrypted"):
-        P.prepare(P.ProbeSettings(client_cert=str(pki.client_cert), client_key=str(enc)))
+    with pytest.raises(S.ProbeConfigError, match="unencrypted"):
+        S.prepare(S.ProbeSettings(client_cert=str(pki.client_cert), client_key=str(enc)))
 
 
 def test_keepalive_exceeds_ping_interval() -> None:
-    assert P.prepare(P.ProbeSettings()).keepalive == 60
-    plan = P.prepare(P.ProbeSettings(hold_seconds=100, timeout=120))
+    assert S.prepare(S.ProbeSettings()).keepalive == 60
+    plan = S.prepare(S.ProbeSettings(hold_seconds=100, timeout=120))
     assert plan.ping_interval == 100 and plan.keepalive == 200
 
 
 def test_concurrent_sessions_get_distinct_client_ids() -> None:
-    probe = P.Probe(P.prepare(P.ProbeSettings(mqtt_client_id="agent-0123456789abcdefg")))
+    probe = P.Probe(S.prepare(S.ProbeSettings(mqtt_client_id="agent-0123456789abcdefg")))
     assert [probe.client_id_for(n) for n in (0, 1, 16, 17)] == [
         "agent-0123456789abcdefg", "agent-0123456789abcde-1", "agent-0123456789abcd-16", "agent-0123456789abcd-17"]
-    probe = P.Probe(P.prepare(P.ProbeSettings()))
+    probe = P.Probe(S.prepare(S.ProbeSettings()))
     ids = {probe.client_id_for(n) for n in range(4)}
     assert len(ids) == 4 and all(i.startswith("pnprobe-") and len(i) == 16 for i in ids)

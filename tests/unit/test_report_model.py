@@ -161,10 +161,12 @@ def test_dns_no_answer_and_legend_from_the_collection():
     assert r["dns"]["failure_class"] == "dns_no_answer"
     assert cell(model, "agent4", "8883 direct")["stage"] == "dns"
     legend = {e["class"]: e for e in model["phases"][0]["failure_classes"]}
-    assert sorted(legend) == ["dns_no_answer", "proxy_refused", "tcp_timeout", "tcp_unreachable"]
+    assert sorted(legend) == ["dns_no_answer", "mqtt_refused", "proxy_refused", "tcp_timeout", "tcp_unreachable"]
     assert (legend["dns_no_answer"]["hosts"], legend["dns_no_answer"]["paths"]) == (1, 2)
     assert (legend["tcp_timeout"]["hosts"], legend["tcp_timeout"]["paths"]) == (2, 4)
     assert (legend["tcp_unreachable"]["hosts"], legend["tcp_unreachable"]["paths"]) == (1, 0)
+    # The broker's refusal that proved agent10's path stays on its attempt, so it is explained but fails no path.
+    assert (legend["mqtt_refused"]["hosts"], legend["mqtt_refused"]["paths"]) == (1, 0)
     assert legend["tcp_timeout"]["explanation"]  # from module_utils/_epns.py
     assert legend["proxy_refused"]["hint"].startswith("Allow CONNECT")  # the probe's own hint wins
 

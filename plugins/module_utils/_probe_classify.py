@@ -1,0 +1,212 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# How the probe names what went wrong: failure records, the class of a socket error, the words
+# for a refusal, and the path summary and verdict built from attempt results. Pure functions,
+# no I/O, so every rule here is testable from a table. Standard library only (Python 3.8+).
+from __future__ import annotations
+
+import errno
+import socket
+import typing as t
+
+from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils._x509 import Certificate
+
+Result = t.Dict[str, t.Any]
+
+# TLS alert descriptions (RFC 8446 6) a server sends when it rejects or misses our certificate.
+_ALERT_NAMES = {
+    40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
+    44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
+    48: "unknown_ca", 49: "access_denied", 116: "certificate_required",
+}
+
+_UNREACHABLE_ERRNOS = {
+    errno.EHOSTUNREACH: "no route to the host (ICMP host unreachable or a reject rule)",
+    errno.ENETUNREACH: "the network is unreachable (no route)",
+    errno.EHOSTDOWN: "the host is down",
+    errno.ENETDOWN: "the network is down",
+    errno.EADDRNOTAVAIL: "no local address can reach it (e.g. no IPv6 address on this host)",
+    errno.EPERM: "the local host is not allowed to send it (a local firewall rule)",
+    errno.EACCES: "the local host is not allowed to send it (a local firewall rule)",
+}
+
+# A bug or an unforeseen exception in a stage still has to land in a class the report knows.
+_UNEXPECTED_CLASS = {
+    "tcp": E.TCP_UNREACHABLE, "proxy_connect": E.PROXY_BAD_RESPONSE,
+    "tls": E.TLS_HANDSHAKE_FAILED, "mqtt": E.MQTT_BAD_RESPONSE, "hold": E.IDLE_DROPPED,
+}
+
+
+class StageFailure(Exception):
+    """A stage ended with a known failure class; the attempt records it as its outcome."""
+
+    def __init__(self, cls: str, message: str, raw_error: str = "", detail: Result | None = None,
+                 proven_by_auth: bool = False) -> None:
+        super().__init__(message)
+        self.cls = cls
+        self.message = message
+        self.raw_error = raw_error
+        self.detail = detail
+        self.proven_by_auth = proven_by_auth
+
+
+def make_failure(cls: str, stage: str, message: str, raw_error: str = "",
+                 elapsed_ms: int = 0) -> Result:
+    return {
+        "class": cls,
+        "stage": stage,
+        "message": message,
+        "raw_error": raw_error,
+        "elapsed_ms": elapsed_ms,
+        "hint": E.FAILURE_CLASSES[cls].hint,
+    }
+
+
+def unexpected_error_class(stage: str | None) -> str:
+    return _UNEXPECTED_CLASS.get(stage or "tcp", E.TCP_UNREACHABLE)
+
+
+def deadline_failure(what: str, raw_error: str) -> StageFailure:
+    """The failure of a wait that the overall deadline, not the stage's own timeout, cut short."""
+    return StageFailure(E.TIMEOUT, f"the overall deadline ended {what}", raw_error)
+
+
+def classify_connect_error(exc: BaseException, target: str, via_proxy: bool,
+                           deadline_bound: bool, seconds: float) -> tuple[str, str]:
+    """(class, message) for a failed TCP connect to target (the EPNS address or the proxy)."""
+    if isinstance(exc, socket.timeout) or getattr(exc, "errno", None) == errno.ETIMEDOUT:
+        if deadline_bound:
+            return E.TIMEOUT, f"the overall deadline ended the TCP connect to {target}"
+        reason = f"no answer to the TCP connect within {seconds:g}s (packets dropped)"
+        if via_proxy:
+            return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+        return E.TCP_TIMEOUT, f"{target}: {reason}"
+    code = getattr(exc, "errno", None)
+    if code == errno.ECONNREFUSED:
+        reason = "connection refused (TCP reset)"
+        if via_proxy:
+            return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+        return E.TCP_REFUSED, f"{target}: {reason}"
+    reason = _UNREACHABLE_ERRNOS.get(code or 0, f"connect failed ({exc})")
+    if via_proxy:
+        return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+    return E.TCP_UNREACHABLE, f"{target}: {reason}"
+
+
+def proxy_refusal_message(code: int, status: str, target: str) -> str:
+    """Why the proxy's non-2xx answer to CONNECT target stops the path, in the operator's terms."""
+    if code == 407:
+        return (f"the proxy demands authentication ({status}); EPNS does not support proxy "
+                f"authentication, so the proxy must allow CONNECT {target} without it")
+    if code in (403, 405):
+        return f"the proxy forbids CONNECT {target} ({status})"
+    if code in (502, 503, 504):
+        return (f"the proxy could not connect to {target} itself ({status}): its DNS, route or "
+                "firewall blocks it")
+    return f"the proxy refused CONNECT {target} ({status})"
+
+
+def client_cert_refusal_message(client_cert_given: bool, peer_alerts: list[int],
+                                during_handshake: bool) -> str:
+    alerts = ", ".join(_ALERT_NAMES.get(a, str(a)) for a in peer_alerts) or "none"
+    if client_cert_given:
+        return f"the server rejected our client certificate (alert: {alerts})"
+    return ("the server asked for a client certificate and ended the session without "
+            "one ({}, alert: {})".format(
+                "during the TLS 1.2 handshake" if during_handshake
+                else "after the TLS 1.3 handshake", alerts))
+
+
+def issuer_matches(cert: Certificate, expected: str) -> bool:
+    """expected_issuer matches when it equals, ignoring case and outer spaces, any CN or O
+    attribute of the leaf certificate's issuer."""
+    want = expected.strip().casefold()
+    values = cert.attribute("issuer", "CN") + cert.attribute("issuer", "O")
+    return any(value.strip().casefold() == want for value in values)
+
+
+def ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return str(reason).lower().replace("_", " ")
+    return str(exc) or exc.__class__.__name__
+
+
+def printable(raw: bytes, limit: int = 200) -> str:
+    """Peer bytes made safe to show: non-printable characters escaped, long input cut."""
+    text = raw.decode("latin-1")
+    text = "".join(ch if 0x20 <= ord(ch) < 0x7F else f"\\x{ord(ch):02x}" for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _stage_rank(stage: str) -> int:
+    return E.STAGES.index(stage) if stage in E.STAGES else -1
+
+
+def summarize_path(attempts: list[Result]) -> tuple[bool, bool, Result | None, str | None]:
+    """(ok, proven_by_auth, failure, note) of a path from its attempts' results."""
+    full = [a for a in attempts if a["ok"] and not a["proven_by_auth"]]
+    auth = [a for a in attempts if a["ok"] and a["proven_by_auth"]]
+    failed = [a for a in attempts if not a["ok"]]
+    note = None
+    if full:
+        partial = [a for a in attempts if a not in full]
+        if partial:
+            note = "; ".join(
+                "{} failed ({})".format(a["address"], a["failure"]["class"] if a["failure"] else "?")
+                for a in partial) + "; {} works".format(", ".join(a["address"] for a in full))
+        return True, False, None, note
+    if auth:
+        first = auth[0]
+        note = (
+            "TLS with the genuine EPNS server was verified before the broker asked for credentials "
+            "(%s): the network path works; give client_cert and client_key to test the MQTT "
+            "session itself." % (first["failure"]["class"] if first["failure"] else "auth"))
+        return True, True, first["failure"], note
+    if not attempts:
+        return False, False, None, None
+    # The attempt that got furthest tells the most about where the path breaks.
+    best = max(failed, key=lambda a: _stage_rank(a["failure"]["stage"] if a["failure"] else ""))
+    return False, False, best["failure"], None
+
+
+def compute_verdict(paths: list[Result], dns: Result | None = None
+                    ) -> tuple[str, str, str | None]:
+    """(verdict, verdict_reason, working_fallback) from the path results."""
+    primary_ok = [p for p in paths if p["role"] == "primary" and p["ok"]]
+    fallback_ok = [p for p in paths if p["role"] == "fallback" and p["ok"]]
+    if primary_ok:
+        best = next((p for p in primary_ok if not p["proven_by_auth"]), primary_ok[0])
+        how = " (proven by the broker's request for credentials)" if best["proven_by_auth"] else ""
+        others = [p["id"] for p in primary_ok if p is not best]
+        also = "; also {}".format(", ".join(others)) if others else ""
+        return E.VERDICT_REACHABLE, "{} works{}{}.".format(best["id"], how, also), None
+
+    def why(p: Result) -> str:
+        f = p.get("failure")
+        return "{}: {}".format(p["id"], f["class"] if f else "not tried")
+
+    primary_failed = [why(p) for p in paths if p["role"] == "primary"]
+    if fallback_ok:
+        fb = fallback_ok[0]
+        return (
+            E.VERDICT_DEGRADED,
+            "Only the fallback {} works ({}); {}.".format(
+                fb["id"], "; ".join(primary_failed) or "no primary path probed", E.DEGRADED_WHY),
+            fb["id"],
+        )
+    if dns is not None and dns.get("failure") and not any(p.get("proxy") for p in paths):
+        return (E.VERDICT_UNREACHABLE,
+                "EPNS is unreachable: {}.".format(dns["failure"]["message"]), None)
+    return (E.VERDICT_UNREACHABLE,
+            "No path reaches EPNS ({}).".format("; ".join(why(p) for p in paths)), None)
+
+
+def verdict_fails(verdict: str, fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    return E.VERDICTS.index(verdict) >= E.VERDICTS.index(fail_on)

@@ -1,0 +1,259 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# The probe's options: their checks, and the plan (normalised settings plus the TLS contexts)
+# built from them before any packet is sent. Standard library only; managed hosts run Python 3.8+.
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import ssl
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+
+ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
+MAX_TIMEOUT = 3600.0
+MAX_PINGS = 1000
+_CLIENT_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1," + str(E.CLIENT_ID_MAX) + r"}$")
+_HOSTNAME_RE = re.compile(r"^[0-9A-Za-z_.:%-]{1,253}$")
+
+
+class ProbeConfigError(ValueError):
+    """An option value the probe cannot work with; the message names the value and the rule."""
+
+
+@dataclass
+class ProbeSettings:
+    host: str = E.HOST
+    server_name: str | None = None
+    primary_port: int = E.PRIMARY_PORT
+    fallback_port: int = E.FALLBACK_PORT
+    direct: bool = True
+    proxies: list[str] = field(default_factory=list)
+    address_family: str = "any"
+    timeout: float = 10.0
+    connect_timeout: float = 3.0
+    hold_seconds: float = 0.0
+    ping_interval: float | None = None
+    ca_path: str | None = None
+    validate_certs: bool = True
+    expected_issuer: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    mqtt_client_id: str | None = None
+
+
+class ProxySpec(t.NamedTuple):
+    url: str
+    host: str
+    port: int
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user info replaced, safe for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return scheme + sep + netloc + slash + tail
+
+
+def parse_proxy_url(url: str) -> ProxySpec:
+    accepted = "accepted: http://HOST:PORT, e.g. http://proxy.example.com:3128"
+    if not isinstance(url, str) or not url.strip():
+        raise ProbeConfigError(f"proxies: empty proxy URL; {accepted}")
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ProbeConfigError(
+            f"proxies: {shown!r} is not a valid URL ({exc}); {accepted}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ProbeConfigError(
+            f"proxies: {shown!r} carries credentials, but ESET's push notification service does not "
+            "support proxy authentication: the agent sends EPNS traffic to the proxy without "
+            "credentials. Give the proxy without user info (http://HOST:PORT) and let it allow "
+            "CONNECT to epns.eset.com:8883 and :443 without authentication.")
+    if parts.scheme.lower() != "http":
+        raise ProbeConfigError(
+            f"proxies: {shown!r} uses scheme {parts.scheme or '(none)'!r}; only plain HTTP proxies (CONNECT) "
+            f"are supported, {accepted}")
+    if not parts.hostname:
+        raise ProbeConfigError(f"proxies: {shown!r} has no host; {accepted}")
+    if port is None:
+        raise ProbeConfigError(
+            f"proxies: {shown!r} has no port; give it explicitly (ESET Bridge uses 3128); {accepted}")
+    if not 1 <= port <= 65535:
+        raise ProbeConfigError(f"proxies: {shown!r} has port {port}, must be 1-65535")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ProbeConfigError(
+            f"proxies: {shown!r} has a path, query or fragment; {accepted}")
+    return ProxySpec(url.strip(), parts.hostname, port)
+
+
+def _check_hostname(option: str, value: str) -> str:
+    if not isinstance(value, str) or not _HOSTNAME_RE.match(value) or value.startswith("-"):
+        raise ProbeConfigError(
+            f"{option}: {value!r} is not a host name or IP address (a name like epns.eset.com, without scheme, "
+            "port or path)")
+    return value
+
+
+def _check_seconds(option: str, value: t.Any, allow_zero: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ProbeConfigError(f"{option}: {value!r} is not a number of seconds") from None
+    low_ok = number >= 0 if allow_zero else number > 0
+    if not (low_ok and math.isfinite(number) and number <= MAX_TIMEOUT):
+        low = "0" if allow_zero else "more than 0"
+        raise ProbeConfigError(
+            f"{option}: {value!r} is out of range; accepted: {low} up to {MAX_TIMEOUT:g} seconds")
+    return number
+
+
+def _check_port(option: str, value: t.Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ProbeConfigError(f"{option}: {value!r} is not a TCP port; accepted: 1-65535")
+    return value
+
+
+def _check_file(option: str, path: str | None, directory_ok: bool = False) -> str | None:
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise ProbeConfigError(f"{option}: {path!r} is not a path")
+    if not (os.path.isfile(path) or (directory_ok and os.path.isdir(path))):
+        raise ProbeConfigError(
+            "{}: {!r} does not exist or is not a {}".format(
+                option, path, "file or directory" if directory_ok else "file"))
+    if not os.access(path, os.R_OK):
+        raise ProbeConfigError(f"{option}: {path!r} is not readable")
+    return path
+
+
+def new_client_id() -> str:
+    return E.CLIENT_ID_PREFIX + secrets.token_hex(4)
+
+
+def _refuse_password() -> bytes:
+    # Without a callback OpenSSL would prompt on a terminal for an encrypted key and hang.
+    return b""
+
+
+def build_ssl_context(verify: bool, ca_path: str | None, client_cert: str | None,
+                      client_key: str | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if verify:
+        try:
+            if ca_path and os.path.isdir(ca_path):
+                ctx.load_verify_locations(capath=ca_path)
+            elif ca_path:
+                ctx.load_verify_locations(cafile=ca_path)
+            else:
+                ctx.load_default_certs()
+        except (ssl.SSLError, OSError) as exc:
+            raise ProbeConfigError(
+                f"ca_path: {ca_path!r} holds no usable PEM CA certificates ({exc})") from None
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        try:
+            ctx.load_cert_chain(client_cert, client_key, password=_refuse_password)
+        except (ssl.SSLError, OSError) as exc:
+            raise ProbeConfigError(
+                f"client_cert/client_key: {client_cert!r} / {client_key!r} cannot be loaded as a PEM "
+                "certificate and its "
+                f"unencrypted private key ({exc})") from None
+    return ctx
+
+
+@dataclass
+class ProbePlan:
+    """Validated, normalised settings plus the objects built from them."""
+
+    settings: ProbeSettings
+    server_name: str
+    proxies: list[ProxySpec]
+    client_id: str
+    keepalive: int
+    ping_interval: float
+    context: ssl.SSLContext
+    look_context: ssl.SSLContext
+
+
+def prepare(settings: ProbeSettings) -> ProbePlan:
+    s = settings
+    _check_hostname("host", s.host)
+    server_name = _check_hostname("server_name", s.server_name or s.host)
+    _check_port("primary_port", s.primary_port)
+    _check_port("fallback_port", s.fallback_port)
+    if s.primary_port == s.fallback_port:
+        raise ProbeConfigError(
+            f"primary_port and fallback_port are both {s.primary_port}; they must differ")
+    proxies: list[ProxySpec] = []
+    for url in s.proxies or []:
+        spec = parse_proxy_url(url)
+        if spec.url not in [p.url for p in proxies]:
+            proxies.append(spec)
+    if not s.direct and not proxies:
+        raise ProbeConfigError("nothing to probe: direct is false and proxies is empty")
+    if s.address_family not in ADDRESS_FAMILIES:
+        raise ProbeConfigError(
+            "address_family: {!r} is not one of {}".format(s.address_family, ", ".join(ADDRESS_FAMILIES)))
+    s.timeout = _check_seconds("timeout", s.timeout)
+    s.connect_timeout = _check_seconds("connect_timeout", s.connect_timeout)
+    s.hold_seconds = _check_seconds("hold_seconds", s.hold_seconds, allow_zero=True)
+    if s.hold_seconds and s.hold_seconds >= s.timeout:
+        raise ProbeConfigError(
+            f"hold_seconds: {s.hold_seconds:g} must be less than timeout ({s.timeout:g}), which bounds "
+            "the whole call; raise "
+            "timeout to at least hold_seconds plus a few connect_timeouts")
+    if s.ping_interval is None:
+        ping_interval = s.hold_seconds
+    else:
+        if not s.hold_seconds:
+            raise ProbeConfigError(
+                f"ping_interval: {s.ping_interval!r} only applies while holding; set hold_seconds as well")
+        ping_interval = _check_seconds("ping_interval", s.ping_interval)
+        if ping_interval > s.hold_seconds:
+            raise ProbeConfigError(
+                f"ping_interval: {ping_interval:g} is longer than hold_seconds ({s.hold_seconds:g}); "
+                "accepted: more than 0 up to "
+                "hold_seconds")
+        if s.hold_seconds / ping_interval > MAX_PINGS:
+            raise ProbeConfigError(
+                f"ping_interval: {ping_interval:g} would send more than {MAX_PINGS} pings in "
+                f"{s.hold_seconds:g} seconds")
+    # The broker may drop a client silent for 1.5 x keepalive, so keep it well above the gap
+    # between our pings, or the hold would measure the broker instead of the network.
+    keepalive = min(65535, max(60, math.ceil(ping_interval) * 2))
+    if s.expected_issuer is not None and (not isinstance(s.expected_issuer, str)
+                                          or not s.expected_issuer.strip()):
+        raise ProbeConfigError(f"expected_issuer: {s.expected_issuer!r} must be a non-empty issuer CN or O")
+    _check_file("ca_path", s.ca_path, directory_ok=True)
+    _check_file("client_cert", s.client_cert)
+    _check_file("client_key", s.client_key)
+    if s.client_key and not s.client_cert:
+        raise ProbeConfigError(f"client_key: {s.client_key!r} given without client_cert")
+    client_id = s.mqtt_client_id if s.mqtt_client_id is not None else new_client_id()
+    if not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
+        raise ProbeConfigError(
+            f"mqtt_client_id: {client_id!r} is not accepted; use 1-{E.CLIENT_ID_MAX} characters from A-Z, a-z, 0-9, "
+            "'-' and '_' (the identifiers every MQTT 3.1.1 broker must accept)")
+    context = build_ssl_context(s.validate_certs, s.ca_path, s.client_cert, s.client_key)
+    look_context = build_ssl_context(False, None, None, None)
+    return ProbePlan(s, server_name, proxies, client_id, keepalive, ping_interval, context,
+                     look_context)

@@ -1,0 +1,223 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# The probe's TLS stage: the handshake, what the peer's certificate says about who answers
+# (genuine, untrusted, intercepted), and whether the server asks for a client certificate.
+# Standard library only; managed hosts run Python 3.8+.
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import typing as t
+
+from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+    Result,
+    StageFailure,
+    client_cert_refusal_message,
+    deadline_failure,
+    issuer_matches,
+    ssl_reason,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_tunnel import Route, open_tunnel_quietly
+from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
+    Certificate,
+    X509Error,
+    certificates_from_tls_handshake,
+    parse_certificate,
+)
+
+# TLS record content types and handshake message types (RFC 8446 4, 5.1).
+_HS_CERTIFICATE = 11
+_HS_CERTIFICATE_REQUEST = 13
+_CT_ALERT = 21
+_CT_HANDSHAKE = 22
+
+
+class TlsRecorder:
+    """What the TLS handshake showed us, seen through OpenSSL's message callback."""
+
+    def __init__(self) -> None:
+        self.cert_requested = False
+        self.version: str | None = None
+        self.leaf_der: bytes | None = None
+        self.peer_alerts: list[int] = []
+
+
+class TlsStage:
+    def __init__(self, plan: ProbePlan, clock: StageClock) -> None:
+        self.plan = plan
+        self.s = plan.settings
+        self.clock = clock
+        self._recorders: dict[int, TlsRecorder] = {}
+        self._recorders_lock = threading.Lock()
+        # A private but long-standing (3.8+) hook: it shows the certificate and alerts of a
+        # handshake that fails. Without it, _second_look fetches the certificate instead.
+        try:
+            plan.context._msg_callback = self._on_tls_message  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
+            pass
+
+    def run(self, att: AttemptLog, route: Route, sock: socket.socket) -> ssl.SSLSocket:
+        att.begin("tls")
+        deadline, bound = self.clock.stage_deadline()
+        rec = TlsRecorder()
+        tls = self.plan.context.wrap_socket(sock, server_hostname=self.plan.server_name,
+                                            do_handshake_on_connect=False)
+        with self._recorders_lock:
+            self._recorders[id(tls)] = rec
+        try:
+            self._handshake(att, route, tls, rec, deadline, bound)
+        except BaseException:
+            self.forget(tls)
+            tls.close()
+            raise
+        return tls
+
+    def recorder(self, tls: ssl.SSLSocket) -> TlsRecorder:
+        with self._recorders_lock:
+            return self._recorders.get(id(tls)) or TlsRecorder()
+
+    def forget(self, tls: ssl.SSLSocket) -> None:
+        with self._recorders_lock:
+            self._recorders.pop(id(tls), None)
+
+    def fail_client_cert_required(self, att: AttemptLog, rec: TlsRecorder, raw: str,
+                                  during_handshake: bool) -> t.NoReturn:
+        message = client_cert_refusal_message(bool(self.s.client_cert), rec.peer_alerts, during_handshake)
+        # Only a server whose certificate we verified proves the path reaches the genuine EPNS.
+        failure = StageFailure(E.TLS_CLIENT_CERT_REQUIRED, message, raw,
+                               proven_by_auth=att.tls_verified)
+        att.record(failure)
+        raise failure
+
+    def _handshake(self, att: AttemptLog, route: Route, tls: ssl.SSLSocket, rec: TlsRecorder,
+                   deadline: float, bound: bool) -> None:
+        name = self.plan.server_name
+        try:
+            tls.settimeout(self.clock.remaining(deadline))
+            tls.do_handshake()
+        except ssl.SSLCertVerificationError as exc:
+            der = rec.leaf_der or self._second_look(route, deadline)
+            cert = self._describe(att, der, rec.version, None, verified=False)
+            reason = getattr(exc, "verify_message", "") or str(exc)
+            self._check_issuer(cert, f" ({reason})", str(exc))
+            raise StageFailure(E.TLS_UNTRUSTED, "the certificate for {} (issued by {}) is not trusted: "
+                               "{}".format(name, cert.issuer_text() if cert else "an unknown issuer",
+                                           reason), str(exc)) from None
+        except socket.timeout as exc:
+            if bound:
+                raise deadline_failure("the TLS handshake", str(exc)) from None
+            raise StageFailure(E.TLS_HANDSHAKE_FAILED,
+                               f"no complete TLS handshake within {self.s.connect_timeout:g}s", str(exc)) from None
+        except (ssl.SSLError, OSError) as exc:
+            if rec.cert_requested and rec.peer_alerts:
+                # TLS 1.2: the client had already accepted the server's certificate (it would
+                # have aborted with its own alert otherwise) when the server gave up on ours.
+                cert = self._describe(att, rec.leaf_der, rec.version, None,
+                                      verified=self.s.validate_certs and bool(rec.leaf_der))
+                self._check_issuer(cert, "", str(exc))
+                self.fail_client_cert_required(att, rec, str(exc), during_handshake=True)
+            raise StageFailure(E.TLS_HANDSHAKE_FAILED, f"TLS handshake with {name} failed: {ssl_reason(exc)}",
+                               str(exc)) from None
+        cipher = (tls.cipher() or ("",))[0]
+        cert = self._describe(att, tls.getpeercert(binary_form=True), tls.version(), cipher,
+                              verified=self.s.validate_certs)
+        self._check_issuer(cert, " by an inspection CA this host trusts"
+                           if self.s.validate_certs else "", "issuer mismatch")
+        att.stage_ok({"version": tls.version(), "cipher": cipher,
+                      "verified": self.s.validate_certs,
+                      "client_cert_requested": rec.cert_requested})
+
+    def _check_issuer(self, cert: Certificate | None, reason: str, raw: str) -> None:
+        if cert is None or not self.s.expected_issuer:
+            return
+        if not issuer_matches(cert, self.s.expected_issuer):
+            raise StageFailure(E.TLS_INTERCEPTED,
+                               f"the certificate for {self.plan.server_name} was issued by {cert.issuer_text()}, "
+                               f"not by {self.s.expected_issuer!r}: TLS is intercepted{reason}", raw)
+
+    @staticmethod
+    def _describe(att: AttemptLog, der: bytes | None, tls_version: str | None,
+                  cipher: str | None, verified: bool) -> Certificate | None:
+        info: Result = {"version": tls_version, "cipher": cipher, "subject": None,
+                        "issuer": None, "sans": [], "not_after": None, "sha256": None,
+                        "verified": verified}
+        cert = None
+        if der:
+            try:
+                cert = parse_certificate(der)
+            except X509Error as exc:
+                info["parse_error"] = str(exc)
+            else:
+                info.update(subject=cert.subject_text(), issuer=cert.issuer_text(),
+                            sans=cert.sans, not_after=cert.not_after, sha256=cert.sha256)
+        att.tls = info
+        return cert
+
+    def _second_look(self, route: Route, deadline: float) -> bytes | None:
+        """The certificate the server shows, fetched again without verification."""
+        try:
+            sock = open_tunnel_quietly(route, deadline)
+        except (OSError, StageFailure, ValueError):
+            return None
+        try:
+            with self.plan.look_context.wrap_socket(
+                    sock, server_hostname=self.plan.server_name,
+                    do_handshake_on_connect=False) as tls:
+                tls.settimeout(self.clock.remaining(deadline))
+                tls.do_handshake()
+                return tls.getpeercert(binary_form=True)
+        except (OSError, ValueError):
+            return None
+        finally:
+            sock.close()
+
+    def _on_tls_message(self, conn: t.Any, direction: t.Any, version: t.Any, content_type: t.Any,
+                        msg_type: t.Any, data: bytes) -> None:
+        # An exception escaping here would surface as an obscure SSL error mid-handshake.
+        try:
+            if str(direction) != "read" and getattr(direction, "value", None) != "read":
+                return
+            with self._recorders_lock:
+                rec = self._recorders.get(id(conn))
+            if rec is None:
+                return
+            ctype = int(content_type)
+            if ctype == _CT_HANDSHAKE and data:
+                if data[0] == _HS_CERTIFICATE_REQUEST:
+                    rec.cert_requested = True
+                elif data[0] == _HS_CERTIFICATE and rec.leaf_der is None:
+                    tls13 = int(version) >= 0x0304
+                    rec.version = "TLSv1.3" if tls13 else "TLSv1.2"
+                    certs = certificates_from_tls_handshake(bytes(data), tls13)
+                    if certs:
+                        rec.leaf_der = certs[0]
+            elif ctype == _CT_ALERT and len(data) >= 2:
+                rec.peer_alerts.append(data[1])
+        except Exception:  # noqa: S110 - see above
+            pass
+
+
+def close_quietly(tls: ssl.SSLSocket | None, sock: socket.socket | None) -> None:
+    if tls is not None:
+        try:
+            tls.setblocking(False)
+            # Sends close_notify without waiting for the peer's.
+            tls.unwrap()
+        except (OSError, ValueError):
+            pass
+        try:
+            tls.close()
+        except OSError:
+            pass
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
