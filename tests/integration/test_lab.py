@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pnlab import Lab
 
 LAB_CLI = Path(__file__).resolve().parent.parent / "lab" / "lab.py"
@@ -38,7 +37,8 @@ try:
     s = socket.create_connection(target, a.get("timeout", 3)); out["tcp_ms"] = round((time.monotonic() - t0) * 1000, 2)
     if a.get("proxy"):
         out["stage"] = "proxy"
-        s.sendall(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (a["host"], a["port"], a["host"], a["port"])).encode())
+        target = "%s:%d" % (a["host"], a["port"])
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
         h = head(s, a.get("timeout", 3)); out["proxy_status"] = h.split(b"\r\n")[0].decode("latin-1")
         if b"\r\n\r\n" not in h: done(error="timeout" if time.monotonic() - t0 >= a.get("timeout", 3) else "closed")
         if not h.startswith(b"HTTP/1.1 200"): done(error="proxy refused")

@@ -9,10 +9,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pnlab import Lab, LabError  # noqa: E402
-from pnlab.core import require_root  # noqa: E402
-from pnlab.faults import BLOCK_ACTIONS, BLOCK_TARGETS, KINDS  # noqa: E402
-from pnlab.topology import HOSTILE_PORTS  # noqa: E402
+from pnlab import Lab, LabError
+from pnlab.core import require_root
+from pnlab.faults import BLOCK_ACTIONS, BLOCK_TARGETS, KINDS
+from pnlab.services import SERVICES
+from pnlab.topology import HOSTILE_PORTS
 
 
 def say(line: str) -> None:
@@ -55,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     clear.add_argument("kind", nargs="?", choices=KINDS)
     broker = sub.add_parser("broker", help="stop or start the broker for everyone")
     broker.add_argument("action", choices=("stop", "start"))
+    service = sub.add_parser("service", help="start or stop a daemon (or ufw) in an agent's or the server's namespaces")
+    service.add_argument("host")
+    service.add_argument("action", choices=("start", "stop"))
+    service.add_argument("name", choices=SERVICES)
     exe = sub.add_parser("exec", help="run a command in a host's namespaces: exec HOST -- CMD...")
     exe.add_argument("host")
     exe.add_argument("argv", nargs=argparse.REMAINDER)
@@ -85,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         Lab.attach(progress=say).clear(args.agent, args.kind)
     elif args.command == "broker":
         Lab.attach(progress=say).broker(args.action)
+    elif args.command == "service":
+        lab = Lab.attach(progress=say)
+        (lab.start_service if args.action == "start" else lab.stop_service)(args.host, args.name)
     elif args.command == "exec":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not command:

@@ -3,4 +3,4 @@ from .core import Lab
 from .proc import LabError
 from .topology import STATE_DIR
 
-__all__ = ["Lab", "LabError", "STATE_DIR"]
+__all__ = ["STATE_DIR", "Lab", "LabError"]

@@ -11,12 +11,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import daemons, faults as faultlib, hostfs, latency, netns, state as statefile, teardown
+from . import daemons, hostfs, latency, netns, teardown
+from . import faults as faultlib
+from . import services as servicelib
+from . import state as statefile
 from .inventory import PROXY_443ONLY_URL, PROXY_URL, ansible_cfg, inventory, known_hosts, lab_vars
 from .pki import Pki, make_pki, make_ssh_key
 from .proc import LabError, alive, kill_all, run
-from .topology import (EPNS, EPNS_ROLES, MAX_AGENTS, PROXY, ROUTER, SERVER, STATE_DIR, Host, agent_host,
-                       canonical, hosts as all_hosts, proxy_host, role_addrs, server_host)
+from .topology import (
+    EPNS,
+    EPNS_ROLES,
+    MAX_AGENTS,
+    PROXY,
+    ROUTER,
+    SERVER,
+    STATE_DIR,
+    Host,
+    agent_host,
+    canonical,
+    proxy_host,
+    role_addrs,
+    server_host,
+)
+from .topology import hosts as all_hosts
 
 UNMANAGED = (EPNS, PROXY, ROUTER)
 
@@ -92,13 +109,13 @@ class Lab:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @classmethod
-    def attach(cls, state_dir: Path | str = STATE_DIR, progress: Callable[[str], None] = _quiet) -> "Lab":
+    def attach(cls, state_dir: Path | str = STATE_DIR, progress: Callable[[str], None] = _quiet) -> Lab:
         data = statefile.load(Path(state_dir))
         if not data:
             raise LabError(f"no lab is up (no {statefile.path(Path(state_dir))})")
         return cls(agents=data["agents"], state_dir=state_dir, progress=progress)
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         self._trap_signals()
         return self.up()
 
@@ -124,7 +141,7 @@ class Lab:
             signal.signal(sig, handler)
         self._previous_handlers.clear()
 
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         started = time.monotonic()
         trapped = not self._previous_handlers
         if trapped:
@@ -316,15 +333,70 @@ class Lab:
             statefile.save(self.state_dir, data)
         self._say(f"broker {action}")
 
+    # -- per-host services ------------------------------------------------------------------------------
+    def _managed(self, host: str) -> Host:
+        name = canonical(host)
+        if name not in self.hosts or not self.hosts[name].managed:
+            raise LabError(f"services run on agents and the server only, not {host!r}")
+        return self.hosts[name]
+
+    def services(self, host: str) -> dict[str, int | None]:
+        """Services started on host: {'dbus': pid, 'firewalld': pid, 'cron': pid, 'ufw': None}."""
+        return dict(self._data().get("services", {}).get(self._managed(host).name, {}))
+
+    def start_service(self, host: str, name: str) -> int | None:
+        """Start dbus, firewalld (starts dbus first; returns once `firewall-cmd --state` says running), cron
+        (`cron -f`, reads the host's overlay /etc/cron.d) or ufw (`ufw --force enable`: no process) inside host's
+        namespaces. Idempotent; returns the daemon's pid (None for ufw)."""
+        servicelib.validate(name)
+        target = self._managed(host)
+        for needed in servicelib.REQUIRES.get(name, ()):
+            self.start_service(target.name, needed)
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            started = data.setdefault("services", {}).setdefault(target.name, {})
+            pid: int | None = started.get(name)
+            if name in started and (name == "ufw" or (pid and alive(pid))):
+                return pid
+            began = time.monotonic()
+            pid = servicelib.start(self.state_dir, target, self.holder(target.name), name)
+            started[name] = pid
+            statefile.save(self.state_dir, data)
+        suffix = f" (pid {pid})" if pid else ""
+        self._say(f"{target.name}: {name} started in {time.monotonic() - began:.2f}s{suffix}")
+        return pid
+
+    def stop_service(self, host: str, name: str) -> None:
+        """Stop a service started with start_service (and whatever needs it: dbus stops firewalld first).
+        ufw: `ufw --force disable`. Idempotent."""
+        servicelib.validate(name)
+        target = self._managed(host)
+        for dependent, needs in servicelib.REQUIRES.items():
+            if name in needs:
+                self.stop_service(target.name, dependent)
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            started = data.setdefault("services", {}).setdefault(target.name, {})
+            if name not in started:
+                return
+            servicelib.stop(target, self.holder(target.name), name, started[name])
+            del started[name]
+            if not started:
+                data["services"].pop(target.name)
+            statefile.save(self.state_dir, data)
+        self._say(f"{target.name}: {name} stopped")
+
     def status(self) -> dict[str, Any]:
         data = statefile.load(self.state_dir)
         namespaces = teardown.lab_namespaces()
         if not data:
             return {"up": False, "namespaces": namespaces}
+        services = {f"{name}-{host}": pid for host, started in data.get("services", {}).items()
+                    for name, pid in started.items() if name in servicelib.DAEMONS}
         processes = {name: bool(pid and alive(pid)) for name, pid in {**data["pids"], **{
-            f"holder-{k}": v for k, v in data["holders"].items()}}.items()}
+            f"holder-{k}": v for k, v in data["holders"].items()}, **services}.items()}
         return {"up": True, "agents": self.agents, "namespaces": namespaces, "processes": processes,
-                "faults": data["faults"], "inventory": str(self.inventory)}
+                "faults": data["faults"], "services": data.get("services", {}), "inventory": str(self.inventory)}
 
 
 def require_root() -> None:

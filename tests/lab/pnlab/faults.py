@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .topology import (CLOSED_PORT, EPNS_PORTS, EPNS_ROLES, HOSTILE_PORTS, PROXY_SUFFIX, Host, role_addrs,
-                       svc_v4, svc_v6)
+from .topology import CLOSED_PORT, EPNS_PORTS, EPNS_ROLES, HOSTILE_PORTS, PROXY_SUFFIX, Host, role_addrs, svc_v4, svc_v6
 
 TABLE = "pnlab_faults"
 KINDS = ("block", "broker-down", "no-dns", "idle-cut", "intercept", "mtls", "hostile", "latency")

@@ -6,8 +6,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from .proc import run
-from .topology import (CONTROLLER_LINK, CONTROLLER_V4, CONTROLLER_V6, EPNS, LAN_BRIDGE, LAN_GW_V4, LAN_GW_V6,
-                       ROUTER, SVC_BRIDGE, SVC_GW_V4, SVC_GW_V6, Host)
+from .topology import (
+    CONTROLLER_LINK,
+    CONTROLLER_V4,
+    CONTROLLER_V6,
+    EPNS,
+    LAN_BRIDGE,
+    LAN_GW_V4,
+    LAN_GW_V6,
+    ROUTER,
+    SVC_BRIDGE,
+    SVC_GW_V4,
+    SVC_GW_V6,
+    Host,
+)
 
 # DAD would leave fresh v6 addresses tentative for a second; the lab has no duplicates to detect.
 COMMON_SYSCTLS = ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
@@ -47,7 +59,7 @@ def _host_lines(host: Host) -> list[str]:
     lines = ["link set lo up"]
     lines += [f"addr add {a}/24 dev eth0" for a in host.v4]
     lines += [f"addr add {a}/64 dev eth0 nodad" for a in host.v6]
-    return lines + ["link set eth0 up", f"route add default via {gw4}", f"route add ::/0 via {gw6}"]
+    return [*lines, "link set eth0 up", f"route add default via {gw4}", f"route add ::/0 via {gw6}"]
 
 
 def _prepare_host(host: Host) -> None:
