@@ -12,6 +12,7 @@ import typing as t
 from ansible.errors import AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible_collections.protectnet.epns.plugins.plugin_utils._fleet_report import (
     ReportInputError,
     build_report,
@@ -19,13 +20,14 @@ from ansible_collections.protectnet.epns.plugins.plugin_utils._fleet_report impo
 )
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report_render import (
     FORMATS,
-    TIMESTAMP_PLACEHOLDER,
-    escape_for,
+    digest_of,
     render,
-    timestamp_only_change,
+    substance_digest,
+    with_digest,
 )
 
 DEFAULT_FORMATS = ["markdown", "html", "json", "junit"]
+display = Display()
 
 ARGUMENT_SPEC: t.Dict[str, t.Any] = {
     "results": {"type": "dict"},
@@ -39,6 +41,7 @@ ARGUMENT_SPEC: t.Dict[str, t.Any] = {
     "generated_at": {"type": "str"},
     "template_dir": {"type": "path"},
     "sections": {"type": "list", "elements": "dict"},
+    "show_summary": {"type": "bool", "default": False},
 }
 
 
@@ -69,12 +72,9 @@ class ActionModule(ActionBase):
             inputs = normalize_phases(
                 results=args["results"], phases=args["phases"], phase=args["phase"], hosts=args["hosts"]
             )
-            fixed_time = args["generated_at"]
-            generated_at = fixed_time or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            # Rendered with a placeholder for the time, so a file whose only difference is the time stays as is.
-            model = build_report(
-                inputs, title=args["title"], generated_at=TIMESTAMP_PLACEHOLDER, sections=args["sections"]
-            )
+            now = datetime.datetime.now(datetime.timezone.utc)
+            generated_at = args["generated_at"] or now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"])
         except ReportInputError as exc:
             return self._fail(result, f"invalid report input: {exc}")
 
@@ -91,18 +91,19 @@ class ActionModule(ActionBase):
         for fmt in formats:
             path = os.path.join(dest, f"{basename}.{FORMATS[fmt][1]}")
             paths[fmt] = path
+            template = templates.get(fmt)
             try:
-                with_placeholder = render(fmt, model, inputs, templates.get(fmt))
+                rendered = render(fmt, model, inputs, template)
             except Exception as exc:  # a broken override template must say which one
                 return self._fail(result, f"cannot render the {fmt} report: {to_native(exc)}")
-            content = with_placeholder.replace(TIMESTAMP_PLACEHOLDER, escape_for(fmt, generated_at))
-            data = content.encode("utf-8", "replace")
+            # A report that differs only in timings and the time of writing says nothing new: it is left as it
+            # is, so a second run over an unchanged network reports no change.
+            digest = substance_digest(fmt, _read(template) if template else None, inputs, args["title"],
+                                      args["sections"])
+            data = with_digest(fmt, rendered, digest).encode("utf-8", "replace")
             existing = _read(path)
-            if existing == data:
+            if existing is not None and digest_of(existing.decode("utf-8", "replace")) == digest:
                 continue
-            if existing is not None and not fixed_time:
-                if timestamp_only_change(existing.decode("utf-8", "replace"), with_placeholder):
-                    continue
             changed_paths.append(path)
             diff_before.append(f"{path}: " + ("absent" if existing is None else f"{len(existing)} bytes"))
             diff_after.append(f"{path}: {len(data)} bytes")
@@ -121,6 +122,10 @@ class ActionModule(ActionBase):
             summary_lines=model["summary_lines"],
             model=model,
         )
+        if args["show_summary"]:
+            # Printed by the action itself, so a playbook needs no extra task just to show the outcome.
+            for line in [*model["summary_lines"], "report: " + ", ".join(paths.values())]:
+                display.display(line)
         if self._task.diff and changed_paths:
             result["diff"] = {
                 "before_header": dest,

@@ -96,11 +96,19 @@ options:
   generated_at:
     description:
       - The time printed in the report.
-      - When not set, the current UTC time is used, and a file whose only difference is that time is left as it
-        is and does not count as changed. The time in a file therefore says when its content last changed, and
-        running the same report twice is idempotent.
-      - When set, the value is printed as given and takes part in change detection.
+      - When not set, the current UTC time is used.
+      - A file is rewritten, and the task reports a change, only when what the report says changes: hosts,
+        verdicts, paths, stages, failure classes, certificates, proxy answers. Timings, ephemeral local ports,
+        MQTT client ids and the time of writing are left out of that comparison (each file carries a digest of
+        the rest), so running the same report over an unchanged network is idempotent, and the time in a file
+        says when its content last changed.
     type: str
+  show_summary:
+    description:
+      - Print the one-line-per-host summary and the report paths in the play output, without a separate
+        C(ansible.builtin.debug) task.
+    type: bool
+    default: false
   template_dir:
     description:
       - Directory on the controller with your own templates (C(report.md.j2), C(report.html.j2),

@@ -10,6 +10,7 @@
 # - JSON: json.dumps, no template.
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -38,7 +39,6 @@ FORMATS: t.Dict[str, t.Tuple[t.Optional[str], str]] = {
 
 # Stands in for the timestamp while rendering, so that a file differing only in its timestamp can be
 # recognised (see timestamp_only_change). Letters, digits and dashes: no format escapes it.
-TIMESTAMP_PLACEHOLDER = "GENERATED-AT-0c5e7d1a9b"
 
 # XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]. C1 controls are legal
 # XML but never wanted in a report, so they go too.
@@ -249,13 +249,36 @@ def render(
     return env.get_template(name).render(**context)
 
 
-def timestamp_only_change(existing: str, rendered_with_placeholder: str) -> bool:
-    """True when ``existing`` is ``rendered_with_placeholder`` with some timestamp in place of the placeholder."""
-    parts = rendered_with_placeholder.split(TIMESTAMP_PLACEHOLDER)
-    if len(parts) < 2:
-        return False
-    pattern = re.escape(parts[0]) + r"(?P<ts>[^\n<>\"&|]{0,80}?)"
-    for part in parts[1:-1]:
-        pattern += re.escape(part) + r"(?P=ts)"
-    pattern += re.escape(parts[-1])
-    return re.fullmatch(pattern, existing, flags=re.DOTALL) is not None
+# Keys whose values differ on every run without the network having changed: timings, ephemeral local ports,
+# random MQTT client ids and the time of writing.
+VOLATILE_KEYS = frozenset({"elapsed_ms", "local", "client_id", "generated_at"})
+_DIGEST_LABEL = "epns-report-digest"
+_DIGEST_FOUND = re.compile(_DIGEST_LABEL + r"[:\"\s]+([0-9a-f]{64})")
+
+
+def _without_volatile(value: t.Any) -> t.Any:
+    if isinstance(value, t.Mapping):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_without_volatile(v) for v in value]
+    return value
+
+
+def substance_digest(*parts: t.Any) -> str:
+    """A digest of what a report says, leaving out what changes on every run (VOLATILE_KEYS)."""
+    text = json.dumps(_jsonable(_without_volatile(list(parts))), sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def with_digest(fmt: str, content: str, digest: str) -> str:
+    """The rendered file carrying its substance digest, in a way its format ignores."""
+    if fmt == "json":
+        document = json.loads(content)
+        document[_DIGEST_LABEL] = digest
+        return json.dumps(document, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    return content + f"<!-- {_DIGEST_LABEL}: {digest} -->\n"
+
+
+def digest_of(existing: str) -> t.Optional[str]:
+    found = _DIGEST_FOUND.search(existing)
+    return found.group(1) if found else None

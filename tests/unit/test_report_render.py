@@ -319,16 +319,29 @@ def test_sections_are_rendered_and_escaped():
 # plumbing
 
 
-def test_timestamp_only_change():
-    model, inputs = build(fleet(), generated_at=rr.TIMESTAMP_PLACEHOLDER)
-    for fmt in rr.FORMATS:
-        placeholder = rr.render(fmt, model, inputs)
-        assert rr.TIMESTAMP_PLACEHOLDER in placeholder
-        old = placeholder.replace(rr.TIMESTAMP_PLACEHOLDER, "2020-02-02T02:02:02Z")
-        assert rr.timestamp_only_change(old, placeholder)
-        assert not rr.timestamp_only_change(old.replace("agent2", "agent22"), placeholder)
-    assert not rr.timestamp_only_change("x", "no placeholder")
+def test_digest_ignores_timings_but_not_findings():
+    results = fleet()
+    base = rr.substance_digest("html", None, results, "t", None, None)
+    retimed = json.loads(json.dumps(results))
+    for result in retimed.values():
+        if isinstance(result, dict) and "elapsed_ms" in result:
+            result["elapsed_ms"] += 17
+    assert rr.substance_digest("html", None, retimed, "t", None, None) == base
+    renamed = {k + "x": v for k, v in results.items()}
+    assert rr.substance_digest("html", None, renamed, "t", None, None) != base
+    assert rr.substance_digest("markdown", None, results, "t", None, None) != base
 
+
+def test_every_format_carries_its_digest_where_it_does_no_harm():
+    model, inputs = build(fleet())
+    for fmt in rr.FORMATS:
+        marked = rr.with_digest(fmt, rr.render(fmt, model, inputs), "a" * 64)
+        assert rr.digest_of(marked) == "a" * 64
+        if fmt == "json":
+            json.loads(marked)
+        if fmt == "junit":
+            ET.fromstring(marked)
+    assert rr.digest_of("no digest here") is None
 
 def test_unknown_format():
     model, inputs = build(fleet())
