@@ -27,12 +27,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tarballs = list(work.glob("protectnet-epns-*.tar.gz"))
     assert len(tarballs) == 1, tarballs
     target = work / "collections"
+    # Only the fresh install may be visible: the checkout's own link would satisfy the install and the lookups.
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(target)
+    env["ANSIBLE_COLLECTIONS_SCAN_SYS_PATH"] = "false"
     install = _run(
         [str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(target), str(tarballs[0])], env
     )
     assert install.returncode == 0, install.stderr
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(target)
-    env["ANSIBLE_COLLECTIONS_SCAN_SYS_PATH"] = "false"
     env["ANSIBLE_LOCALHOST_WARNING"] = "false"
     env["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "false"
     return env
