@@ -32,10 +32,19 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture(autouse=True)
 def _healthy_lab_between_tests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every lab test starts and ends on the healthy path; tests that do not use the lab are untouched."""
+    """Every lab test starts and ends on the healthy path; tests that do not use the lab are untouched.
+
+    A test that takes the session lab down (the lifecycle tests do) leaves it for the next one to rebuild.
+    """
+    if "lab" in request.fixturenames:
+        running = request.getfixturevalue("lab")
+        if not running.is_up:
+            running.up()
     yield
     if "lab" in request.fixturenames:
-        request.getfixturevalue("lab").reset()
+        running = request.getfixturevalue("lab")
+        if running.is_up:
+            running.reset()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import typing as t
@@ -276,9 +277,11 @@ def free_port() -> int:
     return port
 
 
+# Taken while this file runs: later conftest.py files in other folders replace sys.modules["conftest"].
+_THIS_MODULE = sys.modules[__name__]
+
+
 @pytest.fixture(scope="session")
 def lo() -> t.Any:
     """This module's helpers, for tests (test files cannot import a conftest by name reliably)."""
-    import sys
-
-    return sys.modules[__name__]
+    return _THIS_MODULE

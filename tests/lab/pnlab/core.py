@@ -209,6 +209,11 @@ class Lab:
         note = f" (removed {len(removed)} items)" if removed else ""
         self._say(f"lab down in {time.monotonic() - started:.2f}s{note}")
 
+    @property
+    def is_up(self) -> bool:
+        """True while this lab's state file exists, i.e. between up() and down()."""
+        return bool(statefile.load(self.state_dir))
+
     # -- running things inside hosts -------------------------------------------------------------------
     def _data(self) -> dict[str, Any]:
         data = statefile.load(self.state_dir)
