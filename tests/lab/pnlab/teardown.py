@@ -1,6 +1,7 @@
 """Removing a lab, or what a crashed one left: everything it made carries the pn- prefix or lives in the state dir."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -32,13 +33,25 @@ def _is_lab_process(argv: list[str], state: Path) -> bool:
     return any(arg in LAB_SCRIPTS for arg in argv[1:3])
 
 
+def _pid_namespace(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
 def _orphan_pids(state: Path) -> set[int]:
-    """Lab processes outside any named lab namespace: ssh masters in root, or survivors of a crashed down."""
+    """Lab processes outside any named lab namespace: ssh masters in root, or survivors of a crashed down.
+    Only in this PID namespace: a lab in another sandbox (own PID, mount and network namespaces) has its own
+    /run/pnlab and is not ours to kill."""
     found = set()
+    own_pidns = _pid_namespace("self")
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                if own_pidns is not None and _pid_namespace(proc.name) not in (own_pidns, None):
+                    continue
             except OSError:
                 continue
             if _is_lab_process(argv, state):

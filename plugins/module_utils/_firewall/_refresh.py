@@ -1,0 +1,195 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# The refresh job: re-resolve the EPNS name (and the proxy) with the host's resolver and update the contents
+# of the address sets the firewall module created - nothing else. It runs the same backend code as the module:
+# the module copies this package to /etc/protectnet_epns/lib/protectnet_epns_firewall/ (relative imports only,
+# so the copy works under any name) and installs a systemd timer where the host runs systemd, a cron.d entry
+# otherwise. Everything lives under /etc/protectnet_epns/ and is removed with state=absent.
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import typing as t
+
+from ._base import Command, FileChange, Runner, Settings, SubprocessRunner, file_change, write_file
+from ._model import FirewallError, PolicySpec, build_policy
+
+BASE_DIR = "/etc/protectnet_epns"
+CONFIG = BASE_DIR + "/firewall.json"
+LIB_DIR = BASE_DIR + "/lib"
+LIB_PACKAGE = "protectnet_epns_firewall"
+ENTRY = BASE_DIR + "/refresh.py"
+CRON_FILE = "/etc/cron.d/protectnet_epns_refresh"
+UNIT_DIR = "/etc/systemd/system"
+UNIT = "protectnet-epns-refresh"
+ROLLBACK_BASE = "/run/protectnet_epns/rollback"
+
+
+def uses_systemd() -> bool:
+    return os.path.isdir("/run/systemd/system")
+
+
+def check_interval(minutes: t.Any) -> int:
+    try:
+        value = int(minutes)
+    except (TypeError, ValueError):
+        value = -1
+    if not (1 <= value <= 59 or (value % 60 == 0 and 60 <= value <= 1440)):
+        raise FirewallError(f"refresh_interval: {minutes!r} minutes cannot be scheduled (expected 1 to 59, or a "
+                            "whole number of hours up to 1440)")
+    return value
+
+
+def cron_schedule(minutes: int) -> str:
+    if minutes < 60:
+        return f"*/{minutes} * * * *"
+    hours = minutes // 60
+    return "0 0 * * *" if hours == 24 else f"0 */{hours} * * *"
+
+
+def package_sources() -> t.Dict[str, str]:
+    """The source of every loaded module of this package (also from AnsiballZ's zip), by file name."""
+    package = __name__.rsplit(".", 1)[0]
+    sources: t.Dict[str, str] = {}
+    for name, module in sorted(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(package + ".")):
+            continue
+        loader = getattr(module, "__loader__", None)
+        source = loader.get_source(name) if loader is not None and hasattr(loader, "get_source") else None
+        if source is None:
+            continue
+        filename = "__init__.py" if name == package else name.rsplit(".", 1)[1] + ".py"
+        sources[filename] = source
+    if "_refresh.py" not in sources or "_model.py" not in sources:
+        raise FirewallError("cannot read the firewall package's own source to install the refresh job")
+    return sources
+
+
+def job_files(enabled: bool, config: t.Mapping[str, t.Any], python: str, minutes: int,
+              sources: t.Optional[t.Mapping[str, str]] = None) -> t.Tuple[t.List[FileChange], t.List[Command],
+                                                                        t.List[Command]]:
+    """(file changes, commands to run before them, commands to run after them) to install or remove the job."""
+    systemd = uses_systemd()
+    before: t.List[Command] = []
+    after: t.List[Command] = []
+    files: t.List[FileChange] = []
+    if enabled:
+        code = dict(sources if sources is not None else package_sources())
+        code.setdefault("__init__.py", "")
+        for filename, source in sorted(code.items()):
+            files.append(file_change(f"{LIB_DIR}/{LIB_PACKAGE}/{filename}", source))
+        files.append(file_change(CONFIG, json.dumps(dict(config), indent=2, sort_keys=True) + "\n", 0o600))
+        files.append(file_change(ENTRY, entry_script(python), 0o755))
+        if systemd:
+            files.append(file_change(f"{UNIT_DIR}/{UNIT}.service", service_unit(python)))
+            files.append(file_change(f"{UNIT_DIR}/{UNIT}.timer", timer_unit(minutes)))
+            files.append(file_change(CRON_FILE, None))
+        else:
+            files.append(file_change(CRON_FILE, cron_entry(python, minutes)))
+    else:
+        installed = [p for p in _installed_files() if os.path.exists(p)]
+        files += [file_change(p, None) for p in installed]
+    files = [f for f in files if f.changed]
+    systemctl = "/bin/systemctl"
+    if systemd and any(f.path.startswith(UNIT_DIR) for f in files):
+        if enabled:
+            after += [Command((systemctl, "daemon-reload")), Command((systemctl, "enable", "--now", f"{UNIT}.timer"))]
+        else:
+            before += [Command((systemctl, "disable", "--now", f"{UNIT}.timer"))]
+            after += [Command((systemctl, "daemon-reload"))]
+    return files, before, after
+
+
+def _installed_files() -> t.List[str]:
+    paths = [CRON_FILE, f"{UNIT_DIR}/{UNIT}.service", f"{UNIT_DIR}/{UNIT}.timer", ENTRY, CONFIG]
+    lib = f"{LIB_DIR}/{LIB_PACKAGE}"
+    if os.path.isdir(lib):
+        paths += [f"{lib}/{name}" for name in sorted(os.listdir(lib)) if name.endswith(".py")]
+    return paths
+
+
+def entry_script(python: str) -> str:
+    return (f"#!{python}\n"
+            "# Managed by protectnet.epns.epns_firewall: re-resolve EPNS and update the firewall's address sets.\n"
+            "import sys\n"
+            f"sys.path.insert(0, {LIB_DIR!r})\n"
+            f"from {LIB_PACKAGE}._refresh import main\n"
+            f"sys.exit(main([\"--config\", {CONFIG!r}] + sys.argv[1:]))\n")
+
+
+def cron_entry(python: str, minutes: int) -> str:
+    return ("# Managed by protectnet.epns.epns_firewall: re-resolve EPNS and update only the firewall's address sets.\n"
+            "SHELL=/bin/sh\n"
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            f"{cron_schedule(minutes)} root {python} {ENTRY} --quiet\n")
+
+
+def service_unit(python: str) -> str:
+    return ("# Managed by protectnet.epns.epns_firewall\n[Unit]\n"
+            "Description=Re-resolve EPNS and update the firewall's address sets (protectnet.epns)\n"
+            "Wants=network-online.target\nAfter=network-online.target\n\n"
+            f"[Service]\nType=oneshot\nExecStart={python} {ENTRY} --quiet\n")
+
+
+def timer_unit(minutes: int) -> str:
+    return ("# Managed by protectnet.epns.epns_firewall\n[Unit]\n"
+            "Description=Refresh the EPNS firewall address sets (protectnet.epns)\n\n"
+            f"[Timer]\nOnBootSec=2min\nOnUnitActiveSec={minutes}min\nRandomizedDelaySec=60\n\n"
+            "[Install]\nWantedBy=timers.target\n")
+
+
+def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None) -> t.Dict[str, t.Any]:
+    """Update the set contents of an existing installation from a fresh resolution. Never adds or removes
+    rules, chains or sets; with nothing installed, or a confirmation pending, it does nothing."""
+    from ._engine import make_backend  # the engine imports every backend; only needed here
+
+    if any(os.path.exists(os.path.join(ROLLBACK_BASE, n, "armed")) for n in _listdir(ROLLBACK_BASE)):
+        return {"changed": False, "msg": "a firewall change is waiting for its confirmation; not refreshing"}
+    runner = runner or SubprocessRunner()
+    settings = Settings(persist=bool(config.get("persist", True)), options=dict(config.get("options", {})))
+    backend = make_backend(str(config["backend"]), runner, settings)
+    current = backend.read_current()
+    if current.empty:
+        return {"changed": False, "msg": "no EPNS firewall objects on this host: nothing to refresh"}
+    policy = build_policy(PolicySpec.from_dict(config["policy"]))
+    desired = backend.refresh_desired(policy, current)
+    change = backend.diff(current, desired)
+    if not change.changed:
+        return {"changed": False, "msg": "addresses unchanged"}
+    backend.apply(backend.plan(current, desired))
+    if settings.persist:
+        for file in backend.persist(desired):
+            write_file(file.as_dict())
+    return {"changed": True, "msg": "address sets updated", "sets": {
+        k: {"added": v.added, "removed": v.removed} for k, v in change.sets_changed.items()},
+        "warnings": backend.warnings}
+
+
+def _listdir(path: str) -> t.List[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Refresh the EPNS firewall address sets (protectnet.epns)")
+    parser.add_argument("--config", default=CONFIG)
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.config, encoding="utf-8") as handle:
+            config = json.load(handle)
+        result = refresh(config)
+    except (OSError, ValueError, KeyError, FirewallError) as exc:
+        # The sets keep their previous contents: a failed resolution never empties them.
+        print(f"protectnet_epns refresh: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet or result.get("changed"):
+        print(f"protectnet_epns refresh: {json.dumps(result, sort_keys=True)}")
+    return 0

@@ -1,0 +1,293 @@
+#!/usr/bin/python
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: epns_firewall
+short_description: Open exactly the egress ESET's push notification service (EPNS) needs, on any host firewall
+version_added: 0.2.0
+description:
+  - Allows outbound TCP from the managed host to EPNS (C(epns.eset.com), ports 8883 and 443 by default) in the host's
+    own firewall, in one call, for IPv4 and IPv6 alike, and nothing else.
+  - "Destinations: the addresses O(host) resolves to at run time with the managed host's own resolver (A and AAAA),
+    plus O(extra_destinations). With O(via_proxy) the egress goes to the HTTP proxy instead (or as well, with
+    O(also_direct))."
+  - Addresses live in named sets (nftables sets, ipsets), so an address that resolves differently later is a set
+    update, never a rebuild; the optional refresh job (O(refresh)) re-resolves and updates only those sets.
+  - "Owns only its objects, each tagged C(protectnet_epns): it never flushes, reorders or rewrites anything else.
+    V(absent) removes exactly what it added. Every change is atomic: a failure part-way leaves the previous state."
+  - "nftables: its own table C(inet protectnet_epns). An accept there cannot override a drop in another table's base
+    chain on the same hook, so for each foreign default-deny egress chain (a filter chain on the output or postrouting
+    hook with policy drop, or ending in a drop/reject of everything) it adds a copy of its sets to that table and one
+    tagged accept rule per set at the top of that chain. Nothing else is opened."
+  - "iptables: a chain C(PROTECTNET_EPNS) in the filter table of iptables and ip6tables, jumped to from the top of
+    C(OUTPUT), matching ipsets C(protectnet_epns_*) where the ipset tool works (one rule per network otherwise);
+    the legacy and the nf_tables variants are both supported."
+  - With O(rollback_seconds) the change reverts by itself unless it is confirmed over a fresh connection
+    (the action plugin does that), so a mistake cannot lock out the management session.
+  - The backends firewalld and ufw are accepted names but not implemented in this version; they fail cleanly.
+author:
+  - protectnet.epns contributors
+extends_documentation_fragment:
+  - protectnet.epns._attributes
+  - protectnet.epns._attributes.ACTIONGROUP_EPNS
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode computes the same diff and command plan as a real run and changes nothing (read-only commands only).
+  diff_mode:
+    support: full
+    details:
+      - Shows the owned sets, addresses and rules before and after, and every file it writes or removes.
+  action_group:
+    support: full
+options:
+  state:
+    description:
+      - V(present) opens the egress; V(absent) removes every object this module created (runtime, persisted files and
+        the refresh job) and leaves the ruleset as it found it.
+    type: str
+    choices: [present, absent]
+    default: present
+  backend:
+    description:
+      - Which firewall to configure. V(auto) picks the one in use and says which and why in RV(backend_reason) -
+        a running firewalld or ufw first, then the backend that already holds the EPNS rules, then the one that
+        carries a default-deny egress, then the one with rules; on a host without any, nftables, else iptables.
+      - A backend that is not installed, or installed but not running (firewalld, ufw), fails without changes.
+    type: str
+    choices: [auto, nftables, firewalld, iptables, ufw]
+    default: auto
+  host:
+    description: The EPNS name, resolved on the managed host at run time (A and AAAA).
+    type: str
+    default: epns.eset.com
+  ports:
+    description: TCP ports allowed to EPNS.
+    type: list
+    elements: int
+    default: [8883, 443]
+  extra_destinations:
+    description:
+      - More IPv4/IPv6 addresses or CIDRs to allow on O(ports), for example ESET's published EPNS ranges.
+      - Overlapping and adjacent networks are merged; a CIDR with host bits set (C(10.0.0.1/24)) is refused with the
+        network it probably meant.
+    type: list
+    elements: str
+    default: []
+  via_proxy:
+    description:
+      - C(HOST:PORT) (C([IPv6]:PORT) for an address) of the HTTP proxy this host reaches EPNS through, such as
+        ESET Bridge on port 3128. The egress then goes to the proxy's addresses on that port instead of to EPNS.
+    type: str
+  also_direct:
+    description: With O(via_proxy), allow the direct egress to EPNS as well.
+    type: bool
+    default: false
+  persist:
+    description:
+      - Make the rules survive a reboot the distribution's usual way.
+      - nftables - a file C(/etc/protectnet_epns/nftables.nft) included at the end of C(/etc/nftables.conf)
+        (C(/etc/sysconfig/nftables.conf) on EL) by a marked block. Hooks into foreign default-deny chains are persisted
+        only for tables that file declares.
+      - iptables - the owned lines inside C(/etc/iptables/rules.v4) and C(rules.v6) (C(/etc/sysconfig/iptables) and
+        C(ip6tables) on EL), and the ipsets in C(/etc/iptables/ipsets) when ipset-persistent is installed (otherwise
+        the saved rules list the networks one by one, so they load without an ipset loader).
+      - V(false) removes what an earlier run persisted and persists nothing.
+    type: bool
+    default: true
+  rollback_seconds:
+    description:
+      - When the run changes the ruleset, revert it by itself after this many seconds unless the change is confirmed
+        over a fresh connection (the action plugin resets the connection and runs
+        M(protectnet.epns.epns_firewall_confirm)). Files (persistence, refresh job) are written only when confirmed.
+      - V(0) applies without a rollback. Otherwise 3 to 3600.
+    type: int
+    default: 0
+  refresh:
+    description:
+      - Install a job that re-resolves O(host) (and the proxy) and updates only the address sets, without touching any
+        rule - a systemd timer where the host runs systemd, a C(/etc/cron.d) entry otherwise.
+      - V(false) removes a job an earlier run installed.
+    type: bool
+    default: false
+  refresh_interval:
+    description: Minutes between two refreshes (1 to 59, or whole hours up to 1440).
+    type: int
+    default: 15
+  iptables_variant:
+    description:
+      - For O(backend=iptables), V(legacy) or V(nft) (C(iptables-legacy)/C(iptables-nft)). V(auto) takes the variant
+        that already holds the EPNS chain, else the only one with rules, else what C(iptables) points to.
+    type: str
+    choices: [auto, legacy, nft]
+    default: auto
+  ipset:
+    description:
+      - For O(backend=iptables), match ipsets (V(true)) or list the networks one rule each (V(false)). Unset - ipsets
+        when the ipset tool works.
+    type: bool
+notes:
+  - Only TCP egress from the host itself (output hook) is opened; forwarding and inbound rules are not touched.
+  - Check mode reads the ruleset with read-only commands (C(nft -j list ruleset), C(iptables-save), C(ipset save)),
+    which never load a table.
+  - Runs the Python standard library on the managed host; the controller side needs C(netaddr).
+seealso:
+  - module: protectnet.epns.epns_probe
+  - module: protectnet.epns.epns_firewall_confirm
+  - name: nft(8)
+    description: The nftables command line.
+    link: https://www.netfilter.org/projects/nftables/manpage.html
+  - name: iptables-restore(8)
+    description: Atomic iptables changes with --noflush.
+    link: https://man7.org/linux/man-pages/man8/iptables-restore.8.html
+"""
+
+EXAMPLES = r"""
+- name: Open EPNS egress, proven safe by a rollback unless confirmed
+  protectnet.epns.epns_firewall:
+    extra_destinations:
+      - 91.228.165.144/30
+      - 91.228.167.171/32
+    rollback_seconds: 30
+    refresh: true
+
+- name: Hosts behind ESET Bridge get egress to the proxy instead
+  protectnet.epns.epns_firewall:
+    via_proxy: bridge.example.com:3128
+
+- name: Remove everything the module added
+  protectnet.epns.epns_firewall:
+    state: absent
+"""
+
+RETURN = r"""
+backend:
+  description: The backend used.
+  returned: always
+  type: str
+  sample: nftables
+backend_reason:
+  description: Why this backend (for O(backend=auto), what was detected).
+  returned: always
+  type: str
+  sample: "auto: nftables carries the host's default-deny egress (default-deny egress in inet filter output)"
+iptables_variant:
+  description: The iptables variant used (V(legacy) or V(nft)).
+  returned: when the backend is iptables
+  type: str
+destinations:
+  description: The allowed destinations per group (C(epns), C(proxy)), merged and sorted.
+  returned: always
+  type: dict
+  sample: {"epns": {"ports": [443, 8883], "ipv4": ["198.18.1.10/32"], "ipv6": ["2001:db8:0:1::10/128"]}}
+resolved:
+  description: What each name resolved to on the host.
+  returned: always
+  type: dict
+  sample: {"epns.eset.com": ["198.18.1.10/32", "2001:db8:0:1::10/128"]}
+changes:
+  description: Owned objects added and removed; C(sets.changed) lists the addresses added to and removed from sets.
+  returned: always
+  type: dict
+files:
+  description: Files written or removed (or that would be, in check mode), each with C(path) and C(action).
+  returned: always
+  type: list
+  elements: dict
+commands:
+  description: The commands the change runs (or would run, in check mode), each with C(argv) and C(stdin).
+  returned: always
+  type: list
+  elements: dict
+rollback:
+  description:
+    - C(null) without a rollback. Otherwise C(token), C(deadline) (epoch seconds), C(seconds) and, from the action
+      plugin, C(state) (V(confirmed), or V(reverted) when the confirmation failed).
+  returned: always
+  type: dict
+"""
+
+import sys  # noqa: E402
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._epns import FALLBACK_PORT, HOST, PRIMARY_PORT  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import C_LOCALE, SBIN_DIRS, Runner  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._engine import Request, run  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (  # noqa: E402
+    ApplyError,
+    FirewallError,
+    PolicySpec,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._refresh import check_interval  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import check_seconds  # noqa: E402
+
+
+class ModuleRunner(Runner):
+    """run_command with argv lists, the C locale and no shell."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+
+    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        rc, out, err = self.module.run_command(list(argv), data=data, binary_data=True,
+                                               environ_update=dict(C_LOCALE), check_rc=False)
+        return rc, out, err
+
+    def which(self, name: str) -> t.Optional[str]:
+        return self.module.get_bin_path(name, opt_dirs=list(SBIN_DIRS))
+
+
+def argument_spec() -> t.Dict[str, t.Any]:
+    return dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        backend=dict(type="str", choices=["auto", "nftables", "firewalld", "iptables", "ufw"], default="auto"),
+        host=dict(type="str", default=HOST),
+        ports=dict(type="list", elements="int", default=[PRIMARY_PORT, FALLBACK_PORT]),
+        extra_destinations=dict(type="list", elements="str", default=[]),
+        via_proxy=dict(type="str"),
+        also_direct=dict(type="bool", default=False),
+        persist=dict(type="bool", default=True),
+        rollback_seconds=dict(type="int", default=0),
+        refresh=dict(type="bool", default=False),
+        refresh_interval=dict(type="int", default=15),
+        iptables_variant=dict(type="str", choices=["auto", "legacy", "nft"], default="auto"),
+        ipset=dict(type="bool"),
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    p = module.params
+    try:
+        if p["rollback_seconds"]:
+            check_seconds(p["rollback_seconds"])
+        if p["refresh"]:
+            check_interval(p["refresh_interval"])
+        if p["state"] == "present" and not p["host"].strip():
+            raise FirewallError("host must not be empty (default: epns.eset.com)")
+        spec = PolicySpec(host=p["host"].strip(), ports=tuple(p["ports"]),
+                          extra_destinations=tuple(p["extra_destinations"]), via_proxy=p["via_proxy"],
+                          also_direct=p["also_direct"])
+        request = Request(state=p["state"], backend=p["backend"], spec=spec, persist=p["persist"],
+                          rollback_seconds=p["rollback_seconds"], refresh=p["refresh"],
+                          refresh_interval=p["refresh_interval"],
+                          options={"iptables_variant": p["iptables_variant"], "ipset": p["ipset"]},
+                          python=sys.executable)
+        result = run(request, ModuleRunner(module), module.check_mode)
+    except ApplyError as exc:
+        module.fail_json(msg=str(exc), rolled_back=exc.rolled_back, changed=not exc.rolled_back)
+    except FirewallError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

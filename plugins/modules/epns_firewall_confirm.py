@@ -1,0 +1,78 @@
+#!/usr/bin/python
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: epns_firewall_confirm
+short_description: Keep a firewall change made by epns_firewall with rollback_seconds, before it reverts itself
+version_added: 0.2.0
+description:
+  - M(protectnet.epns.epns_firewall) with O(protectnet.epns.epns_firewall#module:rollback_seconds) applies the change
+    and starts a watchdog on the host that restores the previous state at the deadline. This module stops that
+    watchdog and then writes the files the change had pending (persistence, refresh job).
+  - The action plugin of M(protectnet.epns.epns_firewall) runs it by itself over a fresh connection, which proves
+    that new management sessions still get through. Call it directly only to confirm from another play or tool.
+  - Fails, saying the change was rolled back, when the deadline has passed.
+author:
+  - protectnet.epns contributors
+extends_documentation_fragment:
+  - protectnet.epns._attributes
+attributes:
+  check_mode:
+    support: none
+  diff_mode:
+    support: none
+notes:
+  - Not in the C(protectnet.epns.epns) action group, so group defaults meant for the other modules do not reach it.
+options:
+  token:
+    description: The RV(protectnet.epns.epns_firewall#module:rollback.token) of the change to keep.
+    type: str
+    required: true
+seealso:
+  - module: protectnet.epns.epns_firewall
+"""
+
+EXAMPLES = r"""
+- name: Change the firewall without the action plugin's confirmation (for example from another tool)
+  protectnet.epns.epns_firewall:
+    rollback_seconds: 60
+  register: fw
+
+- name: Confirm it from here
+  protectnet.epns.epns_firewall_confirm:
+    token: "{{ fw.rollback.token }}"
+  when: fw.rollback
+"""
+
+RETURN = r"""
+state:
+  description: V(confirmed).
+  returned: success
+  type: str
+files:
+  description: The files written on confirmation.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import confirm  # noqa: E402
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=dict(token=dict(type="str", required=True)), supports_check_mode=False)
+    try:
+        result = confirm(module.params["token"])
+    except FirewallError as exc:
+        module.fail_json(msg=str(exc), rolled_back="too late" in str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"the change was kept, but writing its files failed: {exc}")
+    module.exit_json(changed=True, **result)
+
+
+if __name__ == "__main__":
+    main()

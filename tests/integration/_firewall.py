@@ -1,0 +1,117 @@
+"""Helpers for the firewall lab tests: run epns_firewall per host, set up a host's own default-deny egress,
+take byte-for-byte snapshots of a host's firewall and of the files the module may touch, and clean up."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from _ansible import PLAYBOOKS, run_playbook, write_host_vars
+
+# Files and directories the firewall module may write on a host (all inside the host's overlay /etc).
+WATCHED_FILES = ("/etc/nftables.conf", "/etc/iptables/rules.v4", "/etc/iptables/rules.v6", "/etc/iptables/ipsets",
+                 "/etc/cron.d/protectnet_epns_refresh", "/etc/protectnet_epns/firewall.json",
+                 "/etc/protectnet_epns/nftables.nft")
+OWN_DIR = "/etc/protectnet_epns"
+
+
+def firewall(lab: Any, per_host_args: Mapping[str, Mapping[str, Any]], *, args: Sequence[str] = (),
+             timeout: float = 180) -> Dict[str, Dict[str, Any]]:
+    """Run epns_firewall on each named host with its own arguments; return each host's registered result."""
+    with tempfile.TemporaryDirectory(prefix="pn-fw-") as work:
+        workdir = Path(work)
+        overlay = write_host_vars(workdir / "inventory", {h: {"fw_args": dict(a)} for h, a in per_host_args.items()})
+        result_file = workdir / "results.json"
+        done = run_playbook(lab, PLAYBOOKS / "firewall.yml", inventories=[overlay], args=list(args), timeout=timeout,
+                            extra_vars={"fw_targets": ",".join(per_host_args), "result_file": str(result_file)})
+        if not result_file.exists():
+            raise AssertionError(f"ansible-playbook wrote no results (rc={done.returncode}):\n"
+                                 f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        results: Dict[str, Dict[str, Any]] = json.loads(result_file.read_text())
+        for host, result in results.items():
+            result["_stdout"] = done.stdout  # the diff output of --diff runs, for the tests that read it
+            results[host] = result
+        return results
+
+
+def ping(lab: Any, hosts: Sequence[str]) -> None:
+    done = run_playbook(lab, PLAYBOOKS / "ping.yml", extra_vars={"ping_targets": ",".join(hosts)})
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def sh(lab: Any, host: str, argv: Sequence[str], *, input: Optional[str] = None, check: bool = True) -> str:
+    done = lab.run(host, list(argv), input=input, timeout=60)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{host}: {' '.join(argv)} failed ({done.returncode}): {done.stderr}{done.stdout}")
+    return str(done.stdout)
+
+
+def files_snapshot(lab: Any, host: str) -> Dict[str, Optional[str]]:
+    snap: Dict[str, Optional[str]] = {}
+    for path in WATCHED_FILES:
+        done = lab.run(host, ["cat", path])
+        snap[path] = done.stdout if done.returncode == 0 else None
+    done = lab.run(host, ["find", OWN_DIR, "/etc/iptables", "-type", "f"])
+    snap["(own files)"] = "\n".join(sorted(done.stdout.split())) if done.returncode == 0 else ""
+    return snap
+
+
+NFT_DEFAULT_DENY = """
+table inet hostfw {
+    chain output {
+        type filter hook output priority 0; policy drop;
+        ct state established,related accept
+        tcp sport 22 accept
+        oifname "lo" accept
+        meta l4proto ipv6-icmp accept
+        tcp dport 9999 accept comment "the host's own unrelated rule"
+    }
+}
+"""
+
+
+def nft_default_deny(lab: Any, host: str) -> None:
+    """A foreign table with a default-deny egress that keeps the SSH session (conntrack pitfall: sport 22)."""
+    sh(lab, host, ["nft", "-f", "-"], input=NFT_DEFAULT_DENY)
+
+
+def iptables_default_deny(lab: Any, host: str, variant: str) -> None:
+    for base in ("iptables", "ip6tables"):
+        icmp = "-A OUTPUT -p ipv6-icmp -j ACCEPT\n" if base == "ip6tables" else ""
+        sh(lab, host, [f"{base}-{variant}-restore", "--noflush"], input=(
+            "*filter\n:OUTPUT DROP [0:0]\n"
+            "-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+            "-A OUTPUT -p tcp -m tcp --sport 22 -j ACCEPT\n-A OUTPUT -o lo -j ACCEPT\n" + icmp +
+            '-A OUTPUT -p tcp -m tcp --dport 9999 -m comment --comment "the host\'s own unrelated rule" -j ACCEPT\n'
+            "COMMIT\n"))
+
+
+def clean_host(lab: Any, host: str) -> None:
+    """Back to an open, empty firewall and none of the module's files (the lab's overlay /etc is per host)."""
+    lab.run(host, ["nft", "flush", "ruleset"])
+    for variant in ("legacy", "nft"):
+        for base in ("iptables", "ip6tables"):
+            if lab.run(host, [f"{base}-{variant}-save"]).stdout.strip():
+                lab.run(host, [f"{base}-{variant}-restore"], input="*filter\n:INPUT ACCEPT [0:0]\n"
+                        ":FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n")
+    lab.run(host, ["nft", "flush", "ruleset"])  # iptables-nft's tables too
+    lab.run(host, ["ipset", "destroy"])
+    lab.run(host, ["rm", "-rf", OWN_DIR, "/etc/iptables", "/etc/cron.d/protectnet_epns_refresh",
+                   "/run/protectnet_epns"])
+    conf = lab.run(host, ["cat", "/etc/nftables.conf"]).stdout
+    if "protectnet.epns" in conf:
+        keep: List[str] = []
+        for line in conf.splitlines():
+            if "protectnet" in line or (line.startswith("include") and "protectnet" in line):
+                continue
+            keep.append(line)
+        lab.run(host, ["sh", "-c", "cat > /etc/nftables.conf"], input="\n".join(keep).rstrip("\n") + "\n")
+
+
+def set_epns_address(lab: Any, host: str, ipv4: str) -> None:
+    """Make epns.eset.com resolve to another IPv4 address on one host (the lab has brokers on .10 and .11)."""
+    hosts = sh(lab, host, ["cat", "/etc/hosts"])
+    lines = [f"{ipv4} epns.eset.com" if (line.split()[1:2] == ["epns.eset.com"] and "." in line.split()[0])
+             else line for line in hosts.splitlines()]
+    sh(lab, host, ["sh", "-c", "cat > /etc/hosts"], input="\n".join(lines) + "\n")

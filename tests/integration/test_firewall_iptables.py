@@ -1,0 +1,185 @@
+"""epns_firewall with the iptables backend, in the lab, against a host's own default-deny egress (iptables and
+ip6tables policy DROP). Both variants at once: agent1 legacy with ipsets, agent2 iptables-nft with one rule per
+network (ipset: false), the server iptables-nft picked by backend=auto. One ansible-playbook run per step.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Dict, Iterator
+
+import pytest
+from _ansible import probe
+from _firewall import clean_host, files_snapshot, firewall, iptables_default_deny, set_epns_address, sh
+
+pytestmark = pytest.mark.lab
+
+DIRECT_PROBE = {"timeout": 5, "connect_timeout": 1.5}
+
+
+def _ruleset(lab: Any, host: str, variant: str) -> str:
+    """Both families' iptables-save (timestamps and packet counters removed), the ipsets and the nft ruleset."""
+    parts = []
+    for base in ("iptables", "ip6tables"):
+        out = sh(lab, host, [f"{base}-{variant}-save"])
+        parts.append("\n".join(re.sub(r" \[\d+:\d+\]$", "", line) for line in out.splitlines()
+                               if not line.startswith("#")))
+    parts.append(re.sub(r" initval 0x[0-9a-f]+", "", sh(lab, host, ["ipset", "save"])))
+    parts.append(re.sub(r"counter packets \d+ bytes \d+", "counter", sh(lab, host, ["nft", "list", "ruleset"])))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def hosts(lab: Any) -> Iterator[Dict[str, Dict[str, Any]]]:
+    chosen = {
+        lab.agents[0]: {"variant": "legacy", "args": {"backend": "iptables", "iptables_variant": "legacy",
+                                                      "extra_destinations": ["91.228.165.144/30"],
+                                                      "rollback_seconds": 5, "refresh": True}},
+        lab.agents[1]: {"variant": "nft", "args": {"backend": "iptables", "ipset": False,
+                                                   "extra_destinations": ["2001:db8:ff::/48"]}},
+        lab.server: {"variant": "nft", "args": {"backend": "auto", "rollback_seconds": 5}},
+    }
+    for host in chosen:
+        clean_host(lab, host)
+        set_epns_address(lab, host, "198.18.1.10")
+    yield chosen
+    for host in chosen:
+        clean_host(lab, host)
+        set_epns_address(lab, host, "198.18.1.10")
+
+
+@pytest.fixture(scope="module")
+def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    rec: Dict[str, Any] = {"hosts": hosts}
+    args = {h: s["args"] for h, s in hosts.items()}
+
+    def rulesets() -> Dict[str, str]:
+        return {h: _ruleset(lab, h, s["variant"]) for h, s in hosts.items()}
+
+    for host, spec in hosts.items():
+        iptables_default_deny(lab, host, spec["variant"])
+    rec["probe_before"] = probe(lab, {h: DIRECT_PROBE for h in hosts})
+    rec["before"] = rulesets()
+    rec["files_before"] = {h: files_snapshot(lab, h) for h in hosts}
+    rec["check"] = firewall(lab, args, args=["--check", "--diff"])
+    rec["after_check"] = rulesets()
+    rec["files_after_check"] = {h: files_snapshot(lab, h) for h in hosts}
+    rec["apply"] = firewall(lab, args, args=["--diff"])
+    rec["applied"] = rulesets()
+    rec["probe_after"] = probe(lab, {h: DIRECT_PROBE for h in hosts})
+    rec["again"] = firewall(lab, args)
+    rec["again_ruleset"] = rulesets()
+    for host in (lab.agents[0], lab.agents[1]):
+        set_epns_address(lab, host, "198.18.1.11")
+    rec["moved"] = firewall(lab, args)
+    rec["moved_ruleset"] = rulesets()
+    for host in (lab.agents[0], lab.agents[1]):
+        set_epns_address(lab, host, "198.18.1.10")
+    agent = lab.agents[0]
+    rec["refresh_out"] = sh(lab, agent, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
+    rec["refreshed"] = _ruleset(lab, agent, "legacy")
+    rec["saved_v4"] = sh(lab, agent, ["cat", "/etc/iptables/rules.v4"])  # ipsets at runtime, no ipset loader
+    rec["absent"] = firewall(lab, {h: {"state": "absent", "backend": "iptables"} for h in hosts})
+    rec["absent_ruleset"] = rulesets()
+    rec["files_absent"] = {h: files_snapshot(lab, h) for h in hosts}
+    return rec
+
+
+def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
+    for host, result in flow["probe_before"].items():
+        assert result["verdict"] == "unreachable", host
+        assert {p["failure"]["class"] for p in result["paths"]} == {"tcp_timeout"}, host
+
+
+def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        result = flow["check"][host]
+        assert not result.get("failed"), result.get("msg")
+        assert result["changed"] is True
+        assert result["changes"] == flow["apply"][host]["changes"]
+        assert flow["after_check"][host] == flow["before"][host]
+        assert flow["files_after_check"][host] == flow["files_before"][host]
+
+
+def test_apply_opens_epns_in_both_variants_and_families(flow: Dict[str, Any], lab: Any) -> None:
+    for host, spec in flow["hosts"].items():
+        result = flow["apply"][host]
+        assert not result.get("failed"), result.get("msg")
+        assert result["backend"] == "iptables"
+        assert result["iptables_variant"] == spec["variant"]
+        applied = flow["applied"][host]
+        for family_save in applied.split("*filter")[1:3]:
+            lines = [line for line in family_save.splitlines() if line.startswith("-A OUTPUT")]
+            assert lines[0] == '-A OUTPUT -m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'
+            assert "--dport 9999" in "\n".join(lines)  # the host's own rule survives, after ours
+            assert ":OUTPUT DROP" in family_save
+    assert "auto: iptables" in flow["apply"][lab.server]["backend_reason"]
+    assert "--match-set protectnet_epns_epns_v4" in flow["applied"][lab.agents[0]]
+    assert "-d 2001:db8:ff::/48 -p tcp" in flow["applied"][lab.agents[1]]
+    assert flow["apply"][lab.agents[0]]["rollback"]["state"] == "confirmed"
+    for host, result in flow["probe_after"].items():
+        assert result["verdict"] == "reachable", host
+        for path in result["paths"]:
+            assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}, (host, path["id"])
+
+
+def test_second_run_changes_nothing(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        assert flow["again"][host]["changed"] is False, flow["again"][host]["changes"]
+        assert flow["again_ruleset"][host] == flow["applied"][host]
+
+
+def test_new_address_updates_only_the_addresses(flow: Dict[str, Any], lab: Any) -> None:
+    with_ipset = flow["moved"][lab.agents[0]]
+    assert with_ipset["changes"]["rules"] == {"added": [], "removed": []}
+    assert with_ipset["changes"]["sets"]["changed"] == {
+        "ipset protectnet_epns_epns_v4": {"added": ["198.18.1.11/32"], "removed": ["198.18.1.10/32"]}}
+    assert [c["argv"][-1] for c in with_ipset["commands"]] == ["restore"]
+    assert with_ipset["commands"][0]["argv"][-2:] == ["-exist", "restore"]
+    per_network = flow["moved"][lab.agents[1]]
+    assert per_network["changes"]["rules"] == {"added": [], "removed": []}
+    script = per_network["commands"][0]["stdin"]
+    # only our chain is rewritten; OUTPUT and the host's rules are not touched
+    assert all(line.startswith(("*filter", "COMMIT", ":PROTECTNET_EPNS", "-A PROTECTNET_EPNS"))
+               for line in script.splitlines()), script
+    assert flow["moved"][lab.server]["changed"] is False
+
+
+def test_refresh_job_updates_only_the_ipset(flow: Dict[str, Any], lab: Any) -> None:
+    assert '"changed": true' in flow["refresh_out"]
+    assert flow["refreshed"] == flow["applied"][lab.agents[0]]
+
+
+def test_saved_rules_list_networks_without_an_ipset_loader(flow: Dict[str, Any]) -> None:
+    saved = flow["saved_v4"]
+    assert '-A OUTPUT -m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS' in saved
+    assert "-d 198.18.1.10/32 -p tcp -m multiport --dports 443,8883" in saved  # the refresh updated it too
+    assert "198.18.1.11" not in saved and "match-set" not in saved
+
+
+def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        assert flow["absent"][host]["changed"] is True, flow["absent"][host].get("msg")
+        assert flow["absent_ruleset"][host] == flow["before"][host]
+        assert flow["files_absent"][host] == flow["files_before"][host]
+
+
+def test_rollback_fires_when_the_confirmation_is_blocked(lab: Any) -> None:
+    from _firewall import ping
+
+    host = lab.agents[2] if len(lab.agents) > 2 else lab.agents[0]
+    clean_host(lab, host)
+    iptables_default_deny(lab, host, "legacy")
+    ping(lab, [host])
+    sh(lab, host, ["iptables-legacy", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-m", "conntrack",
+                   "--ctstate", "NEW", "-j", "DROP"])
+    before = _ruleset(lab, host, "legacy")
+    try:
+        result = firewall(lab, {host: {"backend": "iptables", "rollback_seconds": 5}})[host]
+        assert result.get("failed") is True and "rolled back" in result["msg"], result
+        deadline = time.monotonic() + 10
+        while _ruleset(lab, host, "legacy") != before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _ruleset(lab, host, "legacy") == before
+    finally:
+        clean_host(lab, host)

@@ -1,0 +1,42 @@
+"""The epns_firewall module as Ansible runs it: bad options fail with a message naming the value, never a
+traceback, before any command runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.module_utils import basic
+from ansible_collections.protectnet.epns.plugins.modules import epns_firewall, epns_firewall_confirm
+
+
+def run_module(module: object, args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command",
+                        lambda *a, **k: pytest.fail(f"no command may run for bad input: {a} {k}"))
+    with pytest.raises(SystemExit):
+        module.main()  # type: ignore[attr-defined]
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    ({"rollback_seconds": 1}, "rollback_seconds: 1 is out of range (expected 3 to 3600 seconds, or 0"),
+    ({"refresh": True, "refresh_interval": 61}, "refresh_interval: 61 minutes cannot be scheduled"),
+    ({"ports": ["https"]}, "ports"),
+    ({"backend": "pf"}, "backend"),
+    ({"state": "gone"}, "state"),
+    ({"host": " "}, "host must not be empty"),
+    ({"via_proxy": "proxy.lab:0"}, "via_proxy: '0' is not a TCP port"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_bad_options_fail_cleanly(args: dict, words: str, capsys: pytest.CaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_module(epns_firewall, args, capsys, monkeypatch)
+    assert result["failed"] is True
+    assert words in result["msg"], result["msg"]
+    assert "Traceback" not in json.dumps(result)
+
+
+def test_confirm_unknown_token(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_module(epns_firewall_confirm, {"token": "20260101T000000-deadbeef"}, capsys, monkeypatch)
+    assert result["failed"] is True and "no pending change" in result["msg"]
