@@ -24,9 +24,22 @@ description:
   - "iptables: a chain C(PROTECTNET_EPNS) in the filter table of iptables and ip6tables, jumped to from the top of
     C(OUTPUT), matching ipsets C(protectnet_epns_*) where the ipset tool works (one rule per network otherwise);
     the legacy and the nf_tables variants are both supported."
+  - "firewalld (0.9 or later): a policy object C(protectnet_epns) from C(HOST) to C(ANY) (target C(CONTINUE), priority
+    -32768, so it is evaluated before the host's own policies) with one rich rule per family and port accepting TCP to
+    the ipsets C(protectnet_epns_<group>_v4)/C(_v6) (C(hash:net)). The objects are loaded as whole XML files through
+    the permanent configuration and one C(firewall-cmd --reload) after C(--check-config) (established connections are
+    kept); it never calls C(firewall-cmd --permanent), so no C(*.xml.old) files are left behind. An address change is
+    a runtime ipset entry update, without a reload. A reload drops runtime-only changes that others made without
+    C(--permanent) (as any firewalld reload does); hosts with firewalld older than 0.9 (no policy objects) fail
+    cleanly - use O(backend=nftables) or V(iptables) there."
+  - "ufw: one C(allow out) rule per network, per family and group, for all of the group's ports
+    (C(ufw allow out to 198.18.1.10/32 port 443,8883 proto tcp comment 'protectnet_epns epns ipv4 tcp 443,8883')),
+    IPv4 and IPv6. ufw has no address sets, so an address change deletes and adds only the affected rules (adds
+    first). Each rule is one C(ufw) call with its undo; a failure part-way undoes the calls already made. The rules
+    are appended to ufw's user rules, so an explicit C(deny out) rule of the host's that matches EPNS earlier wins."
+  - A firewalld whose daemon is stopped, or an inactive ufw, fails without changes (it is installed but not usable).
   - With O(rollback_seconds) the change reverts by itself unless it is confirmed over a fresh connection
     (the action plugin does that), so a mistake cannot lock out the management session.
-  - The backends firewalld and ufw are accepted names but not implemented in this version; they fail cleanly.
 author:
   - protectnet.epns contributors
 extends_documentation_fragment:
@@ -56,7 +69,10 @@ options:
       - Which firewall to configure. V(auto) picks the one in use and says which and why in RV(backend_reason) -
         a running firewalld or ufw first, then the backend that already holds the EPNS rules, then the one that
         carries a default-deny egress, then the one with rules; on a host without any, nftables, else iptables.
-      - A backend that is not installed, or installed but not running (firewalld, ufw), fails without changes.
+      - A backend that is not installed, or installed but not running (firewalld daemon stopped, ufw inactive),
+        fails without changes.
+      - V(nftables) and V(iptables) - see the description; V(firewalld) - a policy object and ipsets (firewalld 0.9
+        or later); V(ufw) - tagged C(allow out) rules.
     type: str
     choices: [auto, nftables, firewalld, iptables, ufw]
     default: auto
@@ -95,6 +111,11 @@ options:
       - iptables - the owned lines inside C(/etc/iptables/rules.v4) and C(rules.v6) (C(/etc/sysconfig/iptables) and
         C(ip6tables) on EL), and the ipsets in C(/etc/iptables/ipsets) when ipset-persistent is installed (otherwise
         the saved rules list the networks one by one, so they load without an ipset loader).
+      - firewalld - its permanent configuration, C(/etc/firewalld/policies/protectnet_epns.xml) and
+        C(/etc/firewalld/ipsets/protectnet_epns_*.xml). With V(false) the objects exist only in firewalld's runtime
+        and go with its next reload or restart, or a reboot.
+      - ufw - ufw's own files, C(/etc/ufw/user.rules) and C(user6.rules), which ufw writes itself with every rule.
+        ufw has no runtime-only rules, so V(false) with O(state=present) fails without changes (V(absent) works).
       - V(false) removes what an earlier run persisted and persists nothing.
     type: bool
     default: true
@@ -131,8 +152,11 @@ options:
     type: bool
 notes:
   - Only TCP egress from the host itself (output hook) is opened; forwarding and inbound rules are not touched.
-  - Check mode reads the ruleset with read-only commands (C(nft -j list ruleset), C(iptables-save), C(ipset save)),
+  - Check mode reads the ruleset with read-only commands (C(nft -j list ruleset), C(iptables-save), C(ipset save),
+    C(firewall-cmd --state/--info-policy/--get-ipsets/--info-ipset), C(ufw status verbose), C(ufw show added)),
     which never load a table.
+  - With ufw, the rules are saved by ufw as they are added, so with O(rollback_seconds) a reboot before the
+    confirmation keeps them (they only allow egress to EPNS). The other backends write nothing before it.
   - Runs the Python standard library on the managed host; the controller side needs C(netaddr).
 seealso:
   - module: protectnet.epns.epns_probe
@@ -143,6 +167,12 @@ seealso:
   - name: iptables-restore(8)
     description: Atomic iptables changes with --noflush.
     link: https://man7.org/linux/man-pages/man8/iptables-restore.8.html
+  - name: firewalld.policy(5)
+    description: firewalld policy objects.
+    link: https://firewalld.org/documentation/man-pages/firewalld.policy.html
+  - name: ufw(8)
+    description: The uncomplicated firewall.
+    link: https://manpages.ubuntu.com/manpages/jammy/man8/ufw.8.html
 """
 
 EXAMPLES = r"""

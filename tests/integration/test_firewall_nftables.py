@@ -253,10 +253,11 @@ BAD_INPUT = [
                                                       "91.228.165.144/28"),
     ({"extra_destinations": ["91.228.165.300"]}, "'91.228.165.300' is not an IPv4/IPv6 address or CIDR"),
     ({"ports": [8883, 70000]}, "70000 is not a TCP port"),
-    ({"backend": "ufw"}, "backend ufw is not"),
+    ({"backend": "ufw"}, "backend ufw is installed but not usable: ufw is installed but inactive"),
     ({"via_proxy": "proxy.lab"}, "via_proxy 'proxy.lab' must be HOST:PORT"),
     ({"rollback_seconds": 1}, "rollback_seconds: 1 is out of range"),
-    ({"backend": "firewalld"}, "backend firewalld is not"),
+    ({"backend": "firewalld"}, "backend firewalld is installed but not usable: the firewalld daemon is not "
+                               "running"),
 ]
 
 

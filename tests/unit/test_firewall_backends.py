@@ -160,10 +160,14 @@ def test_engine_check_mode_runs_only_read_commands(monkeypatch: pytest.MonkeyPat
     assert result["commands"][0]["argv"] == ["/usr/sbin/nft", "-f", "-"]
 
 
-def test_engine_unknown_and_unimplemented_backends_fail_cleanly() -> None:
+def test_engine_unknown_and_missing_backends_fail_cleanly() -> None:
     runner = FakeRunner({})
-    with pytest.raises(FirewallError, match="backend ufw is not implemented"):
+    with pytest.raises(FirewallError, match="backend 'pf' is unknown"):
+        _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (443,)), backend="pf"), runner, True)
+    with pytest.raises(FirewallError, match="backend ufw is not installed on this host"):
         _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (443,)), backend="ufw"), runner, True)
+    with pytest.raises(FirewallError, match="backend firewalld is not installed on this host"):
+        _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (443,)), backend="firewalld"), runner, True)
     with pytest.raises(FirewallError, match="backend nftables is not installed"):
         _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (443,)), backend="nftables"),
                     FakeRunner({}, tools=()), True)

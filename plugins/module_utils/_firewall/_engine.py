@@ -13,14 +13,18 @@ from dataclasses import dataclass, field
 
 from . import _refresh, _rollback
 from ._base import Command, Detection, FileChange, FirewallBackend, Runner, Settings, write_file
+from ._firewalld import FirewalldBackend
 from ._iptables import IptablesBackend
 from ._model import ApplyError, FirewallError, Policy, PolicySpec, Resolver, State, build_policy
 from ._nftables import NftablesBackend
+from ._ufw import UfwBackend
 
 # Registered implementations. A new backend adds itself here (and to AUTO_ORDER); see README.md.
 BACKENDS: t.Dict[str, t.Type[FirewallBackend]] = {
     "nftables": NftablesBackend,
     "iptables": IptablesBackend,
+    "firewalld": FirewalldBackend,
+    "ufw": UfwBackend,
 }
 # Every backend name the module accepts, implemented or not yet.
 KNOWN_BACKENDS = ("nftables", "firewalld", "iptables", "ufw")

@@ -1,0 +1,179 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# The ufw backend. ufw has no address sets, so each allowed network is one rule, tagged with a comment that says
+# everything the rule does:
+#
+#   ufw allow out to 198.18.1.10/32 port 443,8883 proto tcp comment 'protectnet_epns epns ipv4 tcp 443,8883'
+#   ufw allow out to 2001:db8:0:1::10/128 port 443,8883 proto tcp comment 'protectnet_epns epns ipv6 tcp 443,8883'
+#
+# In the State, the networks of one comment are a "set" (`<comment>: networks`) and the comment is the rule, so an
+# address change is a set change and the plan adds and deletes exactly the affected rules (adds first). ufw has no
+# transactions: every rule is one `ufw allow`/`ufw delete` call (it rewrites /etc/ufw/user*.rules and reloads only
+# ufw's user chains; established connections are kept), each with its undo, so a failure part-way undoes the calls
+# already made. ufw saves every change in its own files; there are no runtime-only ufw rules.
+# Reading is `ufw status verbose` and `ufw show added` (both read-only; ufw answers rc 0 even for a rule it skipped
+# or could not delete, so the engine's read-back after applying is what proves the result).
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import typing as t
+
+from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Step
+from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
+
+_COMMENT_RE = re.compile(r"^" + TAG + r" (?P<group>[a-z]+) (?P<family>ipv4|ipv6) tcp (?P<ports>[0-9,]+)$")
+_ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto tcp comment "
+                       r"'(?P<comment>[^']*)'$")
+SET_SUFFIX = ": networks"
+
+
+def rule_comment(group: str, family: str, ports: t.Sequence[int]) -> str:
+    return f"{TAG} {group} {family} tcp {','.join(str(p) for p in ports)}"
+
+
+def rule_text(comment: str) -> str:
+    match = _COMMENT_RE.match(comment)
+    ports = match["ports"] if match else "?"
+    return f"ufw allow out to {{each network of '{comment}{SET_SUFFIX}'}} port {ports} proto tcp comment '{comment}'"
+
+
+def rule_args(network: str, comment: str) -> t.Tuple[str, ...]:
+    """The ufw arguments (after `ufw` or `ufw delete`) of one tagged rule."""
+    match = _COMMENT_RE.match(comment)
+    if not match:
+        raise FirewallError(f"not a protectnet_epns ufw comment: {comment!r}")
+    return ("allow", "out", "to", network, "port", match["ports"], "proto", "tcp", "comment", comment)
+
+
+def parse_status(text: str) -> t.Dict[str, t.Any]:
+    """`ufw status verbose`: {'active': bool, 'outgoing': 'allow'|'deny'|'reject'|'', 'owns': bool}."""
+    active = bool(re.search(r"^Status: active\s*$", text, re.M))
+    default = re.search(r"^Default: .*?(\w+) \(outgoing\)", text, re.M)
+    return {"active": active, "outgoing": default.group(1) if default else "", "owns": f"# {TAG} " in text}
+
+
+class UfwBackend(FirewallBackend):
+    name = "ufw"
+
+    # -- detection -------------------------------------------------------------------------------------------
+    @classmethod
+    def detect(cls, runner: Runner) -> Detection:
+        found = Detection(cls.name)
+        ufw = runner.which("ufw")
+        if not ufw:
+            found.detail = "the ufw command is not installed (package ufw)"
+            return found
+        found.installed = True
+        rc, out, err = runner.run([ufw, "status", "verbose"])
+        if rc != 0:
+            found.detail = f"ufw status failed: {(err or out).strip() or f'rc={rc}'}"
+            return found
+        status = parse_status(out)
+        if not status["active"]:
+            found.detail = ("ufw is installed but inactive (ufw status: inactive); enable it (ufw enable) or "
+                            "choose another backend")
+            return found
+        found.usable = found.active = True
+        found.owns = status["owns"]
+        found.deny = status["outgoing"] in ("deny", "reject")
+        found.detail = f"ufw is active, default outgoing {status['outgoing'] or 'unknown'}" + (
+            ", the EPNS rules are in it" if found.owns else "")
+        return found
+
+    def _ufw(self) -> str:
+        ufw = self.runner.which("ufw")
+        if not ufw:
+            raise FirewallError("backend ufw: the ufw command is not installed")
+        return ufw
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def read_current(self) -> State:
+        out = self.runner.check([self._ufw(), "show", "added"], what="reading the ufw rules")
+        state = State()
+        foreign: t.Dict[str, t.List[str]] = {}
+        for raw in out.splitlines():
+            line = raw.strip()
+            if TAG not in line:
+                continue
+            match = _ADDED_RE.match(line)
+            tag = _COMMENT_RE.match(match["comment"]) if match else None
+            if match and tag and tag["ports"] == match["ports"] and tag["family"] == network_family(match["net"]):
+                comment = match["comment"]
+                network = canonical_element(match["net"])
+                state.rules[comment] = rule_text(comment)
+                key = comment + SET_SUFFIX
+                state.sets[key] = state.sets.get(key, frozenset()) | {network}
+                continue
+            # tagged, but not a rule this backend writes: owned, so it is removed (by its exact text)
+            key = f"other: {line}"
+            n = 2
+            while key in state.rules:
+                key = f"other: {line} #{n}"
+                n += 1
+            state.rules[key] = line
+            foreign.setdefault(key, shlex.split(line)[1:])
+        state.meta["other"] = foreign
+        return state
+
+    # -- desired ---------------------------------------------------------------------------------------------
+    def compute_desired(self, policy: Policy, current: State) -> State:
+        if not self.settings.persist:
+            raise FirewallError("backend ufw: persist: false is not possible - ufw has no runtime-only rules, it "
+                                "saves every rule in /etc/ufw/user.rules and user6.rules (use persist: true, or "
+                                "backend nftables/iptables for rules that do not survive a reboot)")
+        desired = State()
+        for group in policy.groups:
+            for family in FAMILIES:
+                networks = group.addresses(family)
+                if not networks:
+                    continue  # no rule can exist without a network: nothing to compare against
+                comment = rule_comment(group.name, family, group.ports)
+                desired.rules[comment] = rule_text(comment)
+                desired.sets[comment + SET_SUFFIX] = frozenset(networks)
+        return desired
+
+    # -- planning ----------------------------------------------------------------------------------------------
+    def plan(self, current: State, desired: State) -> Plan:
+        change = diff(current, desired)
+        if not change.changed:
+            return Plan()
+        ufw = self._ufw()
+        adds: t.List[Step] = []
+        dels: t.List[Step] = []
+        comments = sorted(k for k in {*current.rules, *desired.rules} if _COMMENT_RE.match(k))
+        for comment in comments:
+            key = comment + SET_SUFFIX
+            want = desired.sets.get(key, frozenset()) if comment in desired.rules else frozenset()
+            have = current.sets.get(key, frozenset()) if comment in current.rules else frozenset()
+            for network in sorted(want - have, key=element_sort_key):
+                args = rule_args(network, comment)
+                adds.append(Step(Command((ufw, *args)), [Command((ufw, "delete", *args))],
+                                 f"ufw {' '.join(args[:6])}"))
+            for network in sorted(have - want, key=element_sort_key):
+                args = rule_args(network, comment)
+                dels.append(Step(Command((ufw, "delete", *args)), [Command((ufw, *args))],
+                                 f"ufw delete {' '.join(args[:6])}"))
+        other = current.meta.get("other", {})
+        for key in sorted(k for k in current.rules if k.startswith("other: ") and k not in desired.rules):
+            args = tuple(other.get(key) or shlex.split(current.rules[key])[1:])
+            dels.append(Step(Command((ufw, "delete", *args)), [Command((ufw, *args))], f"ufw delete {key[7:]}"))
+        return Plan(adds + dels)
+
+    # -- persistence -------------------------------------------------------------------------------------------
+    def persist(self, desired: State) -> t.List[FileChange]:
+        """Nothing to write: ufw saves every rule it adds or deletes in /etc/ufw/user.rules and user6.rules."""
+        return []
+
+    def ruleset(self) -> str:
+        ufw = self._ufw()
+        return (self.runner.check([ufw, "status", "verbose"], what="reading the ufw status")
+                + self.runner.check([ufw, "show", "added"], what="reading the ufw rules"))
+
+
+def network_family(network: str) -> str:
+    return "ipv6" if ipaddress.ip_network(network, strict=False).version == 6 else "ipv4"

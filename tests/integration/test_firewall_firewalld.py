@@ -1,0 +1,243 @@
+"""epns_firewall with the firewalld backend, in the lab, against a host's own firewalld default-deny egress.
+
+agent1 picks firewalld by auto (rollback, refresh, extra destinations), agent2 asks for it and goes through the HTTP
+proxy. The host's firewalld: a policy `lab-deny-egress` HOST -> ANY, target REJECT, priority 100, with ipv6-icmp
+allowed (neighbour discovery, FIREWALL-BACKENDS-NOTES.md) and an unrelated port of its own (9999/tcp).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List
+
+import pytest
+from _ansible import probe
+from _firewall import clean_host, files_snapshot, firewall, ping, set_epns_address, sh
+
+pytestmark = pytest.mark.lab
+
+DIRECT_PROBE = {"timeout": 5, "connect_timeout": 1.5}
+PROXY_PROBE = {"timeout": 5, "connect_timeout": 1.5, "direct": False, "proxies": ["http://proxy.lab:3128"]}
+DENY_POLICY = """<?xml version="1.0" encoding="utf-8"?>
+<policy target="REJECT" priority="100">
+  <short>lab-deny-egress</short>
+  <ingress-zone name="HOST"/>
+  <egress-zone name="ANY"/>
+  <protocol value="ipv6-icmp"/>
+  <port port="9999" protocol="tcp"/>
+</policy>
+"""
+
+
+def firewalld_default_deny(lab: Any, host: str) -> None:
+    lab.start_service(host, "firewalld")
+    sh(lab, host, ["sh", "-c", "cat > /etc/firewalld/policies/lab-deny-egress.xml"], input=DENY_POLICY)
+    sh(lab, host, ["firewall-cmd", "--reload"])
+
+
+def firewalld_reset(lab: Any, host: str) -> None:
+    lab.stop_service(host, "dbus")  # firewalld first; CleanupOnExit removes its table
+    lab.run(host, ["sh", "-c", "rm -f /etc/firewalld/policies/* /etc/firewalld/ipsets/*"])
+    clean_host(lab, host)
+
+
+def ruleset(lab: Any, host: str) -> str:
+    """firewalld's runtime (what it put in nftables) and its permanent configuration files, byte for byte. Tables
+    are sorted: a reload recreates `inet firewalld`, which moves it behind other tables in `nft list ruleset`."""
+    chunks = sh(lab, host, ["nft", "list", "ruleset"]).split("\ntable ")
+    tables = sorted((c if c.startswith("table ") else "table " + c).rstrip("\n") for c in chunks if c.strip())
+    return ("\n".join(tables) + "\n"
+            + sh(lab, host, ["sh", "-c", "cd /etc/firewalld && find . -type f | sort | xargs md5sum"]))
+
+
+def files(lab: Any, host: str) -> Dict[str, Any]:
+    snap: Dict[str, Any] = dict(files_snapshot(lab, host))
+    # names, modes and sizes of every file (directory sizes are overlayfs noise: a copied-up dir reports its own)
+    snap["(firewalld)"] = sh(lab, host, ["sh", "-c", "cd /etc/firewalld && find . -type f -printf 'f %m %s %p\n' "
+                              "-o -printf '%y %m %p\n' | sort"])
+    snap["(etc)"] = sh(lab, host, ["ls", "-a", "/etc"])  # no directory of ours is left behind
+    return snap
+
+
+@pytest.fixture(scope="module")
+def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
+    chosen = {
+        lab.agents[0]: {"args": {"backend": "auto", "extra_destinations": ["91.228.165.144/30"],
+                                 "rollback_seconds": 5, "refresh": True}, "probe": DIRECT_PROBE},
+        lab.agents[1]: {"args": {"backend": "firewalld", "via_proxy": "proxy.lab:3128"}, "probe": PROXY_PROBE},
+    }
+    for host in chosen:
+        firewalld_reset(lab, host)
+        set_epns_address(lab, host, "198.18.1.10")
+    yield chosen
+    for host in chosen:
+        firewalld_reset(lab, host)
+        set_epns_address(lab, host, "198.18.1.10")
+
+
+@pytest.fixture(scope="module")
+def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    rec: Dict[str, Any] = {"hosts": hosts}
+    for host in hosts:
+        firewalld_default_deny(lab, host)
+    ping(lab, list(hosts))
+    args = {h: s["args"] for h, s in hosts.items()}
+    rec["probe_before"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+    rec["ruleset_before"] = {h: ruleset(lab, h) for h in hosts}
+    rec["files_before"] = {h: files(lab, h) for h in hosts}
+
+    rec["check"] = firewall(lab, args, args=["--check", "--diff"])
+    rec["ruleset_after_check"] = {h: ruleset(lab, h) for h in hosts}
+    rec["files_after_check"] = {h: files(lab, h) for h in hosts}
+
+    started = time.monotonic()
+    rec["apply"] = firewall(lab, args, args=["--diff"])
+    rec["apply_seconds"] = time.monotonic() - started
+    rec["ruleset_applied"] = {h: ruleset(lab, h) for h in hosts}
+    rec["policy_applied"] = {h: sh(lab, h, ["cat", "/etc/firewalld/policies/protectnet_epns.xml"]) for h in hosts}
+    rec["deny_applied"] = {h: sh(lab, h, ["firewall-cmd", "--info-policy", "lab-deny-egress"]) for h in hosts}
+    rec["probe_after"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+
+    rec["again"] = firewall(lab, args)
+    rec["ruleset_again"] = {h: ruleset(lab, h) for h in hosts}
+
+    agent = lab.agents[0]
+    set_epns_address(lab, agent, "198.18.1.11")
+    rec["moved"] = firewall(lab, {agent: args[agent]})[agent]
+    rec["entries_moved"] = sh(lab, agent, ["firewall-cmd", "--ipset", "protectnet_epns_epns_v4", "--get-entries"])
+    set_epns_address(lab, agent, "198.18.1.10")
+    rec["refresh_out"] = sh(lab, agent, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
+    rec["ruleset_refreshed"] = ruleset(lab, agent)
+
+    rec["absent"] = firewall(lab, {h: {"state": "absent"} for h in hosts}, args=["--diff"])
+    rec["ruleset_absent"] = {h: ruleset(lab, h) for h in hosts}
+    rec["files_absent"] = {h: files(lab, h) for h in hosts}
+    rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+    return rec
+
+
+BLOCK_NEW_SSH = """
+table inet pn_block_ssh {
+    chain input {
+        type filter hook input priority -10; policy accept;
+        ct state new tcp dport 22 drop
+    }
+}
+"""
+
+
+def _classes(result: Dict[str, Any]) -> List[Any]:
+    return [(p["id"], p["failure"] and p["failure"]["class"]) for p in result["paths"]]
+
+
+def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
+    for host, result in flow["probe_before"].items():
+        assert result["verdict"] == "unreachable", (host, result["verdict_reason"])
+        for path in result["paths"]:
+            assert path["failure"]["stage"] in ("tcp", "proxy_connect"), (host, _classes(result))
+
+
+def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        result = flow["check"][host]
+        assert not result.get("failed"), result.get("msg")
+        assert result["changed"] is True and result["backend"] == "firewalld"
+        assert flow["ruleset_after_check"][host] == flow["ruleset_before"][host]
+        assert flow["files_after_check"][host] == flow["files_before"][host]
+        assert result["changes"] == flow["apply"][host]["changes"]
+
+
+def test_apply_adds_a_policy_and_ipsets_beside_the_hosts_policy(flow: Dict[str, Any], lab: Any) -> None:
+    agent1 = flow["apply"][lab.agents[0]]
+    assert not agent1.get("failed"), agent1.get("msg")
+    assert "auto: firewalld is the running firewall daemon" in agent1["backend_reason"], agent1["backend_reason"]
+    assert sorted(agent1["changes"]["containers"]["added"]) == [
+        "ipset protectnet_epns_epns_v4", "ipset protectnet_epns_epns_v6", "policy protectnet_epns"]
+    # one reload, no `firewall-cmd --permanent` call (it leaves *.xml.old files behind)
+    argvs = [c["argv"] for c in agent1["commands"]]
+    assert sum(1 for a in argvs if a[1:] == ["--reload"]) == 1
+    assert not any("--permanent" in a for a in argvs)
+    for host in flow["hosts"]:
+        assert '<policy target="CONTINUE" priority="-32768">' in flow["policy_applied"][host]
+        assert "target: REJECT" in flow["deny_applied"][host] and "9999/tcp" in flow["deny_applied"][host]
+        assert "ip daddr @protectnet_epns_" in flow["ruleset_applied"][host]
+    assert agent1["rollback"]["state"] == "confirmed"
+    assert any(f["path"] == "/etc/firewalld/policies/protectnet_epns.xml" for f in agent1["files"])
+
+
+def test_epns_reachable_after_on_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
+    for host, result in flow["probe_after"].items():
+        assert result["verdict"] == "reachable", (host, _classes(result))
+    for path in flow["probe_after"][lab.agents[0]]["paths"]:
+        assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}
+
+
+def test_second_run_changes_nothing(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        assert flow["again"][host]["changed"] is False, (flow["again"][host]["changes"], flow["again"][host]["files"])
+        assert flow["again"][host]["commands"] == []
+        assert flow["ruleset_again"][host] == flow["ruleset_applied"][host]
+
+
+def test_address_change_updates_only_ipset_entries(flow: Dict[str, Any], lab: Any) -> None:
+    moved = flow["moved"]
+    assert moved["changed"] is True
+    assert moved["changes"]["rules"] == {"added": [], "removed": []}
+    assert moved["changes"]["containers"] == {"added": [], "removed": []}
+    assert moved["changes"]["sets"]["changed"] == {"ipset protectnet_epns_epns_v4": {
+        "added": ["198.18.1.11/32"], "removed": ["198.18.1.10/32"]}}
+    assert [c["argv"][1:] for c in moved["commands"]] == [
+        ["--ipset", "protectnet_epns_epns_v4", "--add-entry", "198.18.1.11/32"],
+        ["--ipset", "protectnet_epns_epns_v4", "--remove-entry", "198.18.1.10/32"]]
+    assert [f["path"] for f in moved["files"]] == ["/etc/firewalld/ipsets/protectnet_epns_epns_v4.xml"]
+    assert "198.18.1.11/32" in flow["entries_moved"] and "198.18.1.10/32" not in flow["entries_moved"]
+    assert '"changed": true' in flow["refresh_out"]
+    assert flow["ruleset_refreshed"] == flow["ruleset_applied"][lab.agents[0]]
+
+
+def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        assert flow["absent"][host]["changed"] is True
+        assert flow["ruleset_absent"][host] == flow["ruleset_before"][host]
+        assert flow["files_absent"][host] == flow["files_before"][host]
+        assert flow["probe_absent"][host]["verdict"] == "unreachable"
+    assert all(not r.get("unreachable") for r in flow["absent"].values())
+
+
+def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any) -> None:
+    """agent3: new SSH sessions blocked, so the host reverts by itself. The server: firewalld installed but its
+    daemon stopped; agent2: bad input. Nothing changes on either."""
+    host, idle = lab.agents[2], lab.server
+    for name in (host, idle):
+        firewalld_reset(lab, name)
+    firewalld_default_deny(lab, host)
+    ping(lab, [host, idle])  # the session that applies the change (established: firewalld keeps it)
+    # new SSH sessions dropped by a table of its own (a runtime firewalld change would not survive our reload)
+    sh(lab, host, ["nft", "-f", "-"], input=BLOCK_NEW_SSH)
+    before, files_before = ruleset(lab, host), files(lab, host)
+    idle_before, idle_files = files(lab, idle), sh(lab, idle, ["nft", "list", "ruleset"])
+    try:
+        other = lab.agents[1]  # still has firewalld and its default deny from the flow above: bad input there
+        other_before = ruleset(lab, other)
+        results = firewall(lab, {host: {"backend": "firewalld", "rollback_seconds": 5, "refresh": True,
+                                        "persist": False},
+                                 idle: {"backend": "firewalld"}, other: {"backend": "auto", "ports": [8883, 70000]}})
+        result = results[host]
+        assert result.get("failed") is True and "rolled back" in result["msg"], result
+        deadline = time.monotonic() + 10
+        while ruleset(lab, host) != before and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert ruleset(lab, host) == before
+        assert files(lab, host) == files_before
+        assert "protectnet_epns" not in sh(lab, host, ["nft", "list", "ruleset"])
+        assert '"ok": true' in sh(lab, host, ["sh", "-c", "cat /run/protectnet_epns/rollback/*/result.json"])
+        stopped = results[idle]
+        assert stopped.get("failed") is True and stopped.get("changed") is False
+        assert "backend firewalld is installed but not usable: the firewalld daemon is not running" in stopped["msg"]
+        bad = results[other]
+        assert "70000 is not a TCP port" in bad["msg"] and bad.get("changed") is False
+        assert ruleset(lab, other) == other_before
+        assert files(lab, idle) == idle_before and sh(lab, idle, ["nft", "list", "ruleset"]) == idle_files
+    finally:
+        lab.run(host, ["nft", "delete", "table", "inet", "pn_block_ssh"])
+        for name in (host, idle):
+            firewalld_reset(lab, name)
