@@ -19,14 +19,18 @@ all: test
 
 deps: .build/apt.stamp $(VENV)/.stamp $(COLLECTION_LINK)
 
-# Debian packages: installed only when one is missing, so a warm machine skips apt entirely.
+# Debian packages: installed only when one is missing, so a warm machine skips apt entirely. A policy-rc.d that
+# answers 101 keeps the packages' daemons (squid, apache2, mosquitto...) from starting in the root namespace: the lab
+# starts its own copies inside its namespaces.
 .build/apt.stamp: tests/debian-packages.txt
 	@mkdir -p .build
 	@pkgs="$$(grep -v '^#' $< | xargs)"; want=$$(echo $$pkgs | wc -w); \
 	have=$$(dpkg-query -W -f='$${Status}\n' $$pkgs 2>/dev/null | grep -c 'install ok installed' || true); \
 	if [ "$$have" -ne "$$want" ]; then \
 	  echo "Installing Debian packages: $$pkgs"; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
+	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 	@touch $@
 
@@ -41,7 +45,7 @@ $(COLLECTION_LINK):
 	@ln -sfn ../../../.. $@
 
 test: deps
-	$(BIN)/python -m pytest tests/unit tests/integration -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/integration -ra --durations=15 $(PYTEST_ARGS)
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit -ra $(PYTEST_ARGS)
