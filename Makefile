@@ -28,9 +28,8 @@ deps: .build/apt.stamp $(VENV)/.stamp $(COLLECTION_LINK)
 	have=$$(dpkg-query -W -f='$${Status}\n' $$pkgs 2>/dev/null | grep -c 'install ok installed' || true); \
 	if [ "$$have" -ne "$$want" ]; then \
 	  echo "Installing Debian packages: $$pkgs"; \
-	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then trap 'rm -f /usr/sbin/policy-rc.d' EXIT; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 	@touch $@
 

@@ -126,7 +126,8 @@ def test_ansible_reaches_every_host_with_ssh_and_paramiko(lab: Lab, tmp_path: Pa
         done = subprocess.run([ansible, "-i", str(lab.inventory), "lab", "-m", "ping", "-c", connection, "-o"],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.count("SUCCESS") == len(lab.agents) + 1, done.stdout
+        # the agents, the server and the two managed proxies
+        assert done.stdout.count("SUCCESS") == len(lab.agents) + 1 + len(lab.managed_proxy_urls), done.stdout
 
 
 # --- fault switches ---------------------------------------------------------------------------------------

@@ -9,22 +9,33 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
-from . import daemons, hostfs, latency, netns, teardown
+from . import daemons, hostfs, latency, netns, proxies, teardown
 from . import faults as faultlib
 from . import services as servicelib
 from . import state as statefile
-from .inventory import PROXY_443ONLY_URL, PROXY_URL, ansible_cfg, inventory, known_hosts, lab_vars
+from .inventory import (
+    MANAGED_APACHE_URL,
+    MANAGED_SQUID_URL,
+    PROXY_443ONLY_URL,
+    PROXY_URL,
+    ansible_cfg,
+    inventory,
+    known_hosts,
+    lab_vars,
+)
 from .pki import Pki, make_pki, make_ssh_key
 from .proc import LabError, alive, kill_all, run
 from .topology import (
+    APACHE,
     EPNS,
     EPNS_ROLES,
     MAX_AGENTS,
     PROXY,
     ROUTER,
     SERVER,
+    SQUID,
     STATE_DIR,
     Host,
     agent_host,
@@ -103,6 +114,8 @@ class Lab:
         out["proxy"] = {"ipv4": proxy_host().v4[0], "ipv6": proxy_host().v6[0]}
         return out
 
+    managed_proxy_urls: ClassVar[dict[str, str]] = {SQUID: MANAGED_SQUID_URL, APACHE: MANAGED_APACHE_URL}
+
     @property
     def vars(self) -> dict[str, str]:
         return lab_vars(self.pki, self.ssh_dir)
@@ -178,17 +191,25 @@ class Lab:
             self._say("host views: overlay /etc, private /run, trust store")
             for h in managed:
                 hostfs.prepare_upper(self.state_dir, h, [self.ca_path])
+                proxies.prepare(hostfs.host_dir(self.state_dir, h), h)
             holders = dict(zip((h.name for h in managed), pool.map(lambda h: hostfs.start_holder(self.state_dir, h),
                                                                     managed)))
             list(pool.map(lambda h: hostfs.mount_views(self.state_dir, h, holders[h.name]), managed))
-        self._say("daemons: mosquitto, hostile peers, squid, sshd")
+        self._say("daemons: mosquitto, hostile peers, squid, sshd, managed proxies")
         pids = {"mosquitto": daemons.start_mosquitto(self.state_dir, self.pki),
                 "hostile": daemons.start_hostile(self.state_dir, self.pki),
                 "squid": daemons.start_squid(self.state_dir)}
         for h in managed:
             pids[f"sshd-{h.name}"] = daemons.start_sshd(self.state_dir, h, holders[h.name],
                                                         self.ssh_dir / "authorized_keys")
-        statefile.save(self.state_dir, {"agents": self.agent_count, "holders": holders, "pids": pids, "faults": {}})
+        # The managed proxies start alongside (each waits for its own port) and are recorded as services,
+        # so tests stop and start them with stop_service/start_service.
+        with ThreadPoolExecutor(2) as pool:
+            jobs = {(host, name): pool.submit(servicelib.start, self.state_dir, self.hosts[host], holders[host], name)
+                    for name, host in servicelib.PROXY_SERVICES.items()}
+            services = {host: {name: job.result()} for (host, name), job in jobs.items()}
+        statefile.save(self.state_dir, {"agents": self.agent_count, "holders": holders, "pids": pids, "faults": {},
+                                        "services": services})
         self._write_ansible_files([(h, host_keys[h.name]) for h in managed])
         daemons.wait_mosquitto(pids["mosquitto"])
         daemons.wait_hostile(pids["hostile"])
@@ -200,7 +221,8 @@ class Lab:
         (self.ssh_dir / "cp").mkdir(mode=0o700, exist_ok=True)
         self.known_hosts.write_text(known_hosts(host_keys))
         agents = [self.hosts[a] for a in self.agents]
-        self.inventory.write_text(inventory(agents, [server_host()], self.vars))
+        self.inventory.write_text(inventory(agents, [server_host()], self.vars,
+                                            [self.hosts[SQUID], self.hosts[APACHE]]))
         self.ansible_cfg.write_text(ansible_cfg(self.inventory))
 
     def down(self) -> None:
@@ -342,7 +364,7 @@ class Lab:
     def _managed(self, host: str) -> Host:
         name = canonical(host)
         if name not in self.hosts or not self.hosts[name].managed:
-            raise LabError(f"services run on agents and the server only, not {host!r}")
+            raise LabError(f"services run on managed hosts (agents, server, managed proxies) only, not {host!r}")
         return self.hosts[name]
 
     def services(self, host: str) -> dict[str, int | None]:
@@ -384,7 +406,7 @@ class Lab:
             started = data.setdefault("services", {}).setdefault(target.name, {})
             if name not in started:
                 return
-            servicelib.stop(target, self.holder(target.name), name, started[name])
+            servicelib.stop(self.state_dir, target, self.holder(target.name), name, started[name])
             del started[name]
             if not started:
                 data["services"].pop(target.name)

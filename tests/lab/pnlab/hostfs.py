@@ -8,7 +8,17 @@ from typing import Sequence
 
 from .pki import subject_hash
 from .proc import LabError, run, spawn
-from .topology import EPNS_NAME, PROXY_SUFFIX, SERVER, Host, role_addrs, server_host, svc_v4, svc_v6
+from .topology import (
+    EPNS_NAME,
+    PROXY_SUFFIX,
+    SERVER,
+    Host,
+    managed_proxy_hosts,
+    role_addrs,
+    server_host,
+    svc_v4,
+    svc_v6,
+)
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"  # nothing answers there, so lookups fail fast
@@ -27,6 +37,7 @@ def hosts_text(host: Host, with_epns: bool = True) -> str:
     if with_epns:
         lines += [f"{a} {EPNS_NAME}" for a in role_addrs("broker")]
     lines += [f"{svc_v4(PROXY_SUFFIX)} proxy.lab", f"{svc_v6(PROXY_SUFFIX)} proxy.lab"]
+    lines += [f"{a} {p.short}.lab" for p in managed_proxy_hosts() if p.name != host.name for a in (*p.v4, *p.v6)]
     lines += [f"{a} hostile.lab" for a in role_addrs("hostile")]
     return "\n".join(lines) + "\n"
 

@@ -5,12 +5,14 @@ from pathlib import Path
 from typing import Sequence
 
 from .pki import Pki
-from .topology import GARBAGE_PROXY_PORT, SLOW_PROXY_PORT, Host
+from .topology import GARBAGE_PROXY_PORT, LAB_V4_NET, LAB_V6_NET, MANAGED_PROXY_PORT, SLOW_PROXY_PORT, Host
 
 PROXY_URL = "http://proxy.lab:3128"
 PROXY_443ONLY_URL = "http://proxy.lab:3129"
 SLOW_PROXY_URL = f"http://hostile.lab:{SLOW_PROXY_PORT}"
 GARBAGE_PROXY_URL = f"http://hostile.lab:{GARBAGE_PROXY_PORT}"
+MANAGED_SQUID_URL = f"http://squid.lab:{MANAGED_PROXY_PORT}"
+MANAGED_APACHE_URL = f"http://apache.lab:{MANAGED_PROXY_PORT}"
 
 
 def known_hosts(entries: Sequence[tuple[Host, str]]) -> str:
@@ -41,13 +43,18 @@ def lab_vars(pki: Pki, ssh_dir: Path) -> dict[str, str]:
         "lab_proxy_443only_url": PROXY_443ONLY_URL,
         "lab_slow_proxy_url": SLOW_PROXY_URL,
         "lab_garbage_proxy_url": GARBAGE_PROXY_URL,
+        "lab_squid_url": MANAGED_SQUID_URL,
+        "lab_apache_url": MANAGED_APACHE_URL,
+        "lab_networks": f"{LAB_V4_NET},{LAB_V6_NET}",
     }
 
 
-def inventory(agents: Sequence[Host], servers: Sequence[Host], variables: dict[str, str]) -> str:
+def inventory(agents: Sequence[Host], servers: Sequence[Host], variables: dict[str, str],
+              proxies: Sequence[Host] = ()) -> str:
     lines = ["[agents]", *(f"{h.name} ansible_host={h.v4[0]}" for h in agents), "",
              "[servers]", *(f"{h.name} ansible_host={h.v4[0]}" for h in servers), "",
-             "[lab:children]", "agents", "servers", "",
+             "[proxies]", *(f"{h.name} ansible_host={h.v4[0]}" for h in proxies), "",
+             "[lab:children]", "agents", "servers", "proxies", "",
              "[lab:vars]", *(f"{k}={v}" for k, v in variables.items())]
     return "\n".join(lines) + "\n"
 

@@ -19,6 +19,7 @@ from .topology import (
     SVC_GW_V4,
     SVC_GW_V6,
     Host,
+    managed_proxy_hosts,
 )
 
 # DAD would leave fresh v6 addresses tentative for a second; the lab has no duplicates to detect.
@@ -77,7 +78,11 @@ def build(all_hosts: Sequence[Host]) -> None:
                 f"link set v-ctl master {LAN_BRIDGE}", "link set v-ctl up"])
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda h: ip_batch(h.name, _host_lines(h)), all_hosts))
-    # The controller side gets its on-link /24 and /64 only: no route leads anywhere else.
+    # The controller side gets its on-link /24 and /64, plus host routes to the managed proxies (Ansible reaches
+    # their sshd on the svc segment): no route leads anywhere else, and all of them go with the link.
+    proxies = [h for h in managed_proxy_hosts() if h in all_hosts]
     ip_batch(None, [f"addr add {CONTROLLER_V4}/24 dev {CONTROLLER_LINK}",
                     f"addr add {CONTROLLER_V6}/64 dev {CONTROLLER_LINK} nodad",
-                    f"link set {CONTROLLER_LINK} up"])
+                    f"link set {CONTROLLER_LINK} up",
+                    *(f"route add {a}/32 via {LAN_GW_V4} dev {CONTROLLER_LINK}" for h in proxies for a in h.v4),
+                    *(f"route add {a}/128 via {LAN_GW_V6} dev {CONTROLLER_LINK}" for h in proxies for a in h.v6)])

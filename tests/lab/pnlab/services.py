@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from . import proxies
 from .hostfs import host_dir
 from .proc import LabError, alive, kill_all, run, spawn, wait_for
-from .topology import Host
+from .topology import APACHE, SQUID, Host
 
-SERVICES = ("dbus", "firewalld", "cron", "ufw")
-DAEMONS = ("dbus", "firewalld", "cron")  # ufw only loads rules: nothing runs
+SERVICES = ("dbus", "firewalld", "cron", "ufw", "squid", "apache2")
+DAEMONS = ("dbus", "firewalld", "cron", "squid", "apache2")  # ufw only loads rules: nothing runs
+PROXY_SERVICES = {"squid": SQUID, "apache2": APACHE}  # each runs on its own managed proxy host, started by `up`
 REQUIRES = {"firewalld": ("dbus",)}
 FIREWALLD_TIMEOUT = 60.0
 
@@ -77,20 +79,27 @@ def _ufw(holder: int, *args: str) -> None:
 
 
 STARTERS: dict[str, Callable[[Path, Host, int], int]] = {
-    "dbus": _start_dbus, "firewalld": _start_firewalld, "cron": _start_cron}
+    "dbus": _start_dbus, "firewalld": _start_firewalld, "cron": _start_cron,
+    "squid": lambda state, host, holder: proxies.start_squid(host_dir(state, host), host, holder),
+    "apache2": lambda state, host, holder: proxies.start_apache(host_dir(state, host), host, holder)}
 
 
 def start(state: Path, host: Host, holder: int, name: str) -> int | None:
     """Start one service; returns the daemon's pid (None for ufw, which `ufw --force enable`s the host)."""
+    if name in PROXY_SERVICES and host.name != PROXY_SERVICES[name]:
+        raise LabError(f"{name} runs on {PROXY_SERVICES[name]} only")
     if name == "ufw":
         _ufw(holder, "enable")
         return None
     return STARTERS[name](state, host, holder)
 
 
-def stop(host: Host, holder: int, name: str, pid: int | None) -> None:
+def stop(state: Path, host: Host, holder: int, name: str, pid: int | None) -> None:
     if name == "ufw":
         _ufw(holder, "disable")
+        return
+    if name in PROXY_SERVICES:
+        proxies.stop(host_dir(state, host), host, pid)
         return
     if pid:
         kill_all([pid], grace=5.0)  # firewalld removes its rules on SIGTERM (CleanupOnExit); give it time

@@ -10,6 +10,8 @@ ROUTER = "pn-router"
 SERVER = "pn-server"
 EPNS = "pn-epns"
 PROXY = "pn-proxy"
+SQUID = "pn-squid"  # managed proxy hosts: the proxy_connect_ports module configures these
+APACHE = "pn-apache"
 CONTROLLER_LINK = "pnlab0"
 LAN_BRIDGE = "br-lan"
 SVC_BRIDGE = "br-svc"
@@ -26,6 +28,9 @@ LAB_V4_NET, LAB_V6_NET = "198.18.0.0/15", "2001:db8::/32"
 # One address pair per role on the svc segment; the last octet doubles as the v6 suffix.
 EPNS_ROLES = {"broker": 10, "mtls": 11, "intercept": 12, "hostile": 13}
 PROXY_SUFFIX = 20
+# Managed proxies (own /etc, sshd): Debian's squid and Apache httpd, each starting with CONNECT to 443 only.
+MANAGED_PROXIES = {SQUID: 21, APACHE: 22}
+MANAGED_PROXY_PORT = 3128
 CLOSED_PORT = 1  # nothing listens here on pn-epns, so a SYN gets a real RST
 HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 9000}
 SLOW_PROXY_PORT, GARBAGE_PROXY_PORT = 3130, 3131
@@ -82,9 +87,18 @@ def proxy_host() -> Host:
     return Host(PROXY, (svc_v4(PROXY_SUFFIX),), (svc_v6(PROXY_SUFFIX),), SVC_BRIDGE, False)
 
 
+def managed_proxy_host(name: str) -> Host:
+    suffix = MANAGED_PROXIES[name]
+    return Host(name, (svc_v4(suffix),), (svc_v6(suffix),), SVC_BRIDGE, True)
+
+
+def managed_proxy_hosts() -> list[Host]:
+    return [managed_proxy_host(name) for name in MANAGED_PROXIES]
+
+
 def hosts(agent_count: int) -> list[Host]:
     agents = [agent_host(i) for i in range(1, agent_count + 1)]
-    return [server_host(), *agents, epns_host(), proxy_host()]
+    return [server_host(), *agents, epns_host(), proxy_host(), *managed_proxy_hosts()]
 
 
 def role_addrs(role: str) -> tuple[str, str]:

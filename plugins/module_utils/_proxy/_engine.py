@@ -1,0 +1,231 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# One proxy_connect_ports run: pick the proxy, compute the managed snippet and the include line, validate the
+# candidate in a scratch directory, swap the files in, validate again in place, reload; on any failure put the
+# previous files back (and reload them), so the running proxy keeps the configuration it had.
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import typing as t
+
+from . import _bridge
+from ._apache import Apache
+from ._backend import Backend
+from ._conf import find_block, put, read_text, with_block, without_block
+from ._model import Limit, ProxyError, Runner, Settings
+from ._squid import Squid
+
+
+def _backends() -> t.Dict[str, Backend]:
+    return {"squid": Squid(), "apache": Apache()}
+
+
+def _short(rc: int, out: str, err: str) -> str:
+    lines = [line for line in (err + "\n" + out).splitlines() if line.strip()]
+    interesting = [line for line in lines if any(w in line for w in ("FATAL", "rror", "Bungled", "unrecognized",
+                                                                     "Invalid", "Syntax", "AH0"))]
+    chosen = (interesting or lines)[-5:]
+    return f"rc={rc}: " + (" | ".join(s.strip() for s in chosen) if chosen else "no output")
+
+
+class ApplyError(ProxyError):
+    def __init__(self, message: str, restored: bool) -> None:
+        super().__init__(message)
+        self.restored = restored
+
+
+def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
+    """(backend, binary, why)."""
+    backends = _backends()
+    if settings.proxy != "auto":
+        backend = backends[settings.proxy]
+        binary = backend.find_binary(runner)
+        if not binary:
+            raise ProxyError(f"{backend.name} is not installed here (none of {', '.join(backend.binaries)} found)")
+        return backend, binary, f"{backend.name}: chosen by the proxy option"
+    found = {name: (b, b.find_binary(runner)) for name, b in backends.items()}
+    installed = {name: pair for name, pair in found.items() if pair[1]}
+    if not installed:
+        raise ProxyError("no supported proxy is installed here (squid, Apache httpd with apachectl); for ESET Bridge "
+                         "use proxy=eset_bridge, which reports what to set in its ESET policy")
+    if len(installed) == 1:
+        name, (backend, binary) = next(iter(installed.items()))
+        return backend, t.cast(str, binary), f"auto: {name} is the only supported proxy installed"
+    running = []
+    for name, (backend, binary) in installed.items():
+        config = settings.config_path or backend.default_config()
+        try:
+            if config and backend.is_running(runner, t.cast(str, binary), config)[0]:
+                running.append(name)
+        except ProxyError:
+            continue
+    if len(running) == 1:
+        backend, binary = installed[running[0]]
+        return backend, t.cast(str, binary), f"auto: {running[0]} is the only supported proxy running"
+    raise ProxyError(f"both squid and Apache are installed and {'both' if running else 'neither'} runs; "
+                     "set proxy to the one the agents use")
+
+
+def _limits(items: t.Sequence[Limit]) -> t.List[t.Dict[str, t.Any]]:
+    return [limit.as_dict() for limit in items]
+
+
+def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
+    if settings.proxy == "eset_bridge":
+        return {"changed": False, "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
+                "manual": True, "eset_bridge": _bridge.report(settings.ports, settings.allowed_sources),
+                "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
+                             "eset_bridge.manual_steps"]}
+    backend, binary, reason = choose(settings, runner)
+    config = settings.config_path or backend.default_config()
+    if not config:
+        raise ProxyError(f"{backend.name}: no configuration file found (looked for "
+                         f"{', '.join(backend.default_configs)}); set config_path")
+    config = os.path.abspath(config)
+    main_before = read_text(config)
+    if main_before is None:
+        raise ProxyError(f"{backend.name}: configuration file {config} does not exist")
+    snippet_path = os.path.abspath(settings.snippet_path or backend.snippet_path(config))
+    snippet_before = read_text(snippet_path)
+    root = backend.server_root(config)
+    commands: t.List[t.List[str]] = []
+
+    try:
+        running, how = backend.is_running(runner, binary, config)
+    except ProxyError:
+        if settings.reload:
+            raise
+        running, how = False, "unknown"
+    if settings.reload and not running:
+        raise ProxyError(f"{backend.name} is installed but not running ({how}); start it, or set reload=false to "
+                         "only write the configuration")
+    warnings = backend.preflight(runner, binary, config, settings)
+
+    # The configuration without our snippet: what the proxy would do on its own.
+    baseline = backend.directives(config, {snippet_path: None, config: without_block(main_before)})
+    limits_before = backend.limits(backend.directives(config, {}))
+    baseline_limits = backend.limits(baseline)
+    if settings.state == "present":
+        snippet_after: t.Optional[str] = backend.snippet(settings, baseline, baseline_limits)
+        main_after = with_block(main_before, backend.include_line(snippet_path), backend.include_position)
+    else:
+        snippet_after, main_after = None, without_block(main_before)
+    limits_after = backend.limits(backend.directives(config, {snippet_path: snippet_after, config: main_after}))
+    changed = snippet_after != snippet_before or main_after != main_before
+    if settings.state == "present" and settings.raise_idle_timeouts:
+        targets = {"read_timeout": settings.idle_timeout, "client_lifetime": settings.connection_lifetime,
+                   "effective_idle": settings.idle_timeout}
+        for limit in limits_after:
+            target = targets.get(limit.name)
+            if target is not None and limit.seconds is not None and limit.seconds < target:
+                warnings.append(f"{limit.name} stays {limit.value} ({limit.source}): a directive read after the "
+                                "managed snippet overrides it; change it there")
+
+    result: t.Dict[str, t.Any] = {
+        "changed": changed, "proxy": backend.name, "proxy_reason": reason, "running": running,
+        "config_path": config, "snippet_path": snippet_path,
+        "include_line": backend.include_line(snippet_path) if settings.state == "present" else None,
+        "snippet": snippet_after, "limits": _limits(limits_before), "limits_after": _limits(limits_after),
+        "limits_tradeoff": backend.limits_tradeoff, "validated": False, "reloaded": False, "commands": commands,
+        "diff": [{"before_header": snippet_path, "after_header": snippet_path,
+                  "before": snippet_before or "", "after": snippet_after or ""},
+                 {"before_header": config, "after_header": config, "before": main_before, "after": main_after}],
+        "warnings": warnings,
+    }
+    if not changed:
+        return result
+
+    _validate_candidate(backend, binary, runner, config, root, snippet_path, main_after, snippet_after, commands)
+    result["validated"] = True
+    if check_mode:
+        return result
+    _apply(backend, binary, runner, config, root, snippet_path, (main_before, snippet_before),
+           (main_after, snippet_after), settings.reload and running, commands)
+    result["reloaded"] = settings.reload and running
+    return result
+
+
+def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: str, root: str, snippet_path: str,
+                        main_after: str, snippet_after: t.Optional[str], commands: t.List[t.List[str]]) -> None:
+    """Validate the new files in a scratch directory (the same in check mode): nothing under /etc changes."""
+    scratch = tempfile.mkdtemp(prefix="protectnet_epns_proxy.")
+    try:
+        cand_main = os.path.join(scratch, os.path.basename(config))
+        text = main_after
+        if snippet_after is not None:
+            cand_snippet = os.path.join(scratch, os.path.basename(snippet_path))
+            put(cand_snippet, snippet_after)
+            text = with_block(main_after, backend.include_line(cand_snippet), backend.include_position)
+        put(cand_main, text)
+        argv = backend.validate_argv(binary, cand_main, root)
+        commands.append(argv)
+        rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
+        if backend.failed(rc, out, err):
+            current = backend.validate_argv(binary, config, root)
+            rc2, out2, err2 = runner.run(current, cwd=os.path.dirname(config))
+            if backend.failed(rc2, out2, err2):
+                raise ProxyError(f"{backend.name}: the current configuration already fails validation "
+                                 f"({' '.join(current)}: {_short(rc2, out2, err2)}); fix it first. Nothing was "
+                                 "changed.")
+            raise ProxyError(f"{backend.name}: the new configuration fails validation ({' '.join(argv)}: "
+                             f"{_short(rc, out, err)}). Nothing was changed; the running proxy keeps its "
+                             "configuration.")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str, snippet_path: str,
+           before: t.Tuple[str, t.Optional[str]], after: t.Tuple[str, t.Optional[str]], reload: bool,
+           commands: t.List[t.List[str]]) -> None:
+    main_before, snippet_before = before
+    main_after, snippet_after = after
+
+    def restore() -> bool:
+        try:
+            put(config, main_before)
+            put(snippet_path, snippet_before, like=config)
+            return True
+        except OSError:
+            return False
+
+    try:
+        # snippet first: the main file never names a snippet that is not there (and on absent, the include goes first)
+        if snippet_after is not None:
+            put(snippet_path, snippet_after, like=config)
+            put(config, main_after)
+        else:
+            put(config, main_after)
+            put(snippet_path, None)
+    except OSError as exc:
+        restored = restore()
+        raise ApplyError(f"{backend.name}: writing the configuration failed: {exc}; "
+                         f"{'previous files restored' if restored else 'RESTORE FAILED, check ' + config}",
+                         restored) from None
+    argv = backend.validate_argv(binary, config, root)
+    commands.append(argv)
+    rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
+    if backend.failed(rc, out, err):
+        restored = restore()
+        raise ApplyError(f"{backend.name}: the configuration in place fails validation ({_short(rc, out, err)}); "
+                         f"{'previous files restored, proxy not reloaded' if restored else 'RESTORE FAILED'}",
+                         restored)
+    if not reload:
+        return
+    argv = backend.reload_argv(binary, config, root)
+    commands.append(argv)
+    rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
+    if rc != 0:
+        restored = restore()
+        if restored:
+            runner.run(argv, cwd=os.path.dirname(config))
+        raise ApplyError(f"{backend.name}: reload failed ({' '.join(argv)}: {_short(rc, out, err)}); "
+                         f"{'previous files restored and reloaded' if restored else 'RESTORE FAILED'}", restored)
+
+
+def include_present(text: str) -> bool:
+    return find_block(text.splitlines(keepends=True)) is not None

@@ -1,0 +1,337 @@
+#!/usr/bin/python
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: proxy_connect_ports
+short_description: Let the HTTP proxy in front of the agents carry ESET's push notification service (EPNS)
+version_added: 0.4.0
+description:
+  - Runs on the proxy host. Makes squid or Apache httpd (C(mod_proxy_connect), as in ESET's older Apache HTTP Proxy)
+    allow HTTP C(CONNECT) to EPNS on port 8883 (and 443) for the agents' networks, optionally only to EPNS
+    destinations, and reports - and on request raises - the idle and connection limits that cut long-lived tunnels.
+  - "Owns one snippet file (default: C(protectnet_epns.conf) next to the main configuration) and one marked
+    C(include) line in the main file, and nothing else: the rest of C(squid.conf) or C(apache2.conf) is never
+    rewritten. V(absent) removes both, which gives back the main file byte for byte."
+  - "squid: the include goes before the first C(http_access) line, because http_access is first-match and Debian's
+    C(http_access deny CONNECT !SSL_ports) would otherwise refuse 8883. The snippet adds prefixed ACLs and one
+    C(http_access allow) for CONNECT from O(allowed_sources) to O(ports) (to EPNS only, with O(restrict_to_epns))."
+  - "Apache: the include goes at the end of the main file. C(AllowCONNECT) adds to the allowed ports (when none was
+    set, Apache's default 443 563 is kept); a C(<ProxyMatch>) with C(AuthMerging Or) lets O(allowed_sources) reach
+    the EPNS ports on top of whatever the existing C(<Proxy>) rules allow. With O(restrict_to_epns), ports this run
+    newly allows are denied for every other destination."
+  - Every change is validated on a candidate copy first (C(squid -k parse), C(apachectl -t)), then again in place,
+    then reloaded without dropping established tunnels (C(squid -k reconfigure), C(apachectl -k graceful)). Any
+    failure puts the previous files back, so the running proxy keeps the configuration it had.
+  - "ESET Bridge (Nginx-based, configured through its own ESET policy): V(eset_bridge) changes nothing and returns
+    what is known and what to set by hand in RV(eset_bridge); this module never edits the Bridge's files."
+author:
+  - protectnet.epns contributors
+extends_documentation_fragment:
+  - protectnet.epns._attributes
+  - protectnet.epns._attributes.ACTIONGROUP_EPNS
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode computes the same files and validates the candidate in a scratch directory; nothing under the
+        proxy's configuration directory changes and nothing is reloaded.
+  diff_mode:
+    support: full
+    details:
+      - Shows the managed snippet and the main configuration file (the include block) before and after.
+  action_group:
+    support: full
+options:
+  state:
+    description:
+      - V(present) writes the snippet and the include line; V(absent) removes both and reloads.
+    type: str
+    choices: [present, absent]
+    default: present
+  proxy:
+    description:
+      - Which proxy runs here. V(auto) takes the only one installed, or the only one running when both are.
+      - A proxy that is not installed fails without changes; so does one that is not running, unless O(reload=false).
+    type: str
+    choices: [auto, squid, apache, eset_bridge]
+    default: auto
+  ports:
+    description: The EPNS ports CONNECT must reach, 1-65535.
+    type: list
+    elements: int
+    default: [8883, 443]
+  allowed_sources:
+    description:
+      - The agents' networks (IPv4/IPv6 addresses or CIDRs) allowed to CONNECT to O(ports). Required with
+        V(present). A CIDR with host bits set is refused with the network it probably meant.
+    type: list
+    elements: str
+    default: []
+  restrict_to_epns:
+    description:
+      - Allow CONNECT on O(ports) only to EPNS - to the name O(epns_host) (squid C(dstdomain); Apache matches the
+        CONNECT target) and/or to the addresses in O(destinations).
+      - V(false) allows O(ports) to any destination for O(allowed_sources).
+    type: bool
+    default: false
+  epns_host:
+    description:
+      - The EPNS name for O(restrict_to_epns). An empty string restricts by O(destinations) only.
+    type: str
+    default: epns.eset.com
+  destinations:
+    description:
+      - EPNS addresses or CIDRs (for example ESET's published ranges) that O(restrict_to_epns) also allows. squid
+        matches the address it connects to (C(dst)); Apache only matches a CONNECT target written as that address,
+        so only single addresses are accepted there.
+    type: list
+    elements: str
+    default: []
+  raise_idle_timeouts:
+    description:
+      - Raise the limits that cut long-lived tunnels to at least O(idle_timeout) and O(connection_lifetime) when they
+        are lower (never lowers them). squid - C(read_timeout) and C(client_lifetime); Apache - C(Timeout) and
+        C(ProxyTimeout). Both proxies apply these to every connection, not only EPNS tunnels; RV(limits_tradeoff)
+        says what that costs.
+    type: bool
+    default: false
+  idle_timeout:
+    description:
+      - Seconds a tunnel may stay silent before the proxy closes it, with O(raise_idle_timeouts) (60 to 31536000).
+    type: int
+    default: 3600
+  connection_lifetime:
+    description: Seconds a tunnel may stay open in all, with O(raise_idle_timeouts) (squid only; 3600 to 31536000).
+    type: int
+    default: 604800
+  config_path:
+    description:
+      - The proxy's main configuration file. Default - the first that exists of C(/etc/squid/squid.conf),
+        C(/etc/squid3/squid.conf) (squid); C(/etc/apache2/apache2.conf), C(/etc/httpd/conf/httpd.conf) (Apache).
+    type: path
+  snippet_path:
+    description: The managed snippet. Default - C(protectnet_epns.conf) in the directory of O(config_path).
+    type: path
+  extra_directives:
+    description:
+      - More lines appended to the managed snippet as they are, for settings this module does not manage. They are
+        validated with the rest; a line the proxy rejects fails the run without changes.
+    type: list
+    elements: str
+    default: []
+  reload:
+    description:
+      - Reload the proxy after a change (gracefully; established tunnels stay open). V(false) only writes the
+        validated files; the proxy then need not be running.
+    type: bool
+    default: true
+notes:
+  - squid's C(read_timeout) and C(client_lifetime) and Apache's C(Timeout) are global; a directive read after the
+    managed snippet (squid) overrides it, which the module reports as a warning.
+  - An Apache C(<Proxy>) section inside a C(<VirtualHost>) is merged after the server-wide snippet and wins over it.
+  - EPNS does not support proxy authentication; a proxy that requires it for the agents cannot carry EPNS.
+  - Runs the Python standard library on the proxy host (Python 3.8+).
+seealso:
+  - module: protectnet.epns.epns_probe
+  - module: protectnet.epns.epns_firewall
+  - name: squid http_access
+    description: First-match access rules.
+    link: https://www.squid-cache.org/Doc/config/http_access/
+  - name: Apache mod_proxy_connect
+    description: AllowCONNECT.
+    link: https://httpd.apache.org/docs/2.4/mod/mod_proxy_connect.html
+"""
+
+EXAMPLES = r"""
+- name: Let the agents' networks CONNECT to EPNS on 8883 and 443 through this squid, EPNS only
+  protectnet.epns.proxy_connect_ports:
+    allowed_sources: [10.20.0.0/16, "2001:db8:20::/48"]
+    restrict_to_epns: true
+    destinations: [91.228.165.144/28]
+
+- name: Apache (ESET's older Apache HTTP Proxy), raising the idle limit for long-lived tunnels
+  protectnet.epns.proxy_connect_ports:
+    proxy: apache
+    allowed_sources: [10.20.0.0/16]
+    raise_idle_timeouts: true
+    idle_timeout: 7200
+
+- name: What to set in ESET Bridge's policy
+  protectnet.epns.proxy_connect_ports:
+    proxy: eset_bridge
+    allowed_sources: [10.20.0.0/16]
+
+- name: Remove the managed snippet and include line
+  protectnet.epns.proxy_connect_ports:
+    state: absent
+"""
+
+RETURN = r"""
+proxy:
+  description: The proxy configured (V(squid), V(apache) or V(eset_bridge)).
+  returned: always
+  type: str
+proxy_reason:
+  description: Why this proxy (for O(proxy=auto), what was found).
+  returned: always
+  type: str
+  sample: "auto: squid is the only supported proxy installed"
+running:
+  description: Whether the proxy was running.
+  returned: unless eset_bridge
+  type: bool
+config_path:
+  description: The main configuration file.
+  returned: unless eset_bridge
+  type: str
+snippet_path:
+  description: The managed snippet file.
+  returned: unless eset_bridge
+  type: str
+include_line:
+  description: The include line in the marked block (C(null) with V(absent)).
+  returned: unless eset_bridge
+  type: str
+snippet:
+  description: The managed snippet's content after the run (C(null) with V(absent)).
+  returned: unless eset_bridge
+  type: str
+limits:
+  description:
+    - The idle and lifetime limits that apply to CONNECT tunnels before the run, each with C(name), C(value),
+      C(seconds), C(human), C(source) (C(file:line) or C(default)), C(kind) (V(idle) or V(lifetime)) and
+      C(explanation). Apache also reports C(effective_idle), the lower of C(Timeout) and C(ProxyTimeout).
+  returned: unless eset_bridge
+  type: list
+  elements: dict
+  sample: [{"name": "read_timeout", "value": "15 minutes", "seconds": 900, "human": "15 minutes",
+            "source": "default", "kind": "idle", "explanation": "..."}]
+limits_after:
+  description: The same limits after the run (or as they would be, in check mode).
+  returned: unless eset_bridge
+  type: list
+  elements: dict
+limits_tradeoff:
+  description: What raising the limits costs on this proxy.
+  returned: unless eset_bridge
+  type: str
+validated:
+  description: Whether a changed configuration was validated (always before any file is touched).
+  returned: unless eset_bridge
+  type: bool
+reloaded:
+  description: Whether the proxy was reloaded.
+  returned: unless eset_bridge
+  type: bool
+commands:
+  description: The validation and reload commands run (argv lists).
+  returned: unless eset_bridge
+  type: list
+  elements: list
+eset_bridge:
+  description: With O(proxy=eset_bridge) - C(known) (facts, with their status) and C(manual_steps).
+  returned: when proxy is eset_bridge
+  type: dict
+manual:
+  description: V(true) when the result is advice only (ESET Bridge).
+  returned: when proxy is eset_bridge
+  type: bool
+"""
+
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._epns import FALLBACK_PORT, HOST, PRIMARY_PORT  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._proxy._engine import ApplyError, run  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (  # noqa: E402
+    C_LOCALE,
+    SBIN_DIRS,
+    ProxyError,
+    Runner,
+    Settings,
+    check_directives,
+    check_host,
+    check_networks,
+    check_ports,
+    check_seconds,
+)
+
+
+class ModuleRunner(Runner):
+    """run_command with argv lists, the C locale and no shell."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+
+    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        rc, out, err = self.module.run_command(list(argv), cwd=cwd, environ_update=dict(C_LOCALE), check_rc=False)
+        return rc, out, err
+
+    def which(self, name: str) -> t.Optional[str]:
+        return self.module.get_bin_path(name, opt_dirs=list(SBIN_DIRS))
+
+
+def argument_spec() -> t.Dict[str, t.Any]:
+    return dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        proxy=dict(type="str", choices=["auto", "squid", "apache", "eset_bridge"], default="auto"),
+        ports=dict(type="list", elements="int", default=[PRIMARY_PORT, FALLBACK_PORT]),
+        allowed_sources=dict(type="list", elements="str", default=[]),
+        restrict_to_epns=dict(type="bool", default=False),
+        epns_host=dict(type="str", default=HOST),
+        destinations=dict(type="list", elements="str", default=[]),
+        raise_idle_timeouts=dict(type="bool", default=False),
+        idle_timeout=dict(type="int", default=3600),
+        connection_lifetime=dict(type="int", default=604800),
+        config_path=dict(type="path"),
+        snippet_path=dict(type="path"),
+        extra_directives=dict(type="list", elements="str", default=[]),
+        reload=dict(type="bool", default=True),
+    )
+
+
+def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
+    present = p["state"] == "present"
+    if present and not p["allowed_sources"]:
+        raise ProxyError("allowed_sources is required with state=present: the agents' networks, as CIDRs")
+    destinations = check_networks(p["destinations"], "destinations")
+    epns_host = check_host(p["epns_host"]) if p["epns_host"].strip() else ""
+    if p["restrict_to_epns"] and not (epns_host or destinations):
+        raise ProxyError("restrict_to_epns needs epns_host or destinations")
+    if destinations and not p["restrict_to_epns"]:
+        raise ProxyError("destinations only apply with restrict_to_epns=true")
+    if p["proxy"] == "apache":
+        wide = [d for d in destinations if not d.endswith(("/32", "/128"))]
+        if wide:
+            raise ProxyError(f"destinations {', '.join(wide)}: Apache matches CONNECT targets as written, so only "
+                             "single addresses work there")
+    return Settings(
+        state=p["state"], proxy=p["proxy"], ports=check_ports(p["ports"]),
+        allowed_sources=check_networks(p["allowed_sources"], "allowed_sources"),
+        restrict_to_epns=p["restrict_to_epns"], epns_host=epns_host, destinations=destinations,
+        raise_idle_timeouts=p["raise_idle_timeouts"],
+        idle_timeout=check_seconds(p["idle_timeout"], "idle_timeout", 60),
+        connection_lifetime=check_seconds(p["connection_lifetime"], "connection_lifetime", 3600),
+        config_path=p["config_path"], snippet_path=p["snippet_path"],
+        extra_directives=check_directives(p["extra_directives"]), reload=p["reload"])
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = run(settings_from(module.params), ModuleRunner(module), module.check_mode)
+    except ApplyError as exc:
+        module.fail_json(msg=str(exc), restored=exc.restored, changed=not exc.restored)
+    except ProxyError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

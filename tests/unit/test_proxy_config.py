@@ -1,0 +1,221 @@
+"""proxy_connect_ports without a proxy: snippet rendering, include placement and removal, current limits, the
+engine's validate-swap-reload-restore sequence against a fake runner, and bad options."""
+from __future__ import annotations
+
+import json
+import typing as t
+from pathlib import Path
+
+import pytest
+from ansible.module_utils import basic
+from ansible_collections.protectnet.epns.plugins.module_utils._proxy import _conf, _engine
+from ansible_collections.protectnet.epns.plugins.module_utils._proxy._apache import Apache
+from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (
+    BEGIN_MARK,
+    END_MARK,
+    ProxyError,
+    Runner,
+    Settings,
+    check_networks,
+    check_ports,
+    squid_seconds,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._proxy._squid import Squid
+from ansible_collections.protectnet.epns.plugins.modules import proxy_connect_ports
+
+SQUID_CONF = """acl SSL_ports port 443
+acl Safe_ports port 1025-65535
+acl mine dstdomain .example.org
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+include /etc/squid/conf.d/*.conf
+http_access deny all
+http_port 3128
+"""
+SETTINGS = Settings(ports=(8883, 443), allowed_sources=("10.0.0.0/8", "2001:db8::/32"), epns_host="epns.eset.com")
+
+
+def test_squid_include_goes_before_the_first_http_access_and_comes_out_byte_for_byte() -> None:
+    squid = Squid()
+    after = _conf.with_block(SQUID_CONF, squid.include_line("/etc/squid/protectnet_epns.conf"), squid.include_position)
+    lines = after.splitlines()
+    assert lines[3:6] == [BEGIN_MARK, "include /etc/squid/protectnet_epns.conf", END_MARK]
+    assert lines[6] == "http_access deny !Safe_ports"
+    assert _conf.with_block(after, squid.include_line("/etc/squid/protectnet_epns.conf"),
+                            squid.include_position) == after  # idempotent
+    assert _conf.without_block(after) == SQUID_CONF
+
+
+def test_apache_include_goes_at_the_end_even_without_a_final_newline() -> None:
+    apache = Apache()
+    after = _conf.with_block("ServerName x\nTimeout 300", apache.include_line("/etc/apache2/p.conf"),
+                             apache.include_position)
+    assert after == f'ServerName x\nTimeout 300\n{BEGIN_MARK}\nInclude "/etc/apache2/p.conf"\n{END_MARK}\n'
+
+
+def test_squid_snippet_restricted_by_name_and_addresses() -> None:
+    settings = Settings(**{**SETTINGS.__dict__, "restrict_to_epns": True, "destinations": ("91.228.165.144/28",)})
+    text = Squid().snippet(settings, [], [])
+    assert "acl protectnet_epns_src src 10.0.0.0/8 2001:db8::/32" in text
+    assert "acl protectnet_epns_ports port 8883 443" in text
+    assert "acl protectnet_epns_name dstdomain epns.eset.com" in text
+    assert "acl protectnet_epns_addr dst 91.228.165.144/28" in text
+    rules = [line for line in text.splitlines() if line.startswith("http_access")]
+    assert rules == [
+        "http_access allow protectnet_epns_connect protectnet_epns_src protectnet_epns_ports protectnet_epns_name",
+        "http_access allow protectnet_epns_connect protectnet_epns_src protectnet_epns_ports protectnet_epns_addr"]
+
+
+def test_squid_limits_defaults_then_last_one_wins(tmp_path: Path) -> None:
+    conf = tmp_path / "squid.conf"
+    inc = tmp_path / "inc.conf"
+    inc.write_text("read_timeout 30 minutes\n")
+    conf.write_text(f"read_timeout 5 minutes\ninclude {inc}\nclient_lifetime 2 hours\n")
+    squid = Squid()
+    limits = {limit.name: limit for limit in squid.limits(squid.directives(str(conf), {}))}
+    assert limits["read_timeout"].seconds == 1800 and limits["read_timeout"].source == f"{inc}:1"
+    assert limits["client_lifetime"].seconds == 7200
+    defaults = {limit.name: limit for limit in squid.limits([])}
+    assert defaults["read_timeout"].seconds == 900 and defaults["read_timeout"].source == "default"
+    assert defaults["client_lifetime"].seconds == 86400
+
+
+def test_squid_raises_only_what_is_lower() -> None:
+    settings = Settings(**{**SETTINGS.__dict__, "raise_idle_timeouts": True, "idle_timeout": 3600,
+                           "connection_lifetime": 86400})
+    squid = Squid()
+    text = squid.snippet(settings, [], squid.limits([]))
+    assert "read_timeout 3600 seconds" in text and "client_lifetime" not in text  # 1 day already
+
+
+def test_apache_keeps_the_implicit_default_and_denies_new_ports_elsewhere() -> None:
+    settings = Settings(**{**SETTINGS.__dict__, "restrict_to_epns": True})
+    apache = Apache()
+    text = apache.snippet(settings, [], apache.limits([]))
+    assert "AllowCONNECT 8883 443 563" in text
+    assert '[^/]*:8883(?:/.*)?$">\n    Require all denied' in text
+    assert "epns\\.eset\\.com:(?:8883|443)" in text and "AuthMerging Or" in text
+    explicit = [_conf.Directive("a.conf", 1, "AllowCONNECT", ("443", "563"))]
+    assert "AllowCONNECT 8883 443\n" in apache.snippet(settings, explicit, [])
+
+
+def test_apache_effective_idle_is_the_lower_of_timeout_and_proxytimeout() -> None:
+    apache = Apache()
+    d = [_conf.Directive("a", 1, "Timeout", ("300",)), _conf.Directive("a", 2, "ProxyTimeout", ("7200",))]
+    limits = {limit.name: limit for limit in apache.limits(d)}
+    assert limits["effective_idle"].seconds == 300
+    assert {limit.name: limit for limit in apache.limits([])}["ProxyTimeout"].seconds == 60
+
+
+@pytest.mark.parametrize("text,seconds", [("15 minutes", 900), ("1 day", 86400), ("30", 30), ("2 hours", 7200),
+                                          ("5 flubs", None), ("", None)])
+def test_squid_durations(text: str, seconds: t.Optional[float]) -> None:
+    assert squid_seconds(text) == seconds
+
+
+def test_option_checks() -> None:
+    assert check_ports([8883, 443, 8883]) == (8883, 443)
+    with pytest.raises(ProxyError, match="out of range"):
+        check_ports([0])
+    with pytest.raises(ProxyError, match=r"did you mean 10\.0\.0\.0/8"):
+        check_networks(["10.1.2.3/8"], "allowed_sources")
+    with pytest.raises(ProxyError, match="not an IPv4/IPv6"):
+        check_networks(["agents"], "allowed_sources")
+
+
+class FakeRunner(Runner):
+    """squid: running, validation fails when a candidate names `bad`; records every argv."""
+
+    def __init__(self, reload_rc: int = 0) -> None:
+        self.calls: t.List[t.List[str]] = []
+        self.reload_rc = reload_rc
+
+    def which(self, name: str) -> t.Optional[str]:
+        return "/usr/sbin/squid" if name == "squid" else None
+
+    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        self.calls.append(list(argv))
+        if argv[1:3] == ["-k", "parse"]:
+            text = Path(argv[-1]).read_text()
+            included = "".join(Path(line.split()[1]).read_text() for line in text.splitlines()
+                               if line.startswith("include /") and Path(line.split()[1]).exists())
+            return (1, "", "FATAL: Bungled bad") if "bad" in text + included else (0, "", "")
+        if argv[1:3] == ["-k", "reconfigure"]:
+            return self.reload_rc, "", "reload failed" if self.reload_rc else ""
+        return 0, "", ""
+
+
+def settings_for(tmp_path: Path, **over: t.Any) -> Settings:
+    conf = tmp_path / "squid.conf"
+    if not conf.exists():
+        conf.write_text(SQUID_CONF)
+    return Settings(**{**SETTINGS.__dict__, "proxy": "squid", "config_path": str(conf), **over})
+
+
+def test_engine_check_mode_writes_nothing_and_second_run_changes_nothing(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    dry = _engine.run(settings_for(tmp_path), runner, check_mode=True)
+    assert dry["changed"] and dry["validated"] and not dry["reloaded"]
+    assert (tmp_path / "squid.conf").read_text() == SQUID_CONF and not (tmp_path / "protectnet_epns.conf").exists()
+    assert not any(c[1:3] == ["-k", "reconfigure"] for c in runner.calls)
+    real = _engine.run(settings_for(tmp_path), runner, check_mode=False)
+    assert real["changed"] and real["reloaded"]
+    assert real["diff"][0]["before"] == "" and "protectnet_epns_src" in real["diff"][0]["after"]
+    again = _engine.run(settings_for(tmp_path), FakeRunner(), check_mode=False)
+    assert not again["changed"]
+    gone = _engine.run(settings_for(tmp_path, state="absent"), FakeRunner(), check_mode=False)
+    assert gone["changed"] and (tmp_path / "squid.conf").read_text() == SQUID_CONF
+    assert not (tmp_path / "protectnet_epns.conf").exists()
+
+
+def test_engine_failed_validation_and_failed_reload_leave_the_files(tmp_path: Path) -> None:
+    with pytest.raises(ProxyError, match="new configuration fails validation"):
+        _engine.run(settings_for(tmp_path, extra_directives=("bad directive",)), FakeRunner(), check_mode=False)
+    assert (tmp_path / "squid.conf").read_text() == SQUID_CONF and not (tmp_path / "protectnet_epns.conf").exists()
+    runner = FakeRunner(reload_rc=1)
+    with pytest.raises(_engine.ApplyError, match="previous files restored and reloaded"):
+        _engine.run(settings_for(tmp_path), runner, check_mode=False)
+    assert (tmp_path / "squid.conf").read_text() == SQUID_CONF and not (tmp_path / "protectnet_epns.conf").exists()
+    assert [c[1:3] for c in runner.calls].count(["-k", "reconfigure"]) == 2  # the change, then the old files
+
+
+def test_engine_refuses_a_stopped_proxy(tmp_path: Path) -> None:
+    class Stopped(FakeRunner):
+        def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+            if argv[1:3] == ["-k", "check"]:
+                return 1, "", "squid: ERROR: No running copy"
+            return super().run(argv, cwd)
+
+    with pytest.raises(ProxyError, match=r"not running.*No running copy"):
+        _engine.run(settings_for(tmp_path), Stopped(), check_mode=False)
+
+
+def run_module(args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command",
+                        lambda *a, **k: pytest.fail(f"no command may run for bad input: {a} {k}"))
+    with pytest.raises(SystemExit):
+        proxy_connect_ports.main()
+    return t.cast(dict, json.loads(capsys.readouterr().out))
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"allowed_sources": ["10.0.0.0/8"], "ports": [65536]}, "out of range"),
+    ({}, "allowed_sources is required"),
+    ({"allowed_sources": ["10.0.0.0/8"], "destinations": ["1.2.3.4"]}, "only apply with restrict_to_epns"),
+    ({"allowed_sources": ["10.0.0.0/8"], "proxy": "apache", "restrict_to_epns": True,
+      "destinations": ["1.2.3.0/24"]}, "only single addresses"),
+    ({"allowed_sources": ["10.0.0.0/8"], "idle_timeout": 5}, "idle_timeout must be"),
+])
+def test_bad_options_fail_before_any_command(args: dict, message: str, capsys: pytest.CaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_module(args, capsys, monkeypatch)
+    assert result["failed"] and message in result["msg"] and not result["changed"]
+
+
+def test_eset_bridge_reports_and_changes_nothing(capsys: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_module({"proxy": "eset_bridge", "allowed_sources": ["10.0.0.0/8"]}, capsys, monkeypatch)
+    assert not result["changed"] and result["manual"]
+    assert any("8883" in step for step in result["eset_bridge"]["manual_steps"])
