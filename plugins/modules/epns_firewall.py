@@ -30,8 +30,8 @@ description:
     the permanent configuration and one C(firewall-cmd --reload) after C(--check-config) (established connections are
     kept); it never calls C(firewall-cmd --permanent), so no C(*.xml.old) files are left behind. An address change is
     a runtime ipset entry update, without a reload. A reload drops runtime-only changes that others made without
-    C(--permanent) (as any firewalld reload does); hosts with firewalld older than 0.9 (no policy objects) fail
-    cleanly - use O(backend=nftables) or V(iptables) there."
+    C(--permanent) (as any firewalld reload does). Firewalld older than 0.9 (no policy objects) gets direct rules
+    instead (O(firewalld_mode))."
   - "ufw: one C(allow out) rule per network, per family and group, for all of the group's ports
     (C(ufw allow out to 198.18.1.10/32 port 443,8883 proto tcp comment 'protectnet_epns epns ipv4 tcp 443,8883')),
     IPv4 and IPv6. ufw has no address sets, so an address change deletes and adds only the affected rules (adds
@@ -72,7 +72,7 @@ options:
       - A backend that is not installed, or installed but not running (firewalld daemon stopped, ufw inactive),
         fails without changes.
       - V(nftables) and V(iptables) - see the description; V(firewalld) - a policy object and ipsets (firewalld 0.9
-        or later); V(ufw) - tagged C(allow out) rules.
+        or later), or direct rules (O(firewalld_mode)); V(ufw) - tagged C(allow out) rules.
     type: str
     choices: [auto, nftables, firewalld, iptables, ufw]
     default: auto
@@ -111,8 +111,9 @@ options:
       - iptables - the owned lines inside C(/etc/iptables/rules.v4) and C(rules.v6) (C(/etc/sysconfig/iptables) and
         C(ip6tables) on EL), and the ipsets in C(/etc/iptables/ipsets) when ipset-persistent is installed (otherwise
         the saved rules list the networks one by one, so they load without an ipset loader).
-      - firewalld - its permanent configuration, C(/etc/firewalld/policies/protectnet_epns.xml) and
-        C(/etc/firewalld/ipsets/protectnet_epns_*.xml). With V(false) the objects exist only in firewalld's runtime
+      - firewalld - its permanent configuration, C(/etc/firewalld/policies/protectnet_epns.xml) (direct mode - our
+        lines in C(/etc/firewalld/direct.xml)) and C(/etc/firewalld/ipsets/protectnet_epns_*.xml). With V(false) the
+        objects exist only in firewalld's runtime
         and go with its next reload or restart, or a reboot.
       - ufw - ufw's own files, C(/etc/ufw/user.rules) and C(user6.rules), which ufw writes itself with every rule.
         ufw has no runtime-only rules, so V(false) with O(state=present) fails without changes (V(absent) works).
@@ -149,11 +150,35 @@ options:
     description:
       - For O(backend=iptables), match ipsets (V(true)) or list the networks one rule each (V(false)). Unset - ipsets
         when the ipset tool works.
+      - For O(backend=firewalld) in direct mode, V(false) lists the networks one direct rule each even where
+        firewalld has ipsets (0.4 or later).
     type: bool
+  firewalld_mode:
+    description:
+      - For O(backend=firewalld). V(policy) - a policy object and ipsets (firewalld 0.9 or later; fails on older
+        versions). V(direct) - firewalld's direct interface - a chain C(PROTECTNET_EPNS) in the filter table of
+        IPv4 and IPv6, jumped to by C(-m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS) at priority 0 of
+        C(OUTPUT), with one rule per group and family matching the ipsets C(protectnet_epns_<group>_v4)/C(_v6)
+        (C(-m set --match-set)) where firewalld has ipsets (0.4 or later), otherwise one rule per network (an address
+        change then adds and removes only those rules, without a reload). V(auto) - V(policy) where the firewalld
+        version has policy objects, V(direct) otherwise.
+      - "Direct mode persists in C(/etc/firewalld/direct.xml), a file shared with the host: only the lines naming
+        C(PROTECTNET_EPNS) are ever added, changed or removed (right after C(<direct>), so at equal priority they come
+        first); everything else in the file stays byte for byte, and V(absent) gives the file back exactly as it was
+        (or removes it if this module created it). Structural changes stage the objects and do one C(--reload) like
+        the policy mode, which drops others' runtime-only direct rules; put the host's own direct rules in
+        C(direct.xml) (C(--permanent))."
+      - "Direct rules are iptables rules: with firewalld's nftables backend they do not override a reject or drop in
+        firewalld's own policies or zones (a warning says so when V(direct) is chosen where policies exist). They
+        are meant for firewalld before 0.9, where an egress deny is itself made of direct rules."
+    type: str
+    choices: [auto, policy, direct]
+    default: auto
 notes:
   - Only TCP egress from the host itself (output hook) is opened; forwarding and inbound rules are not touched.
   - Check mode reads the ruleset with read-only commands (C(nft -j list ruleset), C(iptables-save), C(ipset save),
-    C(firewall-cmd --state/--info-policy/--get-ipsets/--info-ipset), C(ufw status verbose), C(ufw show added)),
+    C(firewall-cmd --state/--version/--info-policy/--get-ipsets/--info-ipset/--direct --get-all-rules/--direct
+    --get-all-chains), C(ufw status verbose), C(ufw show added)),
     which never load a table.
   - With ufw, the rules are saved by ufw as they are added, so with O(rollback_seconds) a reboot before the
     confirmation keeps them (they only allow egress to EPNS). The other backends write nothing before it.
@@ -170,6 +195,9 @@ seealso:
   - name: firewalld.policy(5)
     description: firewalld policy objects.
     link: https://firewalld.org/documentation/man-pages/firewalld.policy.html
+  - name: firewalld.direct(5)
+    description: firewalld's direct interface and direct.xml.
+    link: https://firewalld.org/documentation/man-pages/firewalld.direct.html
   - name: ufw(8)
     description: The uncomplicated firewall.
     link: https://manpages.ubuntu.com/manpages/jammy/man8/ufw.8.html
@@ -207,6 +235,11 @@ backend_reason:
 iptables_variant:
   description: The iptables variant used (V(legacy) or V(nft)).
   returned: when the backend is iptables
+  type: str
+firewalld_mode:
+  description: The firewalld mode used (V(policy) or V(direct)) and the firewalld version.
+  sample: direct (firewalld 0.8.2)
+  returned: when the backend is firewalld
   type: str
 destinations:
   description: The allowed destinations per group (C(epns), C(proxy)), merged and sorted.
@@ -286,6 +319,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
         refresh_interval=dict(type="int", default=15),
         iptables_variant=dict(type="str", choices=["auto", "legacy", "nft"], default="auto"),
         ipset=dict(type="bool"),
+        firewalld_mode=dict(type="str", choices=["auto", "policy", "direct"], default="auto"),
     )
 
 
@@ -305,7 +339,8 @@ def main() -> None:
         request = Request(state=p["state"], backend=p["backend"], spec=spec, persist=p["persist"],
                           rollback_seconds=p["rollback_seconds"], refresh=p["refresh"],
                           refresh_interval=p["refresh_interval"],
-                          options={"iptables_variant": p["iptables_variant"], "ipset": p["ipset"]},
+                          options={"iptables_variant": p["iptables_variant"], "ipset": p["ipset"],
+                                   "firewalld_mode": p["firewalld_mode"]},
                           python=sys.executable)
         result = run(request, ModuleRunner(module), module.check_mode)
     except ApplyError as exc:

@@ -3,9 +3,14 @@
 agent1 picks firewalld by auto (rollback, refresh, extra destinations), agent2 asks for it and goes through the HTTP
 proxy. The host's firewalld: a policy `lab-deny-egress` HOST -> ANY, target REJECT, priority 100, with ipv6-icmp
 allowed (neighbour discovery, FIREWALL-BACKENDS-NOTES.md) and an unrelated port of its own (9999/tcp).
+
+agent3 runs the direct-rules fallback (firewalld_mode: direct, as on firewalld < 0.9) in the same flow: its default
+deny is made of the host's own permanent direct rules in /etc/firewalld/direct.xml (REJECT at priority 99), as
+egress filtering was done before firewalld had policies.
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Dict, List
 
@@ -34,16 +39,41 @@ def firewalld_default_deny(lab: Any, host: str) -> None:
     sh(lab, host, ["firewall-cmd", "--reload"])
 
 
+DENY_DIRECT = """<?xml version="1.0" encoding="utf-8"?>
+<direct>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --dport 9999 -m comment --comment "host own rule" -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p ipv6-icmp -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
+</direct>
+"""  # noqa: E501 (direct.xml as the host wrote it)
+
+
+def firewalld_direct_deny(lab: Any, host: str) -> None:
+    """The pre-0.9 way: a default-deny egress made of permanent direct rules."""
+    lab.start_service(host, "firewalld")
+    sh(lab, host, ["sh", "-c", "cat > /etc/firewalld/direct.xml"], input=DENY_DIRECT)
+    sh(lab, host, ["firewall-cmd", "--reload"])
+
+
 def firewalld_reset(lab: Any, host: str) -> None:
     lab.stop_service(host, "dbus")  # firewalld first; CleanupOnExit removes its table
-    lab.run(host, ["sh", "-c", "rm -f /etc/firewalld/policies/* /etc/firewalld/ipsets/*"])
+    lab.run(host, ["sh", "-c", "rm -f /etc/firewalld/policies/* /etc/firewalld/ipsets/* /etc/firewalld/direct.xml"])
     clean_host(lab, host)
 
 
 def ruleset(lab: Any, host: str) -> str:
     """firewalld's runtime (what it put in nftables) and its permanent configuration files, byte for byte. Tables
     are sorted: a reload recreates `inet firewalld`, which moves it behind other tables in `nft list ruleset`."""
-    chunks = sh(lab, host, ["nft", "list", "ruleset"]).split("\ntable ")
+    # counters: iptables-nft rules (direct rules) count packets
+    text = re.sub(r"counter packets \d+ bytes \d+", "counter", sh(lab, host, ["nft", "list", "ruleset"]))
+    chunks = text.split("\ntable ")
     tables = sorted((c if c.startswith("table ") else "table " + c).rstrip("\n") for c in chunks if c.strip())
     return ("\n".join(tables) + "\n"
             + sh(lab, host, ["sh", "-c", "cd /etc/firewalld && find . -type f | sort | xargs md5sum"]))
@@ -64,6 +94,8 @@ def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
         lab.agents[0]: {"args": {"backend": "auto", "extra_destinations": ["91.228.165.144/30"],
                                  "rollback_seconds": 5, "refresh": True}, "probe": DIRECT_PROBE},
         lab.agents[1]: {"args": {"backend": "firewalld", "via_proxy": "proxy.lab:3128"}, "probe": PROXY_PROBE},
+        lab.agents[2]: {"args": {"backend": "firewalld", "firewalld_mode": "direct", "rollback_seconds": 5,
+                                 "refresh": True}, "probe": DIRECT_PROBE, "direct": True},
     }
     for host in chosen:
         firewalld_reset(lab, host)
@@ -77,8 +109,10 @@ def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
 @pytest.fixture(scope="module")
 def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     rec: Dict[str, Any] = {"hosts": hosts}
+    policy_hosts = [h for h, s in hosts.items() if not s.get("direct")]
+    direct_host = rec["direct_host"] = next(h for h, s in hosts.items() if s.get("direct"))
     for host in hosts:
-        firewalld_default_deny(lab, host)
+        (firewalld_direct_deny if host == direct_host else firewalld_default_deny)(lab, host)
     ping(lab, list(hosts))
     args = {h: s["args"] for h, s in hosts.items()}
     rec["probe_before"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
@@ -93,25 +127,38 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     rec["apply"] = firewall(lab, args, args=["--diff"])
     rec["apply_seconds"] = time.monotonic() - started
     rec["ruleset_applied"] = {h: ruleset(lab, h) for h in hosts}
-    rec["policy_applied"] = {h: sh(lab, h, ["cat", "/etc/firewalld/policies/protectnet_epns.xml"]) for h in hosts}
-    rec["deny_applied"] = {h: sh(lab, h, ["firewall-cmd", "--info-policy", "lab-deny-egress"]) for h in hosts}
+    rec["policy_applied"] = {h: sh(lab, h, ["cat", "/etc/firewalld/policies/protectnet_epns.xml"])
+                             for h in policy_hosts}
+    rec["deny_applied"] = {h: sh(lab, h, ["firewall-cmd", "--info-policy", "lab-deny-egress"]) for h in policy_hosts}
+    rec["direct_xml_applied"] = sh(lab, direct_host, ["cat", "/etc/firewalld/direct.xml"])
+    rec["direct_rules_applied"] = sh(lab, direct_host, ["firewall-cmd", "--direct", "--get-all-rules"])
+    rec["direct_iptables_applied"] = sh(lab, direct_host, ["sh", "-c", "iptables-save; ip6tables-save"])
     rec["probe_after"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
 
     rec["again"] = firewall(lab, args)
     rec["ruleset_again"] = {h: ruleset(lab, h) for h in hosts}
 
     agent = lab.agents[0]
-    set_epns_address(lab, agent, "198.18.1.11")
-    rec["moved"] = firewall(lab, {agent: args[agent]})[agent]
+    movers = [agent, direct_host]
+    for host in movers:
+        set_epns_address(lab, host, "198.18.1.11")
+    moved = firewall(lab, {h: args[h] for h in movers})
+    rec["moved"], rec["moved_direct"] = moved[agent], moved[direct_host]
     rec["entries_moved"] = sh(lab, agent, ["firewall-cmd", "--ipset", "protectnet_epns_epns_v4", "--get-entries"])
-    set_epns_address(lab, agent, "198.18.1.10")
+    rec["entries_moved_direct"] = sh(lab, direct_host, ["ipset", "list", "protectnet_epns_epns_v4"])
+    for host in movers:
+        set_epns_address(lab, host, "198.18.1.10")
     rec["refresh_out"] = sh(lab, agent, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
     rec["ruleset_refreshed"] = ruleset(lab, agent)
+    rec["refresh_out_direct"] = sh(lab, direct_host, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
+    rec["ruleset_refreshed_direct"] = ruleset(lab, direct_host)
 
     rec["absent"] = firewall(lab, {h: {"state": "absent"} for h in hosts}, args=["--diff"])
     rec["ruleset_absent"] = {h: ruleset(lab, h) for h in hosts}
     rec["files_absent"] = {h: files(lab, h) for h in hosts}
     rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+    rec["direct_xml_absent"] = sh(lab, direct_host, ["cat", "/etc/firewalld/direct.xml"])
+    rec["ipsets_absent_direct"] = sh(lab, direct_host, ["ipset", "list", "-n"])
     return rec
 
 
@@ -146,6 +193,39 @@ def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
         assert result["changes"] == flow["apply"][host]["changes"]
 
 
+def test_direct_mode_opens_egress_through_the_hosts_direct_rules(flow: Dict[str, Any]) -> None:
+    host = flow["direct_host"]
+    result = flow["apply"][host]
+    assert not result.get("failed"), result.get("msg")
+    assert result["firewalld_mode"] == "direct (firewalld 1.3.3)", result["firewalld_mode"]
+    assert result["rollback"]["state"] == "confirmed"
+    assert sorted(result["changes"]["containers"]["added"]) == [
+        "direct chain ipv4 filter PROTECTNET_EPNS", "direct chain ipv6 filter PROTECTNET_EPNS",
+        "ipset protectnet_epns_epns_v4", "ipset protectnet_epns_epns_v6"]
+    argvs = [c["argv"] for c in result["commands"]]
+    assert sum(1 for a in argvs if a[1:] == ["--reload"]) == 1 and not any("--permanent" in a for a in argvs)
+    assert not any("protectnet_epns" in p for p in flow["policy_applied"])
+    # direct.xml: ours right after <direct>, the host's lines byte for byte after them
+    applied = flow["direct_xml_applied"].splitlines(keepends=True)
+    own = [line for line in applied if "PROTECTNET_EPNS" in line]
+    assert len(own) == 6 and applied[2:8] == own
+    assert "".join(line for line in applied if line not in own) == DENY_DIRECT
+    rules = flow["direct_rules_applied"]
+    assert "--comment 'host own rule' -j ACCEPT" in rules and "ipv6 filter OUTPUT 99 -j REJECT" in rules
+    saved = flow["direct_iptables_applied"]
+    assert saved.index("-j PROTECTNET_EPNS") < saved.index("-A OUTPUT -j REJECT")
+    assert "--match-set protectnet_epns_epns_v6 dst" in saved
+    moved = flow["moved_direct"]
+    assert moved["changes"]["rules"] == {"added": [], "removed": []}
+    assert [c["argv"][1:] for c in moved["commands"]] == [
+        ["--ipset", "protectnet_epns_epns_v4", "--add-entry", "198.18.1.11/32"],
+        ["--ipset", "protectnet_epns_epns_v4", "--remove-entry", "198.18.1.10/32"]]
+    assert "198.18.1.11" in flow["entries_moved_direct"] and "198.18.1.10\n" not in flow["entries_moved_direct"]
+    assert '"changed": true' in flow["refresh_out_direct"]
+    assert flow["ruleset_refreshed_direct"] == flow["ruleset_applied"][host]
+    assert flow["direct_xml_absent"] == DENY_DIRECT and "protectnet" not in flow["ipsets_absent_direct"]
+
+
 def test_apply_adds_a_policy_and_ipsets_beside_the_hosts_policy(flow: Dict[str, Any], lab: Any) -> None:
     agent1 = flow["apply"][lab.agents[0]]
     assert not agent1.get("failed"), agent1.get("msg")
@@ -156,7 +236,7 @@ def test_apply_adds_a_policy_and_ipsets_beside_the_hosts_policy(flow: Dict[str, 
     argvs = [c["argv"] for c in agent1["commands"]]
     assert sum(1 for a in argvs if a[1:] == ["--reload"]) == 1
     assert not any("--permanent" in a for a in argvs)
-    for host in flow["hosts"]:
+    for host in flow["policy_applied"]:
         assert '<policy target="CONTINUE" priority="-32768">' in flow["policy_applied"][host]
         assert "target: REJECT" in flow["deny_applied"][host] and "9999/tcp" in flow["deny_applied"][host]
         assert "ip daddr @protectnet_epns_" in flow["ruleset_applied"][host]

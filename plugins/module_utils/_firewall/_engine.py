@@ -143,6 +143,8 @@ def run(request: Request, runner: Runner, check_mode: bool, resolver: Resolver =
     }
     if backend.name == "iptables":
         result["iptables_variant"] = current.meta.get("variant")
+    if backend.name == "firewalld":
+        result["firewalld_mode"] = f"{current.meta.get('mode')} (firewalld {current.meta.get('version')})"
     result["warnings"] = backend.warnings
     if check_mode or not result["changed"]:
         return result

@@ -17,11 +17,25 @@
 # runtime, persist() writes the files (so a rollback that is never confirmed, or persist: false, leaves nothing on
 # disk). An address change alone is a runtime `--ipset ... --add-entry/--remove-entry` (no reload) plus the
 # rewritten ipset file. We never use `firewall-cmd --permanent`, which leaves *.xml.old backups behind.
+#
+# Direct mode (firewalld older than 0.9, or firewalld_mode: direct): firewalld's direct interface instead of a policy,
+#
+#   chain ipv4|ipv6 filter PROTECTNET_EPNS
+#   rule  ipv4 filter OUTPUT 0 -m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS
+#   rule  ipv4 filter PROTECTNET_EPNS 0 -p tcp -m set --match-set protectnet_epns_epns_v4 dst -m multiport
+#         --dports 443,8883 -m comment --comment "protectnet_epns epns ipv4 tcp 443,8883" -j ACCEPT
+#
+# with the same ipsets (firewalld 0.4+; without ipsets one rule per network, `-d NET`). The permanent direct
+# configuration is /etc/firewalld/direct.xml, a file shared with the host: we edit only our own lines in it (all
+# name PROTECTNET_EPNS), inserted right after <direct> so that, at equal priority, ours come first. Structural
+# changes go through the same staging + one reload as the policy mode; without ipsets an address change is
+# runtime `--direct --add-rule/--remove-rule` of the affected rules (no reload).
 from __future__ import annotations
 
 import glob
 import os
 import re
+import shlex
 import typing as t
 from xml.sax.saxutils import escape, quoteattr
 
@@ -46,6 +60,16 @@ CONFIG_DIR = "/etc/firewalld"
 SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
 NOT_RUNNING = 252  # firewall-cmd --state: "not running"
+MODES = ("auto", "policy", "direct")
+POLICY_VERSION = (0, 9)  # policy objects
+IPSET_VERSION = (0, 4)  # ipsets
+CHECK_CONFIG_VERSION = (0, 4, 4)  # firewall-cmd --check-config
+CHAIN = "PROTECTNET_EPNS"
+DIRECT_PRIORITY = "0"
+JUMP_COMMENT = f"{TAG} jump"
+DIRECT_MARK = "<!-- protectnet_epns: created by protectnet.epns.epns_firewall; other direct rules may be added -->"
+DIRECT_HEADER = '<?xml version="1.0" encoding="utf-8"?>'
+NETWORKS = "<networks>"  # placeholder in a no-ipset direct rule's text: one rule per network of its set
 
 _RICH_RE = re.compile(r'^rule family="(?P<family>ipv4|ipv6)" destination ipset="(?P<ipset>[^"]+)" '
                       r'port port="(?P<port>\d+)" protocol="tcp" accept$')
@@ -63,6 +87,89 @@ def rich_rule(group: str, family: str, port: int) -> str:
 def policy_spec(ingress: str = "HOST", egress: str = "ANY", target: str = TARGET, priority: int = PRIORITY,
                 extra: str = "") -> str:
     return f"{ingress} -> {egress}, target {target}, priority {priority}" + (f", {extra}" if extra else "")
+
+
+def parse_version(text: str) -> t.Optional[t.Tuple[int, ...]]:
+    """`firewall-cmd --version` output (`1.3.3`, `0.8.6`) -> (1, 3, 3); None when unreadable."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text.strip().splitlines()[-1] if text.strip() else "")
+    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+
+
+def pick_mode(wanted: str, version: t.Optional[t.Tuple[int, ...]]) -> str:
+    """policy or direct: auto takes policy objects when this firewalld has them (0.9+, or an unknown version)."""
+    if wanted not in MODES:
+        raise FirewallError(f"firewalld_mode {wanted!r} is unknown (expected one of {', '.join(MODES)})")
+    has_policies = version is None or version >= POLICY_VERSION
+    if wanted == "policy" and not has_policies:
+        raise FirewallError(f"backend firewalld: firewalld {_v(version)} has no policy objects (0.9 or later is "
+                            "needed); use firewalld_mode direct (or auto) on this host")
+    if wanted == "auto":
+        return "policy" if has_policies else "direct"
+    return wanted
+
+
+def _v(version: t.Optional[t.Tuple[int, ...]]) -> str:
+    return ".".join(str(n) for n in version) if version else "(unknown version)"
+
+
+def join_args(args: t.Sequence[str]) -> str:
+    """Direct rule arguments as one canonical line (arguments with blanks in double quotes, like iptables-save)."""
+    return " ".join(f'"{a}"' if (not a or any(c.isspace() for c in a)) else a for a in args)
+
+
+def direct_rule_args(group: str, family: str, ports: t.Sequence[int], ipsets: bool, network: str = NETWORKS
+                     ) -> t.List[str]:
+    comment = f"{TAG} {group} {family} tcp {','.join(str(p) for p in ports)}"
+    match = ["-m", "set", "--match-set", ipset_name(group, family), "dst"] if ipsets else ["-d", network]
+    return ["-p", "tcp", *match, "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
+            "-m", "comment", "--comment", comment, "-j", "ACCEPT"]
+
+
+def jump_args() -> t.List[str]:
+    return ["-m", "comment", "--comment", JUMP_COMMENT, "-j", CHAIN]
+
+
+def _comment(args: t.Sequence[str]) -> str:
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--comment":
+            return args[i + 1]
+    return ""
+
+
+def direct_rule_key(ipv: str, table: str, chain: str, priority: str, args: t.Sequence[str]) -> str:
+    return f"direct {ipv} {table} {chain} {priority}: {_comment(args) or join_args(args)}"
+
+
+def _split_key(key: str) -> t.Tuple[str, str, str, str]:
+    ipv, table, chain, priority = key.split(":", 1)[0].split()[1:5]
+    return ipv, table, chain, priority
+
+
+def _is_own_direct_line(line: str) -> bool:
+    text = line.strip()
+    return text.startswith(("<chain ", "<rule ")) and CHAIN in text
+
+
+def merge_direct_xml(before: t.Optional[str], own: t.Sequence[str]) -> t.Optional[str]:
+    """direct.xml with exactly our lines (own; [] removes ours): others' lines are kept byte for byte, ours go right
+    after <direct>. A file we created and that holds nothing else any more is removed (None)."""
+    skeleton = f"{DIRECT_HEADER}\n<direct>\n{DIRECT_MARK}\n</direct>\n"
+    if before is None:
+        if not own:
+            return None
+        return f"{DIRECT_HEADER}\n<direct>\n{DIRECT_MARK}\n" + "".join(f"{line}\n" for line in own) + "</direct>\n"
+    lines = [line for line in before.splitlines(keepends=True) if not _is_own_direct_line(line)]
+    if own:
+        at = next((i + 1 for i, line in enumerate(lines) if line.strip().startswith("<direct") and
+                   line.strip().endswith(">") and not line.strip().endswith("/>")), None)
+        if at is None:
+            raise FirewallError("backend firewalld: cannot edit /etc/firewalld/direct.xml (no <direct> element "
+                                "found): fix or remove the file")
+        if at < len(lines) and lines[at].strip() == DIRECT_MARK:
+            at += 1
+        lines[at:at] = [f"{line}\n" for line in own]
+    text = "".join(lines)
+    return None if text == skeleton else text
 
 
 def parse_info(text: str) -> t.Dict[str, t.Any]:
@@ -106,8 +213,8 @@ class FirewalldBackend(FirewallBackend):
                             "(systemctl start firewalld) or choose another backend")
             return found
         found.usable = found.active = True
-        found.owns = os.path.exists(cls.policy_path())
-        found.detail = "firewalld is running" + (", the EPNS policy is in its configuration" if found.owns else "")
+        found.owns = os.path.exists(cls.policy_path()) or CHAIN in (read_text(cls.direct_path()) or "")
+        found.detail = "firewalld is running" + (", the EPNS objects are in its configuration" if found.owns else "")
         return found
 
     # -- paths -----------------------------------------------------------------------------------------------
@@ -126,10 +233,40 @@ class FirewalldBackend(FirewallBackend):
         return fc
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def read_current(self) -> State:
-        """The runtime configuration (what is in force); read-only firewall-cmd queries."""
+    def capabilities(self) -> t.Dict[str, t.Any]:
+        """firewalld's version and what it has: {'version', 'mode' (policy|direct), 'ipsets', 'check_config'}."""
         fc = self._fc()
-        state = State()
+        _rc, out, err = self.runner.run([fc, "--version"])
+        version = parse_version(out or err)
+        mode = pick_mode(str(self.settings.get("firewalld_mode", "auto")), version)
+        ipsets = (version is None or version >= IPSET_VERSION) and self.settings.get("ipset", True) is not False
+        if mode == "direct" and version is not None and version >= POLICY_VERSION:
+            self.warnings.append(
+                f"firewalld_mode direct on firewalld {_v(version)}: the direct rules open EPNS in iptables only; a "
+                "reject or drop in firewalld's own policies or zones (nftables backend) still applies")
+        return {"version": _v(version), "mode": mode, "ipsets": ipsets,
+                "policies": version is None or version >= POLICY_VERSION,
+                "check_config": version is None or version >= CHECK_CONFIG_VERSION}
+
+    def read_current(self) -> State:
+        """The runtime configuration (what is in force); read-only firewall-cmd queries. Reads our objects of both
+        modes (so switching the mode removes the other one's)."""
+        fc = self._fc()
+        caps = self.capabilities()
+        state = State(meta=dict(caps))
+        if caps["policies"]:
+            self._read_policy(fc, state, caps)
+        self._read_direct(fc, state)
+        if caps["ipsets"] or caps["policies"]:
+            names = self.runner.check([fc, "--get-ipsets"], what="listing the firewalld ipsets").split()
+            for name in sorted(n for n in names if n.startswith(TAG + "_")):
+                info = parse_info(self.runner.check([fc, "--info-ipset", name], what=f"reading ipset {name}"))
+                state.containers[f"ipset {name}"] = f"{info.get('type', '')} {info.get('options', '')}".strip()
+                state.sets[f"ipset {name}"] = frozenset(canonical_element(e)
+                                                        for e in info.get("entries", "").split())
+        return state
+
+    def _read_policy(self, fc: str, state: State, caps: t.Dict[str, t.Any]) -> None:
         rc, out, err = self.runner.run([fc, "--info-policy", POLICY])
         if rc == 0:
             info = parse_info(out)
@@ -150,30 +287,105 @@ class FirewalldBackend(FirewallBackend):
                     n += 1
                 state.rules[key] = rule
         elif "unrecognized arguments" in err or "no such option" in err:
-            raise FirewallError("backend firewalld: this firewalld has no policy objects (firewalld 0.9 or later "
-                                "is needed); use backend nftables or iptables on this host")
+            # an unknown version without policy objects: direct rules instead (policy mode fails)
+            caps["policies"] = False
+            state.meta["policies"] = False
+            if str(self.settings.get("firewalld_mode", "auto")) == "policy":
+                raise FirewallError("backend firewalld: this firewalld has no policy objects (firewalld 0.9 or "
+                                    "later is needed); use firewalld_mode direct (or auto) on this host")
+            caps["mode"] = state.meta["mode"] = "direct"
         elif "INVALID_POLICY" not in out + err:
             raise CommandError([fc, "--info-policy", POLICY], rc, out, err, "reading the firewalld policy")
-        names = self.runner.check([fc, "--get-ipsets"], what="listing the firewalld ipsets").split()
-        for name in sorted(n for n in names if n.startswith(TAG + "_")):
-            info = parse_info(self.runner.check([fc, "--info-ipset", name], what=f"reading ipset {name}"))
-            state.containers[f"ipset {name}"] = f"{info.get('type', '')} {info.get('options', '')}".strip()
-            state.sets[f"ipset {name}"] = frozenset(canonical_element(e) for e in info.get("entries", "").split())
-        return state
+
+    def _read_direct(self, fc: str, state: State) -> None:
+        out = self.runner.check([fc, "--direct", "--get-all-rules"], what="listing the firewalld direct rules")
+        for line in out.splitlines():
+            try:
+                words = shlex.split(line)
+            except ValueError:
+                continue
+            if len(words) < 5:
+                continue
+            ipv, table, chain, priority, args = words[0], words[1], words[2], words[3], words[4:]
+            if chain != CHAIN and args[-2:] != ["-j", CHAIN] and not _comment(args).startswith(TAG):
+                continue
+            key = direct_rule_key(ipv, table, chain, priority, args)
+            network = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "-d"), None)
+            if chain == CHAIN and network is not None and "--match-set" not in args:
+                # no ipsets: one rule per network; the State holds the rule once and its networks as a set
+                template = [NETWORKS if i > 0 and args[i - 1] == "-d" else a for i, a in enumerate(args)]
+                state.rules[key] = join_args(template)
+                state.sets[key] = state.sets.get(key, frozenset()) | {canonical_element(network)}
+                continue
+            n, base = 2, key
+            while key in state.rules:
+                key = f"{base} #{n}"
+                n += 1
+            state.rules[key] = join_args(args)
+        chains = self.runner.check([fc, "--direct", "--get-all-chains"], what="listing the firewalld direct chains")
+        for line in chains.splitlines():
+            words = line.split()
+            if len(words) == 3 and words[2] == CHAIN:
+                state.containers[f"direct chain {' '.join(words)}"] = " ".join(words)
 
     # -- desired ---------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
-        desired = State()
-        desired.containers[f"policy {POLICY}"] = policy_spec()
+        caps = {k: v for k, v in current.meta.items()} or self.capabilities()
+        desired = State(meta=dict(caps))
+        if caps["mode"] == "policy":
+            desired.containers[f"policy {POLICY}"] = policy_spec()
+        else:
+            for family in FAMILIES:
+                ipv = family
+                desired.containers[f"direct chain {ipv} filter {CHAIN}"] = f"{ipv} filter {CHAIN}"
+                jump = jump_args()
+                desired.rules[direct_rule_key(ipv, "filter", "OUTPUT", DIRECT_PRIORITY, jump)] = join_args(jump)
         for group in policy.groups:
             for family in FAMILIES:
                 name = ipset_name(group.name, family)
+                if caps["mode"] == "direct":
+                    args = direct_rule_args(group.name, family, group.ports, caps["ipsets"])
+                    key = direct_rule_key(family, "filter", CHAIN, DIRECT_PRIORITY, args)
+                    if not caps["ipsets"]:
+                        networks = frozenset(group.addresses(family))
+                        if networks:  # a rule per network: none without networks
+                            desired.rules[key] = join_args(args)
+                            desired.sets[key] = networks
+                        continue
+                    desired.rules[key] = join_args(args)
                 desired.containers[f"ipset {name}"] = f"hash:net family={IPSET_FAMILY[family]}"
                 desired.sets[f"ipset {name}"] = frozenset(group.addresses(family))
-                for port in group.ports:
-                    rule = rich_rule(group.name, family, port)
-                    desired.rules[f"policy {POLICY}: {rule}"] = rule
+                if caps["mode"] == "policy":
+                    for port in group.ports:
+                        rule = rich_rule(group.name, family, port)
+                        desired.rules[f"policy {POLICY}: {rule}"] = rule
         return desired
+
+    # -- direct rules ----------------------------------------------------------------------------------------
+    @staticmethod
+    def direct_path() -> str:
+        return f"{CONFIG_DIR}/direct.xml"
+
+    @staticmethod
+    def direct_lines(state: State) -> t.List[str]:
+        """Our direct.xml lines for a State: chains, then rules (a no-ipset rule once per network)."""
+        lines = []
+        for key in sorted(k for k in state.containers if k.startswith("direct chain ")):
+            ipv, table, chain = key.split()[2:5]
+            lines.append(f"  <chain ipv={quoteattr(ipv)} table={quoteattr(table)} chain={quoteattr(chain)}/>")
+        for key in sorted(k for k in state.rules if k.startswith("direct ")):
+            ipv, table, chain, priority = _split_key(key)
+            texts = ([state.rules[key].replace(NETWORKS, n) for n in sorted(state.sets[key], key=element_sort_key)]
+                     if key in state.sets else [state.rules[key]])
+            lines += [f"  <rule ipv={quoteattr(ipv)} table={quoteattr(table)} chain={quoteattr(chain)} "
+                      f"priority={quoteattr(priority)}>{escape(text)}</rule>" for text in texts]
+        return lines
+
+    def _direct_rule_command(self, fc: str, key: str, text: str, network: str, add: bool) -> Command:
+        ipv, table, chain, priority = _split_key(key)
+        args = shlex.split(text.replace(NETWORKS, network))
+        return Command((fc, "--direct", "--add-rule" if add else "--remove-rule", ipv, table, chain, priority,
+                        *args))
 
     # -- files (whole XML objects) -----------------------------------------------------------------------------
     def render_files(self, state: State) -> t.Dict[str, str]:
@@ -181,7 +393,7 @@ class FirewalldBackend(FirewallBackend):
         files: t.Dict[str, str] = {}
         if state.empty:
             return files
-        for key in sorted(state.sets):
+        for key in sorted(k for k in state.sets if k.startswith("ipset ")):
             name = key.split(" ", 1)[1]
             family = "inet6" if name.endswith("_v6") else "inet"
             lines = ['<?xml version="1.0" encoding="utf-8"?>', '<ipset type="hash:net">',
@@ -230,6 +442,17 @@ class FirewalldBackend(FirewallBackend):
             for key in sorted(change.sets_changed):
                 name = key.split(" ", 1)[1]
                 update = change.sets_changed[key]
+                if key.startswith("direct "):  # no ipsets: the affected per-network rules, adds first
+                    text = desired.rules[key]
+                    for network in sorted(update.added, key=element_sort_key):
+                        steps.append(Step(self._direct_rule_command(fc, key, text, network, True),
+                                          [self._direct_rule_command(fc, key, text, network, False)],
+                                          f"adding the direct rule for {network}"))
+                    for network in sorted(update.removed, key=element_sort_key):
+                        steps.append(Step(self._direct_rule_command(fc, key, text, network, False),
+                                          [self._direct_rule_command(fc, key, text, network, True)],
+                                          f"removing the direct rule for {network}"))
+                    continue
                 adds = [a for e in update.added for a in ("--add-entry", e)]
                 dels = [a for e in update.removed for a in ("--remove-entry", e)]
                 undo_adds = [a for e in update.added for a in ("--remove-entry", e)]
@@ -248,11 +471,18 @@ class FirewalldBackend(FirewallBackend):
         paths = sorted(set(target) | set(self.render_files(current)) | set(self.own_paths_on_disk()))
         on_disk = {p: read_text(p) for p in paths}
         changed = [p for p in paths if target.get(p) != on_disk[p]]
+        direct = self.direct_path()
+        on_disk[direct] = read_text(direct)
+        staged_direct = merge_direct_xml(on_disk[direct], self.direct_lines(desired))
+        if staged_direct != on_disk[direct]:
+            target[direct] = staged_direct  # type: ignore[assignment]
+            changed.append(direct)
         reload_cmd = Command((fc, "--reload"))
         for i, path in enumerate(changed):
             undo = [self._write(path, on_disk[path])] + ([reload_cmd] if i == 0 else [])
             steps.append(Step(self._write(path, target.get(path)), undo, f"staging {path}"))
-        steps.append(Step(Command((fc, "--check-config")), [], "firewall-cmd --check-config"))
+        if (current.meta or desired.meta).get("check_config", True):
+            steps.append(Step(Command((fc, "--check-config")), [], "firewall-cmd --check-config"))
         steps.append(Step(reload_cmd, [], "firewall-cmd --reload"))
         for path in changed:
             steps.append(Step(self._write(path, on_disk[path]), [self._write(path, target.get(path))],
@@ -262,14 +492,22 @@ class FirewalldBackend(FirewallBackend):
     # -- persistence -------------------------------------------------------------------------------------------
     def persist(self, desired: State) -> t.List[FileChange]:
         """firewalld's permanent configuration: our XML objects (none with persist: false or state=absent)."""
-        target = self.render_files(desired) if self.settings.persist else {}
+        target: t.Dict[str, t.Optional[str]] = dict(self.render_files(desired)) if self.settings.persist else {}
         paths = sorted(set(target) | set(self.own_paths_on_disk()))
+        direct = self.direct_path()
+        before = read_text(direct)
+        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.settings.persist else [])
+        if target[direct] != before:
+            paths.append(direct)
         return [c for c in (file_change(p, target.get(p)) for p in paths) if c.changed]
 
     def ruleset(self) -> str:
         fc = self._fc()
-        parts = [self.runner.check([fc, "--list-all-policies"], what="listing the firewalld policies"),
-                 self.runner.check([fc, "--list-all-zones"], what="listing the firewalld zones")]
+        parts = [self.runner.check([fc, "--list-all-zones"], what="listing the firewalld zones"),
+                 self.runner.check([fc, "--direct", "--get-all-rules"], what="listing the direct rules")]
+        rc, out, _err = self.runner.run([fc, "--list-all-policies"])
+        if rc == 0:
+            parts.insert(0, out)
         for name in self.runner.check([fc, "--get-ipsets"], what="listing the firewalld ipsets").split():
             parts.append(self.runner.check([fc, "--info-ipset", name], what=f"reading ipset {name}"))
         return "".join(parts)

@@ -122,12 +122,15 @@ def check_port(value: t.Any, what: str = "port") -> int:
 # -- the policy ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Group:
-    """One kind of destination and the TCP ports allowed to it: 'epns' (the service) or 'proxy' (the HTTP proxy)."""
+    """One kind of destination and the ports allowed to it: 'epns' (the service), 'proxy' (the HTTP proxy), both TCP;
+    or 'wol' (Wake-on-LAN: UDP to multicast groups and directed broadcasts, owned by another tag)."""
 
     name: str
     ports: t.Tuple[int, ...]
     ipv4: t.Tuple[str, ...] = ()
     ipv6: t.Tuple[str, ...] = ()
+    proto: str = "tcp"               # "udp" for Wake-on-LAN (wol_multicast); the epns groups are TCP
+    ttl: t.Optional[int] = None      # rewrite the IPv4 TTL / IPv6 hop limit of matching packets (nftables only)
 
     def addresses(self, family: str) -> t.Tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6

@@ -24,7 +24,7 @@ import json
 import re
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Step, file_change, read_text
+from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step, file_change, read_text
 from ._model import TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
 
 OWN_FAMILY = "inet"
@@ -46,27 +46,60 @@ PERSIST_FILE = "/etc/protectnet_epns/nftables.nft"
 BLOCK_BEGIN = "# BEGIN protectnet.epns (managed by protectnet.epns.epns_firewall; do not edit)"
 BLOCK_END = "# END protectnet.epns"
 
-_COMMENT_RE = re.compile(r"^" + TAG + r" (?P<group>[a-z]+) (?P<family>ipv4|ipv6) tcp (?P<ports>[0-9,]+)$")
+_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)(?: ttl (?P<ttl>[0-9]+))?$"
+_COMMENT_RE = re.compile(r"^" + TAG + _COMMENT_TAIL)
+TTL_SET = {"ipv4": "ip ttl set", "ipv6": "ip6 hoplimit set"}
 
 
-def rule_comment(group: str, family: str, ports: t.Sequence[int]) -> str:
-    return f"{TAG} {group} {family} tcp {','.join(str(p) for p in ports)}"
+class Names:
+    """The names one owner uses: the default tag is epns_firewall's; another capability (wol_multicast) passes its
+    own tag in Settings.options['tag'] and gets its own table, set prefix, comments and persisted file."""
+
+    def __init__(self, tag: str = TAG) -> None:
+        if tag != TAG and (tag.startswith(TAG) or TAG.startswith(tag)):
+            raise FirewallError(f"firewall tag {tag!r} would overlap with {TAG!r}")
+        self.tag = tag
+        self.table = tag
+        self.foreign_prefix = tag + "_"
+        self.comment_re = _COMMENT_RE if tag == TAG else re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
+
+    @property
+    def persist_file(self) -> str:
+        return PERSIST_FILE if self.tag == TAG else f"/etc/protectnet_epns/{self.tag}.nft"
+
+    @property
+    def block(self) -> t.Tuple[str, str]:
+        if self.tag == TAG:
+            return BLOCK_BEGIN, BLOCK_END
+        return (f"# BEGIN protectnet.epns {self.tag} (managed by protectnet.epns; do not edit)",
+                f"# END protectnet.epns {self.tag}")
 
 
-def set_name(group: str, family: str, own: bool) -> str:
+DEFAULT_NAMES = Names()
+
+
+def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp", ttl: t.Optional[int] = None,
+                 names: Names = DEFAULT_NAMES) -> str:
+    return (f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
+            + (f" ttl {ttl}" if ttl else ""))
+
+
+def set_name(group: str, family: str, own: bool, names: Names = DEFAULT_NAMES) -> str:
     base = f"{group}_{FAMILY_SUFFIX[family]}"
-    return base if own else FOREIGN_SET_PREFIX + base
+    return base if own else names.foreign_prefix + base
 
 
-def rule_text(comment: str, own: bool) -> t.Optional[str]:
-    """The nft statement for a rule, regenerated from its comment (the comment says everything the rule does)."""
-    match = _COMMENT_RE.match(comment)
+def rule_text(comment: str, own: bool, names: Names = DEFAULT_NAMES) -> t.Optional[str]:
+    """The nft statement for a rule, regenerated from its comment (the comment says everything the rule does).
+    A TTL (hop limit) rewrite is only done in our own chain; hooks in foreign chains only accept."""
+    match = names.comment_re.match(comment)
     if not match:
         return None
-    family, group = match["family"], match["group"]
+    family, group, proto = match["family"], match["group"], match["proto"]
     ports = [int(p) for p in match["ports"].split(",")]
     dport = str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(str(p) for p in ports) + " }"
-    return (f"{MATCH_KEYWORD[family]} daddr @{set_name(group, family, own)} tcp dport {dport} accept "
+    ttl = f"{TTL_SET[family]} {match['ttl']} " if match["ttl"] and own else ""
+    return (f"{MATCH_KEYWORD[family]} daddr @{set_name(group, family, own, names)} {proto} dport {dport} {ttl}accept "
             f'comment "{comment}"')
 
 
@@ -80,8 +113,8 @@ def _split_rule_key(key: str) -> t.Tuple[str, str, str, str]:
     return family, table, chain, comment
 
 
-def _is_own(family: str, table: str) -> bool:
-    return family == OWN_FAMILY and table == OWN_TABLE
+def _is_own(family: str, table: str, names: Names = DEFAULT_NAMES) -> bool:
+    return family == OWN_FAMILY and table == names.table
 
 
 def _element_text(element: t.Any) -> str:
@@ -106,6 +139,10 @@ def _unconditional_deny(rule: t.Mapping[str, t.Any]) -> bool:
 
 class NftablesBackend(FirewallBackend):
     name = "nftables"
+
+    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
+        super().__init__(runner, settings)
+        self.names = Names(str(self.settings.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -149,16 +186,16 @@ class NftablesBackend(FirewallBackend):
         deny, compat = _deny_chains(items)
         state.meta.update(deny_chains=deny, compat_deny=compat, handles=handles)
         for item in items:
-            if "table" in item and _is_own(item["table"]["family"], item["table"]["name"]):
-                state.containers[f"table {OWN_FAMILY} {OWN_TABLE}"] = "owned table"
+            if "table" in item and _is_own(item["table"]["family"], item["table"]["name"], self.names):
+                state.containers[f"table {OWN_FAMILY} {self.names.table}"] = "owned table"
             elif "chain" in item:
                 chain = item["chain"]
-                if _is_own(chain["family"], chain["table"]):
-                    state.containers[f"chain {OWN_FAMILY} {OWN_TABLE} {chain['name']}"] = _chain_spec(chain)
+                if _is_own(chain["family"], chain["table"], self.names):
+                    state.containers[f"chain {OWN_FAMILY} {self.names.table} {chain['name']}"] = _chain_spec(chain)
             elif "set" in item:
                 nset = item["set"]
-                own = _is_own(nset["family"], nset["table"])
-                if own or nset["name"].startswith(FOREIGN_SET_PREFIX):
+                own = _is_own(nset["family"], nset["table"], self.names)
+                if own or nset["name"].startswith(self.names.foreign_prefix):
                     elements = frozenset(_element_text(e) for e in nset.get("elem", []))
                     state.sets[f"{nset['family']} {nset['table']} {nset['name']}"] = elements
         # rules: ours carry the tag in their comment; position matters for hooks in foreign chains
@@ -168,16 +205,16 @@ class NftablesBackend(FirewallBackend):
                 rule = item["rule"]
                 by_chain.setdefault((rule["family"], rule["table"], rule["chain"]), []).append(rule)
         for (family, table, chain), rules in by_chain.items():
-            own_table = _is_own(family, table)
+            own_table = _is_own(family, table, self.names)
             only_ours_so_far = True
             for rule in rules:
                 comment = str(rule.get("comment", ""))
-                ours = own_table or comment.startswith(TAG)
+                ours = own_table or comment.startswith(self.names.tag + " ")
                 if not ours:
                     only_ours_so_far = False
                     continue
                 key = _rule_key(family, table, chain, comment or f"(no comment, handle {rule['handle']})")
-                text = rule_text(comment, own_table) or "(not a rule this version writes)"
+                text = rule_text(comment, own_table, self.names) or "(not a rule this version writes)"
                 if not own_table:
                     text += FIRST if only_ours_so_far else " [below other rules]"
                 n = 2
@@ -191,17 +228,17 @@ class NftablesBackend(FirewallBackend):
     # -- desired -------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
         desired = State()
-        desired.containers[f"table {OWN_FAMILY} {OWN_TABLE}"] = "owned table"
-        desired.containers[f"chain {OWN_FAMILY} {OWN_TABLE} {OWN_CHAIN}"] = OWN_CHAIN_SPEC
-        targets: t.List[t.Tuple[str, str, str, bool]] = [(OWN_FAMILY, OWN_TABLE, OWN_CHAIN, True)]
+        desired.containers[f"table {OWN_FAMILY} {self.names.table}"] = "owned table"
+        desired.containers[f"chain {OWN_FAMILY} {self.names.table} {OWN_CHAIN}"] = OWN_CHAIN_SPEC
+        targets: t.List[t.Tuple[str, str, str, bool]] = [(OWN_FAMILY, self.names.table, OWN_CHAIN, True)]
         targets += [(d["family"], d["table"], d["chain"], False) for d in current.meta.get("deny_chains", [])]
         for family_name, table, chain, own in targets:
             for group in policy.groups:
                 for family in TABLE_FAMILIES[family_name]:
-                    name = set_name(group.name, family, own)
+                    name = set_name(group.name, family, own, self.names)
                     desired.sets[f"{family_name} {table} {name}"] = frozenset(group.addresses(family))
-                    comment = rule_comment(group.name, family, group.ports)
-                    text = t.cast(str, rule_text(comment, own)) + ("" if own else FIRST)
+                    comment = rule_comment(group.name, family, group.ports, group.proto, group.ttl, self.names)
+                    text = t.cast(str, rule_text(comment, own, self.names)) + ("" if own else FIRST)
                     desired.rules[_rule_key(family_name, table, chain, comment)] = text
         return desired
 
@@ -217,7 +254,7 @@ class NftablesBackend(FirewallBackend):
         change = diff(current, desired)
         if not change.changed:
             return ""
-        own_table_key = f"table {OWN_FAMILY} {OWN_TABLE}"
+        own_table_key = f"table {OWN_FAMILY} {self.names.table}"
         own_container_change = any(k.startswith(("table", "chain")) for k in
                                    [*change.containers_added, *change.containers_removed])
         rebuild_own = own_container_change
@@ -226,12 +263,12 @@ class NftablesBackend(FirewallBackend):
 
         def in_own(key: str) -> bool:
             family, table = key.split(" ", 2)[:2]
-            return _is_own(family, table)
+            return _is_own(family, table, self.names)
 
         # 1. removals: rules (by handle), then sets no longer wanted
         for key in sorted(change.rules_removed):
             family, table, chain, _comment = _split_rule_key(key)
-            if rebuild_own and _is_own(family, table):
+            if rebuild_own and _is_own(family, table, self.names):
                 continue
             lines.append(f"delete rule {family} {table} {chain} handle {handles[key]}")
         for key in sorted(change.sets_removed):
@@ -240,7 +277,7 @@ class NftablesBackend(FirewallBackend):
             lines.append(f"delete set {key}")
         # 2. our own table: rebuilt whole when its structure changes (never for an address change)
         if rebuild_own and own_table_key in current.containers:
-            lines.append(f"delete table {OWN_FAMILY} {OWN_TABLE}")
+            lines.append(f"delete table {OWN_FAMILY} {self.names.table}")
         if rebuild_own and own_table_key in desired.containers:
             lines.extend(self._own_table(desired))
         # 3. sets: new ones (foreign copies, or ours when the table is kept), then element updates
@@ -262,7 +299,7 @@ class NftablesBackend(FirewallBackend):
         for key in sorted(change.rules_added):
             family, table, chain, _comment = _split_rule_key(key)
             statement = desired.rules[key].replace(FIRST, "")
-            if _is_own(family, table):
+            if _is_own(family, table, self.names):
                 if not rebuild_own:
                     lines.append(f"add rule {family} {table} {chain} {statement}")
             else:
@@ -271,10 +308,10 @@ class NftablesBackend(FirewallBackend):
 
     def _own_table(self, desired: State) -> t.List[str]:
         """Our whole table as one block (also the body of the persisted file)."""
-        lines = [f"table {OWN_FAMILY} {OWN_TABLE} {{"]
+        lines = [f"table {OWN_FAMILY} {self.names.table} {{"]
         for key in sorted(desired.sets):
             family, table, name = key.split(" ", 2)
-            if not _is_own(family, table):
+            if not _is_own(family, table, self.names):
                 continue
             lines.append(f"\tset {name} {{")
             lines.append(f"\t\ttype {SET_TYPE[name[-2:]]}")
@@ -283,14 +320,14 @@ class NftablesBackend(FirewallBackend):
                 lines.append(f"\t\telements = {{ {', '.join(sorted(desired.sets[key], key=element_sort_key))} }}")
             lines.append("\t}")
         for key in sorted(desired.containers):
-            if not key.startswith(f"chain {OWN_FAMILY} {OWN_TABLE} "):
+            if not key.startswith(f"chain {OWN_FAMILY} {self.names.table} "):
                 continue
             chain = key.rsplit(" ", 1)[1]
             lines.append(f"\tchain {chain} {{")
             lines.append(f"\t\t{desired.containers[key]};")
             for rule_key in sorted(desired.rules):
                 family, table, rule_chain, _c = _split_rule_key(rule_key)
-                if _is_own(family, table) and rule_chain == chain:
+                if _is_own(family, table, self.names) and rule_chain == chain:
                     lines.append(f"\t\t{desired.rules[rule_key]}")
             lines.append("\t}")
         lines.append("}")
@@ -303,23 +340,24 @@ class NftablesBackend(FirewallBackend):
             if not desired.empty and self.settings.persist:
                 self.warnings.append("no nftables service configuration found (" + ", ".join(MAIN_CONFS)
                                      + "): the rules are not persisted across reboots")
-            return [c for c in [file_change(PERSIST_FILE, None)] if c.changed]
+            return [c for c in [file_change(self.names.persist_file, None)] if c.changed]
         main_text = read_text(main) or ""
         keep = self.settings.persist and not desired.empty
-        changes = [file_change(PERSIST_FILE, self.persisted_file(desired, main_text) if keep else None),
-                   file_change(main, _with_include(main_text, keep))]
+        changes = [file_change(self.names.persist_file, self.persisted_file(desired, main_text) if keep else None),
+                   file_change(main, _with_include(main_text, keep, self.names))]
         return [c for c in changes if c.changed]
 
     def persisted_file(self, desired: State, main_text: str) -> str:
         lines = ["#!/usr/sbin/nft -f",
-                 "# Managed by protectnet.epns.epns_firewall: egress to ESET's push notification service (EPNS).",
+                 ("# Managed by protectnet.epns.epns_firewall: egress to ESET's push notification service (EPNS)."
+                  if self.names.tag == TAG else f"# Managed by protectnet.epns ({self.names.tag}): Wake-on-LAN egress."),
                  "# Do not edit: re-run the role (or the refresh job) instead. Loaded by the include at the end of",
                  "# the nftables service configuration.",
-                 f"table {OWN_FAMILY} {OWN_TABLE}",
-                 f"delete table {OWN_FAMILY} {OWN_TABLE}",
+                 f"table {OWN_FAMILY} {self.names.table}",
+                 f"delete table {OWN_FAMILY} {self.names.table}",
                  *self._own_table(desired)]
         foreign_tables = sorted({key.split(" ", 2)[0] + " " + key.split(" ", 2)[1] for key in desired.sets
-                                 if not _is_own(*key.split(" ", 2)[:2])})
+                                 if not _is_own(key.split(" ", 2)[0], key.split(" ", 2)[1], self.names)})
         for family_table in foreign_tables:
             if re.search(r"^\s*table\s+" + re.escape(family_table) + r"\b", main_text, re.M) is None:
                 self.warnings.append(f"the default-deny chain(s) of table {family_table} are not declared in the "
@@ -389,26 +427,27 @@ def _deny_chains(items: t.Sequence[t.Mapping[str, t.Any]]) -> t.Tuple[t.List[t.D
     return deny, compat
 
 
-def _with_include(main_text: str, keep: bool) -> str:
+def _with_include(main_text: str, keep: bool, names: Names = DEFAULT_NAMES) -> str:
     """The service configuration with our managed include block at its end (keep) or without it."""
+    begin, end = names.block
     lines = main_text.splitlines()
     out: t.List[str] = []
     inside = False
     for line in lines:
-        if line.strip() == BLOCK_BEGIN:
+        if line.strip() == begin:
             inside = True
             if out and not out[-1].strip():
                 out.pop()  # the blank line written before the block
             continue
         if inside:
-            if line.strip() == BLOCK_END:
+            if line.strip() == end:
                 inside = False
             continue
         out.append(line)
     if keep:
         while out and not out[-1].strip():
             out.pop()
-        out += ["", BLOCK_BEGIN, f'include "{PERSIST_FILE}"', BLOCK_END]
+        out += ["", begin, f'include "{names.persist_file}"', end]
     if not keep and out == lines:
         return main_text
     text = "\n".join(out)
