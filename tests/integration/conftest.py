@@ -22,12 +22,25 @@ def _needs_root() -> None:
         pytest.skip("the namespace lab needs root (network namespaces, mounts, nftables in the lab)")
 
 
+_SESSION_LAB: list[Lab] = []
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The running lab. The context manager tears it down on failure, Ctrl-C and SIGTERM/SIGHUP as well."""
     _needs_root()
     with Lab(agents=LAB_AGENTS) as running:
+        _SESSION_LAB.append(running)
         yield running
+        _SESSION_LAB.clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _lab_up_for_each_module() -> None:
+    """A module's own fixtures may use the lab before any test runs: a lab that an earlier module's lifecycle
+    tests left down is rebuilt first. Module-scoped autouse fixtures run before the module's other fixtures."""
+    if _SESSION_LAB and not _SESSION_LAB[0].is_up:
+        _SESSION_LAB[0].up()
 
 
 @pytest.fixture(autouse=True)
