@@ -8,16 +8,25 @@ BIN := $(CURDIR)/$(VENV)/bin
 COLLECTIONS := $(CURDIR)/.build/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/protectnet/epns
 PYTEST_ARGS ?=
+PYTHON_VERSION = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# Test workers, each a Python in its own network, mount and PID namespaces with its own lab (see
+# tests/tools/sandboxed-python): test files are spread over them, so lab tests run in parallel.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = --dist loadfile --tx "$(TEST_WORKERS)*popen//python=$(CURDIR)/tests/tools/sandboxed-python"
+# `make molecule MOLECULE_ARGS="-s epns_firewall"` runs one scenario; the default runs every one, one after the other
+# (each builds and removes its own lab, and there is one lab per machine).
+MOLECULE_ARGS ?= --all
+WHEELS := $(CURDIR)/.build/wheels
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all deps test unit lab-test demo bench build lint docs lab-up lab-down clean
+.PHONY: all deps test unit lab-test molecule demo bench build lint sanity sanity-tree ansible-test-units docs ee lab-up lab-down clean
 
 all: test
 
-deps: .build/apt.stamp $(VENV)/.stamp $(COLLECTION_LINK)
+deps: .build/apt.stamp $(VENV)/.stamp $(COLLECTION_LINK) $(WHEELS)/.stamp
 
 # Debian packages: installed only when one is missing, so a warm machine skips apt entirely. A policy-rc.d that
 # answers 101 keeps the packages' daemons (squid, apache2, mosquitto...) from starting in the root namespace: the lab
@@ -38,19 +47,32 @@ $(VENV)/.stamp: requirements.txt tests/requirements.txt
 	$(BIN)/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
+# The controller requirements as wheels: the release test builds a fresh virtualenv from them with --no-index, so it
+# needs no registry while it runs (it shares the network namespace of the lab it tests against).
+$(WHEELS)/.stamp: requirements.txt $(VENV)/.stamp
+	$(BIN)/pip download -q --disable-pip-version-check -r requirements.txt -d $(WHEELS)
+	@touch $@
+
 # Ansible finds the collection under its namespace/name; a link keeps the checkout the single source.
 $(COLLECTION_LINK):
 	@mkdir -p $(dir $@)
 	@ln -sfn ../../../.. $@
 
 test: deps
-	$(BIN)/python -m pytest tests/unit tests/integration -ra --durations=15 $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest tests/unit tests/integration -ra --durations=15 $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory molecule
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit -ra $(PYTEST_ARGS)
 
 lab-test: deps
-	$(BIN)/python -m pytest tests/integration -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration -ra $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+# Molecule scenarios in extensions/molecule/ (collection layout): syntax, create (lab up), prepare, converge,
+# idempotence, check, verify, destroy (lab down; also after a failure). Needs root, like the lab.
+molecule: deps
+	$(BIN)/molecule test $(MOLECULE_ARGS)
 
 demo: deps
 	$(BIN)/python tests/demo/run_demo.py
@@ -62,9 +84,58 @@ build: deps
 	@mkdir -p .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
 
+# Quality gates: ruff and mypy, ansible-lint (production profile, settings in .ansible-lint), ansible-test sanity.
 lint: deps
 	$(BIN)/ruff check plugins tests
 	$(BIN)/mypy plugins
+	$(BIN)/ansible-lint $(ANSIBLE_LINT_TARGETS)
+	$(MAKE) --no-print-directory sanity
+
+# ansible-test needs the collection at .../ansible_collections/protectnet/epns and resolves symlinks, so it runs in a
+# copy of the files git knows (tracked, or new and not ignored), with an empty git repository of its own so that
+# ansible-test lists them. It builds one virtualenv per sanity test (cached in ~/.ansible/test/venv); the get-pip.py
+# it would download for that is replaced by tests/sanity/get_pip_offline.py (pip from ensurepip, then the index).
+# SANITY_TARGETS: the content the collection ships to users; tests/ holds the pytest harness (lab, emulator), which
+# ruff checks instead.
+SANITY_TREE := $(CURDIR)/.build/sanity/ansible_collections/protectnet/epns
+SANITY_TARGETS ?= plugins/ roles/ playbooks/ meta/ changelogs/ tests/sanity/ tests/unit/test_awx_assets.py tests/unit/test_docs.py
+SANITY_ARGS ?=
+ANSIBLE_LINT_TARGETS ?= roles playbooks
+
+sanity-tree: deps
+	@rm -rf $(SANITY_TREE) && mkdir -p $(SANITY_TREE)
+	@git ls-files -z --cached --others --exclude-standard \
+	  | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C $(SANITY_TREE) -xf -
+	@git -C $(SANITY_TREE) init -q .
+	@pip=$$($(BIN)/python tests/sanity/get_pip_offline.py --ansible-test-pip-version); \
+	  cache=$$HOME/.ansible/test/cache/get_pip_$${pip//./_}.py; \
+	  if [ ! -s "$$cache" ]; then mkdir -p "$${cache%/*}" && cp tests/sanity/get_pip_offline.py "$$cache"; fi
+
+sanity: sanity-tree
+	cd $(SANITY_TREE) && $(BIN)/ansible-test sanity --local --python $(PYTHON_VERSION) --color no $(SANITY_ARGS) \
+	  $(SANITY_TARGETS)
+
+# The unit tests through ansible-test (its pytest configuration and collection loader); `make unit` runs the same
+# tests with plain pytest, and `make test` runs them once, that way.
+ansible-test-units: sanity-tree
+	cd $(SANITY_TREE) && $(BIN)/ansible-test units --local --python $(PYTHON_VERSION) --color no
+
+# The documentation site: antsibull-docs renders the module, plugin and role documentation, Sphinx builds it with
+# the hand-written pages of docs/ into docs/_build/html. The changelog is generated into the site, not committed.
+docs: deps $(VENV)/.docs.stamp
+	$(BIN)/python docs/build_docs.py
+
+$(VENV)/.docs.stamp: docs/requirements.txt $(VENV)/.stamp
+	$(BIN)/pip install -q --disable-pip-version-check -r docs/requirements.txt
+	@touch $@
+
+# The execution environment's build context (ansible-builder v3) in .build/ee, with this collection built into it;
+# `cd .build/ee && podman build -f Containerfile -t protectnet-epns-ee .` builds the image where podman exists.
+ee: build
+	@mkdir -p .build/ee-src/collections
+	@cp .build/dist/protectnet-epns-$$(sed -n 's/^version: *//p' galaxy.yml).tar.gz .build/ee-src/collections/protectnet-epns.tar.gz
+	@cp extensions/ee/execution-environment.yml extensions/ee/requirements.yml .build/ee-src/
+	$(BIN)/ansible-builder create -f .build/ee-src/execution-environment.yml --context .build/ee --output-filename Containerfile
 
 lab-up: deps
 	$(BIN)/python tests/lab/lab.py up

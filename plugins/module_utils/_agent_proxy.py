@@ -388,8 +388,8 @@ class AgentProxyPolicy:
             info["coverage"] = (f"the policy {current} is partly assigned; the old policy ({old}) still covers every "
                                 "target; run again to finish")
         info["policy_uuid"] = current if current != NEW else None
-        info["msg"] = "{} failed: {}. {}.".format(step.text, exc, info["coverage"][0].upper() +
-                                                      info["coverage"][1:])
+        coverage = info["coverage"][0].upper() + info["coverage"][1:]
+        info["msg"] = f"{step.text} failed: {exc}. {coverage}."
         return info
 
 

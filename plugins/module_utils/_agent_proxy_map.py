@@ -121,8 +121,8 @@ def build_map(override: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str,
     paths: t.Dict[str, str] = {}
     for label, node in iter_nodes(merged):
         if node["path"] in paths:
-            raise MapError("settings map: {} and {} use the same path {!r}".format(paths[node["path"]], label,
-                                                                                     node["path"]))
+            raise MapError(
+                "settings map: {} and {} use the same path {!r}".format(paths[node["path"]], label, node["path"]))
         paths[node["path"]] = label
     return merged
 

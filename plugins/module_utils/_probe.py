@@ -157,7 +157,8 @@ class Probe:
         lookups: dict[str, _Lookup] = {}
         for path in paths:
             lookup = dns if path.proxy is None else proxy_lookups[path.proxy.host]
-            assert lookup is not None  # direct paths exist only when dns was started
+            if lookup is None:  # direct paths exist only when dns was started
+                raise RuntimeError("internal error: a direct path without a DNS lookup")
             lookups[path.id] = lookup
         threads = []
         for path in paths:

@@ -22,7 +22,7 @@ description:
     map says (see O(settings_map)); learn the real node names with M(protectnet.epns.eset_policy_info), or use
     O(template_policy) to clone a policy an administrator configured once in the console.
 author:
-  - protectnet.epns contributors
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns.eset_api
   - protectnet.epns._attributes
@@ -338,8 +338,8 @@ def validate(module: AnsibleModule, mapping: t.Mapping[str, t.Any]) -> None:
         module.fail_json(msg="services: all cannot be combined with single services")
     unknown = [s for s in services if s != ALL_SERVICES and s not in known]
     if unknown:
-        module.fail_json(msg="services: unknown {}; choose all or from {}".format(", ".join(unknown),
-                                                                                     ", ".join(known)))
+        module.fail_json(
+            msg="services: unknown {}; choose all or from {}".format(", ".join(unknown), ", ".join(known)))
     if p["targets"] is not None and any(not ref.strip() for ref in p["targets"]):
         module.fail_json(msg="targets must not contain empty entries")
 

@@ -41,7 +41,7 @@ description:
   - With O(rollback_seconds) the change reverts by itself unless it is confirmed over a fresh connection
     (the action plugin does that), so a mistake cannot lock out the management session.
 author:
-  - protectnet.epns contributors
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
   - protectnet.epns._attributes.ACTIONGROUP_EPNS

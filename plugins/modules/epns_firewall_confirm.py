@@ -15,7 +15,7 @@ description:
     that new management sessions still get through. Call it directly only to confirm from another play or tool.
   - Fails, saying the change was rolled back, when the deadline has passed.
 author:
-  - protectnet.epns contributors
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
 attributes:
@@ -64,7 +64,9 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollbac
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(token=dict(type="str", required=True)), supports_check_mode=False)
+    # The token names a pending change on the host and is in every result: not a secret.
+    module = AnsibleModule(argument_spec=dict(token=dict(type="str", required=True, no_log=False)),
+                           supports_check_mode=False)
     try:
         result = confirm(module.params["token"])
     except FirewallError as exc:

@@ -15,12 +15,12 @@ description:
     C(tcp_timeout), C(proxy_refused), C(tls_intercepted), C(idle_dropped)) with a human message and a hint.
   - DNS is resolved once by the host's own resolver; every address is tried, all paths and addresses run
     concurrently, and the whole call ends within O(timeout) whatever the network does.
-  - "A path counts as working (O(paths[].proven_by_auth)) when TLS with the genuine server was verified and the broker
+  - "A path counts as working (RV(paths[].proven_by_auth)) when TLS with the genuine server was verified and the broker
     then demanded credentials (a client certificate, or CONNACK return code 4 or 5): that proves the network path even
     though the probe has no agent credentials. Give O(client_cert) and O(client_key) to go the whole way."
   - Uses only the Python standard library on the managed host.
 author:
-  - protectnet.epns contributors
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
   - protectnet.epns._attributes.INFO_MODULE

@@ -19,7 +19,8 @@ description:
   - Runs on the controller only. Use it with C(run_once=true); O(dest) is a directory on the controller.
   - The report is a pure function of its input, so it can be rebuilt from the C(input) part of a saved JSON
     report (see the examples).
-author: protectnet.epns developers
+author:
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
 attributes:
@@ -43,6 +44,7 @@ attributes:
     support: none
     description: Forces a 'global' task that does not execute per host; use C(run_once=true) instead.
   platform:
+    support: full
     platforms: all
     description: Target OS/families that can be operated against. The report is written on the controller.
 options:
@@ -97,8 +99,8 @@ options:
     description:
       - The time printed in the report.
       - When not set, the current UTC time is used.
-      - A file is rewritten, and the task reports a change, only when what the report says changes: hosts,
-        verdicts, paths, stages, failure classes, certificates, proxy answers. Timings, ephemeral local ports,
+      - A file is rewritten, and the task reports a change, only when what the report says changes (hosts,
+        verdicts, paths, stages, failure classes, certificates, proxy answers). Timings, ephemeral local ports,
         MQTT client ids and the time of writing are left out of that comparison (each file carries a digest of
         the rest), so running the same report over an unchanged network is idempotent, and the time in a file
         says when its content last changed.

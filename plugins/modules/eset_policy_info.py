@@ -14,7 +14,7 @@ description:
     C(section/node/.../leaf) paths, so an administrator can look inside a real ESET Management Agent policy and learn
     the node names and the product id that M(protectnet.epns.agent_proxy_policy) needs in its settings map.
 author:
-  - protectnet.epns contributors
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns.eset_api
   - protectnet.epns._attributes

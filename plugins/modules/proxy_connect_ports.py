@@ -27,7 +27,7 @@ description:
   - "ESET Bridge (Nginx-based, configured through its own ESET policy): V(eset_bridge) changes nothing and returns
     what is known and what to set by hand in RV(eset_bridge); this module never edits the Bridge's files."
 author:
-  - protectnet.epns contributors
+  - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
   - protectnet.epns._attributes.ACTIONGROUP_EPNS

@@ -398,7 +398,7 @@ def _row(host: str, raw: t.Any, columns: t.Sequence[t.Mapping[str, t.Any]]) -> t
             "working_fallback": None,
             "elapsed_ms": None,
             "dns": None,
-            "cells": [_empty_cell(CELL_NOT_PROBED) for _ in columns],
+            "cells": [_empty_cell(CELL_NOT_PROBED) for _column in columns],
             "problems": [],
         }
     state = str(raw["verdict"])

@@ -20,6 +20,16 @@ import pytest
 
 SERVER_NAME = "epns.eset.com"
 
+# `ansible-test units` imports test files as packages of the collection and uses its own pytest configuration:
+# keep the helper modules next to the tests (_fake_eset, test_firewall_backends, ...) importable by their plain
+# names, and declare the markers pyproject.toml declares for a plain pytest run.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs root and builds the network-namespace lab")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
 
 def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)

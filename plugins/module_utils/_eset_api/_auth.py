@@ -72,8 +72,8 @@ class TokenSource:
         raise NotImplementedError
 
     def _post(self, body: bytes, content_type: str) -> t.Tuple[int, t.Dict[str, t.Any], t.Optional[str]]:
-        status, headers, text = self._send("POST", self.url, body, {"Content-Type": content_type,
-                                                                     "Accept": "application/json"})
+        request_headers = {"Content-Type": content_type, "Accept": "application/json"}
+        status, headers, text = self._send("POST", self.url, body, request_headers)
         rid = headers.get("request-id")
         if status >= 300:
             raise EsetAuthError(status, "POST", self.url, text, rid, message="login to ESET PROTECT failed",

@@ -292,7 +292,7 @@ class EsetClient:
         token = ""
         seen: t.Set[str] = set()
         size = page_size or self.settings.page_size
-        for _ in range(MAX_PAGES):
+        for _page in range(MAX_PAGES):
             params = dict(query or {})
             if size:
                 params["pageSize"] = size

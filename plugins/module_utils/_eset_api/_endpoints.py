@@ -38,8 +38,8 @@ class Endpoints:
     def __init__(self, deployment: str, server: t.Optional[str] = None, port: int = ON_PREM_PORT,
                  region: t.Optional[str] = None, api_urls: t.Optional[t.Mapping[str, str]] = None) -> None:
         if deployment not in DEPLOYMENTS:
-            raise EsetConfigError("deployment must be one of {}, not {!r}".format(", ".join(DEPLOYMENTS),
-                                                                                     deployment))
+            raise EsetConfigError(
+                "deployment must be one of {}, not {!r}".format(", ".join(DEPLOYMENTS), deployment))
         self.deployment = deployment
         overrides = dict(api_urls or {})
         for key in overrides:

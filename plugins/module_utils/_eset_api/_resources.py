@@ -121,8 +121,8 @@ class PolicyApi:
 
     def list_target_assignments(self, target: t.Mapping[str, str]) -> t.List[t.Dict[str, t.Any]]:
         kind, uuid = target_key(target)
-        return [_assignment(a) for a in self.client.paginate(POLICY, "/v2/policy-assignments", "assignments",
-                                                              {"target." + kind: uuid})]
+        pages = self.client.paginate(POLICY, "/v2/policy-assignments", "assignments", {"target." + kind: uuid})
+        return [_assignment(a) for a in pages]
 
     def assign(self, policy_uuid: str, target: t.Mapping[str, str]) -> t.Dict[str, t.Any]:
         answer = self.client.request("POST", POLICY, "/v2/policy-assignments",

@@ -330,7 +330,7 @@ class FirewalldBackend(FirewallBackend):
 
     # -- desired ---------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
-        caps = {k: v for k, v in current.meta.items()} or self.capabilities()
+        caps = dict(current.meta) or self.capabilities()
         desired = State(meta=dict(caps))
         if caps["mode"] == "policy":
             desired.containers[f"policy {POLICY}"] = policy_spec()
@@ -458,12 +458,12 @@ class FirewalldBackend(FirewallBackend):
                 undo_adds = [a for e in update.added for a in ("--remove-entry", e)]
                 undo_dels = [a for e in update.removed for a in ("--add-entry", e)]
                 if adds:
-                    steps.append(Step(Command((fc, "--ipset", name, *adds)), [Command((fc, "--ipset", name,
-                                                                                        *undo_adds))],
+                    undo = [Command((fc, "--ipset", name, *undo_adds))]
+                    steps.append(Step(Command((fc, "--ipset", name, *adds)), undo,
                                       f"adding addresses to ipset {name}"))
                 if dels:
-                    steps.append(Step(Command((fc, "--ipset", name, *dels)), [Command((fc, "--ipset", name,
-                                                                                        *undo_dels))],
+                    undo = [Command((fc, "--ipset", name, *undo_dels))]
+                    steps.append(Step(Command((fc, "--ipset", name, *dels)), undo,
                                       f"removing addresses from ipset {name}"))
             return Plan(steps)
         # structural: load our whole objects through the permanent configuration, reload once, put the files back

@@ -168,8 +168,8 @@ class IptablesBackend(FirewallBackend):
         found.deny = any(v["deny"] for v in survey.values())
         found.active = any(v["content"] for v in survey.values())
         found.detail = "; ".join(
-            f"{variant}: " + ("rules present" if v["content"] else "no rules") + (", default-deny egress"
-                                                                                    if v["deny"] else "")
+            f"{variant}: " + ("rules present" if v["content"] else "no rules")
+            + (", default-deny egress" if v["deny"] else "")
             for variant, v in survey.items())
         return found
 
@@ -333,7 +333,7 @@ class IptablesBackend(FirewallBackend):
             if family not in self._tools:
                 raise FirewallError(f"backend iptables: {BASE[family]}-restore is not installed")
             _save, restore = self._tools[family]
-            backward = self.restore_script(family, desired, current)
+            backward = self.restore_script(family, current=desired, desired=current)  # the way back
             steps.append(Step(Command((restore, "--noflush"), forward),
                               [Command((restore, "--noflush"), backward)] if backward else [],
                               f"{os.path.basename(restore)} --noflush"))

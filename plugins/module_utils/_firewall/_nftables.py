@@ -46,7 +46,8 @@ PERSIST_FILE = "/etc/protectnet_epns/nftables.nft"
 BLOCK_BEGIN = "# BEGIN protectnet.epns (managed by protectnet.epns.epns_firewall; do not edit)"
 BLOCK_END = "# END protectnet.epns"
 
-_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)(?: ttl (?P<ttl>[0-9]+))?$"
+_COMMENT_TAIL = (r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)"
+                 r"(?: ttl (?P<ttl>[0-9]+))?$")
 _COMMENT_RE = re.compile(r"^" + TAG + _COMMENT_TAIL)
 TTL_SET = {"ipv4": "ip ttl set", "ipv6": "ip6 hoplimit set"}
 
@@ -350,7 +351,8 @@ class NftablesBackend(FirewallBackend):
     def persisted_file(self, desired: State, main_text: str) -> str:
         lines = ["#!/usr/sbin/nft -f",
                  ("# Managed by protectnet.epns.epns_firewall: egress to ESET's push notification service (EPNS)."
-                  if self.names.tag == TAG else f"# Managed by protectnet.epns ({self.names.tag}): Wake-on-LAN egress."),
+                  if self.names.tag == TAG
+                  else f"# Managed by protectnet.epns ({self.names.tag}): Wake-on-LAN egress."),
                  "# Do not edit: re-run the role (or the refresh job) instead. Loaded by the include at the end of",
                  "# the nftables service configuration.",
                  f"table {OWN_FAMILY} {self.names.table}",

@@ -70,9 +70,10 @@ def package_sources() -> t.Dict[str, str]:
     return sources
 
 
-def job_files(enabled: bool, config: t.Mapping[str, t.Any], python: str, minutes: int,
-              sources: t.Optional[t.Mapping[str, str]] = None) -> t.Tuple[t.List[FileChange], t.List[Command],
-                                                                        t.List[Command]]:
+def job_files(
+    enabled: bool, config: t.Mapping[str, t.Any], python: str, minutes: int,
+    sources: t.Optional[t.Mapping[str, str]] = None,
+) -> t.Tuple[t.List[FileChange], t.List[Command], t.List[Command]]:
     """(file changes, commands to run before them, commands to run after them) to install or remove the job."""
     systemd = uses_systemd()
     before: t.List[Command] = []
@@ -188,8 +189,8 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         result = refresh(config)
     except (OSError, ValueError, KeyError, FirewallError) as exc:
         # The sets keep their previous contents: a failed resolution never empties them.
-        print(f"protectnet_epns refresh: {exc}", file=sys.stderr)
+        sys.stderr.write(f"protectnet_epns refresh: {exc}\n")
         return 1
     if not args.quiet or result.get("changed"):
-        print(f"protectnet_epns refresh: {json.dumps(result, sort_keys=True)}")
+        sys.stdout.write(f"protectnet_epns refresh: {json.dumps(result, sort_keys=True)}\n")
     return 0

@@ -121,7 +121,7 @@ class Apache(Backend):
         for d in baseline:
             if d.name.lower() == "allowconnect":
                 for arg in d.args:
-                    first, _, last = arg.partition("-")
+                    first, _dash, last = arg.partition("-")
                     if first.isdigit() and (not last or last.isdigit()):
                         explicit.append((int(first), int(last or first)))
         before = explicit or [(443, 443), (563, 563)]
