@@ -1,0 +1,132 @@
+"""A failure at each step of a replacement, agent_proxy_policy run in-process (as Ansible runs it) against the
+ESET PROTECT emulator (tests/emulator), On-Prem and cloud: no target is ever left uncovered, the rollback works
+where it can, and a rerun finishes the job. Moved here from tests/integration/test_agent_proxy_policy.py (it is
+module logic, and ansible-playbook start-up made it slow); test_agent_proxy_logic.py runs the same idea against
+the small fake."""
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+import typing as t
+import urllib.request
+from pathlib import Path
+
+import pytest
+from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy
+from test_agent_proxy_logic import Runner
+
+TESTS = Path(__file__).resolve().parents[1]
+if not (TESTS / "emulator" / "server.py").exists():  # ansible-test units copies only tests/unit
+    pytest.skip("the emulator (tests/emulator) is not here", allow_module_level=True)
+sys.path.insert(0, str(TESTS))
+from emulator import DEFAULT_USERS, Emulator, group_uuid  # noqa: E402
+
+PASSWORD = DEFAULT_USERS["api-user"]
+NAME = "EPNS via ESET Bridge"
+SERVERS = "All/Linux/Servers"
+LAPTOPS = "All/Windows/Laptops"
+
+STEPS = {
+    "create": {"method": "POST", "path": "/v2/policies"},
+    "assign": {"method": "POST", "path": "/v2/policy-assignments", "nth": 1},
+    "second assign": {"method": "POST", "path": "/v2/policy-assignments", "nth": 2},
+    "rerank": {"method": "POST", "path": "/v2/policy-assignments/*:updateRanking"},
+    "unassign old": {"method": "DELETE", "path": "/v2/policy-assignments/*"},
+    "delete old": {"method": "DELETE", "path": "/v2/policies/*"},
+}
+
+
+def control(emu: Emulator, method: str, path: str, body: t.Any = None) -> t.Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(emu.url + "/_emulator/" + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=emu.ca_path)) as answer:
+        return json.loads(answer.read() or b"{}")
+
+
+@pytest.fixture(scope="module", params=["onprem", "cloud"])
+def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
+    with Emulator(request.param) as running:
+        yield running
+
+
+@pytest.fixture
+def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """Reset, with another policy ranked first on both groups, so rank keeping is visible."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    control(emulator, "POST", "reset")
+    other = control(emulator, "POST", "seed", {"policies": [{"displayName": "Connection - site policy"}]})
+    emulator.other = other["policies"][0]["uuid"]  # type: ignore[attr-defined]
+    control(emulator, "POST", "seed", {"assignments": [
+        {"policyUuid": emulator.other, "target": {"deviceGroupUuid": group_uuid(g)}}  # type: ignore[attr-defined]
+        for g in (SERVERS, LAPTOPS)]})
+    return emulator
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[Runner]:
+    runner = Runner(capsys, monkeypatch)
+    yield runner
+    assert PASSWORD not in "\n".join(runner.outputs)
+
+
+def args(emu: Emulator, **extra: t.Any) -> dict:
+    if emu.deployment == "onprem":
+        conn = {"deployment": "on_prem", "api_urls": {"default": emu.url}}
+    else:
+        urls = emu.base_urls
+        conn = {"deployment": "cloud", "api_urls": {"business-account": urls["business-account.iam"],
+                                                    "policy-management": urls["policy-management"],
+                                                    "device-management": urls["device-management"]}}
+    conn.update(ca_path=emu.ca_path, username="api-user", password=PASSWORD, name=NAME,
+                proxy_host="bridge.example.lan", targets=[SERVERS, LAPTOPS])
+    conn.update(extra)
+    return conn
+
+
+def mine(emu: Emulator) -> t.List[dict]:
+    return [p for p in control(emu, "GET", "state")["policies"] if p.get("displayName") == NAME]
+
+
+def ranks(emu: Emulator, group: str) -> t.List[t.Tuple[str, int]]:
+    uuid = group_uuid(group)
+    found = [a for a in control(emu, "GET", "state")["assignments"]
+             if (a.get("target") or {}).get("deviceGroupUuid") == uuid]
+    return [(a["policyUuid"], int(a["rank"])) for a in sorted(found, key=lambda a: int(a["rank"]))]
+
+
+def covered(emu: Emulator) -> bool:
+    snap = control(emu, "GET", "state")
+    names = {p["uuid"]: p.get("displayName") for p in snap["policies"]}
+    return all(any(names.get(p) == NAME for p, _r in ranks(emu, g)) for g in (SERVERS, LAPTOPS))
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_failure_at_each_replacement_step(emu: Emulator, run: Runner, step: str) -> None:
+    run(agent_proxy_policy, args(emu))
+    (old,) = mine(emu)
+    rule = dict(STEPS[step], action="status", status=500, times=0)
+    if step in ("unassign old", "delete old"):
+        rule["path"] = rule["path"].replace("*", "") + ("*" if step == "unassign old" else old["uuid"])
+    control(emu, "POST", "faults", rule)
+    failed = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan", retries=0))
+    assert failed.get("failed") is True and failed["failed_step"], failed
+    assert covered(emu), (step, control(emu, "GET", "state")["assignments"])
+    assert failed["error"]["status"] == 500 and failed["error"]["request_id"]
+    assert failed["coverage"][1:] in failed["msg"]
+    if step in ("assign", "second assign", "rerank"):
+        assert failed["rollback"]["ok"] is True
+    if step in ("unassign old", "delete old"):
+        # the rollback would need the same failing calls; the new policy stays with the old one
+        assert len(mine(emu)) == 2
+    else:
+        assert [p["uuid"] for p in mine(emu)] == [old["uuid"]]
+    control(emu, "DELETE", "faults")
+    healed = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))
+    assert healed["changed"] is True and healed.get("failed") is not True
+    (new,) = mine(emu)
+    assert ranks(emu, SERVERS) == [(emu.other, 1), (new["uuid"], 2)]  # type: ignore[attr-defined]
+    assert ranks(emu, LAPTOPS) == [(emu.other, 1), (new["uuid"], 2)]  # type: ignore[attr-defined]
+    assert run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))["changed"] is False
