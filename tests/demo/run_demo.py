@@ -9,22 +9,40 @@ site.yml opens exactly the EPNS egress, lets the proxy CONNECT to 8883, and prob
   agent3  8883 dropped on the path                       -> degraded: only 443 works
   server  the ESET PROTECT server, iptables firewall     -> reachable
   squid, apache: the proxies themselves (their own egress is probed too)
+The ESET PROTECT API emulator runs on the server host: site.yml pushes the agents' HTTP-proxy policy to it.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / "tests" / "integration")]
+sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / "tests" / "integration"), str(REPO / "tests")]
 
 from _ansible import BIN, ansible_env  # noqa: E402
 from _firewall import iptables_default_deny, nft_default_deny  # noqa: E402
+from emulator.pki import make_pki  # noqa: E402
 from pnlab import Lab  # noqa: E402
 
 REPORT_DIR = Path(os.environ.get("EPNS_DEMO_REPORT_DIR", REPO / "reports" / "demo"))
+API_USER, API_PASSWORD = "api-user", "Api-Pa55word!"  # the emulator's built-in demo account
+
+
+def start_emulator(lab: Lab, workdir: Path) -> tuple[subprocess.Popen[str], str, Path]:
+    """The ESET PROTECT API emulator on the server host (On-Prem, port 9443), with a certificate for its address."""
+    address = lab.addresses[lab.server]["ipv4"]
+    pki = make_pki(workdir / "pki", [address])
+    argv = lab.exec_argv(lab.server, [sys.executable, str(REPO / "tests/emulator/run.py"), "--deployment", "onprem",
+                                      "--listen", f"{address}:9443", "--cert", str(pki.cert), "--key", str(pki.key)])
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("URL "):
+            return process, line.split()[1], pki.ca
+    raise SystemExit("the ESET PROTECT API emulator did not start")
 
 
 def say(line: str) -> None:
@@ -43,10 +61,20 @@ def main() -> int:
         lab.fault(dropped, "block", port=8883)
         say(f"{healthy}, {dropped} and the server have a default-deny egress firewall; {behind_proxy}: direct EPNS "
             f"blocked on the path, uses squid.lab (CONNECT to 443 only); {dropped}: 8883 dropped")
-        argv = [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-i", str(REPO / "tests/demo/inventory"),
-                str(REPO / "playbooks" / "site.yml"), "-e", f"epns_verify_report_dir={REPORT_DIR}",
-                "-e", "epns_verify_report_title='EPNS readiness (demo lab)'", "--diff"]
-        done = subprocess.run(argv, env=ansible_env(lab), cwd=REPO, check=False)
+        with tempfile.TemporaryDirectory(prefix="pn-demo-") as work:
+            emulator, url, ca = start_emulator(lab, Path(work))
+            say(f"ESET PROTECT API emulator: {url}")
+            api = {"ESET_PROTECT_SERVER": url.split("//")[1].rsplit(":", 1)[0], "ESET_PROTECT_PORT": "9443",
+                   "ESET_PROTECT_USERNAME": API_USER, "ESET_PROTECT_PASSWORD": API_PASSWORD,
+                   "ESET_PROTECT_CA_PATH": str(ca)}
+            argv = [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-i", str(REPO / "tests/demo/inventory"),
+                    str(REPO / "playbooks" / "site.yml"), "-e", f"epns_verify_report_dir={REPORT_DIR}",
+                    "-e", "epns_verify_report_title='EPNS readiness (demo lab)'", "--diff"]
+            try:
+                done = subprocess.run(argv, env=ansible_env(lab, api), cwd=REPO, check=False)
+            finally:
+                emulator.terminate()
+                emulator.wait(timeout=10)
     say(f"report: {REPORT_DIR}/epns-report.html (also .md, .json, .junit.xml)")
     return done.returncode
 
