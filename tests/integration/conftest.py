@@ -15,6 +15,8 @@ if str(LAB_DIR) not in sys.path:
 from pnlab import Lab  # noqa: E402
 
 LAB_AGENTS = int(os.environ.get("PNLAB_AGENTS", "3"))
+# lan2 behind pn-router2 (one more agent, in inventory group wol_agents only) for the Wake-on-LAN tests.
+LAB_WOL = os.environ.get("PNLAB_WOL", "1") != "0"
 
 
 def _needs_root() -> None:
@@ -29,7 +31,7 @@ _SESSION_LAB: list[Lab] = []
 def lab() -> Iterator[Lab]:
     """The running lab. The context manager tears it down on failure, Ctrl-C and SIGTERM/SIGHUP as well."""
     _needs_root()
-    with Lab(agents=LAB_AGENTS) as running:
+    with Lab(agents=LAB_AGENTS, wol=LAB_WOL) as running:
         _SESSION_LAB.append(running)
         yield running
         _SESSION_LAB.clear()

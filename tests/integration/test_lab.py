@@ -127,7 +127,8 @@ def test_ansible_reaches_every_host_with_ssh_and_paramiko(lab: Lab, tmp_path: Pa
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         # the agents, the server and the two managed proxies
-        assert done.stdout.count("SUCCESS") == len(lab.agents) + 1 + len(lab.managed_proxy_urls), done.stdout
+        expected = len(lab.agents) + 1 + len(lab.managed_proxy_urls) + len(lab.lan2_agents)
+        assert done.stdout.count("SUCCESS") == expected, done.stdout
 
 
 # --- fault switches ---------------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build the lab (tears down any previous one first)")
     up.add_argument("--agents", type=int, default=3)
+    up.add_argument("--wol", action="store_true", help="also lan2 (198.18.2.0/24) behind pn-router2, one agent there")
+    bcast = sub.add_parser("bcast-forwarding", help="(--wol labs) pn-router2 forwards directed broadcasts or not")
+    bcast.add_argument("state", choices=("on", "off"))
     sub.add_parser("down", help="remove the lab and anything a crashed run left")
     sub.add_parser("status", help="print the lab's state as JSON")
     fault_parser(sub)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     require_root()
     if args.command == "up":
-        Lab(agents=args.agents, progress=say).up()
+        Lab(agents=args.agents, progress=say, wol=args.wol).up()
     elif args.command == "down":
         Lab(progress=say).down()
     elif args.command == "status":
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         Lab.attach(progress=say).fault(args.agent, args.kind, **fault_options(args))
     elif args.command == "clear":
         Lab.attach(progress=say).clear(args.agent, args.kind)
+    elif args.command == "bcast-forwarding":
+        Lab.attach(progress=say).directed_broadcast(args.state == "on")
     elif args.command == "broker":
         Lab.attach(progress=say).broker(args.action)
     elif args.command == "service":

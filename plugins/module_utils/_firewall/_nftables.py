@@ -109,7 +109,7 @@ def _rule_key(family: str, table: str, chain: str, comment: str) -> str:
 
 
 def _split_rule_key(key: str) -> t.Tuple[str, str, str, str]:
-    location, _, comment = key.partition(": ")
+    location, _sep, comment = key.partition(": ")
     family, table, chain = location.split(" ", 2)
     return family, table, chain, comment
 
@@ -404,8 +404,10 @@ def _is_compat_table(family: str, table: str, items: t.Sequence[t.Mapping[str, t
     return any(name in IPTABLES_NFT_CHAINS for name in chains)
 
 
-def _deny_chains(items: t.Sequence[t.Mapping[str, t.Any]]) -> t.Tuple[t.List[t.Dict[str, t.Any]],
-                                                                       t.List[t.Dict[str, t.Any]]]:
+Chains = t.List[t.Dict[str, t.Any]]
+
+
+def _deny_chains(items: t.Sequence[t.Mapping[str, t.Any]]) -> t.Tuple[Chains, Chains]:
     """Foreign filter base chains on the egress hooks that deny by default; and those iptables-nft manages."""
     last_rule: t.Dict[t.Tuple[str, str, str], t.Mapping[str, t.Any]] = {}
     for item in items:

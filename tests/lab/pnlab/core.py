@@ -34,19 +34,21 @@ from .topology import (
     MAX_AGENTS,
     PROXY,
     ROUTER,
+    ROUTER2,
     SERVER,
     SQUID,
     STATE_DIR,
     Host,
     agent_host,
     canonical,
+    lan2_hosts,
     proxy_host,
     role_addrs,
     server_host,
 )
 from .topology import hosts as all_hosts
 
-UNMANAGED = (EPNS, PROXY, ROUTER)
+UNMANAGED = (EPNS, PROXY, ROUTER, ROUTER2)
 
 
 def _quiet(_: str) -> None:
@@ -57,7 +59,7 @@ class Lab:
     """One lab on this machine. `Lab(agents=3).up()` builds it; `Lab.attach()` picks up a running one."""
 
     def __init__(self, agents: int = 3, state_dir: Path | str = STATE_DIR,
-                 progress: Callable[[str], None] = _quiet) -> None:
+                 progress: Callable[[str], None] = _quiet, wol: bool = False) -> None:
         if not 1 <= agents <= MAX_AGENTS:
             raise ValueError(f"agents must be 1..{MAX_AGENTS}")
         self.state_dir = Path(state_dir)
@@ -65,8 +67,12 @@ class Lab:
         self._say = progress
         self.pki = Pki(self.state_dir / "pki")
         self.ssh_dir = self.state_dir / "ssh"
-        self.hosts: dict[str, Host] = {h.name: h for h in all_hosts(agents)}
+        self.wol = wol
+        self.hosts: dict[str, Host] = {h.name: h for h in all_hosts(agents, wol)}
         self.agents: list[str] = [agent_host(i).name for i in range(1, agents + 1)]
+        # wol=True: a second agent subnet (lan2, 198.18.2.0/24) behind pn-router2; these agents are in the
+        # inventory group wol_agents only, so plays on `agents` do not change.
+        self.lan2_agents: list[str] = [h.name for h in lan2_hosts(wol)]
         self.server = SERVER
         self._previous_handlers: dict[int, Any] = {}
 
@@ -126,7 +132,7 @@ class Lab:
         data = statefile.load(Path(state_dir))
         if not data:
             raise LabError(f"no lab is up (no {statefile.path(Path(state_dir))})")
-        return cls(agents=data["agents"], state_dir=state_dir, progress=progress)
+        return cls(agents=data["agents"], state_dir=state_dir, progress=progress, wol=bool(data.get("wol")))
 
     def __enter__(self) -> Lab:
         self._trap_signals()
@@ -208,7 +214,8 @@ class Lab:
             jobs = {(host, name): pool.submit(servicelib.start, self.state_dir, self.hosts[host], holders[host], name)
                     for name, host in servicelib.PROXY_SERVICES.items()}
             services = {host: {name: job.result()} for (host, name), job in jobs.items()}
-        statefile.save(self.state_dir, {"agents": self.agent_count, "holders": holders, "pids": pids, "faults": {},
+        statefile.save(self.state_dir, {"agents": self.agent_count, "wol": self.wol,
+                                        "holders": holders, "pids": pids, "faults": {},
                                         "services": services})
         self._write_ansible_files([(h, host_keys[h.name]) for h in managed])
         daemons.wait_mosquitto(pids["mosquitto"])
@@ -222,7 +229,8 @@ class Lab:
         self.known_hosts.write_text(known_hosts(host_keys))
         agents = [self.hosts[a] for a in self.agents]
         self.inventory.write_text(inventory(agents, [server_host()], self.vars,
-                                            [self.hosts[SQUID], self.hosts[APACHE]]))
+                                            [self.hosts[SQUID], self.hosts[APACHE]],
+                                            [self.hosts[a] for a in self.lan2_agents]))
         self.ansible_cfg.write_text(ansible_cfg(self.inventory))
 
     def down(self) -> None:
@@ -259,6 +267,13 @@ class Lab:
         """Run argv in host's network, mount and UTS namespaces. Raises subprocess.TimeoutExpired on timeout."""
         return subprocess.run(self.exec_argv(host, argv), capture_output=True, text=True, timeout=timeout,
                               check=check, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+    def directed_broadcast(self, on: bool) -> None:
+        """wol=True only: let pn-router2 forward directed broadcasts (to 198.18.2.255) into lan2, or not (default)."""
+        if not self.wol:
+            raise LabError("directed_broadcast needs Lab(wol=True) (the lan2 subnet behind pn-router2)")
+        netns.bc_forwarding(on)
+        self._say(f"{ROUTER2}: directed-broadcast forwarding {'on' if on else 'off'}")
 
     # -- faults ----------------------------------------------------------------------------------------
     def _agent(self, agent: str) -> Host:

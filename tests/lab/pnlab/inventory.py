@@ -50,11 +50,13 @@ def lab_vars(pki: Pki, ssh_dir: Path) -> dict[str, str]:
 
 
 def inventory(agents: Sequence[Host], servers: Sequence[Host], variables: dict[str, str],
-              proxies: Sequence[Host] = ()) -> str:
+              proxies: Sequence[Host] = (), wol_agents: Sequence[Host] = ()) -> str:
     lines = ["[agents]", *(f"{h.name} ansible_host={h.v4[0]}" for h in agents), "",
              "[servers]", *(f"{h.name} ansible_host={h.v4[0]}" for h in servers), "",
-             "[proxies]", *(f"{h.name} ansible_host={h.v4[0]}" for h in proxies), "",
-             "[lab:children]", "agents", "servers", "proxies", "",
+             "[proxies]", *(f"{h.name} ansible_host={h.v4[0]}" for h in proxies), ""]
+    if wol_agents:  # Lab(wol=True): agents on lan2, behind pn-router2
+        lines += ["[wol_agents]", *(f"{h.name} ansible_host={h.v4[0]}" for h in wol_agents), ""]
+    lines += ["[lab:children]", "agents", "servers", "proxies", *(["wol_agents"] if wol_agents else []), "",
              "[lab:vars]", *(f"{k}={v}" for k, v in variables.items())]
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,17 @@ SVC_BRIDGE = "br-svc"
 EPNS_NAME = "epns.eset.com"
 MAX_AGENTS = 40
 
+# The optional second agent subnet (Lab(wol=True)): lan2 behind its own router, pn-router2, whose uplink sits on
+# br-lan. Directed broadcasts to 198.18.2.255 cross it only with bc_forwarding on (off by default, as on Linux).
+ROUTER2 = "pn-router2"
+LAN2_BRIDGE = "br-lan2"
+ROUTER2_UPLINK = "up0"            # pn-router2's leg on br-lan (its peer in pn-router is v-router2)
+ROUTER2_PORT = "v-router2"
+ROUTER2_LAN_V4, ROUTER2_LAN_V6 = "198.18.0.253", "2001:db8::253"
+LAN2_GW_V4, LAN2_GW_V6 = "198.18.2.254", "2001:db8:0:2::254"
+LAN2_V4_NET, LAN2_V6_NET = "198.18.2.0/24", "2001:db8:0:2::/64"
+LAN2_AGENTS = 1
+
 CONTROLLER_V4, CONTROLLER_V6 = "198.18.0.1", "2001:db8::1"
 LAN_GW_V4, LAN_GW_V6 = "198.18.0.254", "2001:db8::254"
 SVC_GW_V4, SVC_GW_V6 = "198.18.1.254", "2001:db8:0:1::254"
@@ -74,6 +85,19 @@ def agent_host(index: int) -> Host:
     return Host(agent_name(index), (f"198.18.0.{suffix}",), (f"2001:db8::{suffix}",), LAN_BRIDGE, True)
 
 
+def lan2_agent_name(index: int) -> str:
+    return f"{PREFIX}lan2agent{index}"
+
+
+def lan2_agent_host(index: int) -> Host:
+    suffix = 10 + index
+    return Host(lan2_agent_name(index), (f"198.18.2.{suffix}",), (f"2001:db8:0:2::{suffix}",), LAN2_BRIDGE, True)
+
+
+def lan2_hosts(wol: bool) -> list[Host]:
+    return [lan2_agent_host(i) for i in range(1, LAN2_AGENTS + 1)] if wol else []
+
+
 def server_host() -> Host:
     return Host(SERVER, ("198.18.0.5",), ("2001:db8::5",), LAN_BRIDGE, True)
 
@@ -96,9 +120,9 @@ def managed_proxy_hosts() -> list[Host]:
     return [managed_proxy_host(name) for name in MANAGED_PROXIES]
 
 
-def hosts(agent_count: int) -> list[Host]:
+def hosts(agent_count: int, wol: bool = False) -> list[Host]:
     agents = [agent_host(i) for i in range(1, agent_count + 1)]
-    return [server_host(), *agents, epns_host(), proxy_host(), *managed_proxy_hosts()]
+    return [server_host(), *agents, epns_host(), proxy_host(), *managed_proxy_hosts(), *lan2_hosts(wol)]
 
 
 def role_addrs(role: str) -> tuple[str, str]:

@@ -1,0 +1,62 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Controller side of wol_multicast (documentation in plugins/modules/wol_multicast.py): work out the directed
+# broadcast of every entry of `subnets` with netaddr and hand it to the module as BROADCAST/PREFIX (10.1.2.0/24 ->
+# 10.1.2.255/24). The module derives the same with the standard library, so it also works without this plugin;
+# entries netaddr cannot use are passed unchanged for the module to refuse with its message.
+from __future__ import annotations
+
+import typing as t
+
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
+
+try:
+    import netaddr
+except ImportError:  # pragma: no cover - reported when the task runs
+    netaddr = None
+
+MODULE = "protectnet.epns.wol_multicast"
+
+
+def broadcasts(subnets: t.Sequence[t.Any]) -> t.Dict[str, t.List[str]]:
+    """'10.1.2.0/24' or an interface address '10.1.2.7/24' -> {entry: ['10.1.2.255', '10.1.2.0/24']}.
+    Entries netaddr cannot read, IPv6 ones and /31-/32 are left for the module to refuse with its message."""
+    if netaddr is None:
+        return {}
+    out: t.Dict[str, t.List[str]] = {}
+    for entry in subnets:
+        text = str(entry).strip()
+        try:
+            net = netaddr.IPNetwork(text)
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            continue
+        if net.version != 4 or net.prefixlen > 30 or net.broadcast is None:
+            continue
+        out[str(entry)] = [str(net.broadcast), str(net.cidr)]
+    return out
+
+
+def rewrite(entry: t.Any, computed: t.Mapping[str, t.Sequence[str]]) -> t.Any:
+    found = computed.get(str(entry))
+    if not found:
+        return entry
+    return f"{found[0]}/{found[1].split('/')[1]}"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp: t.Any = None, task_vars: t.Optional[t.Dict[str, t.Any]] = None) -> t.Dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        try:
+            computed = broadcasts(args.get("subnets") or [])
+            args["subnets"] = [rewrite(entry, computed) for entry in args.get("subnets") or []]
+        except Exception as exc:
+            result.update(failed=True, msg=f"subnets: {to_native(exc)}")
+            return result
+        result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+        return result

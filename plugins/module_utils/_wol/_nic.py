@@ -1,0 +1,136 @@
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: not a public API, may change without notice.
+"""Wake-on-LAN on a NIC: read it with ethtool, enable it at runtime (ethtool -s IF wol g) and persistently the way
+the host configures its network: NetworkManager (802-3-ethernet.wake-on-lan) or a systemd .link file."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import typing as t
+
+from .._firewall._base import Runner, read_text, write_file
+
+LINK_DIR = "/etc/systemd/network"
+MODES = {"p": "phy", "u": "unicast", "m": "multicast", "b": "broadcast", "a": "arp", "g": "magic",
+         "s": "secureon", "f": "filter", "d": "disabled"}
+
+
+def link_file(interface: str) -> str:
+    return os.path.join(LINK_DIR, f"50-protectnet-wol-{interface}.link")
+
+
+def read_ethtool(runner: Runner, interface: str) -> t.Dict[str, t.Any]:
+    ethtool = runner.which("ethtool")
+    if not ethtool:
+        return {"supported": None, "reason": "ethtool is not installed, so Wake-on-LAN support cannot be read",
+                "supports": "", "wake_on": ""}
+    rc, out, err = runner.run([ethtool, interface])
+    if rc != 0:
+        return {"supported": None, "reason": f"ethtool {interface}: {(err or out).strip()}", "supports": "",
+                "wake_on": ""}
+    supports = re.search(r"^\s*Supports Wake-on:\s*(\S+)", out, re.M)
+    wake_on = re.search(r"^\s*Wake-on:\s*(\S+)", out, re.M)
+    if not supports or "g" not in supports.group(1):
+        driver = ""
+        rc2, out2, _e = runner.run([ethtool, "-i", interface])
+        if rc2 == 0:
+            found = re.search(r"^driver:\s*(\S+)", out2, re.M)
+            driver = f" (driver {found.group(1)})" if found else ""
+        return {"supported": False, "supports": supports.group(1) if supports else "",
+                "wake_on": wake_on.group(1) if wake_on else "",
+                "reason": f"{interface}{driver} does not support Wake-on-LAN by magic packet"
+                          + (f" (supports: {supports.group(1)})" if supports else " (no 'Supports Wake-on' line)")}
+    return {"supported": True, "supports": supports.group(1), "wake_on": wake_on.group(1) if wake_on else "d",
+            "reason": ""}
+
+
+def nm_connection(runner: Runner, interface: str) -> t.Optional[str]:
+    nmcli = runner.which("nmcli")
+    if not nmcli:
+        return None
+    rc, out, _err = runner.run([nmcli, "-t", "-f", "DEVICE,STATE,CONNECTION", "device"])
+    if rc != 0:
+        return None
+    for line in out.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] == interface and parts[2] and "unmanaged" not in parts[1]:
+            return parts[2]
+    return None
+
+
+def networkd_manages(runner: Runner, interface: str) -> bool:
+    return os.path.isdir("/run/systemd/netif/links") and bool(runner.which("networkctl")) and \
+        runner.run(["networkctl", "status", interface])[0] == 0
+
+
+def mac_of(interface: str) -> str:
+    return (read_text(f"/sys/class/net/{interface}/address") or "").strip()
+
+
+def addresses_of(runner: Runner, interface: str) -> t.List[str]:
+    rc, out, _err = runner.run(["ip", "-j", "addr", "show", "dev", interface])
+    if rc != 0:
+        return []
+    try:
+        links = json.loads(out or "[]")
+    except ValueError:
+        return []
+    return [f"{a['local']}/{a['prefixlen']}" for link in links for a in link.get("addr_info", [])
+            if a.get("scope") == "global"]
+
+
+def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: bool) -> t.Dict[str, t.Any]:
+    eth = read_ethtool(runner, interface)
+    out: t.Dict[str, t.Any] = {"interface": interface, "mac": mac_of(interface), "supported": eth["supported"],
+                               "addresses": addresses_of(runner, interface),
+                               "supports": eth["supports"], "wake_on": eth["wake_on"],
+                               "wake_on_modes": [MODES.get(c, c) for c in eth["wake_on"]],
+                               "enabled": "g" in eth["wake_on"], "method": None, "persistent": None,
+                               "changed": False, "reason": eth["reason"], "commands": []}
+    if method == "auto":
+        conn = nm_connection(runner, interface)
+        method = "networkmanager" if conn else "systemd_link" if networkd_manages(runner, interface) else "ethtool"
+    out["method"] = method
+    if method == "networkmanager":
+        conn = nm_connection(runner, interface)
+        if conn:
+            rc, value, _e = runner.run(["nmcli", "-g", "802-3-ethernet.wake-on-lan", "connection", "show", conn])
+            out["persistent"] = rc == 0 and "magic" in value
+            out["connection"] = conn
+    elif method == "systemd_link":
+        text = read_text(link_file(interface)) or ""
+        out["persistent"] = "WakeOnLan=magic" in text
+    if not enable or eth["supported"] is not True:
+        return out
+    cmds: t.List[t.List[str]] = []
+    if not out["enabled"]:
+        cmds.append(["ethtool", "-s", interface, "wol", "g"])
+    file_change: t.Optional[t.Dict[str, t.Any]] = None
+    if method == "networkmanager" and not out["persistent"] and out.get("connection"):
+        cmds.append(["nmcli", "connection", "modify", out["connection"], "802-3-ethernet.wake-on-lan", "magic"])
+    elif method == "systemd_link" and not out["persistent"]:
+        content = ("# Managed by protectnet.epns.wol_nic\n[Match]\n" + f"MACAddress={out['mac']}\n"
+                   + "\n[Link]\nWakeOnLan=magic\n")
+        file_change = {"path": link_file(interface), "content": content, "mode": 0o644}
+        out["commands"].append(f"write {link_file(interface)}")
+    out["commands"] += [" ".join(c) for c in cmds]
+    if cmds or file_change:
+        out["changed"] = True
+        if not check_mode:
+            for cmd in cmds:
+                rc, o, e = runner.run(cmd)
+                if rc != 0:
+                    raise OSError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
+            if file_change:
+                write_file(file_change)
+            after = read_ethtool(runner, interface)
+            out.update(wake_on=after["wake_on"], enabled="g" in after["wake_on"],
+                       wake_on_modes=[MODES.get(c, c) for c in after["wake_on"]])
+            if method != "ethtool":
+                out["persistent"] = True
+        else:
+            out.update(enabled=True, persistent=True if method != "ethtool" else out["persistent"])
+    return out

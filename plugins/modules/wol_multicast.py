@@ -1,0 +1,334 @@
+#!/usr/bin/python
+# Copyright: protectnet.epns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: wol_multicast
+short_description: Set and check where the ESET PROTECT Server sends Wake-on-LAN magic packets
+version_added: 0.3.0
+description:
+  - The ESET PROTECT Server sends Wake-on-LAN calls itself, to the multicast addresses set in its server settings
+    (web console, More > Settings). This module validates and normalises those destinations, applies them to the
+    server where its API allows it, and prepares the server host's own network to send them.
+  - "Destinations: IPv4 multicast groups, IPv6 multicast groups and IPv4 subnet-directed broadcasts, given directly
+    (a broadcast as V(ADDRESS/PREFIX), for example V(10.1.2.255/24)) or computed from O(subnets) on the controller with
+    netaddr (V(10.1.2.0/24) gives V(10.1.2.255)). Unicast, loopback, the unspecified address and the limited broadcast
+    V(255.255.255.255) are refused, with the reason they will not cross a router, unless O(allow) names them.
+    Link-local multicast (V(224.0.0.0/24), V(ff02::/16)) is kept with a warning: it stays on one link. Duplicates are
+    removed; the normalised list is returned."
+  - "Server settings (O(server_settings)): the current value is read with C(POST /v2/configuration:batchGetValues)
+    (ESET PROTECT On-Prem 13.1+). B(No public API call that writes server settings is known), and the path of the
+    Wake-on-LAN setting is not documented: both live in one data file of the collection
+    (C(plugins/module_utils/_wol/_settings_map.py)) and can be overridden with O(settings_map). Without a write call
+    the module returns RV(action_required) with the exact values and where to enter them, C(changed=false), and fails
+    only with O(require_applied=true). Once a server offers a write call, naming it in the map makes the module
+    write and read back."
+  - "Host network (O(host_network), on the ESET PROTECT server host): a route for each multicast group on
+    O(interface) (routing protocol 186, so only these routes are managed), and, with O(firewall), UDP egress to every
+    destination on O(wol_port) through the same firewall backends as M(protectnet.epns.epns_firewall) (their own table
+    C(inet protectnet_wol), hooks tagged C(protectnet_wol) in the host's default-deny chains),
+    rewriting the multicast TTL to O(multicast_ttl) (nftables)."
+  - Not confirmed against a real ESET PROTECT server; tested against the collection's API emulator and lab.
+author:
+  - protectnet.epns contributors (@protectnet)
+extends_documentation_fragment:
+  - protectnet.epns.eset_api
+  - protectnet.epns._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode reads the server setting, the routes and the firewall, and changes none of them.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows the server setting, the managed routes and the managed firewall objects.
+options:
+  destinations:
+    description:
+      - Multicast groups (IPv4 or IPv6) and subnet-directed broadcasts written as V(ADDRESS/PREFIX).
+      - A plain IPv4 address that is not multicast counts as unicast, even if it ends in C(.255); give its prefix.
+    type: list
+    elements: str
+    default: []
+  subnets:
+    description:
+      - IPv4 agent subnets (V(10.1.2.0/24)) or agent interface addresses (V(10.1.2.7/24)); each adds the subnet's
+        directed broadcast, computed on the controller with netaddr (the action plugin hands the module
+        V(BROADCAST/PREFIX), which the module checks again with Python's ipaddress).
+    type: list
+    elements: str
+    default: []
+  wol_port:
+    description:
+      - UDP port of the magic packets (9, discard, is the usual one; 7, echo, is the other).
+      - Not called C(port), which is the API port of the C(eset_api) options.
+    type: int
+    choices: [7, 9]
+    default: 9
+  allow:
+    description:
+      - Kinds of destination to accept although they do not cross a router. V(unicast) makes sense with a static
+        ARP/neighbour entry for the sleeping machine on the last router.
+    type: list
+    elements: str
+    choices: [unicast, loopback, unspecified, limited_broadcast]
+    default: []
+  state:
+    description:
+      - V(present) sets the destinations; V(absent) removes this module's routes and firewall objects from the host
+        (the server setting is left as it is).
+    type: str
+    choices: [present, absent]
+    default: present
+  server_settings:
+    description:
+      - Read (and, where a write call is known, write) the server's Wake-on-LAN setting through its API.
+      - With V(false), RV(action_required) still lists the values to enter in the console (the setting is not checked).
+    type: bool
+    default: true
+  settings_map:
+    description:
+      - Overrides for the data file that says where the setting lives. Keys C(service), C(read_path),
+        C(addresses_path), C(write_path) (null = no write call), C(console_location).
+    type: dict
+  require_applied:
+    description:
+      - Fail when the server setting could not be applied (no write call) instead of returning RV(action_required).
+    type: bool
+    default: false
+  host_network:
+    description: Manage the host's multicast routes and, with O(firewall), its UDP egress.
+    type: bool
+    default: true
+  interface:
+    description: The interface for the multicast routes. Default is the interface of the default route.
+    type: str
+  multicast_ttl:
+    description:
+      - TTL (IPv6 hop limit) written into outgoing packets to the destinations by the firewall rule (nftables
+        backend only). Linux sends multicast with TTL 1 when the program does not set one, which never crosses a
+        router; what the ESET PROTECT Server sets is not documented. V(0) leaves the TTL alone.
+    type: int
+    default: 16
+  firewall:
+    description: Open UDP egress to the destinations in the host firewall.
+    type: bool
+    default: true
+  firewall_backend:
+    description:
+      - The firewall backend, as in M(protectnet.epns.epns_firewall). Wake-on-LAN egress is implemented for
+        nftables only so far; V(auto) fails with a clear message when the host's firewall is another one (set
+        O(firewall=false) and open UDP to the destinations yourself).
+    type: str
+    choices: [auto, nftables]
+    default: auto
+  persist:
+    description: Make the firewall objects survive a reboot the distribution's way (routes are runtime only).
+    type: bool
+    default: true
+  username:
+    description:
+      - The API user (see the C(eset_api) options). Required when O(server_settings=true).
+      - Falls back to E(ESET_PROTECT_USERNAME).
+    type: str
+    required: false
+  password:
+    description:
+      - The API user's password. Required when O(server_settings=true). Never shown.
+      - Falls back to E(ESET_PROTECT_PASSWORD).
+    type: str
+    required: false
+notes:
+  - Runs on the ESET PROTECT server host, which also sends the magic packets. Modules that share
+    C(group/protectnet.epns.epns) defaults are not in that action group on purpose, see the docs.
+seealso:
+  - module: protectnet.epns.wol_probe
+  - module: protectnet.epns.wol_nic
+  - module: protectnet.epns.epns_firewall
+  - name: Wake-on-LAN in this collection
+    description: docs/wake-on-lan.md
+    link: https://github.com/protectnet/epns/blob/main/docs/wake-on-lan.md
+"""
+
+EXAMPLES = r"""
+- name: Wake-on-LAN to a site-local group and the agent subnets
+  protectnet.epns.wol_multicast:
+    server: localhost
+    ca_path: /etc/eset/ca.pem
+    destinations: [239.255.0.9, "ff05::9"]
+    subnets: [10.1.2.0/24, 10.1.3.0/24]
+  register: wol
+
+- name: Tell the administrator what to enter when the server cannot be written
+  ansible.builtin.debug:
+    msg: "{{ wol.action_required.message }}"
+  when: wol.action_required is not none
+
+- name: Validate only (no API, no host changes)
+  protectnet.epns.wol_multicast:
+    destinations: [239.255.0.9]
+    server_settings: false
+    host_network: false
+"""
+
+RETURN = r"""
+destinations:
+  description: The normalised destinations, duplicates removed, in the order given (destinations, then subnets).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{address: 239.255.0.9, kind: ipv4_multicast, family: ipv4, subnet: null, scope: site, port: 9,
+            source: destinations}, {address: 10.1.2.255, kind: directed_broadcast, family: ipv4,
+            subnet: 10.1.2.0/24, scope: routed, port: 9, source: subnets}]
+values:
+  description: The addresses the server setting should hold.
+  returned: always
+  type: list
+  elements: str
+  sample: [239.255.0.9, 10.1.2.255]
+duplicates_removed:
+  description: Addresses given more than once.
+  returned: always
+  type: list
+  elements: str
+applied:
+  description: The server setting holds RV(values) (or, in check mode, would after the write).
+  returned: always
+  type: bool
+action_required:
+  description:
+    - Null, or what a person must do because the server offers no write call, or because O(server_settings=false)
+      (C(reason), C(where), C(values), C(text) one address a line, C(setting), C(current), C(message)).
+  returned: always
+  type: dict
+server:
+  description:
+    - The server half (C(setting), C(wanted), C(current), C(read), C(in_sync), C(applied), C(changed),
+      C(write_call)).
+  returned: when O(server_settings=true)
+  type: dict
+host_network:
+  description: C(interface), C(routes) (C(before), C(after), C(commands)), C(firewall) (C(backend), C(backend_reason),
+    C(changes), C(files)).
+  returned: when O(host_network=true)
+  type: dict
+api:
+  description: Request counters of the API client.
+  returned: when O(server_settings=true)
+  type: dict
+"""
+
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _server, _settings_map  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._wol._validate import (  # noqa: E402
+    ALLOWABLE,
+    DestinationError,
+    validate,
+    values,
+)
+
+
+def argument_spec() -> t.Dict[str, t.Any]:
+    spec = eset_api_argument_spec()
+    for key in ("username", "password"):
+        spec[key] = dict(spec[key], required=False)
+    spec.update(
+        destinations={"type": "list", "elements": "str", "default": []},
+        subnets={"type": "list", "elements": "str", "default": []},
+        wol_port={"type": "int", "choices": [7, 9], "default": 9},
+        allow={"type": "list", "elements": "str", "choices": list(ALLOWABLE), "default": []},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        server_settings={"type": "bool", "default": True},
+        settings_map={"type": "dict"},
+        require_applied={"type": "bool", "default": False},
+        host_network={"type": "bool", "default": True},
+        interface={"type": "str"},
+        multicast_ttl={"type": "int", "default": 16},
+        firewall={"type": "bool", "default": True},
+        firewall_backend={"type": "str", "choices": ["auto", "nftables"], "default": "auto"},
+        persist={"type": "bool", "default": True},
+    )
+    return spec
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("server_settings", True, ("username", "password"))])
+    p = module.params
+    result: t.Dict[str, t.Any] = {"changed": False, "action_required": None, "applied": False}
+    if not 0 <= p["multicast_ttl"] <= 255:
+        module.fail_json(msg="multicast_ttl must be 0 (leave alone) to 255")
+    try:
+        checked = validate(p["destinations"], p["subnets"], p["allow"])
+    except DestinationError as exc:
+        module.fail_json(msg=f"Wake-on-LAN destinations refused: {exc}", **result)
+        raise  # unreachable
+    for warning in checked.warnings:
+        module.warn(warning)
+    dests = [d.as_dict(p["wol_port"]) for d in checked.destinations]
+    wanted = values(checked.destinations)
+    result.update(destinations=dests, values=wanted, duplicates_removed=checked.duplicates)
+    diff_before: t.List[str] = []
+    diff_after: t.List[str] = []
+
+    if p["host_network"]:
+        try:
+            net = _hostnet.apply(SubprocessRunner(), dests, p["wol_port"], state=p["state"], interface=p["interface"],
+                                 ttl=p["multicast_ttl"] or None, routes=True, firewall=p["firewall"],
+                                 backend_name=p["firewall_backend"], persist=p["persist"],
+                                 check_mode=module.check_mode)
+        except (FirewallError, _hostnet.HostNetError) as exc:
+            module.fail_json(msg=f"host network: {exc}", **result)
+            raise
+        for warning in net.pop("warnings"):
+            module.warn(warning)
+        diff = net.pop("diff")
+        diff_before.append(diff["before"])
+        diff_after.append(diff["after"])
+        result["host_network"] = net
+        result["changed"] = bool(net["changed"])
+
+    try:
+        smap = _settings_map.merged(p["settings_map"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), **result)
+        raise
+    if not p["server_settings"] and p["state"] == "present":
+        result["action_required"] = _server.action_required(
+            smap, wanted, None, "the server setting was not checked (server_settings is false)")
+    if p["server_settings"]:
+        client = client_from_module(module)
+        try:
+            server = _server.apply(client, smap, wanted, module.check_mode)
+        except EsetApiError as exc:
+            module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
+            raise
+        result.update(server=server, api=api_summary(client), applied=server["applied"],
+                      action_required=server["action_required"])
+        result["changed"] = result["changed"] or server["changed"]
+        current = server["current"]
+        diff_before.append(f"server setting {server['setting']}: "
+                           + (", ".join(current) if current is not None else "(unknown)") + "\n")
+        diff_after.append(f"server setting {server['setting']}: "
+                          + (", ".join(wanted) if server["applied"] else
+                             (", ".join(current) if current is not None else "(unknown)")
+                             + " (action required: enter " + ", ".join(wanted) + ")") + "\n")
+        if server["action_required"] and p["require_applied"]:
+            module.fail_json(msg="the Wake-on-LAN addresses are not applied on the server: "
+                             + server["action_required"]["message"], **result)
+    if module._diff:
+        result["diff"] = {"before": "".join(diff_before), "after": "".join(diff_after)}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The server host's network for Wake-on-LAN: route commands, and UDP egress through the shared nftables backend
+under its own tag, without touching epns_firewall's objects."""
+from __future__ import annotations
+
+import json
+import typing as t
+
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import Group, Policy
+from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet
+
+DESTS = [{"address": "239.255.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "site"},
+         {"address": "ff05::9", "kind": "ipv6_multicast", "family": "ipv6", "scope": "site"},
+         {"address": "224.0.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "link"},
+         {"address": "10.1.2.255", "kind": "directed_broadcast", "family": "ipv4", "scope": "routed"}]
+
+
+class FakeRunner(Runner):
+    def __init__(self, answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]]) -> None:
+        self.answers = answers
+        self.calls: t.List[t.Tuple[t.Tuple[str, ...], t.Optional[str]]] = []
+
+    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        key = tuple(a.rsplit("/", 1)[-1] if i == 0 else a for i, a in enumerate(argv))
+        self.calls.append((key, data))
+        return self.answers.get(key, (0, "", ""))
+
+    def which(self, name: str) -> t.Optional[str]:
+        return f"/usr/sbin/{name}" if name == "nft" else None
+
+
+def test_routes_for_routable_groups_only_and_exact_commands() -> None:
+    want = _hostnet.desired_routes(DESTS, "eth0")
+    assert want == {"239.255.0.9/32": "eth0", "ff05::9/128": "eth0"}
+    cmds = _hostnet.route_commands({"239.1.1.1/32": "eth0", "ff05::9/128": "eth1"}, want)
+    assert cmds == [["ip", "-4", "route", "del", "239.1.1.1/32", "proto", "186"],
+                    ["ip", "-4", "route", "replace", "239.255.0.9/32", "dev", "eth0", "proto", "186"],
+                    ["ip", "-6", "route", "replace", "ff05::9/128", "dev", "eth0", "proto", "186"]]
+    assert _hostnet.route_commands(want, want) == []
+
+
+def test_check_mode_reads_only_and_predicts() -> None:
+    runner = FakeRunner({("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), ""),
+                         ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    out = _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
+                         backend_name="nftables", persist=False, check_mode=True)
+    assert out["changed"] and out["interface"] == "eth0"
+    assert all(call[0][:2] in (("ip", "-j"), ("nft", "-j")) for call in runner.calls), runner.calls
+    assert "+route" not in out["diff"]["before"] and "route 239.255.0.9/32 dev eth0 proto 186" in out["diff"]["after"]
+
+
+def test_nftables_udp_group_under_its_own_tag() -> None:
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    backend = _nftables.NftablesBackend(runner, Settings(persist=False, options={"tag": "protectnet_wol"}))
+    current = backend.read_current()
+    policy = _hostnet.wol_policy(DESTS, 9, 16)
+    desired = backend.compute_desired(policy, current)
+    script = backend.plan(current, desired).commands[0].stdin or ""
+    assert script.startswith("table inet protectnet_wol {\n")
+    assert ('ip daddr @wol_v4 udp dport 9 ip ttl set 16 accept comment "protectnet_wol wol ipv4 udp 9 ttl 16"'
+            in script)
+    assert 'ip6 daddr @wol_v6 udp dport 9 ip6 hoplimit set 16 accept' in script
+    assert "protectnet_epns" not in script
+    assert backend.names.persist_file == "/etc/protectnet_epns/protectnet_wol.nft"
+
+
+def test_epns_backend_ignores_wol_objects_and_the_other_way_round() -> None:
+    wol_table = [{"table": {"family": "inet", "name": "protectnet_wol", "handle": 9}},
+                 {"chain": {"family": "inet", "table": "protectnet_wol", "name": "output", "handle": 1,
+                            "type": "filter", "hook": "output", "prio": 0, "policy": "accept"}},
+                 {"rule": {"family": "inet", "table": "hostfw", "chain": "output", "handle": 7,
+                           "comment": "protectnet_wol wol ipv4 udp 9 ttl 16", "expr": []}}]
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": wol_table}), "")})
+    epns = _nftables.NftablesBackend(runner)
+    assert epns.read_current().empty
+    wol = _nftables.NftablesBackend(runner, Settings(options={"tag": "protectnet_wol"}))
+    found = wol.read_current()
+    assert "table inet protectnet_wol" in found.containers
+    assert any("hostfw output: protectnet_wol wol ipv4 udp 9 ttl 16" in k for k in found.rules)
+
+
+def test_tcp_groups_render_as_before() -> None:
+    rule = _nftables.rule_text(_nftables.rule_comment("epns", "ipv4", (443, 8883)), True)
+    assert rule == ('ip daddr @epns_v4 tcp dport { 443, 8883 } accept comment "protectnet_epns epns ipv4 tcp 443,8883"')
+    assert Policy((Group("epns", (443,)),)).groups[0].proto == "tcp"
