@@ -7,9 +7,12 @@ site.yml opens exactly the EPNS egress, lets the proxy CONNECT to 8883, and prob
   agent2  direct egress blocked on the path; its proxy,  -> degraded (8883 via the proxy: proxy_refused), then
           a stock Debian squid, allows CONNECT to 443 only     reachable once site.yml lets the proxy CONNECT to 8883
   agent3  8883 dropped on the path                       -> degraded: only 443 works
-  server  the ESET PROTECT server, iptables firewall     -> reachable
+  server  the ESET PROTECT server                        -> reachable
   squid, apache: the proxies themselves (their own egress is probed too)
 The ESET PROTECT API emulator runs on the server host: site.yml pushes the agents' HTTP-proxy policy to it.
+Wake-on-LAN: the server sends magic packets to a multicast group (same segment) and to the directed broadcast of the
+subnet behind a second router, which does not forward directed broadcasts: the report's last section says which
+arrived where, and why not.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / "tests" / "integration"), str(REPO / "tests")]
 
 from _ansible import BIN, ansible_env  # noqa: E402
-from _firewall import iptables_default_deny, nft_default_deny  # noqa: E402
+from _firewall import nft_default_deny  # noqa: E402
 from emulator.pki import make_pki  # noqa: E402
 from pnlab import Lab  # noqa: E402
 
@@ -50,12 +53,12 @@ def say(line: str) -> None:
 
 
 def main() -> int:
-    with Lab(agents=3, progress=say) as lab:
+    with Lab(agents=3, wol=True, progress=say) as lab:
         healthy, behind_proxy, dropped = lab.agents
         # agent2's own firewall stays open, so its report row shows the proxy alone: degraded, then reachable.
         for host in (healthy, dropped):
             nft_default_deny(lab, host)
-        iptables_default_deny(lab, lab.server, "nft")
+        nft_default_deny(lab, lab.server)
         for port in (8883, 443):
             lab.fault(behind_proxy, "block", port=port, to="epns")
         lab.fault(dropped, "block", port=8883)
@@ -69,7 +72,9 @@ def main() -> int:
                    "ESET_PROTECT_CA_PATH": str(ca)}
             argv = [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-i", str(REPO / "tests/demo/inventory"),
                     str(REPO / "playbooks" / "site.yml"), "-e", f"epns_verify_report_dir={REPORT_DIR}",
-                    "-e", "epns_verify_report_title='EPNS readiness (demo lab)'", "--diff"]
+                    "-e", "epns_verify_report_title='EPNS readiness (demo lab)'", "--diff",
+                    # EPNS on the main segment; Wake-on-LAN also on the agent behind the second router
+                    "-e", "epns_targets=all:!wol_agents", "-e", "epns_wol_targets=agents:wol_agents"]
             try:
                 done = subprocess.run(argv, env=ansible_env(lab, api), cwd=REPO, check=False)
             finally:
