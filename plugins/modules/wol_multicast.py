@@ -27,8 +27,9 @@ description:
   - "Host network (O(host_network), on the ESET PROTECT server host): a route for each multicast group on
     O(interface) (routing protocol 186, so only these routes are managed), and, with O(firewall), UDP egress to every
     destination on O(wol_port) through the same firewall backends as M(protectnet.epns.epns_firewall) (their own table
-    C(inet protectnet_wol), hooks tagged C(protectnet_wol) in the host's default-deny chains),
-    rewriting the multicast TTL to O(multicast_ttl) (nftables)."
+    C(inet protectnet_wol), hooks tagged C(protectnet_wol) in the host's default-deny chains; with iptables the chain
+    C(PROTECTNET_WOL), jumped to first from C(OUTPUT), and ipsets C(protectnet_wol_wol_v4)/C(_v6)),
+    rewriting the multicast TTL to O(multicast_ttl) (nftables only)."
   - Not confirmed against a real ESET PROTECT server; tested against the collection's API emulator and lab.
 author:
   - protectnet.epns contributors (@protectnet)
@@ -110,6 +111,8 @@ options:
       - TTL (IPv6 hop limit) written into outgoing packets to the destinations by the firewall rule (nftables
         backend only). Linux sends multicast with TTL 1 when the program does not set one, which never crosses a
         router; what the ESET PROTECT Server sets is not documented. V(0) leaves the TTL alone.
+      - The iptables backend does not rewrite the TTL (that would need the mangle table's TTL/HL targets): the
+        packets keep the TTL the sending program sets, and the module warns when O(multicast_ttl) is not V(0).
     type: int
     default: 16
   firewall:
@@ -119,10 +122,11 @@ options:
   firewall_backend:
     description:
       - The firewall backend, as in M(protectnet.epns.epns_firewall). Wake-on-LAN egress is implemented for
-        nftables only so far; V(auto) fails with a clear message when the host's firewall is another one (set
-        O(firewall=false) and open UDP to the destinations yourself).
+        nftables and iptables (its own objects, apart from M(protectnet.epns.epns_firewall)'s); V(auto) fails with a
+        clear message when the host's firewall is firewalld or ufw (set O(firewall=false) and open UDP to the
+        destinations yourself).
     type: str
-    choices: [auto, nftables]
+    choices: [auto, nftables, iptables]
     default: auto
   persist:
     description: Make the firewall objects survive a reboot the distribution's way (routes are runtime only).
@@ -254,7 +258,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
         interface={"type": "str"},
         multicast_ttl={"type": "int", "default": 16},
         firewall={"type": "bool", "default": True},
-        firewall_backend={"type": "str", "choices": ["auto", "nftables"], "default": "auto"},
+        firewall_backend={"type": "str", "choices": ["auto", "nftables", "iptables"], "default": "auto"},
         persist={"type": "bool", "default": True},
     )
     return spec

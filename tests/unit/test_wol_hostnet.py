@@ -84,3 +84,22 @@ def test_tcp_groups_render_as_before() -> None:
     rule = _nftables.rule_text(_nftables.rule_comment("epns", "ipv4", (443, 8883)), True)
     assert rule == ('ip daddr @epns_v4 tcp dport { 443, 8883 } accept comment "protectnet_epns epns ipv4 tcp 443,8883"')
     assert Policy((Group("epns", (443,)),)).groups[0].proto == "tcp"
+
+
+def test_another_owners_hook_above_ours_does_not_move_ours() -> None:
+    """epns_firewall and wol_multicast both hook the host's default-deny chain; whichever came second sits below the
+    other's hook, which only accepts its own traffic: that must still count as first, or both reinsert forever."""
+    ruleset = {"nftables": [
+        {"table": {"family": "inet", "name": "hostfw", "handle": 1}},
+        {"chain": {"family": "inet", "table": "hostfw", "name": "output", "handle": 1, "type": "filter",
+                   "hook": "output", "prio": 0, "policy": "drop"}},
+        {"rule": {"family": "inet", "table": "hostfw", "chain": "output", "handle": 5,
+                  "comment": "protectnet_wol wol ipv4 udp 9", "expr": []}},
+        {"rule": {"family": "inet", "table": "hostfw", "chain": "output", "handle": 6,
+                  "comment": "protectnet_epns epns ipv4 tcp 443,8883", "expr": []}},
+        {"rule": {"family": "inet", "table": "hostfw", "chain": "output", "handle": 7, "expr": []}},
+    ]}
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps(ruleset), "")})
+    rules = _nftables.NftablesBackend(runner, Settings(persist=False)).read_current().rules
+    assert len(rules) == 1
+    assert all(text.endswith(_nftables.FIRST) for text in rules.values()), rules

@@ -16,26 +16,33 @@
 # Changes go through iptables-restore --noflush (one atomic commit per table; a declared user chain is flushed
 # and refilled) and `ipset -exist restore` (adds before deletes, so the set never lacks a wanted address).
 # Each step carries its undo: a failure part-way undoes the steps already done.
+#
+# Owners: the default tag (protectnet_epns) is epns_firewall's. Another capability (wol_multicast) passes its own tag
+# in Settings.options['tag'] and gets its own chain (the tag upper-cased: PROTECTNET_WOL), jump comment, rule
+# comments, ipsets and persisted lines; two owners never see, change or remove each other's objects. Groups may be
+# UDP (Group.proto). A TTL/hop-limit rewrite (Group.ttl) is not done by this backend (it would need the mangle table
+# and the TTL/HL targets): a warning says so, and the TTL stays what the sending program sets.
 from __future__ import annotations
 
 import os
 import re
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Step, file_change, read_text
+from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step, file_change, read_text
 from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff
 
-CHAIN = "PROTECTNET_EPNS"
-JUMP_COMMENT = f"{TAG} jump"
-JUMP_SPEC = f'-m comment --comment "{JUMP_COMMENT}" -j {CHAIN}'
 BASE = {"ipv4": "iptables", "ipv6": "ip6tables"}
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
 SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 VARIANTS = ("legacy", "nft")
 FIRST = " [first in chain]"
 CREATED_MARK = "# Created by protectnet.epns.epns_firewall (EPNS egress); other rules may be added below."
+CREATED_PREFIX = "# Created by protectnet.epns"  # any owner's mark: a file one owner created is "ours" for all
 
-_COMMENT_RE = re.compile(r"^" + TAG + r" (?P<group>[a-z]+) (?P<family>ipv4|ipv6) tcp (?P<ports>[0-9,]+)$")
+_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
+_COMMENT_RE = re.compile(r"^" + TAG + _COMMENT_TAIL)
+_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,27}$")
+_OWNER_CHAIN_RE = re.compile(r"^(?::(PROTECTNET_\w+)(?: |$)|-A (PROTECTNET_\w+) |-A OUTPUT .* -j (PROTECTNET_\w+)$)")
 _COMMENT_ARG_RE = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
 _DEST_RE = re.compile(r"(?:^| )-d (\S+)")
 _MATCH_SET_RE = re.compile(r"--match-set (\S+) dst")
@@ -51,12 +58,44 @@ RULES_LOADERS = {"debian": ("/usr/sbin/netfilter-persistent", "/sbin/netfilter-p
                  "redhat": ("/usr/libexec/iptables/iptables.init", "/usr/lib/systemd/system/iptables.service")}
 
 
-def ipset_name(group: str, family: str) -> str:
-    return f"{TAG}_{group}_{SUFFIX[family]}"
+class Names:
+    """The names one owner uses in iptables: chain, jump, comments, ipsets, the mark of a file it creates."""
+
+    def __init__(self, tag: str = TAG) -> None:
+        if tag != TAG and (not _TAG_RE.match(tag) or tag.startswith(TAG) or TAG.startswith(tag)):
+            raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most 28 characters) not "
+                                f"overlapping with {TAG!r}")
+        self.tag = tag
+        self.chain = "PROTECTNET_EPNS" if tag == TAG else tag.upper()
+        self.jump_comment = f"{tag} jump"
+        self.jump_spec = f'-m comment --comment "{self.jump_comment}" -j {self.chain}'
+        self.ipset_prefix = tag + "_"
+        self.comment_re = _COMMENT_RE if tag == TAG else re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
+        self.created_mark = CREATED_MARK if tag == TAG else \
+            f"# Created by protectnet.epns ({tag}); other rules may be added below."
+
+    def ours(self, line: str) -> bool:
+        chain = self.chain
+        comment = _comment_of(line)
+        return (line.startswith((f"-A {chain} ", f":{chain} ")) or line.rstrip() == f":{chain}"
+                or line.rstrip().endswith(f" -j {chain}")
+                or (comment.startswith(self.tag) if self.tag == TAG else
+                    comment == self.tag or comment.startswith(self.tag + " ")))
 
 
-def rule_comment(group: str, family: str, ports: t.Sequence[int]) -> str:
-    return f"{TAG} {group} {family} tcp {','.join(str(p) for p in ports)}"
+DEFAULT_NAMES = Names()
+CHAIN = DEFAULT_NAMES.chain
+JUMP_COMMENT = DEFAULT_NAMES.jump_comment
+JUMP_SPEC = DEFAULT_NAMES.jump_spec
+
+
+def ipset_name(group: str, family: str, names: Names = DEFAULT_NAMES) -> str:
+    return f"{names.ipset_prefix}{group}_{SUFFIX[family]}"
+
+
+def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp",
+                 names: Names = DEFAULT_NAMES) -> str:
+    return f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
 
 
 def _comment_of(line: str) -> str:
@@ -66,9 +105,16 @@ def _comment_of(line: str) -> str:
     return match.group(1) if match.group(1) is not None else match.group(2)
 
 
-def _ours(line: str) -> bool:
-    return (line.startswith((f"-A {CHAIN} ", f":{CHAIN} ")) or line.rstrip() == f":{CHAIN}"
-            or line.rstrip().endswith(f" -j {CHAIN}") or _comment_of(line).startswith(TAG))
+def _ours(line: str, names: t.Optional[Names] = None) -> bool:
+    return (names or DEFAULT_NAMES).ours(line)
+
+
+def _owner_chain(line: str) -> t.Optional[str]:
+    """The chain of the protectnet owner (any tag) a saved-rules line belongs to, else None."""
+    match = _OWNER_CHAIN_RE.match(line.strip())
+    if not match:
+        return None
+    return match.group(1) or match.group(2) or match.group(3)
 
 
 def filter_section(save_output: str) -> t.List[str]:
@@ -89,7 +135,8 @@ def filter_section(save_output: str) -> t.List[str]:
     return lines
 
 
-def has_content(save_output: str, ignore_ours: bool = True) -> t.Tuple[bool, bool]:
+def has_content(save_output: str, ignore_ours: bool = True, names: t.Optional[Names] = None
+                ) -> t.Tuple[bool, bool]:
     """(any rule or non-ACCEPT policy in any table, a DROP/REJECT egress in filter OUTPUT), ignoring ours."""
     content = deny = False
     table = ""
@@ -104,7 +151,7 @@ def has_content(save_output: str, ignore_ours: bool = True) -> t.Tuple[bool, boo
                 if table == "filter" and parts[0] == "OUTPUT" and parts[1] == "DROP":
                     deny = True
         elif line.startswith("-A "):
-            if ignore_ours and _ours(line):
+            if ignore_ours and _ours(line, names):
                 continue
             content = True
             if table == "filter" and (line == "-A OUTPUT -j DROP" or line.startswith("-A OUTPUT -j REJECT")):
@@ -114,6 +161,10 @@ def has_content(save_output: str, ignore_ours: bool = True) -> t.Tuple[bool, boo
 
 class IptablesBackend(FirewallBackend):
     name = "iptables"
+
+    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
+        super().__init__(runner, settings)
+        self.names = Names(str(self.settings.get("tag", TAG)))
 
     # -- tools -----------------------------------------------------------------------------------------------
     @staticmethod
@@ -139,8 +190,9 @@ class IptablesBackend(FirewallBackend):
         return found
 
     @classmethod
-    def survey(cls, runner: Runner) -> t.Dict[str, t.Dict[str, t.Any]]:
-        """Per variant: the tools and what iptables-save shows (read-only: never loads a table)."""
+    def survey(cls, runner: Runner, names: t.Optional[Names] = None) -> t.Dict[str, t.Dict[str, t.Any]]:
+        """Per variant: the tools and what iptables-save shows (read-only: never loads a table); `owns`: objects of
+        the owner `names` (default: epns_firewall's)."""
         result: t.Dict[str, t.Dict[str, t.Any]] = {}
         for variant in VARIANTS:
             tools = cls.tools(runner, variant)
@@ -151,8 +203,8 @@ class IptablesBackend(FirewallBackend):
                 rc, out, _err = runner.run([save])
                 outputs[family] = out if rc == 0 else ""
             text = "\n".join(outputs.values())
-            content, deny = has_content(text)
-            owns = any(_ours(line) for line in text.splitlines())
+            content, deny = has_content(text, names=names)
+            owns = any(_ours(line, names) for line in text.splitlines())
             result[variant] = {"tools": tools, "content": content, "deny": deny, "owns": owns}
         return result
 
@@ -178,7 +230,7 @@ class IptablesBackend(FirewallBackend):
         if cached:
             return str(cached)
         wanted = str(self.settings.get("iptables_variant", "auto"))
-        survey = self.survey(self.runner)
+        survey = self.survey(self.runner, self.names)
         if wanted != "auto":
             if wanted not in survey:
                 raise FirewallError(f"iptables_variant {wanted}: iptables-{wanted}-save/-restore are not installed "
@@ -221,6 +273,8 @@ class IptablesBackend(FirewallBackend):
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read_current(self) -> State:
+        names = self.names
+        chain_name = names.chain
         state = State()
         lines_meta: t.Dict[str, str] = {}
         state.meta.update(variant=self.variant(), lines=lines_meta)
@@ -230,22 +284,22 @@ class IptablesBackend(FirewallBackend):
             output_rules = 0
             only_ours = True
             for line in filter_section(out):
-                if line.startswith(f":{CHAIN} ") or line == f":{CHAIN}":
-                    state.containers[f"{family} chain {CHAIN}"] = "filter table"
+                if line.startswith(f":{chain_name} ") or line == f":{chain_name}":
+                    state.containers[f"{family} chain {chain_name}"] = "filter table"
                     continue
                 if not line.startswith("-A "):
                     continue
                 chain = line.split()[1]
                 if chain == "OUTPUT":
                     output_rules += 1
-                if not _ours(line):
-                    if chain == "OUTPUT":
+                if not names.ours(line):
+                    if chain == "OUTPUT" and not _owner_chain(line):  # another owner's jump only accepts its own
                         only_ours = False
                     continue
                 comment = _comment_of(line)
                 key = f"{family} {chain}: {comment or line}"
-                if chain == CHAIN and _COMMENT_RE.match(comment):
-                    match = t.cast(t.Match[str], _COMMENT_RE.match(comment))
+                if chain == chain_name and names.comment_re.match(comment):
+                    match = t.cast(t.Match[str], names.comment_re.match(comment))
                     destination = _DEST_RE.search(line)
                     matched_set = _MATCH_SET_RE.search(line)
                     if destination and not matched_set:
@@ -253,11 +307,13 @@ class IptablesBackend(FirewallBackend):
                         elements = set(state.sets.get(set_key, frozenset()))
                         elements.add(canonical_element(destination.group(1)))
                         state.sets[set_key] = frozenset(elements)
-                        state.rules[key] = _rule_text(family, match["group"], match["ports"], False)
+                        state.rules[key] = _rule_text(family, match["group"], match["ports"], False,
+                                                      match["proto"], names)
                         lines_meta.setdefault(key, line)
                         continue
-                    text = _rule_text(family, match["group"], match["ports"], True) if matched_set else line
-                elif chain == "OUTPUT" and line == f"-A OUTPUT {JUMP_SPEC}":
+                    text = _rule_text(family, match["group"], match["ports"], True, match["proto"], names) \
+                        if matched_set else line
+                elif chain == "OUTPUT" and line == f"-A OUTPUT {names.jump_spec}":
                     text = line + (FIRST if only_ours else " [below other rules]")
                 else:
                     text = line
@@ -272,7 +328,7 @@ class IptablesBackend(FirewallBackend):
             if rc == 0:
                 for line in out.splitlines():
                     parts = line.split()
-                    if len(parts) >= 3 and parts[1].startswith(TAG + "_"):
+                    if len(parts) >= 3 and parts[1].startswith(names.ipset_prefix):
                         family = "ipv6" if "inet6" in parts else "ipv4"
                         if parts[0] == "create":
                             state.containers[f"ipset {parts[1]}"] = f"{parts[2]} family {IPSET_FAMILY[family]}"
@@ -284,18 +340,26 @@ class IptablesBackend(FirewallBackend):
 
     # -- desired -------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
+        names = self.names
         desired = State()
         with_ipset = self.use_ipset()
+        ttl_groups = [g.name for g in policy.groups if g.ttl]
+        if ttl_groups:
+            self.warnings.append(f"backend iptables does not rewrite the TTL / IPv6 hop limit (group(s) "
+                                 f"{', '.join(ttl_groups)}): packets keep the TTL their sender sets (Linux sends "
+                                 "multicast with TTL 1 unless the program sets one); use the nftables backend "
+                                 "for the rewrite")
         for family in self.families():
-            desired.containers[f"{family} chain {CHAIN}"] = "filter table"
-            desired.rules[f"{family} OUTPUT: {JUMP_COMMENT}"] = f"-A OUTPUT {JUMP_SPEC}{FIRST}"
+            desired.containers[f"{family} chain {names.chain}"] = "filter table"
+            desired.rules[f"{family} OUTPUT: {names.jump_comment}"] = f"-A OUTPUT {names.jump_spec}{FIRST}"
             for group in policy.groups:
-                comment = rule_comment(group.name, family, group.ports)
+                comment = rule_comment(group.name, family, group.ports, group.proto, names)
                 ports = ",".join(str(p) for p in group.ports)
-                desired.rules[f"{family} {CHAIN}: {comment}"] = _rule_text(family, group.name, ports, with_ipset)
+                desired.rules[f"{family} {names.chain}: {comment}"] = _rule_text(family, group.name, ports,
+                                                                                 with_ipset, group.proto, names)
                 elements = frozenset(group.addresses(family))
                 if with_ipset:
-                    name = ipset_name(group.name, family)
+                    name = ipset_name(group.name, family, names)
                     desired.containers[f"ipset {name}"] = f"hash:net family {IPSET_FAMILY[family]}"
                     desired.sets[f"ipset {name}"] = elements
                 else:
@@ -354,22 +418,23 @@ class IptablesBackend(FirewallBackend):
         change = diff(cur, des)
         if not change.changed:
             return ""
-        chain_key = f"{family} chain {CHAIN}"
+        names = self.names
+        chain_key = f"{family} chain {names.chain}"
         lines: t.List[str] = []
         jump_keys = [k for k in [*change.rules_removed, *change.rules_added] if k.startswith(f"{family} OUTPUT: ")]
         for key in sorted(k for k in change.rules_removed if k.startswith(f"{family} OUTPUT: ")):
-            line = current.meta.get("lines", {}).get(key) or f"-A OUTPUT {JUMP_SPEC}"
+            line = current.meta.get("lines", {}).get(key) or f"-A OUTPUT {names.jump_spec}"
             lines.append("-D" + line[2:])
         chain_dirty = any(k for k in [*change.rules_removed, *change.rules_added, *change.sets_changed,
                                       *change.sets_added, *change.sets_removed, *change.containers_added,
                                       *change.containers_removed] if k not in jump_keys)
         if chain_key in des.containers and chain_dirty:
-            lines.append(f":{CHAIN} - [0:0]")  # creates the chain, or flushes ours to refill it
-            lines.extend(chain_lines(desired, family))
+            lines.append(f":{names.chain} - [0:0]")  # creates the chain, or flushes ours to refill it
+            lines.extend(chain_lines(desired, family, names))
         elif chain_key not in des.containers and chain_key in cur.containers:
-            lines += [f"-F {CHAIN}", f"-X {CHAIN}"]
+            lines += [f"-F {names.chain}", f"-X {names.chain}"]
         for _key in sorted(k for k in change.rules_added if k.startswith(f"{family} OUTPUT: ")):
-            lines.append(f"-I OUTPUT 1 {JUMP_SPEC}")
+            lines.append(f"-I OUTPUT 1 {names.jump_spec}")
         if not lines:
             return ""
         return "*filter\n" + "\n".join(lines) + "\nCOMMIT\n"
@@ -391,18 +456,19 @@ class IptablesBackend(FirewallBackend):
         saved = desired
         if keep and not persist_ipset:
             saved = _without_ipset(desired)  # per-network rules: loadable without an ipset loader at boot
+        names = self.names
         changes: t.List[FileChange] = []
         for family in FAMILIES:
-            ours = ([f":{CHAIN} - [0:0]"], [f"-A OUTPUT {JUMP_SPEC}"], chain_lines(saved, family)) \
-                if keep and f"{family} chain {CHAIN}" in saved.containers else None
+            ours = ([f":{names.chain} - [0:0]"], [f"-A OUTPUT {names.jump_spec}"], chain_lines(saved, family, names)) \
+                if keep and f"{family} chain {names.chain}" in saved.containers else None
             before = read_text(paths[family])
             if before is None and ours is None:
                 continue
-            changes.append(file_change(paths[family], _edit_rules_file(before, ours)))
+            changes.append(file_change(paths[family], _edit_rules_file(before, ours, names)))
         ipset_lines = _ipset_save_lines(saved) if persist_ipset else None
         before = read_text(paths["ipset"])
         if before is not None or ipset_lines:
-            changes.append(file_change(paths["ipset"], _edit_ipset_file(before, ipset_lines)))
+            changes.append(file_change(paths["ipset"], _edit_ipset_file(before, ipset_lines, names)))
         if keep and not any(os.path.exists(p) for p in RULES_LOADERS[distro]):
             package = "iptables-persistent" if distro == "debian" else "iptables-services"
             self.warnings.append(f"{paths['ipv4']} is written, but nothing loads it at boot: install {package}")
@@ -422,30 +488,31 @@ class IptablesBackend(FirewallBackend):
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
-def _rule_text(family: str, group: str, ports: str, with_ipset: bool) -> str:
-    comment = f'--comment "{TAG} {group} {family} tcp {ports}"'
-    where = f"-m set --match-set {ipset_name(group, family)} dst" if with_ipset else \
+def _rule_text(family: str, group: str, ports: str, with_ipset: bool, proto: str = "tcp",
+               names: Names = DEFAULT_NAMES) -> str:
+    comment = f'--comment "{names.tag} {group} {family} {proto} {ports}"'
+    where = f"-m set --match-set {ipset_name(group, family, names)} dst" if with_ipset else \
         f"-d {{each network of set '{family} rules {group}'}}"
-    return f"-A {CHAIN} -p tcp {where} -m multiport --dports {ports} -m comment {comment} -j ACCEPT"
+    return f"-A {names.chain} -p {proto} {where} -m multiport --dports {ports} -m comment {comment} -j ACCEPT"
 
 
-def chain_lines(state: State, family: str) -> t.List[str]:
+def chain_lines(state: State, family: str, names: Names = DEFAULT_NAMES) -> t.List[str]:
     """The -A lines of our chain for one family, rendered from the state (rules and, without ipset, the sets)."""
     lines: t.List[str] = []
     for key in sorted(state.rules):
-        if not key.startswith(f"{family} {CHAIN}: "):
+        if not key.startswith(f"{family} {names.chain}: "):
             continue
-        match = _COMMENT_RE.match(key.split(": ", 1)[1])
+        match = names.comment_re.match(key.split(": ", 1)[1])
         if not match:
             continue
-        group, ports = match["group"], match["ports"]
+        group, ports, proto = match["group"], match["ports"], match["proto"]
         set_key = f"{family} rules {group}"
         if set_key in state.sets:
             for network in sorted(state.sets[set_key], key=_net_key):
-                lines.append(f"-A {CHAIN} -d {network} -p tcp -m multiport --dports {ports} -m comment "
-                             f'--comment "{TAG} {group} {family} tcp {ports}" -j ACCEPT')
+                lines.append(f"-A {names.chain} -d {network} -p {proto} -m multiport --dports {ports} -m comment "
+                             f'--comment "{names.tag} {group} {family} {proto} {ports}" -j ACCEPT')
         else:
-            lines.append(_rule_text(family, group, ports, True))
+            lines.append(_rule_text(family, group, ports, True, proto, names))
     return lines
 
 
@@ -510,10 +577,29 @@ def _strip_save_noise(text: str) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _edit_rules_file(before: t.Optional[str], ours: t.Optional[t.Tuple[t.List[str], t.List[str], t.List[str]]]
-                     ) -> t.Optional[str]:
-    """A saved-rules file (iptables-save format) with our lines put in, or taken out; nothing else changes."""
-    created_by_us = before is None or before.startswith(CREATED_MARK)
+def _created_mark_of(text: t.Optional[str], names: Names) -> str:
+    first = (text or "").split("\n", 1)[0]
+    return first if first.startswith(CREATED_PREFIX) else names.created_mark
+
+
+def _after_us(line: str, names: Names, kind: str) -> bool:
+    """Is `line` another protectnet owner's line of this kind ("decl", "jump", "rule") that sorts after ours? Owners'
+    lines keep a fixed order in shared files (by chain name), so two owners editing in turn never swap them."""
+    chain = _owner_chain(line)
+    if not chain or chain == names.chain:
+        return False
+    stripped = line.strip()
+    is_kind = {"decl": stripped.startswith(":"), "rule": stripped.startswith(f"-A {chain} "),
+               "jump": stripped.startswith("-A OUTPUT ")}[kind]
+    return is_kind and chain > names.chain
+
+
+def _edit_rules_file(before: t.Optional[str], ours: t.Optional[t.Tuple[t.List[str], t.List[str], t.List[str]]],
+                     names: Names = DEFAULT_NAMES) -> t.Optional[str]:
+    """A saved-rules file (iptables-save format) with one owner's lines put in, or taken out; nothing else changes
+    (another owner's lines stay where they are)."""
+    created_by_us = before is None or before.startswith(CREATED_PREFIX)
+    mark = _created_mark_of(before, names)
     lines = (before or "").splitlines()
     out: t.List[str] = []
     in_filter = False
@@ -523,42 +609,64 @@ def _edit_rules_file(before: t.Optional[str], ours: t.Optional[t.Tuple[t.List[st
         if stripped.startswith("*"):
             in_filter = stripped == "*filter"
             filter_seen = filter_seen or in_filter
-        if in_filter and _ours(stripped):
+        if in_filter and names.ours(stripped):
             continue
         if in_filter and stripped == "COMMIT":
             in_filter = False
             if ours:
-                out.extend(ours[2])
+                at = len(out)
+                while at > 0 and _after_us(out[at - 1], names, "rule"):
+                    at -= 1
+                out[at:at] = ours[2]
         out.append(line)
     if ours:
         if not filter_seen:
             if not out:
-                out.append(CREATED_MARK)
+                out.append(mark)
             out += ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
                     *ours[2], "COMMIT"]
         # the chain declaration after the last declaration, the jump before the first rule of the table
+        # (other owners' declarations and jumps that sort after ours stay after ours)
         start = out.index("*filter")
         end = start + out[start:].index("COMMIT")
         declarations = [i for i in range(start, end) if out[i].startswith(":")]
+        placed = [i for i in declarations if not _after_us(out[i], names, "decl")]
+        at = (placed[-1] if placed else start) + 1
+        out[at:at] = ours[0]
+        end += len(ours[0])
+        declarations = [i for i in range(start, end) if out[i].startswith(":")]
         at = (declarations[-1] if declarations else start) + 1
-        out[at:at] = ours[0] + ours[1]
+        while at < end and _owner_chain(out[at]) and not _after_us(out[at], names, "jump") \
+                and out[at].startswith("-A OUTPUT "):
+            at += 1
+        out[at:at] = ours[1]
     text = "\n".join(out) + ("\n" if out else "")
     if not ours and created_by_us:
-        skeleton = "\n".join([CREATED_MARK, "*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]",
+        skeleton = "\n".join([mark, "*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]",
                               ":OUTPUT ACCEPT [0:0]", "COMMIT"]) + "\n"
         if text == skeleton or not text.strip():
             return None
     return text if (before is not None or ours) else None
 
 
-def _edit_ipset_file(before: t.Optional[str], ours: t.Optional[t.List[str]]) -> t.Optional[str]:
-    created_by_us = before is None or before.startswith(CREATED_MARK)
+def _ipset_after_us(line: str, names: Names) -> bool:
+    parts = line.split()
+    return (len(parts) >= 2 and parts[1].startswith("protectnet_") and not parts[1].startswith(names.ipset_prefix)
+            and parts[1] > names.ipset_prefix)
+
+
+def _edit_ipset_file(before: t.Optional[str], ours: t.Optional[t.List[str]], names: Names = DEFAULT_NAMES
+                     ) -> t.Optional[str]:
+    created_by_us = before is None or before.startswith(CREATED_PREFIX)
     out = [line for line in (before or "").splitlines()
-           if not (len(line.split()) >= 2 and line.split()[1].startswith(TAG + "_"))]
+           if not (len(line.split()) >= 2 and line.split()[1].startswith(names.ipset_prefix))]
     if ours:
         if not out:
-            out.append(CREATED_MARK)
-        out += ours
-    if not ours and created_by_us and all(line == CREATED_MARK or not line.strip() for line in out):
+            out.append(names.created_mark)
+        at = len(out)
+        while at > 0 and _ipset_after_us(out[at - 1], names):
+            at -= 1
+        out[at:at] = ours
+    if not ours and created_by_us and all(line.startswith(CREATED_PREFIX) or not line.strip() for line in out):
         return None
     return "\n".join(out) + ("\n" if out else "")

@@ -39,6 +39,8 @@ FAMILY_SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 SET_TYPE = {"v4": "ipv4_addr", "v6": "ipv6_addr"}
 MATCH_KEYWORD = {"ipv4": "ip", "ipv6": "ip6"}
 TABLE_FAMILIES = {"inet": ("ipv4", "ipv6"), "ip": ("ipv4",), "ip6": ("ipv6",)}
+# Every owner tag starts with this (protectnet_epns, protectnet_wol).
+OWNER_PREFIX = "protectnet_"
 FIRST = " [first in chain]"
 
 MAIN_CONFS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
@@ -212,7 +214,10 @@ class NftablesBackend(FirewallBackend):
                 comment = str(rule.get("comment", ""))
                 ours = own_table or comment.startswith(self.names.tag + " ")
                 if not ours:
-                    only_ours_so_far = False
+                    # another owner's hook (protectnet_wol beside protectnet_epns) only accepts its own traffic,
+                    # so ours below it still comes first; counting it would make both owners reinsert forever
+                    if not comment.startswith(OWNER_PREFIX):
+                        only_ours_so_far = False
                     continue
                 key = _rule_key(family, table, chain, comment or f"(no comment, handle {rule['handle']})")
                 text = rule_text(comment, own_table, self.names) or "(not a rule this version writes)"

@@ -6,7 +6,8 @@
 and UDP egress to every destination (with the multicast TTL rewritten) through the shared firewall backends.
 
 Routes carry the routing protocol number ROUTE_PROTO, so only our own routes are read, changed and removed. The
-firewall objects carry the tag FIREWALL_TAG (table inet protectnet_wol in nftables), apart from epns_firewall's."""
+firewall objects carry the tag FIREWALL_TAG (table inet protectnet_wol in nftables, chain PROTECTNET_WOL and
+ipsets protectnet_wol_* in iptables), apart from epns_firewall's. The TTL rewrite is nftables only."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from .._firewall._model import FirewallError, Group, Policy, State
 ROUTE_PROTO = 186           # our routes: `ip route ... proto 186`
 FIREWALL_TAG = "protectnet_wol"
 GROUP = "wol"
-WOL_BACKENDS = ("nftables",)  # iptables: the backend's names are not parametrised by tag yet
+WOL_BACKENDS = ("nftables", "iptables")  # firewalld, ufw: not parametrised by tag yet
 
 
 class HostNetError(Exception):
@@ -84,7 +85,7 @@ def firewall_backend(wanted: str, runner: Runner, persist: bool) -> t.Tuple[t.An
     if wanted != "auto":
         if wanted not in WOL_BACKENDS:
             raise FirewallError(f"firewall_backend {wanted}: Wake-on-LAN egress is implemented for "
-                                f"{', '.join(WOL_BACKENDS)} only (not yet for iptables, firewalld, ufw)")
+                                f"{', '.join(WOL_BACKENDS)} only (not yet for firewalld, ufw)")
         backend = make_backend(wanted, runner, settings)
         backend.require_usable()
         return backend, f"{wanted} (as requested)"
