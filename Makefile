@@ -58,10 +58,23 @@ $(COLLECTION_LINK):
 	@mkdir -p $(dir $@)
 	@ln -sfn ../../../.. $@
 
+# Three lanes at once on the two cores: pytest on its sandboxed workers, and beside it the quality gates followed
+# by molecule (in a sandbox of its own, so its labs meet none of the workers'). Their logs follow pytest's output,
+# and pytest's summary line is repeated last. Any lane failing fails the target.
+LOGS := $(CURDIR)/.build/logs
 test: deps
-	$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest tests/unit tests/integration -ra --durations=15 $(PYTEST_PARALLEL) $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory molecule
+	@mkdir -p $(LOGS) && rm -f $(LOGS)/*
+	@( $(MAKE) --no-print-directory lint > $(LOGS)/lint.log 2>&1; echo $$? > $(LOGS)/lint.rc; \
+	   tests/tools/sandbox $(MAKE) --no-print-directory molecule > $(LOGS)/molecule.log 2>&1; \
+	   echo $$? > $(LOGS)/molecule.rc ) & side=$$!; \
+	set +e; \
+	$(BIN)/python -m pytest tests/unit tests/integration -ra --durations=15 $(PYTEST_PARALLEL) $(PYTEST_ARGS) \
+	  2>&1 | tee $(LOGS)/pytest.log; rc=$${PIPESTATUS[0]}; \
+	wait $$side; \
+	echo "== make lint (rc $$(cat $(LOGS)/lint.rc))"; cat $(LOGS)/lint.log; \
+	echo "== make molecule (rc $$(cat $(LOGS)/molecule.rc))"; tail -n 60 $(LOGS)/molecule.log; \
+	echo "== pytest (rc $$rc)"; tail -n 1 $(LOGS)/pytest.log; \
+	[ "$$rc" -eq 0 ] && [ "$$(cat $(LOGS)/lint.rc)" -eq 0 ] && [ "$$(cat $(LOGS)/molecule.rc)" -eq 0 ]
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit -ra $(PYTEST_ARGS)
