@@ -111,7 +111,7 @@ options:
       - TTL (IPv6 hop limit) written into outgoing packets to the destinations by the firewall rule (nftables
         backend only). Linux sends multicast with TTL 1 when the program does not set one, which never crosses a
         router; what the ESET PROTECT Server sets is not documented. V(0) leaves the TTL alone.
-      - The iptables backend does not rewrite the TTL (that would need the mangle table's TTL/HL targets): the
+      - The iptables backend does not rewrite the TTL (that would need the mangle table's TTL/HL targets), so the
         packets keep the TTL the sending program sets, and the module warns when O(multicast_ttl) is not V(0).
     type: int
     default: 16
