@@ -30,6 +30,11 @@
 # name PROTECTNET_EPNS), inserted right after <direct> so that, at equal priority, ours come first. Structural
 # changes go through the same staging + one reload as the policy mode; without ipsets an address change is
 # runtime `--direct --add-rule/--remove-rule` of the affected rules (no reload).
+#
+# Owners: the default tag (protectnet_epns) is epns_firewall's; wol_multicast passes its own tag in
+# Settings.options['tag'] and gets its own policy (protectnet_wol, priority -32767), ipsets (protectnet_wol_*),
+# direct chain (PROTECTNET_WOL) and rules for UDP (Group.proto). Each owner reads, changes and removes only its own
+# objects and its own lines of direct.xml. firewalld cannot rewrite a TTL.
 from __future__ import annotations
 
 import glob
@@ -47,13 +52,13 @@ from ._base import (
     FirewallBackend,
     Plan,
     Runner,
+    Settings,
     Step,
     file_change,
     read_text,
 )
 from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
 
-POLICY = TAG
 PRIORITY = -32768
 TARGET = "CONTINUE"
 CONFIG_DIR = "/etc/firewalld"
@@ -64,27 +69,47 @@ MODES = ("auto", "policy", "direct")
 POLICY_VERSION = (0, 9)  # policy objects
 IPSET_VERSION = (0, 4)  # ipsets
 CHECK_CONFIG_VERSION = (0, 4, 4)  # firewall-cmd --check-config
-CHAIN = "PROTECTNET_EPNS"
 DIRECT_PRIORITY = "0"
-JUMP_COMMENT = f"{TAG} jump"
-DIRECT_MARK = "<!-- protectnet_epns: created by protectnet.epns.epns_firewall; other direct rules may be added -->"
 DIRECT_HEADER = '<?xml version="1.0" encoding="utf-8"?>'
 NETWORKS = "<networks>"  # placeholder in a no-ipset direct rule's text: one rule per network of its set
 
 _RICH_RE = re.compile(r'^rule family="(?P<family>ipv4|ipv6)" destination ipset="(?P<ipset>[^"]+)" '
-                      r'port port="(?P<port>\d+)" protocol="tcp" accept$')
+                      r'port port="(?P<port>\d+)" protocol="(?P<proto>tcp|udp)" accept$')
+_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+_MARK_RE = re.compile(r"^<!-- protectnet_[a-z0-9_]+: created by protectnet\.epns[^>]*-->$")
 
 
-def ipset_name(group: str, family: str) -> str:
-    return f"{TAG}_{group}_{SUFFIX[family]}"
+class Names:
+    """The objects of one owner: epns_firewall's by default (TAG), another capability's (wol_multicast) by its tag."""
+
+    def __init__(self, tag: str = TAG) -> None:
+        if tag != TAG and (not _TAG_RE.match(tag) or tag.startswith(TAG) or TAG.startswith(tag)):
+            raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most 20 characters) not "
+                                f"overlapping {TAG!r}")
+        self.tag = tag
+        self.policy = tag
+        self.priority = PRIORITY if tag == TAG else PRIORITY + 1
+        self.chain = tag.upper()
+        self.jump_comment = f"{tag} jump"
+        self.creator = "protectnet.epns.epns_firewall" if tag == TAG else f"protectnet.epns ({tag})"
+        self.direct_mark = f"<!-- {tag}: created by {self.creator}; other direct rules may be added -->"
+        self.what = "EPNS egress" if tag == TAG else "Wake-on-LAN egress"
 
 
-def rich_rule(group: str, family: str, port: int) -> str:
-    return (f'rule family="{family}" destination ipset="{ipset_name(group, family)}" port port="{port}" '
-            'protocol="tcp" accept')
+DEFAULT_NAMES = Names()
+POLICY, CHAIN, DIRECT_MARK = DEFAULT_NAMES.policy, DEFAULT_NAMES.chain, DEFAULT_NAMES.direct_mark
 
 
-def policy_spec(ingress: str = "HOST", egress: str = "ANY", target: str = TARGET, priority: int = PRIORITY,
+def ipset_name(group: str, family: str, names: Names = DEFAULT_NAMES) -> str:
+    return f"{names.tag}_{group}_{SUFFIX[family]}"
+
+
+def rich_rule(group: str, family: str, port: int, proto: str = "tcp", names: Names = DEFAULT_NAMES) -> str:
+    return (f'rule family="{family}" destination ipset="{ipset_name(group, family, names)}" port port="{port}" '
+            f'protocol="{proto}" accept')
+
+
+def policy_spec(ingress: str = "HOST", egress: str = "ANY", target: str = TARGET, priority: t.Any = PRIORITY,
                 extra: str = "") -> str:
     return f"{ingress} -> {egress}, target {target}, priority {priority}" + (f", {extra}" if extra else "")
 
@@ -117,16 +142,16 @@ def join_args(args: t.Sequence[str]) -> str:
     return " ".join(f'"{a}"' if (not a or any(c.isspace() for c in a)) else a for a in args)
 
 
-def direct_rule_args(group: str, family: str, ports: t.Sequence[int], ipsets: bool, network: str = NETWORKS
-                     ) -> t.List[str]:
-    comment = f"{TAG} {group} {family} tcp {','.join(str(p) for p in ports)}"
-    match = ["-m", "set", "--match-set", ipset_name(group, family), "dst"] if ipsets else ["-d", network]
-    return ["-p", "tcp", *match, "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
+def direct_rule_args(group: str, family: str, ports: t.Sequence[int], ipsets: bool, network: str = NETWORKS,
+                     proto: str = "tcp", names: Names = DEFAULT_NAMES) -> t.List[str]:
+    comment = f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
+    match = ["-m", "set", "--match-set", ipset_name(group, family, names), "dst"] if ipsets else ["-d", network]
+    return ["-p", proto, *match, "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
             "-m", "comment", "--comment", comment, "-j", "ACCEPT"]
 
 
-def jump_args() -> t.List[str]:
-    return ["-m", "comment", "--comment", JUMP_COMMENT, "-j", CHAIN]
+def jump_args(names: Names = DEFAULT_NAMES) -> t.List[str]:
+    return ["-m", "comment", "--comment", names.jump_comment, "-j", names.chain]
 
 
 def _comment(args: t.Sequence[str]) -> str:
@@ -145,31 +170,41 @@ def _split_key(key: str) -> t.Tuple[str, str, str, str]:
     return ipv, table, chain, priority
 
 
-def _is_own_direct_line(line: str) -> bool:
+def _is_own_direct_line(line: str, names: Names = DEFAULT_NAMES) -> bool:
     text = line.strip()
-    return text.startswith(("<chain ", "<rule ")) and CHAIN in text
+    return text.startswith(("<chain ", "<rule ")) and re.search(r"\b" + names.chain + r"\b", text) is not None
 
 
-def merge_direct_xml(before: t.Optional[str], own: t.Sequence[str]) -> t.Optional[str]:
+def _only_our_skeleton(lines: t.Sequence[str]) -> bool:
+    """direct.xml holds nothing but the header, <direct>, </direct> and protectnet.epns creation marks (at least
+    one): a file one of our owners created and that is empty again."""
+    texts = [line.strip() for line in lines if line.strip()]
+    marks = [text for text in texts if _MARK_RE.match(text)]
+    rest = [text for text in texts if not _MARK_RE.match(text)]
+    return bool(marks) and rest == [DIRECT_HEADER, "<direct>", "</direct>"]
+
+
+def merge_direct_xml(before: t.Optional[str], own: t.Sequence[str], names: Names = DEFAULT_NAMES
+                     ) -> t.Optional[str]:
     """direct.xml with exactly our lines (own; [] removes ours): others' lines are kept byte for byte, ours go right
-    after <direct>. A file we created and that holds nothing else any more is removed (None)."""
-    skeleton = f"{DIRECT_HEADER}\n<direct>\n{DIRECT_MARK}\n</direct>\n"
+    after <direct>. A file we (any owner) created and that holds nothing else any more is removed (None)."""
     if before is None:
         if not own:
             return None
-        return f"{DIRECT_HEADER}\n<direct>\n{DIRECT_MARK}\n" + "".join(f"{line}\n" for line in own) + "</direct>\n"
-    lines = [line for line in before.splitlines(keepends=True) if not _is_own_direct_line(line)]
+        return (f"{DIRECT_HEADER}\n<direct>\n{names.direct_mark}\n" + "".join(f"{line}\n" for line in own)
+                + "</direct>\n")
+    lines = [line for line in before.splitlines(keepends=True) if not _is_own_direct_line(line, names)]
     if own:
         at = next((i + 1 for i, line in enumerate(lines) if line.strip().startswith("<direct") and
                    line.strip().endswith(">") and not line.strip().endswith("/>")), None)
         if at is None:
             raise FirewallError("backend firewalld: cannot edit /etc/firewalld/direct.xml (no <direct> element "
                                 "found): fix or remove the file")
-        if at < len(lines) and lines[at].strip() == DIRECT_MARK:
+        while at < len(lines) and _MARK_RE.match(lines[at].strip()):
             at += 1
         lines[at:at] = [f"{line}\n" for line in own]
     text = "".join(lines)
-    return None if text == skeleton else text
+    return None if _only_our_skeleton(lines) else text
 
 
 def parse_info(text: str) -> t.Dict[str, t.Any]:
@@ -197,6 +232,10 @@ def parse_info(text: str) -> t.Dict[str, t.Any]:
 class FirewalldBackend(FirewallBackend):
     name = "firewalld"
 
+    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
+        super().__init__(runner, settings)
+        self.names = Names(str(self.settings.get("tag", TAG)))
+
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
     def detect(cls, runner: Runner) -> Detection:
@@ -219,8 +258,8 @@ class FirewalldBackend(FirewallBackend):
 
     # -- paths -----------------------------------------------------------------------------------------------
     @staticmethod
-    def policy_path() -> str:
-        return f"{CONFIG_DIR}/policies/{POLICY}.xml"
+    def policy_path(names: Names = DEFAULT_NAMES) -> str:
+        return f"{CONFIG_DIR}/policies/{names.policy}.xml"
 
     @staticmethod
     def ipset_path(name: str) -> str:
@@ -259,7 +298,7 @@ class FirewalldBackend(FirewallBackend):
         self._read_direct(fc, state)
         if caps["ipsets"] or caps["policies"]:
             names = self.runner.check([fc, "--get-ipsets"], what="listing the firewalld ipsets").split()
-            for name in sorted(n for n in names if n.startswith(TAG + "_")):
+            for name in sorted(n for n in names if n.startswith(self.names.tag + "_")):
                 info = parse_info(self.runner.check([fc, "--info-ipset", name], what=f"reading ipset {name}"))
                 state.containers[f"ipset {name}"] = f"{info.get('type', '')} {info.get('options', '')}".strip()
                 state.sets[f"ipset {name}"] = frozenset(canonical_element(e)
@@ -267,7 +306,8 @@ class FirewalldBackend(FirewallBackend):
         return state
 
     def _read_policy(self, fc: str, state: State, caps: t.Dict[str, t.Any]) -> None:
-        rc, out, err = self.runner.run([fc, "--info-policy", POLICY])
+        policy = self.names.policy
+        rc, out, err = self.runner.run([fc, "--info-policy", policy])
         if rc == 0:
             info = parse_info(out)
             extra = ", ".join(f"{k}: {v}" for k, v in sorted(info.items())
@@ -275,15 +315,15 @@ class FirewalldBackend(FirewallBackend):
                                            "rich rules", "masquerade") and v)
             if info.get("masquerade", "no") != "no":
                 extra = ", ".join(filter(None, [extra, f"masquerade: {info['masquerade']}"]))
-            state.containers[f"policy {POLICY}"] = policy_spec(info.get("ingress-zones", ""),
+            state.containers[f"policy {policy}"] = policy_spec(info.get("ingress-zones", ""),
                                                                info.get("egress-zones", ""),
                                                                info.get("target", ""), info.get("priority", ""),
                                                                extra)
             for rule in info.get("rich rules", []):
-                key = f"policy {POLICY}: {rule}"
+                key = f"policy {policy}: {rule}"
                 n = 2
                 while key in state.rules:
-                    key = f"policy {POLICY}: {rule} #{n}"
+                    key = f"policy {policy}: {rule} #{n}"
                     n += 1
                 state.rules[key] = rule
         elif "unrecognized arguments" in err or "no such option" in err:
@@ -295,9 +335,10 @@ class FirewalldBackend(FirewallBackend):
                                     "later is needed); use firewalld_mode direct (or auto) on this host")
             caps["mode"] = state.meta["mode"] = "direct"
         elif "INVALID_POLICY" not in out + err:
-            raise CommandError([fc, "--info-policy", POLICY], rc, out, err, "reading the firewalld policy")
+            raise CommandError([fc, "--info-policy", policy], rc, out, err, "reading the firewalld policy")
 
     def _read_direct(self, fc: str, state: State) -> None:
+        own_chain = self.names.chain
         out = self.runner.check([fc, "--direct", "--get-all-rules"], what="listing the firewalld direct rules")
         for line in out.splitlines():
             try:
@@ -307,11 +348,13 @@ class FirewalldBackend(FirewallBackend):
             if len(words) < 5:
                 continue
             ipv, table, chain, priority, args = words[0], words[1], words[2], words[3], words[4:]
-            if chain != CHAIN and args[-2:] != ["-j", CHAIN] and not _comment(args).startswith(TAG):
+            comment = _comment(args)
+            if chain != own_chain and args[-2:] != ["-j", own_chain] and not (
+                    comment == self.names.tag or comment.startswith(self.names.tag + " ")):
                 continue
             key = direct_rule_key(ipv, table, chain, priority, args)
             network = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "-d"), None)
-            if chain == CHAIN and network is not None and "--match-set" not in args:
+            if chain == own_chain and network is not None and "--match-set" not in args:
                 # no ipsets: one rule per network; the State holds the rule once and its networks as a set
                 template = [NETWORKS if i > 0 and args[i - 1] == "-d" else a for i, a in enumerate(args)]
                 state.rules[key] = join_args(template)
@@ -325,27 +368,29 @@ class FirewalldBackend(FirewallBackend):
         chains = self.runner.check([fc, "--direct", "--get-all-chains"], what="listing the firewalld direct chains")
         for line in chains.splitlines():
             words = line.split()
-            if len(words) == 3 and words[2] == CHAIN:
+            if len(words) == 3 and words[2] == own_chain:
                 state.containers[f"direct chain {' '.join(words)}"] = " ".join(words)
 
     # -- desired ---------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
         caps = dict(current.meta) or self.capabilities()
         desired = State(meta=dict(caps))
+        names = self.names
         if caps["mode"] == "policy":
-            desired.containers[f"policy {POLICY}"] = policy_spec()
+            desired.containers[f"policy {names.policy}"] = policy_spec(priority=names.priority)
         else:
             for family in FAMILIES:
                 ipv = family
-                desired.containers[f"direct chain {ipv} filter {CHAIN}"] = f"{ipv} filter {CHAIN}"
-                jump = jump_args()
+                desired.containers[f"direct chain {ipv} filter {names.chain}"] = f"{ipv} filter {names.chain}"
+                jump = jump_args(names)
                 desired.rules[direct_rule_key(ipv, "filter", "OUTPUT", DIRECT_PRIORITY, jump)] = join_args(jump)
         for group in policy.groups:
             for family in FAMILIES:
-                name = ipset_name(group.name, family)
+                name = ipset_name(group.name, family, names)
                 if caps["mode"] == "direct":
-                    args = direct_rule_args(group.name, family, group.ports, caps["ipsets"])
-                    key = direct_rule_key(family, "filter", CHAIN, DIRECT_PRIORITY, args)
+                    args = direct_rule_args(group.name, family, group.ports, caps["ipsets"], proto=group.proto,
+                                            names=names)
+                    key = direct_rule_key(family, "filter", names.chain, DIRECT_PRIORITY, args)
                     if not caps["ipsets"]:
                         networks = frozenset(group.addresses(family))
                         if networks:  # a rule per network: none without networks
@@ -357,8 +402,8 @@ class FirewalldBackend(FirewallBackend):
                 desired.sets[f"ipset {name}"] = frozenset(group.addresses(family))
                 if caps["mode"] == "policy":
                     for port in group.ports:
-                        rule = rich_rule(group.name, family, port)
-                        desired.rules[f"policy {POLICY}: {rule}"] = rule
+                        rule = rich_rule(group.name, family, port, group.proto, names)
+                        desired.rules[f"policy {names.policy}: {rule}"] = rule
         return desired
 
     # -- direct rules ----------------------------------------------------------------------------------------
@@ -397,16 +442,17 @@ class FirewalldBackend(FirewallBackend):
             name = key.split(" ", 1)[1]
             family = "inet6" if name.endswith("_v6") else "inet"
             lines = ['<?xml version="1.0" encoding="utf-8"?>', '<ipset type="hash:net">',
-                     f"  <short>{TAG}</short>",
-                     "  <description>EPNS egress addresses (managed by protectnet.epns.epns_firewall)</description>",
+                     f"  <short>{self.names.tag}</short>",
+                     f"  <description>{self.names.what} addresses (managed by {self.names.creator})</description>",
                      f'  <option name="family" value="{family}"/>']
             lines += [f"  <entry>{escape(e)}</entry>" for e in sorted(state.sets[key], key=element_sort_key)]
             lines.append("</ipset>")
             files[self.ipset_path(name)] = "\n".join(lines) + "\n"
-        if f"policy {POLICY}" in state.containers:
-            lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<policy target="{TARGET}" priority="{PRIORITY}">',
-                     f"  <short>{TAG}</short>",
-                     "  <description>EPNS egress (managed by protectnet.epns.epns_firewall)</description>",
+        if f"policy {self.names.policy}" in state.containers:
+            lines = ['<?xml version="1.0" encoding="utf-8"?>',
+                     f'<policy target="{TARGET}" priority="{self.names.priority}">',
+                     f"  <short>{self.names.tag}</short>",
+                     f"  <description>{self.names.what} (managed by {self.names.creator})</description>",
                      '  <ingress-zone name="HOST"/>', '  <egress-zone name="ANY"/>']
             for rule in sorted(state.rules.values()):
                 match = _RICH_RE.match(rule)
@@ -414,15 +460,15 @@ class FirewalldBackend(FirewallBackend):
                     continue  # a rule of another shape in our policy: not rendered, so it goes
                 lines += [f"  <rule family={quoteattr(match['family'])}>",
                           f"    <destination ipset={quoteattr(match['ipset'])}/>",
-                          f"    <port port={quoteattr(match['port'])} protocol=\"tcp\"/>",
+                          f"    <port port={quoteattr(match['port'])} protocol={quoteattr(match['proto'])}/>",
                           "    <accept/>", "  </rule>"]
             lines.append("</policy>")
-            files[self.policy_path()] = "\n".join(lines) + "\n"
+            files[self.policy_path(self.names)] = "\n".join(lines) + "\n"
         return files
 
     def own_paths_on_disk(self) -> t.List[str]:
-        paths = [p for p in [self.policy_path()] if os.path.exists(p)]
-        paths += sorted(glob.glob(f"{CONFIG_DIR}/ipsets/{TAG}_*.xml"))
+        paths = [p for p in [self.policy_path(self.names)] if os.path.exists(p)]
+        paths += sorted(glob.glob(f"{CONFIG_DIR}/ipsets/{self.names.tag}_*.xml"))
         return paths
 
     def _write(self, path: str, content: t.Optional[str]) -> Command:
@@ -473,7 +519,7 @@ class FirewalldBackend(FirewallBackend):
         changed = [p for p in paths if target.get(p) != on_disk[p]]
         direct = self.direct_path()
         on_disk[direct] = read_text(direct)
-        staged_direct = merge_direct_xml(on_disk[direct], self.direct_lines(desired))
+        staged_direct = merge_direct_xml(on_disk[direct], self.direct_lines(desired), self.names)
         if staged_direct != on_disk[direct]:
             target[direct] = staged_direct  # type: ignore[assignment]
             changed.append(direct)
@@ -496,7 +542,8 @@ class FirewalldBackend(FirewallBackend):
         paths = sorted(set(target) | set(self.own_paths_on_disk()))
         direct = self.direct_path()
         before = read_text(direct)
-        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.settings.persist else [])
+        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.settings.persist else [],
+                                          self.names)
         if target[direct] != before:
             paths.append(direct)
         return [c for c in (file_change(p, target.get(p)) for p in paths) if c.changed]

@@ -58,10 +58,15 @@ class Names:
     """The names one owner uses: the default tag is epns_firewall's; another capability (wol_multicast) passes its
     own tag in Settings.options['tag'] and gets its own table, set prefix, comments and persisted file."""
 
-    def __init__(self, tag: str = TAG) -> None:
+    def __init__(self, tag: str = TAG, ttl_only: bool = False) -> None:
         if tag != TAG and (tag.startswith(TAG) or TAG.startswith(tag)):
             raise FirewallError(f"firewall tag {tag!r} would overlap with {TAG!r}")
+        if ttl_only and tag == TAG:
+            raise FirewallError(f"firewall tag {TAG!r} filters; a TTL-only table needs a tag of its own")
         self.tag = tag
+        # ttl_only: a table that only rewrites the TTL (no verdict, no hooks into other tables), beside a firewall
+        # that nftables does not manage (iptables, firewalld, ufw), for wol_multicast
+        self.ttl_only = ttl_only
         self.table = tag
         self.foreign_prefix = tag + "_"
         self.comment_re = _COMMENT_RE if tag == TAG else re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
@@ -102,8 +107,9 @@ def rule_text(comment: str, own: bool, names: Names = DEFAULT_NAMES) -> t.Option
     ports = [int(p) for p in match["ports"].split(",")]
     dport = str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(str(p) for p in ports) + " }"
     ttl = f"{TTL_SET[family]} {match['ttl']} " if match["ttl"] and own else ""
-    return (f"{MATCH_KEYWORD[family]} daddr @{set_name(group, family, own, names)} {proto} dport {dport} {ttl}accept "
-            f'comment "{comment}"')
+    verdict = "" if names.ttl_only else "accept "
+    return (f"{MATCH_KEYWORD[family]} daddr @{set_name(group, family, own, names)} {proto} dport {dport} {ttl}"
+            f'{verdict}comment "{comment}"')
 
 
 def _rule_key(family: str, table: str, chain: str, comment: str) -> str:
@@ -145,7 +151,7 @@ class NftablesBackend(FirewallBackend):
 
     def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
         super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)))
+        self.names = Names(str(self.settings.get("tag", TAG)), bool(self.settings.get("ttl_only", False)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -237,7 +243,8 @@ class NftablesBackend(FirewallBackend):
         desired.containers[f"table {OWN_FAMILY} {self.names.table}"] = "owned table"
         desired.containers[f"chain {OWN_FAMILY} {self.names.table} {OWN_CHAIN}"] = OWN_CHAIN_SPEC
         targets: t.List[t.Tuple[str, str, str, bool]] = [(OWN_FAMILY, self.names.table, OWN_CHAIN, True)]
-        targets += [(d["family"], d["table"], d["chain"], False) for d in current.meta.get("deny_chains", [])]
+        if not self.names.ttl_only:
+            targets += [(d["family"], d["table"], d["chain"], False) for d in current.meta.get("deny_chains", [])]
         for family_name, table, chain, own in targets:
             for group in policy.groups:
                 for family in TABLE_FAMILIES[family_name]:
@@ -357,7 +364,8 @@ class NftablesBackend(FirewallBackend):
         lines = ["#!/usr/sbin/nft -f",
                  ("# Managed by protectnet.epns.epns_firewall: egress to ESET's push notification service (EPNS)."
                   if self.names.tag == TAG
-                  else f"# Managed by protectnet.epns ({self.names.tag}): Wake-on-LAN egress."),
+                  else f"# Managed by protectnet.epns ({self.names.tag}): Wake-on-LAN egress"
+                  + (" (multicast TTL only)." if self.names.ttl_only else ".")),
                  "# Do not edit: re-run the role (or the refresh job) instead. Loaded by the include at the end of",
                  "# the nftables service configuration.",
                  f"table {OWN_FAMILY} {self.names.table}",

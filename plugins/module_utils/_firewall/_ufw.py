@@ -16,6 +16,10 @@
 # already made. ufw saves every change in its own files; there are no runtime-only ufw rules.
 # Reading is `ufw status verbose` and `ufw show added` (both read-only; ufw answers rc 0 even for a rule it skipped
 # or could not delete, so the engine's read-back after applying is what proves the result).
+#
+# Owners: the default tag (protectnet_epns) is epns_firewall's; wol_multicast passes its own tag in
+# Settings.options['tag'] and writes UDP rules (Group.proto) with comments 'protectnet_wol wol ipv4 udp 9'. Each
+# owner reads and removes only the rules whose comment starts with its own tag. ufw cannot rewrite a TTL.
 from __future__ import annotations
 
 import ipaddress
@@ -23,42 +27,66 @@ import re
 import shlex
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Step
+from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step
 from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
 
-_COMMENT_RE = re.compile(r"^" + TAG + r" (?P<group>[a-z]+) (?P<family>ipv4|ipv6) tcp (?P<ports>[0-9,]+)$")
-_ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto tcp comment "
+_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
+_ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto (?P<proto>tcp|udp) comment "
                        r"'(?P<comment>[^']*)'$")
+_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SET_SUFFIX = ": networks"
 
 
-def rule_comment(group: str, family: str, ports: t.Sequence[int]) -> str:
-    return f"{TAG} {group} {family} tcp {','.join(str(p) for p in ports)}"
+class Names:
+    """The comment prefix of one owner: epns_firewall's by default, another capability's tag otherwise."""
+
+    def __init__(self, tag: str = TAG) -> None:
+        if tag != TAG and (not _TAG_RE.match(tag) or tag.startswith(TAG) or TAG.startswith(tag)):
+            raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most 40 characters) not "
+                                f"overlapping {TAG!r}")
+        self.tag = tag
+        self.comment_re = re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
+
+    def owns(self, comment: str) -> bool:
+        return comment == self.tag or comment.startswith(self.tag + " ")
 
 
-def rule_text(comment: str) -> str:
-    match = _COMMENT_RE.match(comment)
-    ports = match["ports"] if match else "?"
-    return f"ufw allow out to {{each network of '{comment}{SET_SUFFIX}'}} port {ports} proto tcp comment '{comment}'"
+DEFAULT_NAMES = Names()
 
 
-def rule_args(network: str, comment: str) -> t.Tuple[str, ...]:
+def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp",
+                 names: Names = DEFAULT_NAMES) -> str:
+    return f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
+
+
+def rule_text(comment: str, names: Names = DEFAULT_NAMES) -> str:
+    match = names.comment_re.match(comment)
+    ports, proto = (match["ports"], match["proto"]) if match else ("?", "?")
+    return (f"ufw allow out to {{each network of '{comment}{SET_SUFFIX}'}} port {ports} proto {proto} "
+            f"comment '{comment}'")
+
+
+def rule_args(network: str, comment: str, names: Names = DEFAULT_NAMES) -> t.Tuple[str, ...]:
     """The ufw arguments (after `ufw` or `ufw delete`) of one tagged rule."""
-    match = _COMMENT_RE.match(comment)
+    match = names.comment_re.match(comment)
     if not match:
-        raise FirewallError(f"not a protectnet_epns ufw comment: {comment!r}")
-    return ("allow", "out", "to", network, "port", match["ports"], "proto", "tcp", "comment", comment)
+        raise FirewallError(f"not a {names.tag} ufw comment: {comment!r}")
+    return ("allow", "out", "to", network, "port", match["ports"], "proto", match["proto"], "comment", comment)
 
 
-def parse_status(text: str) -> t.Dict[str, t.Any]:
+def parse_status(text: str, names: Names = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
     """`ufw status verbose`: {'active': bool, 'outgoing': 'allow'|'deny'|'reject'|'', 'owns': bool}."""
     active = bool(re.search(r"^Status: active\s*$", text, re.M))
     default = re.search(r"^Default: .*?(\w+) \(outgoing\)", text, re.M)
-    return {"active": active, "outgoing": default.group(1) if default else "", "owns": f"# {TAG} " in text}
+    return {"active": active, "outgoing": default.group(1) if default else "", "owns": f"# {names.tag} " in text}
 
 
 class UfwBackend(FirewallBackend):
     name = "ufw"
+
+    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
+        super().__init__(runner, settings)
+        self.names = Names(str(self.settings.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -98,14 +126,15 @@ class UfwBackend(FirewallBackend):
         foreign: t.Dict[str, t.List[str]] = {}
         for raw in out.splitlines():
             line = raw.strip()
-            if TAG not in line:
+            if not self._tagged(line):
                 continue
             match = _ADDED_RE.match(line)
-            tag = _COMMENT_RE.match(match["comment"]) if match else None
-            if match and tag and tag["ports"] == match["ports"] and tag["family"] == network_family(match["net"]):
+            tag = self.names.comment_re.match(match["comment"]) if match else None
+            if (match and tag and tag["ports"] == match["ports"] and tag["proto"] == match["proto"]
+                    and tag["family"] == network_family(match["net"])):
                 comment = match["comment"]
                 network = canonical_element(match["net"])
-                state.rules[comment] = rule_text(comment)
+                state.rules[comment] = rule_text(comment, self.names)
                 key = comment + SET_SUFFIX
                 state.sets[key] = state.sets.get(key, frozenset()) | {network}
                 continue
@@ -120,6 +149,13 @@ class UfwBackend(FirewallBackend):
         state.meta["other"] = foreign
         return state
 
+    def _tagged(self, line: str) -> bool:
+        """A `ufw show added` line whose comment belongs to this owner (another owner's tag is left alone)."""
+        comment = re.search(r" comment '([^']*)'$", line)
+        if comment:
+            return self.names.owns(comment.group(1))
+        return f"'{self.names.tag} " in line or f"'{self.names.tag}'" in line
+
     # -- desired ---------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
         if not self.settings.persist:
@@ -132,8 +168,8 @@ class UfwBackend(FirewallBackend):
                 networks = group.addresses(family)
                 if not networks:
                     continue  # no rule can exist without a network: nothing to compare against
-                comment = rule_comment(group.name, family, group.ports)
-                desired.rules[comment] = rule_text(comment)
+                comment = rule_comment(group.name, family, group.ports, group.proto, self.names)
+                desired.rules[comment] = rule_text(comment, self.names)
                 desired.sets[comment + SET_SUFFIX] = frozenset(networks)
         return desired
 
@@ -145,17 +181,17 @@ class UfwBackend(FirewallBackend):
         ufw = self._ufw()
         adds: t.List[Step] = []
         dels: t.List[Step] = []
-        comments = sorted(k for k in {*current.rules, *desired.rules} if _COMMENT_RE.match(k))
+        comments = sorted(k for k in {*current.rules, *desired.rules} if self.names.comment_re.match(k))
         for comment in comments:
             key = comment + SET_SUFFIX
             want = desired.sets.get(key, frozenset()) if comment in desired.rules else frozenset()
             have = current.sets.get(key, frozenset()) if comment in current.rules else frozenset()
             for network in sorted(want - have, key=element_sort_key):
-                args = rule_args(network, comment)
+                args = rule_args(network, comment, self.names)
                 adds.append(Step(Command((ufw, *args)), [Command((ufw, "delete", *args))],
                                  f"ufw {' '.join(args[:6])}"))
             for network in sorted(have - want, key=element_sort_key):
-                args = rule_args(network, comment)
+                args = rule_args(network, comment, self.names)
                 dels.append(Step(Command((ufw, "delete", *args)), [Command((ufw, *args))],
                                  f"ufw delete {' '.join(args[:6])}"))
         other = current.meta.get("other", {})
