@@ -25,11 +25,19 @@ description:
     only with O(require_applied=true). Once a server offers a write call, naming it in the map makes the module
     write and read back."
   - "Host network (O(host_network), on the ESET PROTECT server host): a route for each multicast group on
-    O(interface) (routing protocol 186, so only these routes are managed), and, with O(firewall), UDP egress to every
-    destination on O(wol_port) through the same firewall backends as M(protectnet.epns.epns_firewall) (their own table
-    C(inet protectnet_wol), hooks tagged C(protectnet_wol) in the host's default-deny chains; with iptables the chain
-    C(PROTECTNET_WOL), jumped to first from C(OUTPUT), and ipsets C(protectnet_wol_wol_v4)/C(_v6)),
-    rewriting the multicast TTL to O(multicast_ttl) (nftables only)."
+    O(interface) (routing protocol 186, so only these routes are managed), re-added at boot by a hook in each
+    interface-hook directory the host has (ifupdown C(/etc/network/if-up.d), NetworkManager
+    C(/etc/NetworkManager/dispatcher.d), networkd-dispatcher C(/etc/networkd-dispatcher/routable.d)); and, with
+    O(firewall), UDP egress to every destination on O(wol_port) through the same firewall backends as
+    M(protectnet.epns.epns_firewall), in objects of their own tagged C(protectnet_wol): nftables table
+    C(inet protectnet_wol) and hooks in the host's default-deny chains; iptables chain C(PROTECTNET_WOL), jumped to
+    first from C(OUTPUT), and ipsets C(protectnet_wol_wol_v4)/C(_v6); firewalld policy C(protectnet_wol) (or, in
+    direct mode, direct chain C(PROTECTNET_WOL)) and ipsets C(protectnet_wol_wol_v4)/C(_v6); ufw rules commented
+    C(protectnet_wol wol ipv4 udp 9)."
+  - "Multicast TTL: the firewall rewrites the TTL (IPv6 hop limit) of packets to the multicast groups to
+    O(multicast_ttl). With nftables the rule of table C(inet protectnet_wol) does it; iptables, firewalld and ufw
+    cannot, so beside them a small nftables table C(inet protectnet_wolttl) rewrites the TTL and filters nothing
+    (it needs the C(nft) command)."
   - Not confirmed against a real ESET PROTECT server; tested against the collection's API emulator and lab.
 author:
   - protectnet.epns contributors (@protectnet)
@@ -108,11 +116,12 @@ options:
     type: str
   multicast_ttl:
     description:
-      - TTL (IPv6 hop limit) written into outgoing packets to the destinations by the firewall rule (nftables
-        backend only). Linux sends multicast with TTL 1 when the program does not set one, which never crosses a
-        router; what the ESET PROTECT Server sets is not documented. V(0) leaves the TTL alone.
-      - The iptables backend does not rewrite the TTL (that would need the mangle table's TTL/HL targets), so the
-        packets keep the TTL the sending program sets, and the module warns when O(multicast_ttl) is not V(0).
+      - TTL (IPv6 hop limit) written into outgoing packets to the multicast groups (with O(firewall=true)). Linux
+        sends multicast with TTL 1 when the program does not set one, which never crosses a router; what the ESET
+        PROTECT Server sets is not documented. V(0) leaves the TTL alone.
+      - With the nftables backend the rule of table C(inet protectnet_wol) rewrites it (for every destination);
+        with iptables, firewalld and ufw a table C(inet protectnet_wolttl) of its own does, for the multicast groups
+        only. Without the C(nft) command that fails, naming the way out (install nftables, or V(0)).
     type: int
     default: 16
   firewall:
@@ -121,15 +130,15 @@ options:
     default: true
   firewall_backend:
     description:
-      - The firewall backend, as in M(protectnet.epns.epns_firewall). Wake-on-LAN egress is implemented for
-        nftables and iptables (its own objects, apart from M(protectnet.epns.epns_firewall)'s); V(auto) fails with a
-        clear message when the host's firewall is firewalld or ufw (set O(firewall=false) and open UDP to the
-        destinations yourself).
+      - The firewall backend, as in M(protectnet.epns.epns_firewall) (V(auto) picks the host's firewall the same
+        way). The objects are apart from M(protectnet.epns.epns_firewall)'s, so both modules can manage one host.
     type: str
-    choices: [auto, nftables, iptables]
+    choices: [auto, nftables, iptables, firewalld, ufw]
     default: auto
   persist:
-    description: Make the firewall objects survive a reboot the distribution's way (routes are runtime only).
+    description:
+      - Make the firewall objects survive a reboot the distribution's way, and install the boot hooks that re-add
+        the routes. V(false) removes the hooks and the persisted firewall objects; ufw always persists.
     type: bool
     default: true
   username:
@@ -215,7 +224,8 @@ server:
   type: dict
 host_network:
   description: C(interface), C(routes) (C(before), C(after), C(commands)), C(firewall) (C(backend), C(backend_reason),
-    C(changes), C(files)).
+    C(changes), C(files), C(multicast_ttl) (C(ttl), C(by), and for a TTL table its C(changes) and C(files))); the
+    routes also list the boot hook C(files).
   returned: when O(host_network=true)
   type: dict
 api:
@@ -224,6 +234,7 @@ api:
   type: dict
 """
 
+import re  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -239,6 +250,8 @@ from ansible_collections.protectnet.epns.plugins.module_utils._wol._validate imp
     validate,
     values,
 )
+
+_INTERFACE_RE = re.compile(r"^[^/\s:]{1,15}$")
 
 
 def argument_spec() -> t.Dict[str, t.Any]:
@@ -258,7 +271,8 @@ def argument_spec() -> t.Dict[str, t.Any]:
         interface={"type": "str"},
         multicast_ttl={"type": "int", "default": 16},
         firewall={"type": "bool", "default": True},
-        firewall_backend={"type": "str", "choices": ["auto", "nftables", "iptables"], "default": "auto"},
+        firewall_backend={"type": "str", "choices": ["auto", "nftables", "iptables", "firewalld", "ufw"],
+                          "default": "auto"},
         persist={"type": "bool", "default": True},
     )
     return spec
@@ -270,7 +284,7 @@ def main() -> None:
     p = module.params
     result: t.Dict[str, t.Any] = {"changed": False, "action_required": None, "applied": False}
     if not 0 <= p["multicast_ttl"] <= 255:
-        module.fail_json(msg="multicast_ttl must be 0 (leave alone) to 255")
+        module.fail_json(msg=f"multicast_ttl {p['multicast_ttl']}: expected 0 (leave the TTL alone) to 255")
     try:
         checked = validate(p["destinations"], p["subnets"], p["allow"])
     except DestinationError as exc:
@@ -283,6 +297,14 @@ def main() -> None:
     result.update(destinations=dests, values=wanted, duplicates_removed=checked.duplicates)
     diff_before: t.List[str] = []
     diff_after: t.List[str] = []
+    try:
+        smap = _settings_map.merged(p["settings_map"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), **result)
+        raise
+    if p["interface"] is not None and not _INTERFACE_RE.match(p["interface"]):
+        module.fail_json(msg=f"interface {p['interface']!r} is not an interface name (1-15 characters, no '/', "
+                         "blanks or ':')", **result)
 
     if p["host_network"]:
         try:
@@ -301,11 +323,6 @@ def main() -> None:
         result["host_network"] = net
         result["changed"] = bool(net["changed"])
 
-    try:
-        smap = _settings_map.merged(p["settings_map"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), **result)
-        raise
     if not p["server_settings"] and p["state"] == "present":
         result["action_required"] = _server.action_required(
             smap, wanted, None, "the server setting was not checked (server_settings is false)")

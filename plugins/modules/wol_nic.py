@@ -117,7 +117,7 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _nic  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._wol import _nic, _routes  # noqa: E402
 
 
 def main() -> None:
@@ -127,7 +127,7 @@ def main() -> None:
         "method": {"type": "str", "choices": ["auto", "ethtool", "networkmanager", "systemd_link"], "default": "auto"},
     }, supports_check_mode=True)
     runner = SubprocessRunner()
-    interface = module.params["interface"] or _hostnet.default_interface(runner)
+    interface = module.params["interface"] or _routes.default_interface(runner)
     if not interface:
         module.fail_json(msg="no interface given and the host has no default route: set interface")
         return

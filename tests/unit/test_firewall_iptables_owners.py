@@ -227,5 +227,5 @@ def test_wol_accepts_iptables_explicitly_and_by_auto() -> None:
     assert backend.name == "iptables" and backend.names.chain == "PROTECTNET_WOL" and "requested" in reason
     backend, reason = _hostnet.firewall_backend("auto", runner, persist=False)
     assert backend.name == "iptables" and backend.names.tag == "protectnet_wol", reason
-    with pytest.raises(FirewallError):
+    with pytest.raises(FirewallError, match="ufw command is not installed"):
         _hostnet.firewall_backend("ufw", runner, persist=False)

@@ -1,14 +1,18 @@
 """The server host's network for Wake-on-LAN: route commands, and UDP egress through the shared nftables backend
-under its own tag, without touching epns_firewall's objects."""
+under its own tag, without touching epns_firewall's objects; iptables beside the TTL-only nftables table; a failure
+part-way puts back what the run changed."""
 from __future__ import annotations
 
 import json
 import typing as t
 
+import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import Group, Policy
-from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError, Group, Policy
+from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
+from test_firewall_iptables_owners import BOTH, IPSETS, TOOLS
+from test_firewall_iptables_owners import FakeRunner as IptFakeRunner
 
 DESTS = [{"address": "239.255.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "site"},
          {"address": "ff05::9", "kind": "ipv6_multicast", "family": "ipv6", "scope": "site"},
@@ -30,17 +34,8 @@ class FakeRunner(Runner):
         return f"/usr/sbin/{name}" if name == "nft" else None
 
 
-def test_routes_for_routable_groups_only_and_exact_commands() -> None:
-    want = _hostnet.desired_routes(DESTS, "eth0")
-    assert want == {"239.255.0.9/32": "eth0", "ff05::9/128": "eth0"}
-    cmds = _hostnet.route_commands({"239.1.1.1/32": "eth0", "ff05::9/128": "eth1"}, want)
-    assert cmds == [["ip", "-4", "route", "del", "239.1.1.1/32", "proto", "186"],
-                    ["ip", "-4", "route", "replace", "239.255.0.9/32", "dev", "eth0", "proto", "186"],
-                    ["ip", "-6", "route", "replace", "ff05::9/128", "dev", "eth0", "proto", "186"]]
-    assert _hostnet.route_commands(want, want) == []
-
-
-def test_check_mode_reads_only_and_predicts() -> None:
+def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_routes, "HOOK_DIRS", {"/nonexistent/protectnet-test/if-up.d": "hook"})
     runner = FakeRunner({("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), ""),
                          ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
     out = _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
@@ -103,3 +98,64 @@ def test_another_owners_hook_above_ours_does_not_move_ours() -> None:
     rules = _nftables.NftablesBackend(runner, Settings(persist=False)).read_current().rules
     assert len(rules) == 1
     assert all(text.endswith(_nftables.FIRST) for text in rules.values()), rules
+
+
+# -- iptables beside the TTL table, failures, absent ---------------------------------------------------------------
+HOOKS_OFF = {"/nonexistent/protectnet-test/if-up.d": "hook"}
+
+
+def _iptables_runner(tools: t.Sequence[str] = (*TOOLS, "nft")) -> IptFakeRunner:
+    return IptFakeRunner({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, ""),
+                          ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
+                          ("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), "")},
+                         tools=tools)
+
+
+def _nft_scripts(runner: IptFakeRunner) -> t.List[str]:
+    return [data or "" for key, data in runner.calls if key[:2] == ("nft", "-f")]
+
+
+def test_iptables_gets_the_udp_rules_and_a_ttl_table_for_the_groups_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    runner = _iptables_runner()
+    out = _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=False, firewall=True,
+                         backend_name="iptables", persist=False, check_mode=False)
+    fw = out["firewall"]
+    assert fw["backend"] == "iptables" and fw["multicast_ttl"]["by"] == "nftables table inet protectnet_wolttl"
+    scripts = _nft_scripts(runner)
+    assert len(scripts) == 1 and "table inet protectnet_wolttl" in scripts[0]
+    assert "239.255.0.9" in scripts[0] and "ff05::9" in scripts[0] and "10.1.2.255" not in scripts[0]
+    assert "ip ttl set 16 comment" in scripts[0] and "accept comment" not in scripts[0]
+    assert "table inet protectnet_wolttl" in out["diff"]["after"]
+
+
+def test_a_ttl_needs_nft_beside_iptables_and_fails_before_any_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    runner = _iptables_runner(tools=TOOLS)
+    with pytest.raises(FirewallError, match=r"multicast_ttl 16: .*nft command is not installed .*multicast_ttl: 0"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
+                       backend_name="iptables", persist=False, check_mode=False)
+    writes = [key for key, _d in runner.calls if key[0].endswith("-restore") or key[:2] in (("nft", "-f"),)
+              or (key[0] == "ipset" and key[1] not in ("save", "list")) or key[2:4] in (("route", "replace"),)]
+    assert runner.calls and not writes, runner.calls
+    # ttl 0: nothing to rewrite, nft not needed
+    out = _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=None, routes=False, firewall=True,
+                         backend_name="iptables", persist=False, check_mode=True)
+    assert out["firewall"]["multicast_ttl"] == {"ttl": None, "by": "nothing"}
+
+
+def test_a_failing_firewall_puts_the_routes_and_the_ttl_table_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    runner = _iptables_runner()
+    runner.answers[("ipset", "-exist", "restore")] = (1, "", "ipset v7.17: Error in line 3\n")
+    with pytest.raises(FirewallError, match="Error in line 3"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
+                       backend_name="iptables", persist=False, check_mode=False)
+    keys = [key for key, _d in runner.calls]
+    added = keys.index(("ip", "-4", "route", "replace", "239.255.0.9/32", "dev", "eth0", "proto", "186"))
+    assert added < len(keys) - 1
+    scripts = _nft_scripts(runner)
+    assert len(scripts) == 2 and "delete table inet protectnet_wolttl" in scripts[1]  # the TTL table, undone
+    # the routes are put back from what is there now (the fake shows none, so nothing is left to delete)
+    assert keys[-2:] == [("ip", "-j", "-4", "route", "show", "proto", "186"),
+                         ("ip", "-j", "-6", "route", "show", "proto", "186")]

@@ -2,148 +2,207 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # PRIVATE to the collection: not a public API, may change without notice.
-"""The ESET PROTECT server host's own network for Wake-on-LAN: a multicast route per group on the chosen interface,
-and UDP egress to every destination (with the multicast TTL rewritten) through the shared firewall backends.
+"""The ESET PROTECT server host's own network for Wake-on-LAN, in one run: the multicast routes (`_routes`), UDP
+egress to every destination through the shared firewall backends, and the multicast TTL rewrite.
 
-Routes carry the routing protocol number ROUTE_PROTO, so only our own routes are read, changed and removed. The
-firewall objects carry the tag FIREWALL_TAG (table inet protectnet_wol in nftables, chain PROTECTNET_WOL and
-ipsets protectnet_wol_* in iptables), apart from epns_firewall's. The TTL rewrite is nftables only."""
+The firewall objects carry the tag FIREWALL_TAG, apart from epns_firewall's: nftables table inet protectnet_wol
+(which also rewrites the TTL), iptables chain PROTECTNET_WOL and ipsets protectnet_wol_*, firewalld policy and
+ipsets protectnet_wol*, ufw rules commented `protectnet_wol ...`. iptables, firewalld and ufw cannot rewrite a TTL
+(iptables could, in its mangle table, which the collection does not manage), so beside them the TTL rewrite is a
+small nftables table of its own (TTL_TAG) that rewrites and never filters."""
 from __future__ import annotations
 
-import json
 import typing as t
 
-from .._firewall._base import Runner, Settings, write_file
-from .._firewall._engine import make_backend, select_backend
+from .._firewall._base import FileChange, Runner, Settings, write_file
+from .._firewall._engine import select_backend
 from .._firewall._model import FirewallError, Group, Policy, State
+from .._firewall._nftables import NftablesBackend
+from . import _routes
+from ._routes import ROUTE_PROTO, RouteError
 
-ROUTE_PROTO = 186           # our routes: `ip route ... proto 186`
 FIREWALL_TAG = "protectnet_wol"
+TTL_TAG = "protectnet_wolttl"
 GROUP = "wol"
-WOL_BACKENDS = ("nftables", "iptables")  # firewalld, ufw: not parametrised by tag yet
+MULTICAST = ("ipv4_multicast", "ipv6_multicast")
+
+__all__ = ["ROUTE_PROTO", "HostNetError", "apply", "firewall_backend", "wol_policy"]
 
 
 class HostNetError(Exception):
     pass
 
 
-def default_interface(runner: Runner) -> t.Optional[str]:
-    for family in ("-4", "-6"):
-        rc, out, _err = runner.run(["ip", "-j", family, "route", "show", "default"])
-        if rc == 0:
-            try:
-                routes = json.loads(out or "[]")
-            except ValueError:
-                continue
-            for route in routes:
-                if route.get("dev"):
-                    return str(route["dev"])
-    return None
-
-
-def read_routes(runner: Runner) -> t.Dict[str, str]:
-    """Our multicast routes: 'dst/len' -> device."""
-    found: t.Dict[str, str] = {}
-    for family, bits in (("-4", 32), ("-6", 128)):
-        rc, out, err = runner.run(["ip", "-j", family, "route", "show", "proto", str(ROUTE_PROTO)])
-        if rc != 0:
-            raise HostNetError(f"cannot read the routes (ip {family} route): {(err or out).strip()}")
-        for route in json.loads(out or "[]"):
-            dst = str(route.get("dst", ""))
-            if dst and dst != "default":
-                found[dst if "/" in dst else f"{dst}/{bits}"] = str(route.get("dev", ""))
-    return found
-
-
-def desired_routes(destinations: t.Sequence[t.Mapping[str, t.Any]], interface: str) -> t.Dict[str, str]:
-    out: t.Dict[str, str] = {}
-    for dest in destinations:
-        if dest["kind"] in ("ipv4_multicast", "ipv6_multicast") and dest.get("scope") not in ("link", "interface"):
-            out[dest["address"] + ("/32" if dest["family"] == "ipv4" else "/128")] = interface
-    return out
-
-
-def route_commands(current: t.Mapping[str, str], desired: t.Mapping[str, str]) -> t.List[t.List[str]]:
-    cmds: t.List[t.List[str]] = []
-    for dst in sorted(set(current) - set(desired)):
-        cmds.append(["ip", "-6" if ":" in dst else "-4", "route", "del", dst, "proto", str(ROUTE_PROTO)])
-    for dst, dev in sorted(desired.items()):
-        if current.get(dst) != dev:
-            cmds.append(["ip", "-6" if ":" in dst else "-4", "route", "replace", dst, "dev", dev,
-                         "proto", str(ROUTE_PROTO)])
-    return cmds
-
-
-def wol_policy(destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, ttl: t.Optional[int]) -> Policy:
-    v4 = tuple(sorted({d["address"] + "/32" for d in destinations if d["family"] == "ipv4"}))
-    v6 = tuple(sorted({d["address"] + "/128" for d in destinations if d["family"] == "ipv6"}))
+def wol_policy(destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, ttl: t.Optional[int],
+               kinds: t.Optional[t.Sequence[str]] = None) -> Policy:
+    """UDP to the destinations (of the given kinds only); ttl is written into each rule's comment by nftables."""
+    chosen = [d for d in destinations if kinds is None or d["kind"] in kinds]
+    v4 = tuple(sorted({d["address"] + "/32" for d in chosen if d["family"] == "ipv4"}))
+    v6 = tuple(sorted({d["address"] + "/128" for d in chosen if d["family"] == "ipv6"}))
     return Policy((Group(GROUP, (port,), v4, v6, "udp", ttl),))
 
 
 def firewall_backend(wanted: str, runner: Runner, persist: bool) -> t.Tuple[t.Any, str]:
     settings = Settings(persist=persist, options={"tag": FIREWALL_TAG})
-    if wanted != "auto":
-        if wanted not in WOL_BACKENDS:
-            raise FirewallError(f"firewall_backend {wanted}: Wake-on-LAN egress is implemented for "
-                                f"{', '.join(WOL_BACKENDS)} only (not yet for firewalld, ufw)")
-        backend = make_backend(wanted, runner, settings)
-        backend.require_usable()
-        return backend, f"{wanted} (as requested)"
-    backend, reason, _found = select_backend("auto", runner, settings)
-    if backend.name not in WOL_BACKENDS:
-        raise FirewallError(f"firewall_backend auto chose {backend.name} ({reason}), but Wake-on-LAN egress is "
-                            f"implemented for {', '.join(WOL_BACKENDS)} only: set firewall: false and open UDP "
-                            "to the destinations yourself, or choose a backend")
+    backend, reason, _found = select_backend(wanted, runner, settings)
     return backend, reason
+
+
+class _Part:
+    """One firewall owner's read -> desired -> diff -> files, and the run that applies them."""
+
+    def __init__(self, backend: t.Any, desired_policy: t.Optional[Policy]) -> None:
+        self.backend = backend
+        self.current: State = backend.read_current()
+        self.desired: State = (backend.compute_desired(desired_policy, self.current)
+                               if desired_policy is not None else State())
+        self.change = backend.diff(self.current, self.desired)
+        self.files: t.List[FileChange] = backend.persist(self.desired)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.change.changed or self.files)
+
+    def summary(self) -> t.Dict[str, t.Any]:
+        return {"changes": self.change.as_dict(),
+                "files": [{"path": f.path, "action": "removed" if f.content is None else "written"}
+                          for f in self.files]}
+
+    def apply(self) -> None:
+        """All or nothing: the backend's own apply rolls its steps back; a file that cannot be written puts the
+        runtime and the files already written back."""
+        if self.change.changed:
+            self.backend.apply(self.backend.plan(self.current, self.desired))
+        try:
+            for change in self.files:
+                write_file(change.as_dict())
+        except Exception:
+            self.undo()
+            raise
+
+    def undo(self) -> None:
+        """Back to what was read (after apply() succeeded and a later part failed)."""
+        if self.change.changed:
+            self.backend.apply(self.backend.plan(self.desired, self.current))
+        for change in self.files:
+            write_file({"path": change.path, "content": change.before, "mode": change.mode})
+
+
+def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int,
+              ttl: t.Optional[int], state: str, persist: bool) -> t.Tuple[t.Optional[_Part], t.Dict[str, t.Any]]:
+    """The TTL table beside a firewall that cannot rewrite the TTL; wanted only for multicast groups."""
+    multicast = [d for d in destinations if d["kind"] in MULTICAST]
+    wanted = bool(state == "present" and ttl and multicast and filter_backend != "nftables")
+    if filter_backend == "nftables" and state == "present":
+        info: t.Dict[str, t.Any] = {"ttl": ttl, "by": "the nftables rules of table inet protectnet_wol" if ttl
+                                    else "nothing (multicast_ttl 0)"}
+    else:
+        info = {"ttl": ttl if wanted else None, "by": f"nftables table inet {TTL_TAG}" if wanted else "nothing"}
+    if not runner.which("nft"):
+        if wanted:
+            raise FirewallError(
+                f"multicast_ttl {ttl}: with firewall backend {filter_backend} the TTL is rewritten by a small "
+                f"nftables table (inet {TTL_TAG}), and the nft command is not installed (package nftables); install "
+                "it, or set multicast_ttl: 0 to leave the TTL the ESET PROTECT Server sets")
+        return None, info
+    ttl_backend = NftablesBackend(runner, Settings(persist=persist, options={"tag": TTL_TAG, "ttl_only": True}))
+    part = _Part(ttl_backend, wol_policy(destinations, port, ttl, MULTICAST) if wanted else None)
+    info.update(part.summary())
+    return part, info
 
 
 def apply(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, *, state: str,
           interface: t.Optional[str], ttl: t.Optional[int], routes: bool, firewall: bool, backend_name: str,
           persist: bool, check_mode: bool) -> t.Dict[str, t.Any]:
-    """One run for the host network. Returns {changed, routes: {...}, firewall: {...}, diff: {before, after}}."""
+    """One run for the host network. Returns {changed, interface, routes, firewall, warnings, diff}. Everything is
+    read and computed before anything changes; a failure part-way puts the firewall parts already applied back."""
     out: t.Dict[str, t.Any] = {"changed": False, "interface": None, "routes": {}, "firewall": {}, "warnings": []}
     before_lines: t.List[str] = []
     after_lines: t.List[str] = []
-    if routes:
-        current = read_routes(runner)
-        want: t.Dict[str, str] = {}
-        if state == "present":
-            iface = interface or default_interface(runner)
-            if not iface:
-                raise HostNetError("no interface given and the host has no default route: set 'interface'")
-            out["interface"] = iface
-            want = desired_routes(destinations, iface)
-        cmds = route_commands(current, want)
-        out["routes"] = {"before": current, "after": want, "commands": [" ".join(c) for c in cmds]}
-        before_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(current.items())]
-        after_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(want.items())]
-        if cmds:
-            out["changed"] = True
-            if not check_mode:
-                for cmd in cmds:
-                    rc, o, e = runner.run(cmd)
-                    if rc != 0:
-                        raise HostNetError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
-    if firewall:
-        backend, reason = firewall_backend(backend_name, runner, persist)
-        current_fw = backend.read_current()
-        desired_fw = backend.compute_desired(wol_policy(destinations, port, ttl), current_fw) \
-            if state == "present" else State()
-        change = backend.diff(current_fw, desired_fw)
-        files = backend.persist(desired_fw)
-        out["firewall"] = {"backend": backend.name, "backend_reason": reason, "changes": change.as_dict(),
-                           "files": [{"path": f.path, "action": "removed" if f.content is None else "written"}
-                                     for f in files]}
-        before_lines += current_fw.render().splitlines()
-        after_lines += desired_fw.render().splitlines()
-        if change.changed or files:
-            out["changed"] = True
-            if not check_mode:
-                if change.changed:
-                    backend.apply(backend.plan(current_fw, desired_fw))
-                for f in files:
-                    write_file({"path": f.path, "content": f.content, "mode": f.mode})
-        out["warnings"] += backend.warnings
+    route_cmds: t.List[t.List[str]] = []
+    hook_files: t.List[FileChange] = []
+    parts: t.List[_Part] = []
+    try:
+        if routes:
+            current = _routes.read_routes(runner)
+            want: t.Dict[str, str] = {}
+            if state == "present":
+                iface = interface or _routes.default_interface(runner)
+                if not iface:
+                    raise HostNetError("no interface given and the host has no default route: set 'interface'")
+                _routes.check_interface(runner, iface)
+                out["interface"] = iface
+                want = _routes.desired_routes(destinations, iface)
+            route_cmds = _routes.route_commands(current, want)
+            hook_files, warnings = _routes.hook_files(want, persist)
+            out["warnings"] += warnings
+            out["routes"] = {"before": current, "after": want, "commands": [" ".join(c) for c in route_cmds],
+                             "files": [{"path": f.path, "action": "removed" if f.content is None else "written"}
+                                       for f in hook_files]}
+            before_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(current.items())]
+            after_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(want.items())]
+            before_lines += [f"file {f.path}" for f in hook_files if f.before is not None]
+            after_lines += [f"file {f.path}" for f in hook_files if f.content is not None]
+        if firewall:
+            backend, reason = firewall_backend(backend_name, runner, persist)
+            main = _Part(backend, wol_policy(destinations, port, ttl if backend.name == "nftables" else None)
+                         if state == "present" else None)
+            ttl_part, ttl_info = _ttl_part(runner, backend.name, destinations, port, ttl, state, persist)
+            out["firewall"] = {"backend": backend.name, "backend_reason": reason, **main.summary(),
+                               "multicast_ttl": ttl_info}
+            # the TTL first: rewriting the TTL of packets the firewall still drops harms nothing
+            parts = [p for p in (ttl_part, main) if p is not None]
+            for part in parts:
+                before_lines += part.current.render().splitlines()
+                after_lines += part.desired.render().splitlines()
+    except RouteError as exc:
+        raise HostNetError(str(exc)) from exc
+    out["changed"] = bool(route_cmds or hook_files or any(p.changed for p in parts))
+    if not check_mode and out["changed"]:
+        _apply(runner, parts, out["routes"].get("before", {}), route_cmds, hook_files)
+    for part in parts:
+        out["warnings"] += part.backend.warnings
     out["diff"] = {"before": "\n".join(before_lines) + ("\n" if before_lines else ""),
                    "after": "\n".join(after_lines) + ("\n" if after_lines else "")}
     return out
+
+
+def _run_routes(runner: Runner, cmds: t.Sequence[t.Sequence[str]]) -> None:
+    for cmd in cmds:
+        rc, o, e = runner.run(cmd)
+        if rc != 0:
+            raise HostNetError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
+
+
+def _apply(runner: Runner, parts: t.Sequence[_Part], routes_before: t.Mapping[str, str],
+           route_cmds: t.Sequence[t.Sequence[str]], hook_files: t.Sequence[FileChange]) -> None:
+    """Routes, firewall parts, then boot hooks; on a failure everything already done is put back, newest first."""
+    undo: t.List[t.Callable[[], None]] = []
+
+    def routes_back() -> None:
+        _run_routes(runner, _routes.route_commands(_routes.read_routes(runner), routes_before))
+
+    def file_back(change: FileChange) -> t.Callable[[], None]:
+        return lambda: write_file({"path": change.path, "content": change.before, "mode": change.mode})
+
+    try:
+        if route_cmds:
+            undo.append(routes_back)
+            _run_routes(runner, route_cmds)
+        for part in parts:
+            if part.changed:
+                part.apply()
+                undo.append(part.undo)
+        for change in hook_files:
+            undo.append(file_back(change))
+            write_file(change.as_dict())
+    except Exception as exc:
+        failed: t.List[str] = []
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception as undo_exc:  # reported with the first failure below
+                failed.append(str(undo_exc))
+        if failed:
+            raise HostNetError(f"{exc}; putting back what this run changed failed too: {'; '.join(failed)}") from exc
+        raise
