@@ -140,7 +140,7 @@ joined:
 arrivals:
   description:
     - "V(listen) magic packets for O(mac): C(destination) (the address it was sent to), C(source), C(source_port),
-      C(at), C(at_ms), C(mac), C(secureon_ok)."
+      C(at), C(at_ms), C(mac), C(secureon_ok), C(ttl) (the TTL / hop limit it arrived with)."
   returned: mode listen
   type: list
   elements: dict
@@ -162,7 +162,8 @@ sends:
   type: list
   elements: dict
 cells:
-  description: V(report) destination -> agent -> C(status), C(reason), C(detail), C(source), C(at), C(latency_ms).
+  description: V(report) destination -> agent -> C(status), C(reason), C(detail), C(source), C(at), C(latency_ms),
+    C(ttl).
   returned: mode report
   type: dict
 counts:

@@ -68,6 +68,7 @@ def test_listener_on_loopback_records_destination_and_source() -> None:
     def later() -> None:
         time.sleep(0.2)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 37)
             sock.sendto(_packet.build(b"\x02" * 6), ("127.0.0.1", port))   # another MAC: ignored
             sock.sendto(_packet.build(MAC), ("127.0.0.1", port))
 
@@ -79,6 +80,7 @@ def test_listener_on_loopback_records_destination_and_source() -> None:
     assert time.monotonic() - started < 3, "expect ends the listener early"
     assert len(arrivals) == 1 and arrivals[0]["destination"] == "127.0.0.1" and arrivals[0]["source"] == "127.0.0.1"
     assert arrivals[0]["mac"] == "02:50:4e:57:4f:4c" and arrivals[0]["at"].endswith("Z")
+    assert arrivals[0]["ttl"] == 37  # what the sender set, read from the packet
     assert listener.socks == []
 
 

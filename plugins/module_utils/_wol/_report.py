@@ -37,10 +37,10 @@ def in_subnet(addresses: t.Sequence[str], subnet: str) -> bool:
 
 def cell(dest: t.Mapping[str, t.Any], sent: t.Optional[t.Mapping[str, t.Any]],
          agent: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
-    """One destination seen from one agent: {status, reason, detail, source, at, latency_ms}."""
+    """One destination seen from one agent: {status, reason, detail, source, at, latency_ms, ttl}."""
     address = dest["address"]
     out: t.Dict[str, t.Any] = {"destination": address, "status": "", "reason": "", "detail": "", "source": None,
-                               "at": None, "latency_ms": None}
+                               "at": None, "latency_ms": None, "ttl": None}
     arrivals = [a for a in agent.get("arrivals") or [] if a.get("destination") == address]
     if agent.get("failed") or agent.get("listening") is False:
         out.update(status="no_listener", detail=str(agent.get("msg") or agent.get("failed") or ""))
@@ -50,8 +50,10 @@ def cell(dest: t.Mapping[str, t.Any], sent: t.Optional[t.Mapping[str, t.Any]],
         latency = None
         if sent and sent.get("first_sent_ms") and first.get("at_ms"):
             latency = max(0, int(first["at_ms"]) - int(sent["first_sent_ms"]))
-        out.update(status=status, source=first.get("source"), at=first.get("at"), latency_ms=latency,
+        ttl = first.get("ttl")
+        out.update(status=status, source=first.get("source"), at=first.get("at"), latency_ms=latency, ttl=ttl,
                    detail=f"from {first.get('source')} at {first.get('at')}"
+                          + (f" with TTL {ttl}" if ttl is not None else "")
                           + (f" ({latency} ms after sending)" if latency is not None else ""))
     elif dest.get("kind") == "directed_broadcast" and dest.get("subnet") and \
             not in_subnet(agent.get("addresses") or [], dest["subnet"]):

@@ -20,6 +20,10 @@ from ._packet import build, format_mac, parse
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+# the TTL / hop limit a packet arrived with: proves what the sender (or a TTL rewrite on the way) set
+IP_RECVTTL, IP_TTL = getattr(socket, "IP_RECVTTL", 12), getattr(socket, "IP_TTL", 2)
+IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IPV6_JOIN_GROUP = getattr(socket, "IPV6_JOIN_GROUP", 20)
 
 # sendto() errors -> a failure class the report explains
@@ -114,6 +118,7 @@ class Listener:
             self.socks.append(v4)
             v4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             v4.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            v4.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
             v4.bind(("0.0.0.0", port))  # noqa: S104 - a listener for broadcasts must bind the wildcard
             v6 = None
             if ipv6 and socket.has_ipv6:
@@ -123,6 +128,7 @@ class Listener:
                     v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                     v6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     v6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+                    v6.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
                     v6.bind(("::", port))
                 except OSError as exc:
                     self.errors.append(f"IPv6 listener not started: {exc}")
@@ -179,11 +185,19 @@ class Listener:
                     dest = _destination(anc)
                     arrivals.append({"destination": dest, "source": peer[0].split("%", 1)[0], "source_port": peer[1],
                                      "at": now_iso(stamp), "at_ms": int(stamp * 1000), "mac": format_mac(found[0]),
-                                     "secureon_ok": (not secureon) or found[1] == secureon})
+                                     "secureon_ok": (not secureon) or found[1] == secureon, "ttl": _ttl(anc)})
                     waiting.discard(dest)
         finally:
             self.close()
         return arrivals
+
+
+def _ttl(ancillary: t.Sequence[t.Tuple[int, int, bytes]]) -> t.Optional[int]:
+    for level, kind, data in ancillary:
+        if len(data) >= 4 and ((level == socket.IPPROTO_IP and kind == IP_TTL)
+                               or (level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT)):
+            return int(struct.unpack("@i", data[:4])[0])
+    return None
 
 
 def _destination(ancillary: t.Sequence[t.Tuple[int, int, bytes]]) -> str:
