@@ -109,6 +109,71 @@ def clean_host(lab: Any, host: str) -> None:
         lab.run(host, ["sh", "-c", "cat > /etc/nftables.conf"], input="\n".join(keep).rstrip("\n") + "\n")
 
 
+# -- the host's own firewalld and ufw default-deny egress ----------------------------------------------------------
+DENY_POLICY = """<?xml version="1.0" encoding="utf-8"?>
+<policy target="REJECT" priority="100">
+  <short>lab-deny-egress</short>
+  <ingress-zone name="HOST"/>
+  <egress-zone name="ANY"/>
+  <protocol value="ipv6-icmp"/>
+  <port port="9999" protocol="tcp"/>
+</policy>
+"""
+
+
+def firewalld_default_deny(lab: Any, host: str) -> None:
+    lab.start_service(host, "firewalld")
+    sh(lab, host, ["sh", "-c", "cat > /etc/firewalld/policies/lab-deny-egress.xml"], input=DENY_POLICY)
+    sh(lab, host, ["firewall-cmd", "--reload"])
+
+
+DENY_DIRECT = """<?xml version="1.0" encoding="utf-8"?>
+<direct>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --dport 9999 -m comment --comment "host own rule" -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p ipv6-icmp -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
+</direct>
+"""  # noqa: E501 (direct.xml as the host wrote it)
+
+
+def firewalld_direct_deny(lab: Any, host: str) -> None:
+    """The pre-0.9 way: a default-deny egress made of permanent direct rules."""
+    lab.start_service(host, "firewalld")
+    sh(lab, host, ["sh", "-c", "cat > /etc/firewalld/direct.xml"], input=DENY_DIRECT)
+    sh(lab, host, ["firewall-cmd", "--reload"])
+
+
+def firewalld_reset(lab: Any, host: str) -> None:
+    lab.stop_service(host, "dbus")  # firewalld first; CleanupOnExit removes its table
+    lab.run(host, ["sh", "-c", "rm -f /etc/firewalld/policies/* /etc/firewalld/ipsets/* /etc/firewalld/direct.xml"])
+    clean_host(lab, host)
+
+
+UNRELATED = "host-own-unrelated-rule"
+
+
+def ufw_default_deny(lab: Any, host: str) -> None:
+    for argv in (["ufw", "allow", "in", "22/tcp"], ["ufw", "allow", "out", "proto", "tcp", "from", "any", "port", "22"],
+                 ["ufw", "default", "deny", "outgoing"],
+                 ["ufw", "allow", "out", "9999/tcp", "comment", UNRELATED]):
+        sh(lab, host, argv)
+    lab.start_service(host, "ufw")
+
+
+def ufw_reset(lab: Any, host: str) -> None:
+    lab.run(host, ["ufw", "--force", "reset"], timeout=60)
+    lab.run(host, ["sh", "-c", "rm -f /etc/ufw/*.rules.20* /etc/ufw/*.20*"])
+    lab.stop_service(host, "ufw")
+    clean_host(lab, host)
+
+
 def set_epns_address(lab: Any, host: str, ipv4: str) -> None:
     """Make epns.eset.com resolve to another IPv4 address on one host (the lab has brokers on .10 and .11)."""
     hosts = sh(lab, host, ["cat", "/etc/hosts"])

@@ -16,58 +16,22 @@ from typing import Any, Dict, List
 
 import pytest
 from _ansible import probe
-from _firewall import clean_host, files_snapshot, firewall, ping, set_epns_address, sh
+from _firewall import (
+    DENY_DIRECT,
+    files_snapshot,
+    firewall,
+    firewalld_default_deny,
+    firewalld_direct_deny,
+    firewalld_reset,
+    ping,
+    set_epns_address,
+    sh,
+)
 
 pytestmark = pytest.mark.lab
 
 DIRECT_PROBE = {"timeout": 5, "connect_timeout": 1.5}
 PROXY_PROBE = {"timeout": 5, "connect_timeout": 1.5, "direct": False, "proxies": ["http://proxy.lab:3128"]}
-DENY_POLICY = """<?xml version="1.0" encoding="utf-8"?>
-<policy target="REJECT" priority="100">
-  <short>lab-deny-egress</short>
-  <ingress-zone name="HOST"/>
-  <egress-zone name="ANY"/>
-  <protocol value="ipv6-icmp"/>
-  <port port="9999" protocol="tcp"/>
-</policy>
-"""
-
-
-def firewalld_default_deny(lab: Any, host: str) -> None:
-    lab.start_service(host, "firewalld")
-    sh(lab, host, ["sh", "-c", "cat > /etc/firewalld/policies/lab-deny-egress.xml"], input=DENY_POLICY)
-    sh(lab, host, ["firewall-cmd", "--reload"])
-
-
-DENY_DIRECT = """<?xml version="1.0" encoding="utf-8"?>
-<direct>
-  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
-  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
-  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
-  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --dport 9999 -m comment --comment "host own rule" -j ACCEPT</rule>
-  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
-  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
-  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
-  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
-  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p ipv6-icmp -j ACCEPT</rule>
-  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
-</direct>
-"""  # noqa: E501 (direct.xml as the host wrote it)
-
-
-def firewalld_direct_deny(lab: Any, host: str) -> None:
-    """The pre-0.9 way: a default-deny egress made of permanent direct rules."""
-    lab.start_service(host, "firewalld")
-    sh(lab, host, ["sh", "-c", "cat > /etc/firewalld/direct.xml"], input=DENY_DIRECT)
-    sh(lab, host, ["firewall-cmd", "--reload"])
-
-
-def firewalld_reset(lab: Any, host: str) -> None:
-    lab.stop_service(host, "dbus")  # firewalld first; CleanupOnExit removes its table
-    lab.run(host, ["sh", "-c", "rm -f /etc/firewalld/policies/* /etc/firewalld/ipsets/* /etc/firewalld/direct.xml"])
-    clean_host(lab, host)
-
-
 def ruleset(lab: Any, host: str) -> str:
     """firewalld's runtime (what it put in nftables) and its permanent configuration files, byte for byte. Tables
     are sorted: a reload recreates `inet firewalld`, which moves it behind other tables in `nft list ruleset`."""

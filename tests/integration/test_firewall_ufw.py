@@ -12,31 +12,22 @@ from typing import Any, Dict, List
 
 import pytest
 from _ansible import probe
-from _firewall import clean_host, files_snapshot, firewall, ping, set_epns_address, sh
+from _firewall import (
+    UNRELATED,
+    files_snapshot,
+    firewall,
+    ping,
+    set_epns_address,
+    sh,
+    ufw_default_deny,
+    ufw_reset,
+)
 
 pytestmark = pytest.mark.lab
 
 DIRECT_PROBE = {"timeout": 5, "connect_timeout": 1.5}
 PROXY_PROBE = {"timeout": 5, "connect_timeout": 1.5, "direct": False, "proxies": ["http://proxy.lab:3128"]}
 UFW_FILES = ("/etc/ufw/user.rules", "/etc/ufw/user6.rules", "/etc/ufw/ufw.conf", "/etc/default/ufw")
-UNRELATED = "host-own-unrelated-rule"
-
-
-def ufw_default_deny(lab: Any, host: str) -> None:
-    for argv in (["ufw", "allow", "in", "22/tcp"], ["ufw", "allow", "out", "proto", "tcp", "from", "any", "port", "22"],
-                 ["ufw", "default", "deny", "outgoing"],
-                 ["ufw", "allow", "out", "9999/tcp", "comment", UNRELATED]):
-        sh(lab, host, argv)
-    lab.start_service(host, "ufw")
-
-
-def ufw_reset(lab: Any, host: str) -> None:
-    lab.run(host, ["ufw", "--force", "reset"], timeout=60)
-    lab.run(host, ["sh", "-c", "rm -f /etc/ufw/*.rules.20* /etc/ufw/*.20*"])
-    lab.stop_service(host, "ufw")
-    clean_host(lab, host)
-
-
 def ruleset(lab: Any, host: str) -> str:
     """What ufw loaded (iptables-save of both families without counters) and its saved rules, byte for byte."""
     text = sh(lab, host, ["sh", "-c", "iptables-save; ip6tables-save"])

@@ -4,14 +4,13 @@ nftables backend, the ESET PROTECT API emulator with and without a write call) a
 with forwarding off and on, the server's own egress firewall dropping UDP 9)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
-from _ansible import PLAYBOOKS, run_playbook
 from _firewall import clean_host, sh
+from _wol import GROUP, GROUP6, LAN2_BCAST, LAN_BCAST, cells, multicast, needs_lan2, role, routes
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -20,10 +19,9 @@ from emulator.pki import make_pki  # noqa: E402
 
 pytestmark = pytest.mark.lab
 
-GROUP, GROUP6 = "239.255.0.9", "ff05::9"
-LAN2_BCAST, LAN_BCAST = "198.18.2.255", "198.18.0.255"
 WRITE_PATH = "/v2/configuration:batchSetValues"  # what the emulator serves when told to; ESET has no such call
 SETTING = "server.wakeOnLan.multicastAddresses"
+HOOK = "/etc/network/if-up.d/protectnet-epns-wol-routes"
 CONTROLLER = "198.18.0.1"  # the root namespace's lab address: the server host reaches the emulator there
 SERVER_DENY_UDP = """table inet pnt_hostfw {
   chain output {
@@ -43,9 +41,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def wlab(lab: Any) -> Iterator[Any]:
-    if not lab.lan2_agents:
-        pytest.skip("needs the lab's lan2 (Lab(wol=True); PNLAB_WOL=0 turned it off)")
+    needs_lan2(lab)
     clean_host(lab, lab.server)
+    sh(lab, lab.server, ["mkdir", "-p", "/etc/network/if-up.d"])  # ifupdown's hook directory (host overlay /etc)
     yield lab
     clean_host(lab, lab.server)
     lab.run(lab.server, ["ip", "route", "flush", "proto", "186"])
@@ -62,37 +60,8 @@ def api(emu: Emulator, pki: Any) -> Dict[str, Any]:
             "password": DEFAULT_USERS["api-user"]}
 
 
-def multicast(lab: Any, tmp_path: Path, args: Dict[str, Any], *cli: str) -> Dict[str, Any]:
-    result = tmp_path / f"wol-{len(list(tmp_path.iterdir()))}.json"
-    done = run_playbook(lab, PLAYBOOKS / "wol_multicast.yml", extra_vars={"wol_args": args,
-                                                                           "result_file": str(result)}, args=cli)
-    assert result.exists(), done.stdout[-3000:] + done.stderr[-2000:]
-    data: Dict[str, Any] = json.loads(result.read_text())
-    data["_stdout"] = done.stdout
-    return data
-
-
-def role(lab: Any, tmp_path: Path, **variables: Any) -> Dict[str, Any]:
-    result = tmp_path / f"role-{len(list(tmp_path.iterdir()))}.json"
-    extra = {"result_file": str(result), "epns_wol_destinations": [GROUP, GROUP6], **variables}
-    done = run_playbook(lab, PLAYBOOKS / "wol_role.yml", extra_vars=extra)
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
-    data: Dict[str, Any] = json.loads(result.read_text())
-    return data
-
-
 def ruleset(lab: Any) -> str:
     return sh(lab, lab.server, ["nft", "list", "ruleset"])
-
-
-def routes(lab: Any) -> str:
-    return sh(lab, lab.server, ["ip", "route", "show", "proto", "186"]) + \
-        sh(lab, lab.server, ["ip", "-6", "route", "show", "proto", "186"])
-
-
-def cells(data: Dict[str, Any]) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    out: Dict[str, Dict[str, Dict[str, Any]]] = data["result"]["cells"]
-    return out
 
 
 # -- wol_multicast -------------------------------------------------------------------------------------------------
@@ -143,6 +112,13 @@ def test_host_network_check_mode_apply_idempotent_and_absent(wlab: Any, tmp_path
     assert "table inet protectnet_wol" in rules and "udp dport 9 ip ttl set 16 accept" in rules
     assert "ip6 hoplimit set 16" in rules and "198.18.2.255" in rules
     assert "239.255.0.9 dev eth0" in routes(wlab) and "ff05::9 dev eth0" in routes(wlab)
+    # the boot hook brings the routes back when ifupdown brings eth0 up
+    assert applied["host_network"]["routes"]["files"] == [{"path": HOOK, "action": "written"}]
+    sh(wlab, wlab.server, ["ip", "route", "flush", "proto", "186"])
+    sh(wlab, wlab.server, ["ip", "-6", "route", "flush", "proto", "186"])
+    assert routes(wlab).strip() == ""
+    sh(wlab, wlab.server, ["env", "IFACE=eth0", "MODE=start", "PHASE=post-up", HOOK])
+    assert "239.255.0.9 dev eth0" in routes(wlab) and "ff05::9 dev eth0" in routes(wlab)
     again = multicast(wlab, tmp_path, args)
     assert again["changed"] is False, again["host_network"]
     again_check = multicast(wlab, tmp_path, args, "--check")
@@ -150,6 +126,7 @@ def test_host_network_check_mode_apply_idempotent_and_absent(wlab: Any, tmp_path
     gone = multicast(wlab, tmp_path, dict(args, state="absent"))
     assert gone["changed"] is True
     assert "protectnet_wol" not in ruleset(wlab) and routes(wlab).strip() == ""
+    assert wlab.run(wlab.server, ["test", "-e", HOOK]).returncode == 1
 
 
 def test_action_required_without_a_write_call(wlab: Any, tmp_path: Path, pki: Any) -> None:
@@ -209,6 +186,7 @@ def test_multicast_group_reaches_the_agents_on_the_servers_segment(flow: Dict[st
             cell = cells(flow["off"])[group][agent]
             assert cell["status"] == "arrived", cell
             assert cell["source"] == source and cell["at"]
+            assert cell["ttl"] == 16, cell  # sent with TTL 1, rewritten by the protectnet_wol rule
         # not routed across pn-router2: said so, not hidden
         assert cells(flow["off"])[group][wlab.lan2_agents[0]]["status"] == "not_delivered"
 
@@ -221,6 +199,8 @@ def test_directed_broadcast_needs_forwarding_on_the_router(flow: Dict[str, Any],
     assert all(off[a]["status"] == "not_applicable" for a in wlab.agents)
     on = cells(flow["on"])[LAN2_BCAST][lan2]
     assert on["status"] == "arrived" and on["source"] == "198.18.0.5", on
+    # rewritten to 16 on the server; then one or two routers (pn-router, until its ICMP redirect to pn-router2 is taken)
+    assert on["ttl"] in (14, 15), on
     # the server segment's own broadcast arrives on its agents either way
     assert all(cells(flow["off"])[LAN_BCAST][a]["status"] == "arrived" for a in wlab.agents)
     table = flow["on"]["result"]["section"]["table"]
