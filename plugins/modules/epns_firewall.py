@@ -107,7 +107,8 @@ options:
       - Make the rules survive a reboot the distribution's usual way.
       - nftables - a file C(/etc/protectnet_epns/nftables.nft) included at the end of C(/etc/nftables.conf)
         (C(/etc/sysconfig/nftables.conf) on EL) by a marked block. Hooks into foreign default-deny chains are persisted
-        only for tables that file declares.
+        only for tables that file declares. C(nftables.service) loads that file at boot; when it is not enabled (the
+        Debian default), the module warns and does not enable it.
       - iptables - the owned lines inside C(/etc/iptables/rules.v4) and C(rules.v6) (C(/etc/sysconfig/iptables) and
         C(ip6tables) on EL), and the ipsets in C(/etc/iptables/ipsets) when ipset-persistent is installed (otherwise
         the saved rules list the networks one by one, so they load without an ipset loader).

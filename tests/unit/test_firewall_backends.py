@@ -147,6 +147,12 @@ def test_nftables_persist_file_and_include_block(tmp_path: t.Any, monkeypatch: p
     assert "delete table inet protectnet_epns" in own and "insert rule inet hostfw output" in own
     # removing gives back the file as it was, byte for byte
     assert _nftables._with_include(included, keep=False) == main.read_text()
+    # a service configuration that nothing loads at boot is said, not hidden
+    for enabled, warned in ((True, False), (None, False), (False, True)):
+        monkeypatch.setattr(_nftables, "service_enabled", lambda enabled=enabled: enabled)
+        backend.warnings.clear()
+        backend.persist(backend.compute_desired(POLICY, current))
+        assert any("nftables.service is not enabled" in w for w in backend.warnings) is warned
 
 
 def test_engine_check_mode_runs_only_read_commands(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
@@ -231,3 +237,17 @@ def test_iptables_saved_rules_file_edit_is_reversible() -> None:
     created = _iptables._edit_rules_file(None, ours)
     assert created is not None and created.startswith(_iptables.CREATED_MARK)
     assert _iptables._edit_rules_file(created, None) is None
+
+
+def test_nftables_service_enabled_is_read_from_the_unit_links(tmp_path: t.Any) -> None:
+    root = str(tmp_path)
+    assert _nftables.service_enabled(root) is None  # no nftables.service: another init system, unknown
+    (tmp_path / "lib/systemd/system").mkdir(parents=True)
+    (tmp_path / "lib/systemd/system/nftables.service").write_text("[Unit]\n")
+    assert _nftables.service_enabled(root) is False  # installed, not enabled (Debian's default)
+    wants = tmp_path / "etc/systemd/system/sysinit.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "nftables.service").symlink_to("/lib/systemd/system/nftables.service")
+    assert _nftables.service_enabled(root) is True
+    (tmp_path / "etc/systemd/system/nftables.service").symlink_to("/dev/null")
+    assert _nftables.service_enabled(root) is False  # masked

@@ -20,7 +20,9 @@
 # the iptables backend (a warning says so).
 from __future__ import annotations
 
+import glob
 import json
+import os
 import re
 import typing as t
 
@@ -45,6 +47,7 @@ FIRST = " [first in chain]"
 
 MAIN_CONFS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
 PERSIST_FILE = "/etc/protectnet_epns/nftables.nft"
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 BLOCK_BEGIN = "# BEGIN protectnet.epns (managed by protectnet.epns.epns_firewall; do not edit)"
 BLOCK_END = "# END protectnet.epns"
 
@@ -356,6 +359,10 @@ class NftablesBackend(FirewallBackend):
             return [c for c in [file_change(self.names.persist_file, None)] if c.changed]
         main_text = read_text(main) or ""
         keep = self.settings.persist and not desired.empty
+        if keep and service_enabled() is False:
+            self.warnings.append(f"{main} is written, but nftables.service is not enabled, so nothing loads it at boot "
+                                 "(systemctl enable nftables; on a host whose firewall is firewalld or ufw, check "
+                                 f"first that {main} does not flush their rules)")
         changes = [file_change(self.names.persist_file, self.persisted_file(desired, main_text) if keep else None),
                    file_change(main, _with_include(main_text, keep, self.names))]
         return [c for c in changes if c.changed]
@@ -442,6 +449,18 @@ def _deny_chains(items: t.Sequence[t.Mapping[str, t.Any]]) -> t.Tuple[Chains, Ch
                  "hook": chain["hook"], "prio": chain.get("prio"), "policy": chain.get("policy", "accept")}
         (compat if _is_compat_table(chain["family"], chain["table"], items) else deny).append(entry)
     return deny, compat
+
+
+def service_enabled(root: str = "") -> t.Optional[bool]:
+    """Is nftables.service enabled at boot? None when there is no such systemd unit (another init system: unknown).
+    Read from the unit links, so it also answers where systemd is not running (containers, the lab)."""
+    units = [f"{root}{d}/nftables.service" for d in UNIT_DIRS]
+    if not any(os.path.exists(u) for u in units):
+        return None
+    if os.path.realpath(units[0]) == "/dev/null":
+        return False  # masked
+    return bool(glob.glob(f"{root}{UNIT_DIRS[0]}/*.wants/nftables.service")
+                or glob.glob(f"{root}{UNIT_DIRS[0]}/*.requires/nftables.service"))
 
 
 def _with_include(main_text: str, keep: bool, names: Names = DEFAULT_NAMES) -> str:
