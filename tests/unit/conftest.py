@@ -295,3 +295,14 @@ _THIS_MODULE = sys.modules[__name__]
 def lo() -> t.Any:
     """This module's helpers, for tests (test files cannot import a conftest by name reliably)."""
     return _THIS_MODULE
+
+
+@pytest.fixture
+def firewalld_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """firewalld's configuration directory (policies/, ipsets/) in tmp_path, for the firewalld backend tests."""
+    from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _firewalld
+
+    for sub in ("policies", "ipsets"):
+        (tmp_path / sub).mkdir()
+    monkeypatch.setattr(_firewalld, "CONFIG_DIR", str(tmp_path))
+    return tmp_path

@@ -20,6 +20,7 @@ from test_firewall_backends import FakeRunner
 
 POLICY = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ("2001:db8:0:1::10/128",)),))
 MOVED = Policy((Group("epns", (443, 8883), ("198.18.1.11/32",), ("2001:db8:0:1::10/128",)),))
+pytestmark = pytest.mark.usefixtures("firewalld_config_dir")
 FC = "/usr/sbin/firewall-cmd"
 
 # recorded in the lab (firewalld 1.3.3)
@@ -68,14 +69,6 @@ def runner(installed: bool = True, running: bool = True) -> FakeRunner:
     return FakeRunner(answers, tools=("firewall-cmd", "tee", "rm"))
 
 
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for sub in ("policies", "ipsets"):
-        (tmp_path / sub).mkdir()
-    monkeypatch.setattr(_firewalld, "CONFIG_DIR", str(tmp_path))
-    return tmp_path
-
-
 def test_reads_the_runtime_and_a_second_run_is_empty() -> None:
     backend = _firewalld.FirewalldBackend(runner())
     current = backend.read_current()
@@ -89,16 +82,16 @@ def test_reads_the_runtime_and_a_second_run_is_empty() -> None:
     assert not backend.plan(current, desired)
 
 
-def test_fresh_install_stages_whole_xml_objects_checks_and_reloads_once(config_dir: Path) -> None:
+def test_fresh_install_stages_whole_xml_objects_checks_and_reloads_once(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(runner(installed=False))
     current = backend.read_current()
     assert current.empty
     desired = backend.compute_desired(POLICY, current)
     plan = backend.plan(current, desired)
     argvs = [s.do.argv for s in plan.steps]
-    policy = str(config_dir / "policies" / "protectnet_epns.xml")
-    v4 = str(config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")
-    v6 = str(config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")
+    policy = str(firewalld_config_dir / "policies" / "protectnet_epns.xml")
+    v4 = str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")
+    v6 = str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")
     assert argvs == [("/usr/sbin/tee", v4), ("/usr/sbin/tee", v6), ("/usr/sbin/tee", policy),
                      (FC, "--check-config"), (FC, "--reload"),
                      ("/usr/sbin/rm", "-f", v4), ("/usr/sbin/rm", "-f", v6), ("/usr/sbin/rm", "-f", policy)]
@@ -115,7 +108,7 @@ def test_fresh_install_stages_whole_xml_objects_checks_and_reloads_once(config_d
     assert _firewalld.FirewalldBackend(runner(), Settings(persist=False)).persist(desired) == []
 
 
-def test_address_change_is_runtime_entries_without_reload_and_an_ipset_file(config_dir: Path) -> None:
+def test_address_change_is_runtime_entries_without_reload_and_an_ipset_file(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(runner())
     current = backend.read_current()
     for path, content in backend.render_files(current).items():
@@ -128,21 +121,21 @@ def test_address_change_is_runtime_entries_without_reload_and_an_ipset_file(conf
         (FC, "--ipset", "protectnet_epns_epns_v4", "--remove-entry", "198.18.1.10/32")]
     assert plan.steps[0].undo[0].argv[-2:] == ("--remove-entry", "198.18.1.11/32")
     changes = backend.persist(moved)
-    assert [c.path for c in changes] == [str(config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")]
+    assert [c.path for c in changes] == [str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")]
     assert "<entry>198.18.1.11/32</entry>" in (changes[0].content or "")
 
 
-def test_absent_removes_the_objects_and_the_persisted_files(config_dir: Path) -> None:
+def test_absent_removes_the_objects_and_the_persisted_files(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(runner())
     current = backend.read_current()
     for path, content in backend.render_files(current).items():
         Path(path).write_text(content)
-    (config_dir / "policies" / "host-own.xml").write_text("<policy/>\n")
+    (firewalld_config_dir / "policies" / "host-own.xml").write_text("<policy/>\n")
     plan = backend.remove_own(current)
     argvs = [s.do.argv for s in plan.steps]
-    assert argvs[:3] == [("/usr/sbin/rm", "-f", str(config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")),
-                         ("/usr/sbin/rm", "-f", str(config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")),
-                         ("/usr/sbin/rm", "-f", str(config_dir / "policies" / "protectnet_epns.xml"))]
+    assert argvs[:3] == [("/usr/sbin/rm", "-f", str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")),
+                         ("/usr/sbin/rm", "-f", str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")),
+                         ("/usr/sbin/rm", "-f", str(firewalld_config_dir / "policies" / "protectnet_epns.xml"))]
     assert argvs[3:5] == [(FC, "--check-config"), (FC, "--reload")]
     assert not any("host-own" in " ".join(a) for a in argvs)
     removals = backend.persist(State())
@@ -262,16 +255,16 @@ def test_direct_mode_reads_only_its_own_direct_rules_and_a_second_run_is_empty()
     assert current == desired and not backend.plan(current, desired)
 
 
-def test_direct_mode_fresh_install_stages_direct_xml_beside_the_hosts_rules(config_dir: Path) -> None:
-    (config_dir / "direct.xml").write_text(HOST_DIRECT_XML)
+def test_direct_mode_fresh_install_stages_direct_xml_beside_the_hosts_rules(firewalld_config_dir: Path) -> None:
+    (firewalld_config_dir / "direct.xml").write_text(HOST_DIRECT_XML)
     backend = _firewalld.FirewalldBackend(old_runner(installed=False))
     current = backend.read_current()
     assert current.empty
     desired = backend.compute_desired(POLICY, current)
     plan = backend.plan(current, desired)
-    direct = str(config_dir / "direct.xml")
-    v4 = str(config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")
-    v6 = str(config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")
+    direct = str(firewalld_config_dir / "direct.xml")
+    v4 = str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")
+    v6 = str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")
     assert [s.do.argv for s in plan.steps] == [
         ("/usr/sbin/tee", v4), ("/usr/sbin/tee", v6), ("/usr/sbin/tee", direct), (FC, "--check-config"),
         (FC, "--reload"), ("/usr/sbin/rm", "-f", v4), ("/usr/sbin/rm", "-f", v6), ("/usr/sbin/tee", direct)]
@@ -306,7 +299,7 @@ def test_direct_mode_fresh_install_stages_direct_xml_beside_the_hosts_rules(conf
             if c.path == direct] == [HOST_DIRECT_XML]
 
 
-def test_direct_mode_address_change_is_ipset_entries_only(config_dir: Path) -> None:
+def test_direct_mode_address_change_is_ipset_entries_only(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(old_runner())
     current = backend.read_current()
     moved = backend.compute_desired(MOVED, current)
@@ -316,18 +309,18 @@ def test_direct_mode_address_change_is_ipset_entries_only(config_dir: Path) -> N
         (FC, "--ipset", "protectnet_epns_epns_v4", "--remove-entry", "198.18.1.10/32")]
 
 
-def test_direct_mode_absent_removes_only_ours_with_one_reload(config_dir: Path) -> None:
+def test_direct_mode_absent_removes_only_ours_with_one_reload(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(old_runner())
     current = backend.read_current()
     mine = _firewalld.merge_direct_xml(HOST_DIRECT_XML, backend.direct_lines(current))
-    (config_dir / "direct.xml").write_text(mine or "")
+    (firewalld_config_dir / "direct.xml").write_text(mine or "")
     plan = backend.remove_own(current)
     argvs = [s.do.argv for s in plan.steps]
     assert argvs.count((FC, "--reload")) == 1
     staged = next(s.do.stdin for s in plan.steps if s.do.argv[-1].endswith("direct.xml"))
     assert staged == HOST_DIRECT_XML
     # rollback / read-back: plan(after, before) recreates everything from what read_current() found
-    (config_dir / "direct.xml").write_text(HOST_DIRECT_XML)
+    (firewalld_config_dir / "direct.xml").write_text(HOST_DIRECT_XML)
     back = backend.plan(State(meta=current.meta), current)
     assert "PROTECTNET_EPNS" in (next(s.do.stdin for s in back.steps if s.do.argv[-1].endswith("direct.xml")) or "")
 
@@ -373,7 +366,7 @@ def test_ipset_false_forces_one_rule_per_network_in_direct_mode() -> None:
     assert backend.warnings and "firewalld's own policies" in backend.warnings[0]
 
 
-def test_switching_policy_to_direct_removes_the_policy(config_dir: Path) -> None:
+def test_switching_policy_to_direct_removes_the_policy(firewalld_config_dir: Path) -> None:
     fake = runner()
     backend = _firewalld.FirewalldBackend(fake, Settings(options={"firewalld_mode": "direct"}))
     current = backend.read_current()

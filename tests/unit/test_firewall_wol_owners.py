@@ -21,19 +21,12 @@ from test_firewall_ufw_backend import runner as ufw_runner
 
 WOL = Policy((Group("wol", (9,), ("10.1.2.255/32", "239.255.0.9/32"), ("ff05::9/128",), "udp", 16),))
 WOL_TAG = {"tag": "protectnet_wol"}
+pytestmark = pytest.mark.usefixtures("firewalld_config_dir")
 FC = "/usr/sbin/firewall-cmd"
 
 
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for sub in ("policies", "ipsets"):
-        (tmp_path / sub).mkdir()
-    monkeypatch.setattr(_firewalld, "CONFIG_DIR", str(tmp_path))
-    return tmp_path
-
-
 # -- firewalld ---------------------------------------------------------------------------------------------------
-def test_firewalld_wol_policy_is_its_own_udp_policy_and_ipsets(config_dir: Path) -> None:
+def test_firewalld_wol_policy_is_its_own_udp_policy_and_ipsets(firewalld_config_dir: Path) -> None:
     fake = firewalld_runner()  # epns_firewall's policy and ipsets are installed
     fake.answers[("firewall-cmd", "--info-policy", "protectnet_wol")] = (140, "", "Error: INVALID_POLICY\n")
     wol = _firewalld.FirewalldBackend(fake, Settings(options=WOL_TAG))
@@ -45,10 +38,10 @@ def test_firewalld_wol_policy_is_its_own_udp_policy_and_ipsets(config_dir: Path)
     assert ('rule family="ipv6" destination ipset="protectnet_wol_wol_v6" port port="9" protocol="udp" accept'
             in desired.rules.values())
     plan = wol.plan(current, desired)
-    policy_file = str(config_dir / "policies" / "protectnet_wol.xml")
+    policy_file = str(firewalld_config_dir / "policies" / "protectnet_wol.xml")
     staged = {s.do.argv[1]: s.do.stdin for s in plan.steps if s.do.argv[0].endswith("tee")}
-    assert set(staged) == {policy_file, str(config_dir / "ipsets" / "protectnet_wol_wol_v4.xml"),
-                           str(config_dir / "ipsets" / "protectnet_wol_wol_v6.xml")}
+    assert set(staged) == {policy_file, str(firewalld_config_dir / "ipsets" / "protectnet_wol_wol_v4.xml"),
+                           str(firewalld_config_dir / "ipsets" / "protectnet_wol_wol_v6.xml")}
     xml = staged[policy_file] or ""
     assert '<policy target="CONTINUE" priority="-32767">' in xml and '<port port="9" protocol="udp"/>' in xml
     assert "protectnet_epns" not in "".join(v or "" for v in staged.values())
@@ -82,8 +75,8 @@ def test_firewalld_wol_reads_back_its_udp_rules_and_a_second_run_is_empty() -> N
     assert current == desired and not wol.plan(current, desired)
 
 
-def test_firewalld_direct_mode_two_owners_share_direct_xml(config_dir: Path) -> None:
-    direct = config_dir / "direct.xml"
+def test_firewalld_direct_mode_two_owners_share_direct_xml(firewalld_config_dir: Path) -> None:
+    direct = firewalld_config_dir / "direct.xml"
     direct.write_text(HOST_DIRECT_XML)
     fake = old_runner(installed=False)
     wol = _firewalld.FirewalldBackend(fake, Settings(options=WOL_TAG))

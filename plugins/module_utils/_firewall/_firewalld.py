@@ -57,7 +57,17 @@ from ._base import (
     file_change,
     read_text,
 )
-from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
+from ._model import (
+    FAMILIES,
+    TAG,
+    FirewallError,
+    Policy,
+    State,
+    canonical_element,
+    check_owner_tag,
+    diff,
+    element_sort_key,
+)
 
 PRIORITY = -32768
 TARGET = "CONTINUE"
@@ -75,7 +85,6 @@ NETWORKS = "<networks>"  # placeholder in a no-ipset direct rule's text: one rul
 
 _RICH_RE = re.compile(r'^rule family="(?P<family>ipv4|ipv6)" destination ipset="(?P<ipset>[^"]+)" '
                       r'port port="(?P<port>\d+)" protocol="(?P<proto>tcp|udp)" accept$')
-_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 _MARK_RE = re.compile(r"^<!-- protectnet_[a-z0-9_]+: created by protectnet\.epns[^>]*-->$")
 
 
@@ -83,10 +92,7 @@ class Names:
     """The objects of one owner: epns_firewall's by default (TAG), another capability's (wol_multicast) by its tag."""
 
     def __init__(self, tag: str = TAG) -> None:
-        if tag != TAG and (not _TAG_RE.match(tag) or tag.startswith(TAG) or TAG.startswith(tag)):
-            raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most 20 characters) not "
-                                f"overlapping {TAG!r}")
-        self.tag = tag
+        self.tag = check_owner_tag(tag, 20)
         self.policy = tag
         self.priority = PRIORITY if tag == TAG else PRIORITY + 1
         self.chain = tag.upper()

@@ -29,7 +29,7 @@ import re
 import typing as t
 
 from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step, file_change, read_text
-from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff
+from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff
 
 BASE = {"ipv4": "iptables", "ipv6": "ip6tables"}
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
@@ -41,7 +41,6 @@ CREATED_PREFIX = "# Created by protectnet.epns"  # any owner's mark: a file one 
 
 _COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
 _COMMENT_RE = re.compile(r"^" + TAG + _COMMENT_TAIL)
-_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,27}$")
 _OWNER_CHAIN_RE = re.compile(r"^(?::(PROTECTNET_\w+)(?: |$)|-A (PROTECTNET_\w+) |-A OUTPUT .* -j (PROTECTNET_\w+)$)")
 _COMMENT_ARG_RE = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
 _DEST_RE = re.compile(r"(?:^| )-d (\S+)")
@@ -62,10 +61,7 @@ class Names:
     """The names one owner uses in iptables: chain, jump, comments, ipsets, the mark of a file it creates."""
 
     def __init__(self, tag: str = TAG) -> None:
-        if tag != TAG and (not _TAG_RE.match(tag) or tag.startswith(TAG) or TAG.startswith(tag)):
-            raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most 28 characters) not "
-                                f"overlapping with {TAG!r}")
-        self.tag = tag
+        self.tag = check_owner_tag(tag, 28)
         self.chain = "PROTECTNET_EPNS" if tag == TAG else tag.upper()
         self.jump_comment = f"{tag} jump"
         self.jump_spec = f'-m comment --comment "{self.jump_comment}" -j {self.chain}'

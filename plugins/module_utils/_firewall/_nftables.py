@@ -27,7 +27,7 @@ import re
 import typing as t
 
 from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step, file_change, read_text
-from ._model import TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
+from ._model import TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff, element_sort_key
 
 OWN_FAMILY = "inet"
 OWN_TABLE = TAG
@@ -62,11 +62,9 @@ class Names:
     own tag in Settings.options['tag'] and gets its own table, set prefix, comments and persisted file."""
 
     def __init__(self, tag: str = TAG, ttl_only: bool = False) -> None:
-        if tag != TAG and (tag.startswith(TAG) or TAG.startswith(tag)):
-            raise FirewallError(f"firewall tag {tag!r} would overlap with {TAG!r}")
         if ttl_only and tag == TAG:
             raise FirewallError(f"firewall tag {TAG!r} filters; a TTL-only table needs a tag of its own")
-        self.tag = tag
+        self.tag = check_owner_tag(tag, 40)
         # ttl_only: a table that only rewrites the TTL (no verdict, no hooks into other tables), beside a firewall
         # that nftables does not manage (iptables, firewalld, ufw), for wol_multicast
         self.ttl_only = ttl_only

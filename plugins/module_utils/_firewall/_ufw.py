@@ -28,12 +28,21 @@ import shlex
 import typing as t
 
 from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step
-from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
+from ._model import (
+    FAMILIES,
+    TAG,
+    FirewallError,
+    Policy,
+    State,
+    canonical_element,
+    check_owner_tag,
+    diff,
+    element_sort_key,
+)
 
 _COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
 _ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto (?P<proto>tcp|udp) comment "
                        r"'(?P<comment>[^']*)'$")
-_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SET_SUFFIX = ": networks"
 
 
@@ -41,10 +50,7 @@ class Names:
     """The comment prefix of one owner: epns_firewall's by default, another capability's tag otherwise."""
 
     def __init__(self, tag: str = TAG) -> None:
-        if tag != TAG and (not _TAG_RE.match(tag) or tag.startswith(TAG) or TAG.startswith(tag)):
-            raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most 40 characters) not "
-                                f"overlapping {TAG!r}")
-        self.tag = tag
+        self.tag = check_owner_tag(tag, 40)
         self.comment_re = re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
 
     def owns(self, comment: str) -> bool:
