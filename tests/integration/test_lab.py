@@ -249,8 +249,8 @@ def test_latency_adds_the_round_trip(lab: Lab) -> None:
         assert _connect_ms(lab, other, host) < 10
     if shutil.which("ping"):
         done = lab.run(agent, ["ping", "-6", "-c", "3", "-i", "0.2", EPNS])
-        avg = float(done.stdout.rsplit("=", 1)[1].split("/")[1])
-        assert 79 <= avg <= 90, done.stdout
+        fastest = float(done.stdout.rsplit("=", 1)[1].split("/")[0])  # min/avg/max: min, as for TCP (CPU load)
+        assert 79 <= fastest <= 90, done.stdout
     assert check(lab, agent)["ok"]
     lab.clear(agent, "latency")
     assert _connect_ms(lab, agent, BROKER4) < 10
