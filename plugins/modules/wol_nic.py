@@ -25,7 +25,9 @@ attributes:
     details:
       - Check mode reads the NIC and says what it would run.
   diff_mode:
-    support: none
+    support: full
+    details:
+      - The diff shows the C(Wake-on) setting and whether it is persistent, before and after.
 options:
   interface:
     description: The interface. Default is the interface of the default route.
@@ -108,6 +110,11 @@ reason:
   description: Why it is not supported (empty when it is).
   returned: always
   type: str
+before:
+  description: What was found before the run, C(wake_on) and C(persistent).
+  returned: always
+  type: dict
+  sample: {wake_on: d, persistent: false}
 commands:
   description: What was (or would be) run or written.
   returned: always
@@ -132,10 +139,16 @@ def main() -> None:
         module.fail_json(msg="no interface given and the host has no default route: set interface")
         return
     try:
+        _nic.check_interface(interface)
         result = _nic.run(runner, interface, module.params["enable"], module.params["method"], module.check_mode)
-    except OSError as exc:
-        module.fail_json(msg=str(exc))
+    except (_nic.NicError, OSError) as exc:
+        module.fail_json(msg=str(exc), interface=interface)
         raise
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = {"before": _nic.describe(interface, result["before"], result["method"]),
+                          "after": _nic.describe(interface, result, result["method"])}
     module.exit_json(**result)
 
 

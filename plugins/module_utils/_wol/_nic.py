@@ -14,8 +14,20 @@ import typing as t
 from .._firewall._base import Runner, read_text, write_file
 
 LINK_DIR = "/etc/systemd/network"
+SYS_NET = "/sys/class/net"
 MODES = {"p": "phy", "u": "unicast", "m": "multicast", "b": "broadcast", "a": "arp", "g": "magic",
          "s": "secureon", "f": "filter", "d": "disabled"}
+
+
+class NicError(Exception):
+    pass
+
+
+def check_interface(interface: str) -> None:
+    if not os.path.isdir(os.path.join(SYS_NET, interface)) or "/" in interface:
+        present = sorted(os.listdir(SYS_NET)) if os.path.isdir(SYS_NET) else []
+        raise NicError(f"interface {interface!r} does not exist on this host (its interfaces: "
+                       f"{', '.join(present) or 'none found'})")
 
 
 def link_file(interface: str) -> str:
@@ -67,7 +79,7 @@ def networkd_manages(runner: Runner, interface: str) -> bool:
 
 
 def mac_of(interface: str) -> str:
-    return (read_text(f"/sys/class/net/{interface}/address") or "").strip()
+    return (read_text(os.path.join(SYS_NET, interface, "address")) or "").strip()
 
 
 def addresses_of(runner: Runner, interface: str) -> t.List[str]:
@@ -96,6 +108,9 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
     out["method"] = method
     if method == "networkmanager":
         conn = nm_connection(runner, interface)
+        if not conn and enable and eth["supported"] is True:
+            raise NicError(f"method networkmanager: NetworkManager has no active connection on {interface} (nmcli "
+                           "device); use method auto, systemd_link or ethtool")
         if conn:
             rc, value, _e = runner.run(["nmcli", "-g", "802-3-ethernet.wake-on-lan", "connection", "show", conn])
             out["persistent"] = rc == 0 and "magic" in value
@@ -103,6 +118,11 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
     elif method == "systemd_link":
         text = read_text(link_file(interface)) or ""
         out["persistent"] = "WakeOnLan=magic" in text
+    out["before"] = {"wake_on": eth["wake_on"], "persistent": out["persistent"]}
+    if method == "ethtool" and eth["supported"] is True and (enable or out["enabled"]):
+        out["warnings"] = [f"Wake-on-LAN on {interface} is set with ethtool only and is lost at the next reboot: "
+                           "neither NetworkManager nor systemd-networkd manages it (method networkmanager or "
+                           "systemd_link makes it persistent)"]
     if not enable or eth["supported"] is not True:
         return out
     cmds: t.List[t.List[str]] = []
@@ -112,6 +132,9 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
     if method == "networkmanager" and not out["persistent"] and out.get("connection"):
         cmds.append(["nmcli", "connection", "modify", out["connection"], "802-3-ethernet.wake-on-lan", "magic"])
     elif method == "systemd_link" and not out["persistent"]:
+        if not out["mac"]:
+            raise NicError(f"method systemd_link: the MAC address of {interface} cannot be read, and the .link file "
+                           "matches the NIC by it")
         content = ("# Managed by protectnet.epns.wol_nic\n[Match]\n" + f"MACAddress={out['mac']}\n"
                    + "\n[Link]\nWakeOnLan=magic\n")
         file_change = {"path": link_file(interface), "content": content, "mode": 0o644}
@@ -123,7 +146,7 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
             for cmd in cmds:
                 rc, o, e = runner.run(cmd)
                 if rc != 0:
-                    raise OSError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
+                    raise NicError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
             if file_change:
                 write_file(file_change)
             after = read_ethtool(runner, interface)
@@ -134,3 +157,9 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
         else:
             out.update(enabled=True, persistent=True if method != "ethtool" else out["persistent"])
     return out
+
+
+def describe(interface: str, state: t.Mapping[str, t.Any], method: t.Optional[str]) -> str:
+    """One line for --diff: the Wake-on letters and where the setting is kept."""
+    where = {True: f"persistent ({method})", False: "not persistent", None: "runtime only"}[state.get("persistent")]
+    return f"{interface} wake-on: {state.get('wake_on') or '(unknown)'}, {where}\n"
