@@ -244,10 +244,14 @@ def main() -> None:
     if p["mode"] == "report":
         module.exit_json(changed=False, **_report.matrix(dests, p["sends"], p["agents"], p["port"]))
     if p["mode"] == "send":
+        problems = [f"{name} {p[name]}: expected {accepted}" for name, ok, accepted in (
+            ("count", 1 <= p["count"] <= 20, "1 to 20 packets per destination"),
+            ("interval", 0 <= p["interval"] <= 5, "0 to 5 seconds"),
+            ("ttl", 0 <= p["ttl"] <= 255, "0 to 255")) if not ok]
         if not dests:
-            module.fail_json(msg="mode send needs destinations")
-        if not 1 <= p["count"] <= 20 or not 0 <= p["interval"] <= 5 or not 0 <= p["ttl"] <= 255:
-            module.fail_json(msg="count must be 1-20, interval 0-5 seconds, ttl 0-255")
+            problems.insert(0, "destinations is empty: mode send needs the addresses to send to")
+        if problems:
+            module.fail_json(msg="; ".join(problems))
         try:
             sends = _wire.send(dests, p["port"], mac, secureon, p["count"], p["interval"], p["ttl"], p["interface"])
         except OSError as exc:
@@ -257,7 +261,7 @@ def main() -> None:
         module.exit_json(changed=False, sends=sends, started_at=first)
     # listen
     if not 0 < p["listen_seconds"] <= 600:
-        module.fail_json(msg="listen_seconds must be more than 0 and at most 600")
+        module.fail_json(msg=f"listen_seconds {p['listen_seconds']}: expected more than 0 and at most 600 seconds")
     addresses = _addresses(module)
     groups, expect = list(p["groups"]), list(p["expect"])
     for dest in dests:  # destinations given: join their groups, expect those meant for this host

@@ -91,6 +91,9 @@ def classify(text: str, source: str = "destinations") -> Destination:
         if net.version == 6:
             raise DestinationError(f"{source} entry {value!r}: IPv6 has no broadcast; give the multicast group "
                                    "address alone (e.g. ff05::1:9)")
+        if addr.is_multicast:
+            raise DestinationError(f"{source} entry {value!r}: {addr} is a multicast group, which takes no prefix; "
+                                   f"give it alone ({addr})")
         if addr != net.broadcast_address or net.prefixlen > 30:
             raise DestinationError(f"{source} entry {value!r} is not the directed broadcast of {net.with_prefixlen}"
                                    + (f" (that is {net.broadcast_address}/{net.prefixlen})"
