@@ -237,6 +237,11 @@ def test_hostile_proxies(lab: Lab) -> None:
     assert garbage["stage"] == "proxy" and not garbage["proxy_status"].startswith("HTTP/"), garbage
 
 
+# A TCP connect in the lab without a delay line takes well under a millisecond; under the CPU load of a full test
+# run a single one can take 10+ ms, so "no added delay" is the fastest of three below 20 ms (the faults add 40-80).
+NO_DELAY_MS = 20
+
+
 def _connect_ms(lab: Lab, agent: str, host: str) -> float:
     return min(check(lab, agent, host, 8883, tcp_only=True)["tcp_ms"] for _ in range(3))
 
@@ -246,14 +251,14 @@ def test_latency_adds_the_round_trip(lab: Lab) -> None:
     lab.fault(agent, "latency", rtt_ms=80)
     for host in (BROKER4, BROKER6):
         assert 78 <= _connect_ms(lab, agent, host) <= 100
-        assert _connect_ms(lab, other, host) < 10
+        assert _connect_ms(lab, other, host) < NO_DELAY_MS
     if shutil.which("ping"):
         done = lab.run(agent, ["ping", "-6", "-c", "3", "-i", "0.2", EPNS])
         fastest = float(done.stdout.rsplit("=", 1)[1].split("/")[0])  # min/avg/max: min, as for TCP (CPU load)
         assert 79 <= fastest <= 90, done.stdout
     assert check(lab, agent)["ok"]
     lab.clear(agent, "latency")
-    assert _connect_ms(lab, agent, BROKER4) < 10
+    assert _connect_ms(lab, agent, BROKER4) < NO_DELAY_MS
 
 
 def test_latency_loss(lab: Lab) -> None:
@@ -291,7 +296,8 @@ def test_faults_compose_and_clear_restores(lab: Lab) -> None:
     lab.clear(agent)
     assert lab.faults() == {}
     result = check(lab, agent, port=443)
-    assert result["ok"] and result["issuer"] == "PN Lab Root CA" and result["tcp_ms"] < 10, result
+    assert result["ok"] and result["issuer"] == "PN Lab Root CA", result
+    assert _connect_ms(lab, agent, BROKER4) < NO_DELAY_MS  # the 40 ms are gone (fastest of three: CPU load)
 
 
 def test_cli_fault_and_clear(lab: Lab) -> None:
