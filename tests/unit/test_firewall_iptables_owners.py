@@ -14,6 +14,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     State,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet
+from test_firewall_backends import FakeRunner as SharedFakeRunner
 
 EPNS = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ()),))
 WOL = Policy((Group("wol", (9,), ("239.255.0.9/32", "10.1.2.255/32"), (), "udp", 16),))
@@ -43,20 +44,10 @@ add protectnet_wol_wol_v4 239.255.0.9
 """
 
 
-class FakeRunner(Runner):
-    def __init__(self, answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]],
-                 tools: t.Sequence[str] = TOOLS) -> None:
-        self.answers = answers
-        self.tools = set(tools)
-        self.calls: t.List[t.Tuple[t.Tuple[str, ...], t.Optional[str]]] = []
-
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        key = tuple(a.rsplit("/", 1)[-1] if i == 0 else a for i, a in enumerate(argv))
-        self.calls.append((key, data))
-        return self.answers.get(key, (0, "", ""))
-
-    def which(self, name: str) -> t.Optional[str]:
-        return f"/usr/sbin/{name}" if name in self.tools else None
+def FakeRunner(answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]],
+               tools: t.Sequence[str] = TOOLS) -> SharedFakeRunner:
+    """The shared fake runner, with the legacy iptables tools and ipset installed."""
+    return SharedFakeRunner(answers, tools=tools)
 
 
 def _backend(runner: Runner, tag: t.Optional[str], ipset: bool = True, persist: bool = True
@@ -67,7 +58,7 @@ def _backend(runner: Runner, tag: t.Optional[str], ipset: bool = True, persist: 
     return _iptables.IptablesBackend(runner, Settings(persist=persist, options=options))
 
 
-def _both() -> FakeRunner:
+def _both() -> SharedFakeRunner:
     return FakeRunner({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, "")})
 
 

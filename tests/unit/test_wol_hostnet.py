@@ -8,30 +8,16 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError, Group, Policy
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
+from test_firewall_backends import FakeRunner
 from test_firewall_iptables_owners import BOTH, IPSETS, TOOLS
-from test_firewall_iptables_owners import FakeRunner as IptFakeRunner
 
 DESTS = [{"address": "239.255.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "site"},
          {"address": "ff05::9", "kind": "ipv6_multicast", "family": "ipv6", "scope": "site"},
          {"address": "224.0.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "link"},
          {"address": "10.1.2.255", "kind": "directed_broadcast", "family": "ipv4", "scope": "routed"}]
-
-
-class FakeRunner(Runner):
-    def __init__(self, answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]]) -> None:
-        self.answers = answers
-        self.calls: t.List[t.Tuple[t.Tuple[str, ...], t.Optional[str]]] = []
-
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        key = tuple(a.rsplit("/", 1)[-1] if i == 0 else a for i, a in enumerate(argv))
-        self.calls.append((key, data))
-        return self.answers.get(key, (0, "", ""))
-
-    def which(self, name: str) -> t.Optional[str]:
-        return f"/usr/sbin/{name}" if name == "nft" else None
 
 
 def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,14 +90,14 @@ def test_another_owners_hook_above_ours_does_not_move_ours() -> None:
 HOOKS_OFF = {"/nonexistent/protectnet-test/if-up.d": "hook"}
 
 
-def _iptables_runner(tools: t.Sequence[str] = (*TOOLS, "nft")) -> IptFakeRunner:
-    return IptFakeRunner({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, ""),
+def _iptables_runner(tools: t.Sequence[str] = (*TOOLS, "nft")) -> FakeRunner:
+    return FakeRunner({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, ""),
                           ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
                           ("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), "")},
                          tools=tools)
 
 
-def _nft_scripts(runner: IptFakeRunner) -> t.List[str]:
+def _nft_scripts(runner: FakeRunner) -> t.List[str]:
     return [data or "" for key, data in runner.calls if key[:2] == ("nft", "-f")]
 
 
