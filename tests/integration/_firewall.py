@@ -174,6 +174,24 @@ def ufw_reset(lab: Any, host: str) -> None:
     clean_host(lab, host)
 
 
+# Keeps the established SSH session, refuses new ones: a confirmation over a fresh connection cannot get in, so the
+# rollback must fire by itself.
+BLOCK_NEW_SSH = """
+table inet pn_block_ssh {
+    chain input {
+        type filter hook input priority -10; policy accept;
+        ct state new tcp dport 22 drop
+    }
+}
+"""
+
+
+def path_failures(result: Mapping[str, Any]) -> List[Any]:
+    """(path id, failure class, stage) of every path of a probe result: what an assertion message should show."""
+    return [(p["id"], p["failure"] and p["failure"]["class"], p["failure"] and p["failure"]["stage"])
+            for p in result["paths"]]
+
+
 def set_epns_address(lab: Any, host: str, ipv4: str) -> None:
     """Make epns.eset.com resolve to another IPv4 address on one host (the lab has brokers on .10 and .11)."""
     hosts = sh(lab, host, ["cat", "/etc/hosts"])

@@ -6,15 +6,17 @@ agent2 through the HTTP proxy (via_proxy). Every step is checked on every host, 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 from _ansible import probe
 from _firewall import (
+    BLOCK_NEW_SSH,
     clean_host,
     files_snapshot,
     firewall,
     nft_default_deny,
+    path_failures,
     ping,
     set_epns_address,
     sh,
@@ -95,17 +97,12 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     return rec
 
 
-def _first_failure(result: Dict[str, Any]) -> List[Any]:
-    return [(p["id"], p["failure"] and p["failure"]["class"], p["failure"] and p["failure"]["stage"])
-            for p in result["paths"]]
-
-
 def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
     for host, result in flow["probe_before"].items():
         assert result["verdict"] == "unreachable", (host, result["verdict_reason"])
         for path in result["paths"]:
-            assert path["failure"]["class"] in ("tcp_timeout", "proxy_unreachable"), (host, _first_failure(result))
-            assert path["failure"]["stage"] in ("tcp", "proxy_connect"), (host, _first_failure(result))
+            assert path["failure"]["class"] in ("tcp_timeout", "proxy_unreachable"), (host, path_failures(result))
+            assert path["failure"]["stage"] in ("tcp", "proxy_connect"), (host, path_failures(result))
 
 
 def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
@@ -148,7 +145,7 @@ def test_apply_opens_epns_beside_the_default_deny(flow: Dict[str, Any], lab: Any
 
 def test_epns_reachable_after_on_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
     for host, result in flow["probe_after"].items():
-        assert result["verdict"] == "reachable", (host, _first_failure(result))
+        assert result["verdict"] == "reachable", (host, path_failures(result))
     direct = flow["probe_after"][lab.agents[0]]
     for path in direct["paths"]:
         assert path["ok"], path
@@ -211,14 +208,6 @@ def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, An
 
 
 # -- rollback when the confirmation cannot arrive -------------------------------------------------------------------
-BLOCK_NEW_SSH = """
-table inet pn_block_ssh {
-    chain input {
-        type filter hook input priority -10; policy accept;
-        ct state new tcp dport 22 drop
-    }
-}
-"""
 
 
 def test_rollback_fires_when_the_confirmation_is_blocked(lab: Any) -> None:

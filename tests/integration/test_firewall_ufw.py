@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 from _ansible import probe
 from _firewall import (
+    BLOCK_NEW_SSH,
     UNRELATED,
     files_snapshot,
     firewall,
+    path_failures,
     ping,
     set_epns_address,
     sh,
@@ -102,25 +104,11 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     return rec
 
 
-BLOCK_NEW_SSH = """
-table inet pn_block_ssh {
-    chain input {
-        type filter hook input priority -10; policy accept;
-        ct state new tcp dport 22 drop
-    }
-}
-"""
-
-
-def _classes(result: Dict[str, Any]) -> List[Any]:
-    return [(p["id"], p["failure"] and p["failure"]["class"]) for p in result["paths"]]
-
-
 def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
     for host, result in flow["probe_before"].items():
         assert result["verdict"] == "unreachable", (host, result["verdict_reason"])
         for path in result["paths"]:
-            assert path["failure"]["stage"] in ("tcp", "proxy_connect"), (host, _classes(result))
+            assert path["failure"]["stage"] in ("tcp", "proxy_connect"), (host, path_failures(result))
 
 
 def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
@@ -159,7 +147,7 @@ def test_apply_adds_tagged_allow_out_rules_for_ipv4_and_ipv6(flow: Dict[str, Any
 
 def test_epns_reachable_after_on_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
     for host, result in flow["probe_after"].items():
-        assert result["verdict"] == "reachable", (host, _classes(result))
+        assert result["verdict"] == "reachable", (host, path_failures(result))
     for path in flow["probe_after"][lab.agents[0]]["paths"]:
         assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}
 
