@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from _ansible import PLAYBOOKS, run_playbook, write_host_vars
+from _ansible import PLAYBOOKS, probe, run_playbook, write_host_vars
 
 # Files and directories the firewall module may write on a host (all inside the host's overlay /etc).
 WATCHED_FILES = ("/etc/nftables.conf", "/etc/iptables/rules.v4", "/etc/iptables/rules.v6", "/etc/iptables/ipsets",
@@ -33,6 +34,88 @@ def firewall(lab: Any, per_host_args: Mapping[str, Mapping[str, Any]], *, args: 
             result["_stdout"] = done.stdout  # the diff output of --diff runs, for the tests that read it
             results[host] = result
         return results
+
+
+# -- the life cycle every backend's lab test records ----------------------------------------------------------------
+HostCheck = Callable[[str], Any]
+
+
+def life_cycle_until_again(lab: Any, hosts: Mapping[str, Mapping[str, Any]], *, ruleset: HostCheck,
+                           files: HostCheck, after_apply: Optional[Callable[[Dict[str, Any]], None]] = None
+                           ) -> Dict[str, Any]:
+    """Before (probe, ruleset, files) -> check mode with --diff (ruleset, files) -> apply with --diff (timed, ruleset,
+    after_apply's own records, probe) -> a second run (ruleset). Each host's spec has 'args' (epns_firewall) and
+    'probe' (epns_probe). Returns the record the tests read: probe_before, ruleset_before, files_before, check,
+    ruleset_after_check, files_after_check, apply, apply_seconds, ruleset_applied, probe_after, again, ruleset_again."""
+    args = {h: s["args"] for h, s in hosts.items()}
+    probes = {h: s["probe"] for h, s in hosts.items()}
+    rec: Dict[str, Any] = {"hosts": hosts}
+    rec["probe_before"] = probe(lab, probes)
+    rec["ruleset_before"] = {h: ruleset(h) for h in hosts}
+    rec["files_before"] = {h: files(h) for h in hosts}
+
+    rec["check"] = firewall(lab, args, args=["--check", "--diff"])
+    rec["ruleset_after_check"] = {h: ruleset(h) for h in hosts}
+    rec["files_after_check"] = {h: files(h) for h in hosts}
+
+    started = time.monotonic()
+    rec["apply"] = firewall(lab, args, args=["--diff"])
+    rec["apply_seconds"] = time.monotonic() - started
+    rec["ruleset_applied"] = {h: ruleset(h) for h in hosts}
+    if after_apply:
+        after_apply(rec)
+    rec["probe_after"] = probe(lab, probes)
+
+    rec["again"] = firewall(lab, args)
+    rec["ruleset_again"] = {h: ruleset(h) for h in hosts}
+    return rec
+
+
+def life_cycle_absent(lab: Any, rec: Dict[str, Any], *, ruleset: HostCheck, files: HostCheck,
+                      absent_args: Optional[Mapping[str, Any]] = None) -> None:
+    """state=absent with --diff on every host of the record, then ruleset_absent, files_absent and probe_absent."""
+    hosts = rec["hosts"]
+    rec["absent"] = firewall(lab, {h: {"state": "absent", **(absent_args or {})} for h in hosts}, args=["--diff"])
+    rec["ruleset_absent"] = {h: ruleset(h) for h in hosts}
+    rec["files_absent"] = {h: files(h) for h in hosts}
+    rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+
+
+# What every backend's life cycle must show (each test file adds its backend's own checks).
+def assert_check_mode_predicts_and_touches_nothing(flow: Mapping[str, Any], backend: Optional[str] = None) -> None:
+    for host in flow["hosts"]:
+        result = flow["check"][host]
+        assert not result.get("failed"), result.get("msg")
+        assert result["changed"] is True and (backend is None or result["backend"] == backend), result
+        assert flow["ruleset_after_check"][host] == flow["ruleset_before"][host]
+        assert flow["files_after_check"][host] == flow["files_before"][host]
+        assert result["changes"] == flow["apply"][host]["changes"]  # the same plan as the real run
+
+
+def assert_second_run_changes_nothing(flow: Mapping[str, Any]) -> None:
+    for host in flow["hosts"]:
+        again = flow["again"][host]
+        assert again["changed"] is False, (again["changes"], again.get("files"))
+        assert again["commands"] == []
+        assert flow["ruleset_again"][host] == flow["ruleset_applied"][host]
+
+
+def assert_absent_restores_the_previous_state(flow: Mapping[str, Any]) -> None:
+    for host in flow["hosts"]:
+        assert flow["absent"][host]["changed"] is True, flow["absent"][host].get("msg")
+        assert flow["ruleset_absent"][host] == flow["ruleset_before"][host]
+        assert flow["files_absent"][host] == flow["files_before"][host]
+        assert flow["probe_absent"][host]["verdict"] == "unreachable"
+    # every step ran over the same ssh session setup: it survived the firewall's reloads
+    assert all(not r.get("unreachable") for r in flow["absent"].values())
+
+
+def assert_reachable_after_on_ipv4_and_ipv6(flow: Mapping[str, Any], direct_host: str) -> None:
+    for host, result in flow["probe_after"].items():
+        assert result["verdict"] == "reachable", (host, path_failures(result))
+    for path in flow["probe_after"][direct_host]["paths"]:
+        assert path["ok"], path
+        assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}
 
 
 def ping(lab: Any, hosts: Sequence[str]) -> None:

@@ -15,15 +15,20 @@ import time
 from typing import Any, Dict
 
 import pytest
-from _ansible import probe
 from _firewall import (
     BLOCK_NEW_SSH,
     DENY_DIRECT,
+    assert_absent_restores_the_previous_state,
+    assert_check_mode_predicts_and_touches_nothing,
+    assert_reachable_after_on_ipv4_and_ipv6,
+    assert_second_run_changes_nothing,
     files_snapshot,
     firewall,
     firewalld_default_deny,
     firewalld_direct_deny,
     firewalld_reset,
+    life_cycle_absent,
+    life_cycle_until_again,
     path_failures,
     ping,
     set_epns_address,
@@ -74,35 +79,25 @@ def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
-    rec: Dict[str, Any] = {"hosts": hosts}
     policy_hosts = [h for h, s in hosts.items() if not s.get("direct")]
-    direct_host = rec["direct_host"] = next(h for h, s in hosts.items() if s.get("direct"))
+    direct_host = next(h for h, s in hosts.items() if s.get("direct"))
     for host in hosts:
         (firewalld_direct_deny if host == direct_host else firewalld_default_deny)(lab, host)
     ping(lab, list(hosts))
     args = {h: s["args"] for h, s in hosts.items()}
-    rec["probe_before"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
-    rec["ruleset_before"] = {h: ruleset(lab, h) for h in hosts}
-    rec["files_before"] = {h: files(lab, h) for h in hosts}
 
-    rec["check"] = firewall(lab, args, args=["--check", "--diff"])
-    rec["ruleset_after_check"] = {h: ruleset(lab, h) for h in hosts}
-    rec["files_after_check"] = {h: files(lab, h) for h in hosts}
+    def objects(record: Dict[str, Any]) -> None:
+        record["policy_applied"] = {h: sh(lab, h, ["cat", "/etc/firewalld/policies/protectnet_epns.xml"])
+                                    for h in policy_hosts}
+        record["deny_applied"] = {h: sh(lab, h, ["firewall-cmd", "--info-policy", "lab-deny-egress"])
+                                  for h in policy_hosts}
+        record["direct_xml_applied"] = sh(lab, direct_host, ["cat", "/etc/firewalld/direct.xml"])
+        record["direct_rules_applied"] = sh(lab, direct_host, ["firewall-cmd", "--direct", "--get-all-rules"])
+        record["direct_iptables_applied"] = sh(lab, direct_host, ["sh", "-c", "iptables-save; ip6tables-save"])
 
-    started = time.monotonic()
-    rec["apply"] = firewall(lab, args, args=["--diff"])
-    rec["apply_seconds"] = time.monotonic() - started
-    rec["ruleset_applied"] = {h: ruleset(lab, h) for h in hosts}
-    rec["policy_applied"] = {h: sh(lab, h, ["cat", "/etc/firewalld/policies/protectnet_epns.xml"])
-                             for h in policy_hosts}
-    rec["deny_applied"] = {h: sh(lab, h, ["firewall-cmd", "--info-policy", "lab-deny-egress"]) for h in policy_hosts}
-    rec["direct_xml_applied"] = sh(lab, direct_host, ["cat", "/etc/firewalld/direct.xml"])
-    rec["direct_rules_applied"] = sh(lab, direct_host, ["firewall-cmd", "--direct", "--get-all-rules"])
-    rec["direct_iptables_applied"] = sh(lab, direct_host, ["sh", "-c", "iptables-save; ip6tables-save"])
-    rec["probe_after"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
-
-    rec["again"] = firewall(lab, args)
-    rec["ruleset_again"] = {h: ruleset(lab, h) for h in hosts}
+    rec = life_cycle_until_again(lab, hosts, ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h),
+                                 after_apply=objects)
+    rec["direct_host"] = direct_host
 
     agent = lab.agents[0]
     movers = [agent, direct_host]
@@ -119,10 +114,7 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     rec["refresh_out_direct"] = sh(lab, direct_host, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
     rec["ruleset_refreshed_direct"] = ruleset(lab, direct_host)
 
-    rec["absent"] = firewall(lab, {h: {"state": "absent"} for h in hosts}, args=["--diff"])
-    rec["ruleset_absent"] = {h: ruleset(lab, h) for h in hosts}
-    rec["files_absent"] = {h: files(lab, h) for h in hosts}
-    rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+    life_cycle_absent(lab, rec, ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h))
     rec["direct_xml_absent"] = sh(lab, direct_host, ["cat", "/etc/firewalld/direct.xml"])
     rec["ipsets_absent_direct"] = sh(lab, direct_host, ["ipset", "list", "-n"])
     return rec
@@ -136,13 +128,7 @@ def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
 
 
 def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        result = flow["check"][host]
-        assert not result.get("failed"), result.get("msg")
-        assert result["changed"] is True and result["backend"] == "firewalld"
-        assert flow["ruleset_after_check"][host] == flow["ruleset_before"][host]
-        assert flow["files_after_check"][host] == flow["files_before"][host]
-        assert result["changes"] == flow["apply"][host]["changes"]
+    assert_check_mode_predicts_and_touches_nothing(flow, "firewalld")
 
 
 def test_direct_mode_opens_egress_through_the_hosts_direct_rules(flow: Dict[str, Any]) -> None:
@@ -197,17 +183,11 @@ def test_apply_adds_a_policy_and_ipsets_beside_the_hosts_policy(flow: Dict[str, 
 
 
 def test_epns_reachable_after_on_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
-    for host, result in flow["probe_after"].items():
-        assert result["verdict"] == "reachable", (host, path_failures(result))
-    for path in flow["probe_after"][lab.agents[0]]["paths"]:
-        assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}
+    assert_reachable_after_on_ipv4_and_ipv6(flow, lab.agents[0])
 
 
 def test_second_run_changes_nothing(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["again"][host]["changed"] is False, (flow["again"][host]["changes"], flow["again"][host]["files"])
-        assert flow["again"][host]["commands"] == []
-        assert flow["ruleset_again"][host] == flow["ruleset_applied"][host]
+    assert_second_run_changes_nothing(flow)
 
 
 def test_address_change_updates_only_ipset_entries(flow: Dict[str, Any], lab: Any) -> None:
@@ -227,12 +207,7 @@ def test_address_change_updates_only_ipset_entries(flow: Dict[str, Any], lab: An
 
 
 def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["absent"][host]["changed"] is True
-        assert flow["ruleset_absent"][host] == flow["ruleset_before"][host]
-        assert flow["files_absent"][host] == flow["files_before"][host]
-        assert flow["probe_absent"][host]["verdict"] == "unreachable"
-    assert all(not r.get("unreachable") for r in flow["absent"].values())
+    assert_absent_restores_the_previous_state(flow)
 
 
 def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any) -> None:

@@ -9,8 +9,19 @@ import time
 from typing import Any, Dict, Iterator
 
 import pytest
-from _ansible import probe
-from _firewall import clean_host, files_snapshot, firewall, iptables_default_deny, set_epns_address, sh
+from _firewall import (
+    assert_absent_restores_the_previous_state,
+    assert_check_mode_predicts_and_touches_nothing,
+    assert_second_run_changes_nothing,
+    clean_host,
+    files_snapshot,
+    firewall,
+    iptables_default_deny,
+    life_cycle_absent,
+    life_cycle_until_again,
+    set_epns_address,
+    sh,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -39,6 +50,8 @@ def hosts(lab: Any) -> Iterator[Dict[str, Dict[str, Any]]]:
                                                    "extra_destinations": ["2001:db8:ff::/48"]}},
         lab.server: {"variant": "nft", "args": {"backend": "auto", "rollback_seconds": 5}},
     }
+    for spec in chosen.values():
+        spec["probe"] = DIRECT_PROBE
     for host in chosen:
         clean_host(lab, host)
         set_epns_address(lab, host, "198.18.1.10")
@@ -50,38 +63,26 @@ def hosts(lab: Any) -> Iterator[Dict[str, Dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
-    rec: Dict[str, Any] = {"hosts": hosts}
-    args = {h: s["args"] for h, s in hosts.items()}
-
-    def rulesets() -> Dict[str, str]:
-        return {h: _ruleset(lab, h, s["variant"]) for h, s in hosts.items()}
-
     for host, spec in hosts.items():
         iptables_default_deny(lab, host, spec["variant"])
-    rec["probe_before"] = probe(lab, {h: DIRECT_PROBE for h in hosts})
-    rec["before"] = rulesets()
-    rec["files_before"] = {h: files_snapshot(lab, h) for h in hosts}
-    rec["check"] = firewall(lab, args, args=["--check", "--diff"])
-    rec["after_check"] = rulesets()
-    rec["files_after_check"] = {h: files_snapshot(lab, h) for h in hosts}
-    rec["apply"] = firewall(lab, args, args=["--diff"])
-    rec["applied"] = rulesets()
-    rec["probe_after"] = probe(lab, {h: DIRECT_PROBE for h in hosts})
-    rec["again"] = firewall(lab, args)
-    rec["again_ruleset"] = rulesets()
+
+    def rulesets(host: str) -> str:
+        return _ruleset(lab, host, hosts[host]["variant"])
+
+    rec = life_cycle_until_again(lab, hosts, ruleset=rulesets, files=lambda h: files_snapshot(lab, h))
+    args = {h: s["args"] for h, s in hosts.items()}
     for host in (lab.agents[0], lab.agents[1]):
         set_epns_address(lab, host, "198.18.1.11")
     rec["moved"] = firewall(lab, args)
-    rec["moved_ruleset"] = rulesets()
+    rec["moved_ruleset"] = {h: rulesets(h) for h in hosts}
     for host in (lab.agents[0], lab.agents[1]):
         set_epns_address(lab, host, "198.18.1.10")
     agent = lab.agents[0]
     rec["refresh_out"] = sh(lab, agent, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
     rec["refreshed"] = _ruleset(lab, agent, "legacy")
     rec["saved_v4"] = sh(lab, agent, ["cat", "/etc/iptables/rules.v4"])  # ipsets at runtime, no ipset loader
-    rec["absent"] = firewall(lab, {h: {"state": "absent", "backend": "iptables"} for h in hosts})
-    rec["absent_ruleset"] = rulesets()
-    rec["files_absent"] = {h: files_snapshot(lab, h) for h in hosts}
+    life_cycle_absent(lab, rec, ruleset=rulesets, files=lambda h: files_snapshot(lab, h),
+                      absent_args={"backend": "iptables"})
     return rec
 
 
@@ -92,13 +93,7 @@ def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
 
 
 def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        result = flow["check"][host]
-        assert not result.get("failed"), result.get("msg")
-        assert result["changed"] is True
-        assert result["changes"] == flow["apply"][host]["changes"]
-        assert flow["after_check"][host] == flow["before"][host]
-        assert flow["files_after_check"][host] == flow["files_before"][host]
+    assert_check_mode_predicts_and_touches_nothing(flow)
 
 
 def test_apply_opens_epns_in_both_variants_and_families(flow: Dict[str, Any], lab: Any) -> None:
@@ -107,15 +102,15 @@ def test_apply_opens_epns_in_both_variants_and_families(flow: Dict[str, Any], la
         assert not result.get("failed"), result.get("msg")
         assert result["backend"] == "iptables"
         assert result["iptables_variant"] == spec["variant"]
-        applied = flow["applied"][host]
+        applied = flow["ruleset_applied"][host]
         for family_save in applied.split("*filter")[1:3]:
             lines = [line for line in family_save.splitlines() if line.startswith("-A OUTPUT")]
             assert lines[0] == '-A OUTPUT -m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'
             assert "--dport 9999" in "\n".join(lines)  # the host's own rule survives, after ours
             assert ":OUTPUT DROP" in family_save
     assert "auto: iptables" in flow["apply"][lab.server]["backend_reason"]
-    assert "--match-set protectnet_epns_epns_v4" in flow["applied"][lab.agents[0]]
-    assert "-d 2001:db8:ff::/48 -p tcp" in flow["applied"][lab.agents[1]]
+    assert "--match-set protectnet_epns_epns_v4" in flow["ruleset_applied"][lab.agents[0]]
+    assert "-d 2001:db8:ff::/48 -p tcp" in flow["ruleset_applied"][lab.agents[1]]
     assert flow["apply"][lab.agents[0]]["rollback"]["state"] == "confirmed"
     for host, result in flow["probe_after"].items():
         assert result["verdict"] == "reachable", host
@@ -124,9 +119,7 @@ def test_apply_opens_epns_in_both_variants_and_families(flow: Dict[str, Any], la
 
 
 def test_second_run_changes_nothing(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["again"][host]["changed"] is False, flow["again"][host]["changes"]
-        assert flow["again_ruleset"][host] == flow["applied"][host]
+    assert_second_run_changes_nothing(flow)
 
 
 def test_new_address_updates_only_the_addresses(flow: Dict[str, Any], lab: Any) -> None:
@@ -147,7 +140,7 @@ def test_new_address_updates_only_the_addresses(flow: Dict[str, Any], lab: Any) 
 
 def test_refresh_job_updates_only_the_ipset(flow: Dict[str, Any], lab: Any) -> None:
     assert '"changed": true' in flow["refresh_out"]
-    assert flow["refreshed"] == flow["applied"][lab.agents[0]]
+    assert flow["refreshed"] == flow["ruleset_applied"][lab.agents[0]]
 
 
 def test_saved_rules_list_networks_without_an_ipset_loader(flow: Dict[str, Any]) -> None:
@@ -158,10 +151,7 @@ def test_saved_rules_list_networks_without_an_ipset_loader(flow: Dict[str, Any])
 
 
 def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["absent"][host]["changed"] is True, flow["absent"][host].get("msg")
-        assert flow["absent_ruleset"][host] == flow["before"][host]
-        assert flow["files_absent"][host] == flow["files_before"][host]
+    assert_absent_restores_the_previous_state(flow)
 
 
 def test_rollback_fires_when_the_confirmation_is_blocked(lab: Any) -> None:

@@ -9,12 +9,17 @@ import time
 from typing import Any, Dict
 
 import pytest
-from _ansible import probe
 from _firewall import (
     BLOCK_NEW_SSH,
+    assert_absent_restores_the_previous_state,
+    assert_check_mode_predicts_and_touches_nothing,
+    assert_reachable_after_on_ipv4_and_ipv6,
+    assert_second_run_changes_nothing,
     clean_host,
     files_snapshot,
     firewall,
+    life_cycle_absent,
+    life_cycle_until_again,
     nft_default_deny,
     path_failures,
     ping,
@@ -54,26 +59,11 @@ def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
 @pytest.fixture(scope="module")
 def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """The whole life cycle once; the tests below read what it recorded."""
-    rec: Dict[str, Any] = {"hosts": hosts}
     for host in hosts:
         nft_default_deny(lab, host)
-    rec["probe_before"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
-    rec["ruleset_before"] = {h: _ruleset(lab, h) for h in hosts}
-    rec["files_before"] = {h: files_snapshot(lab, h) for h in hosts}
-
-    rec["check"] = firewall(lab, {h: s["args"] for h, s in hosts.items()}, args=["--check", "--diff"])
-    rec["ruleset_after_check"] = {h: _ruleset(lab, h) for h in hosts}
-    rec["files_after_check"] = {h: files_snapshot(lab, h) for h in hosts}
-
-    started = time.monotonic()
-    rec["apply"] = firewall(lab, {h: s["args"] for h, s in hosts.items()}, args=["--diff"])
-    rec["apply_seconds"] = time.monotonic() - started
-    rec["ruleset_applied"] = {h: _ruleset(lab, h) for h in hosts}
-    rec["probe_after"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
-
-    rec["again"] = firewall(lab, {h: s["args"] for h, s in hosts.items()})
+    rec = life_cycle_until_again(lab, hosts, ruleset=lambda h: _ruleset(lab, h),
+                                 files=lambda h: files_snapshot(lab, h))
     rec["again_check"] = firewall(lab, {h: s["args"] for h, s in hosts.items()}, args=["--check"])
-    rec["ruleset_again"] = {h: _ruleset(lab, h) for h in hosts}
 
     # An address that resolves differently (agent1, server): a set update, not a rebuild.
     moved = [lab.agents[0], lab.server]
@@ -90,10 +80,7 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     rec["ruleset_refreshed"] = _ruleset(lab, agent)
     rec["refresh_again_out"] = sh(lab, agent, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
 
-    rec["absent"] = firewall(lab, {h: {"state": "absent"} for h in hosts}, args=["--diff"])
-    rec["ruleset_absent"] = {h: _ruleset(lab, h) for h in hosts}
-    rec["files_absent"] = {h: files_snapshot(lab, h) for h in hosts}
-    rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+    life_cycle_absent(lab, rec, ruleset=lambda h: _ruleset(lab, h), files=lambda h: files_snapshot(lab, h))
     return rec
 
 
@@ -106,15 +93,10 @@ def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
 
 
 def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
+    assert_check_mode_predicts_and_touches_nothing(flow)
     for host in flow["hosts"]:
         result = flow["check"][host]
-        assert not result.get("failed"), result.get("msg")
-        assert result["changed"] is True
         assert result["changes"]["rules"]["added"], result["changes"]
-        assert flow["ruleset_after_check"][host] == flow["ruleset_before"][host]
-        assert flow["files_after_check"][host] == flow["files_before"][host]
-        # the same plan as the real run
-        assert result["changes"] == flow["apply"][host]["changes"]
         assert result["destinations"] == flow["apply"][host]["destinations"]
     assert "+set inet protectnet_epns epns_v4:" in flow["check"][flow["hosts"].__iter__().__next__()]["_stdout"]
 
@@ -144,12 +126,7 @@ def test_apply_opens_epns_beside_the_default_deny(flow: Dict[str, Any], lab: Any
 
 
 def test_epns_reachable_after_on_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
-    for host, result in flow["probe_after"].items():
-        assert result["verdict"] == "reachable", (host, path_failures(result))
-    direct = flow["probe_after"][lab.agents[0]]
-    for path in direct["paths"]:
-        assert path["ok"], path
-        assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}
+    assert_reachable_after_on_ipv4_and_ipv6(flow, lab.agents[0])
 
 
 def test_management_session_survives_and_rollback_was_confirmed(flow: Dict[str, Any], lab: Any) -> None:
@@ -161,11 +138,9 @@ def test_management_session_survives_and_rollback_was_confirmed(flow: Dict[str, 
 
 
 def test_second_run_changes_nothing(flow: Dict[str, Any]) -> None:
+    assert_second_run_changes_nothing(flow)
     for host in flow["hosts"]:
-        assert flow["again"][host]["changed"] is False, flow["again"][host]["changes"]
         assert flow["again_check"][host]["changed"] is False
-        assert flow["again"][host]["commands"] == []
-        assert flow["ruleset_again"][host] == flow["ruleset_applied"][host]
 
 
 def test_new_address_is_a_set_update(flow: Dict[str, Any], lab: Any) -> None:
@@ -200,11 +175,7 @@ def test_refresh_job_updates_only_the_sets(flow: Dict[str, Any], lab: Any) -> No
 
 
 def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["absent"][host]["changed"] is True
-        assert flow["ruleset_absent"][host] == flow["ruleset_before"][host]
-        assert flow["files_absent"][host] == flow["files_before"][host]
-        assert flow["probe_absent"][host]["verdict"] == "unreachable"
+    assert_absent_restores_the_previous_state(flow)
 
 
 # -- rollback when the confirmation cannot arrive -------------------------------------------------------------------

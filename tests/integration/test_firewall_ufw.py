@@ -11,12 +11,17 @@ import time
 from typing import Any, Dict
 
 import pytest
-from _ansible import probe
 from _firewall import (
     BLOCK_NEW_SSH,
     UNRELATED,
+    assert_absent_restores_the_previous_state,
+    assert_check_mode_predicts_and_touches_nothing,
+    assert_reachable_after_on_ipv4_and_ipv6,
+    assert_second_run_changes_nothing,
     files_snapshot,
     firewall,
+    life_cycle_absent,
+    life_cycle_until_again,
     path_failures,
     ping,
     set_epns_address,
@@ -66,28 +71,16 @@ def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
-    rec: Dict[str, Any] = {"hosts": hosts}
     for host in hosts:
         ufw_default_deny(lab, host)
     ping(lab, list(hosts))  # the ControlPersist session, opened after ufw is on (so conntrack tracks it)
     args = {h: s["args"] for h, s in hosts.items()}
-    rec["probe_before"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
-    rec["ruleset_before"] = {h: ruleset(lab, h) for h in hosts}
-    rec["files_before"] = {h: files(lab, h) for h in hosts}
 
-    rec["check"] = firewall(lab, args, args=["--check", "--diff"])
-    rec["ruleset_after_check"] = {h: ruleset(lab, h) for h in hosts}
-    rec["files_after_check"] = {h: files(lab, h) for h in hosts}
+    def status(record: Dict[str, Any]) -> None:
+        record["status_applied"] = {h: sh(lab, h, ["ufw", "status", "verbose"]) for h in hosts}
 
-    started = time.monotonic()
-    rec["apply"] = firewall(lab, args, args=["--diff"])
-    rec["apply_seconds"] = time.monotonic() - started
-    rec["ruleset_applied"] = {h: ruleset(lab, h) for h in hosts}
-    rec["status_applied"] = {h: sh(lab, h, ["ufw", "status", "verbose"]) for h in hosts}
-    rec["probe_after"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
-
-    rec["again"] = firewall(lab, args)
-    rec["ruleset_again"] = {h: ruleset(lab, h) for h in hosts}
+    rec = life_cycle_until_again(lab, hosts, ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h),
+                                 after_apply=status)
 
     agent = lab.agents[0]
     set_epns_address(lab, agent, "198.18.1.11")
@@ -97,10 +90,7 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     rec["refresh_out"] = sh(lab, agent, ["/usr/bin/python3", "/etc/protectnet_epns/refresh.py"])
     rec["ruleset_refreshed"] = ruleset(lab, agent)
 
-    rec["absent"] = firewall(lab, {h: {"state": "absent"} for h in hosts}, args=["--diff"])
-    rec["ruleset_absent"] = {h: ruleset(lab, h) for h in hosts}
-    rec["files_absent"] = {h: files(lab, h) for h in hosts}
-    rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
+    life_cycle_absent(lab, rec, ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h))
     return rec
 
 
@@ -112,14 +102,9 @@ def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
 
 
 def test_check_mode_predicts_and_touches_nothing(flow: Dict[str, Any]) -> None:
+    assert_check_mode_predicts_and_touches_nothing(flow, "ufw")
     for host in flow["hosts"]:
-        result = flow["check"][host]
-        assert not result.get("failed"), result.get("msg")
-        assert result["changed"] is True and result["backend"] == "ufw"
-        assert flow["ruleset_after_check"][host] == flow["ruleset_before"][host]
-        assert flow["files_after_check"][host] == flow["files_before"][host]
-        assert result["changes"] == flow["apply"][host]["changes"]
-        assert result["commands"] == flow["apply"][host]["commands"]
+        assert flow["check"][host]["commands"] == flow["apply"][host]["commands"]
 
 
 def test_apply_adds_tagged_allow_out_rules_for_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
@@ -146,17 +131,11 @@ def test_apply_adds_tagged_allow_out_rules_for_ipv4_and_ipv6(flow: Dict[str, Any
 
 
 def test_epns_reachable_after_on_ipv4_and_ipv6(flow: Dict[str, Any], lab: Any) -> None:
-    for host, result in flow["probe_after"].items():
-        assert result["verdict"] == "reachable", (host, path_failures(result))
-    for path in flow["probe_after"][lab.agents[0]]["paths"]:
-        assert {a["family"] for a in path["attempts"] if a["ok"]} == {"ipv4", "ipv6"}
+    assert_reachable_after_on_ipv4_and_ipv6(flow, lab.agents[0])
 
 
 def test_second_run_changes_nothing(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["again"][host]["changed"] is False, flow["again"][host]["changes"]
-        assert flow["again"][host]["commands"] == []
-        assert flow["ruleset_again"][host] == flow["ruleset_applied"][host]
+    assert_second_run_changes_nothing(flow)
 
 
 def test_address_change_replaces_only_the_affected_rule(flow: Dict[str, Any], lab: Any) -> None:
@@ -172,13 +151,7 @@ def test_address_change_replaces_only_the_affected_rule(flow: Dict[str, Any], la
 
 
 def test_absent_restores_the_exact_previous_rules_and_files(flow: Dict[str, Any]) -> None:
-    for host in flow["hosts"]:
-        assert flow["absent"][host]["changed"] is True
-        assert flow["ruleset_absent"][host] == flow["ruleset_before"][host]
-        assert flow["files_absent"][host] == flow["files_before"][host]
-        assert flow["probe_absent"][host]["verdict"] == "unreachable"
-    # every step ran over the same ssh session setup: it survived ufw's reloads
-    assert all(not r.get("unreachable") for r in flow["absent"].values())
+    assert_absent_restores_the_previous_state(flow)
 
 
 def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any) -> None:
