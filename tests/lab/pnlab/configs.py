@@ -32,6 +32,10 @@ def _listener(port: int, addr: str, lines: list[str]) -> list[str]:
     return [f"listener {port} {addr}", *lines, ""]
 
 
+# The broker variants one mosquitto serves, each on its own addresses (topology.EPNS_ROLES).
+BROKER_ROLES = ("broker", "mtls", "intercept")
+
+
 def mosquitto_config(pki: Pki, run_dir: Path) -> str:
     server = [f"certfile {pki.cert('broker')}", f"keyfile {pki.key('broker')}"]
     intercept = [f"certfile {pki.cert('intercept')}", f"keyfile {pki.key('intercept')}"]
@@ -48,7 +52,8 @@ def mosquitto_config(pki: Pki, run_dir: Path) -> str:
            "set_tcp_nodelay true",
            f"pid_file {run_dir / 'mosquitto.pid'}", f"log_dest file {run_dir / 'mosquitto.log'}",
            "log_type error", "log_type warning", "log_type notice", "connection_messages true", ""]
-    for role, ports in variants.items():
+    for role in BROKER_ROLES:
+        ports = variants[role]
         for addr in role_addrs(role):
             for port in EPNS_PORTS:
                 out += _listener(port, addr, ports[port])

@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .configs import mosquitto_config, squid_config, squid_hosts, sshd_config
+from .configs import BROKER_ROLES, mosquitto_config, squid_config, squid_hosts, sshd_config
 from .hostfs import host_dir
 from .pki import Pki
 from .proc import LabError, spawn, wait_listening
@@ -46,7 +46,9 @@ def start_mosquitto(state: Path, pki: Pki) -> int:
 
 
 def wait_mosquitto(pid: int) -> None:
-    wait_listening(pid, [(f, p) for f in BOTH for p in EPNS_PORTS], 10, "mosquitto")
+    """Every listener (one broker serves each variant's addresses): one up on a port is not all of them up."""
+    wait_listening(pid, [(a, p) for role in BROKER_ROLES for a in role_addrs(role) for p in EPNS_PORTS], 10,
+                   "mosquitto")
 
 
 def start_hostile(state: Path, pki: Pki) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -59,8 +60,16 @@ def kill_all(pids: Iterable[int], grace: float = 0.5) -> None:
             return
 
 
+def _address(hex_addr: str) -> str:
+    """/proc/net/tcp{,6} local address (host byte order, in 32-bit words) -> its text form."""
+    raw = bytes.fromhex(hex_addr)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, words)
+
+
 def _listening(pid: int) -> set[tuple[str, int]]:
-    """Read the listening sockets of pid's network namespace straight from /proc."""
+    """Read the listening sockets of pid's network namespace straight from /proc: each as (family, port) and as
+    (address, port), so a caller can wait for a family or for one listener among several on the same port."""
     found: set[tuple[str, int]] = set()
     for table, family in (("tcp", "v4"), ("tcp6", "v6")):
         try:
@@ -70,11 +79,14 @@ def _listening(pid: int) -> set[tuple[str, int]]:
         for line in lines:
             fields = line.split()
             if fields[3] == "0A":
-                found.add((family, int(fields[1].rsplit(":", 1)[1], 16)))
+                hex_addr, hex_port = fields[1].rsplit(":", 1)
+                port = int(hex_port, 16)
+                found |= {(family, port), (_address(hex_addr), port)}
     return found
 
 
 def wait_listening(pid_in_ns: int, ports: Iterable[tuple[str, int]], timeout: float, what: str) -> None:
+    """Until every (family 'v4'/'v6' or address, port) listens in pid's network namespace."""
     wanted = set(ports)
     deadline = time.monotonic() + timeout
     while True:
