@@ -165,7 +165,10 @@ def _oracle(lab: Any, agent: str, port: int) -> Oracle:
             return False, ""
         return done.returncode == 0, done.stdout + done.stderr
 
-    _, tls_out = run(["openssl", "s_client", "-connect", f"epns.eset.com:{port}", "-servername", "epns.eset.com",
+    # stdin stays open for a second: with TLS 1.3 the broker's "certificate required" alert comes after the
+    # client's Finished, and s_client given an empty stdin may close before it arrives (seen under full-run load)
+    _, tls_out = run(["sh", "-c", 'sleep 1 | "$@"', "sh",
+                      "openssl", "s_client", "-connect", f"epns.eset.com:{port}", "-servername", "epns.eset.com",
                       "-verify_return_error", "-verify_hostname", "epns.eset.com", "-CApath", "/etc/ssl/certs"])
     mqtt_ok, _ = run(["mosquitto_pub", "-h", "epns.eset.com", "-p", str(port), "--capath", "/etc/ssl/certs",
                       "-t", "pn/oracle", "-m", "x", "-q", "0", "-i", f"pn-oracle-{port}"])
