@@ -66,10 +66,8 @@ def test_firewalld_runs_in_two_agents_with_independent_state(lab: Lab, firewalld
     one, two = firewalld_agents
     before = root_ruleset()
     for agent in (one, two):
-        started = time.monotonic()
         pid = lab.start_service(agent, "firewalld")
         assert pid and alive(pid)
-        assert time.monotonic() - started < 30
         assert lab.run(agent, ["firewall-cmd", "--state"]).stdout.strip() == "running"
     assert lab.services(one)["firewalld"] != lab.services(two)["firewalld"]
 

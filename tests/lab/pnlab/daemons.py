@@ -29,7 +29,7 @@ def start_sshd(state: Path, host: Host, holder: int, authorized_keys: Path) -> i
 
 
 def wait_sshd(host: Host, pid: int) -> None:
-    wait_listening(pid, [(f, 22) for f in BOTH], 10, f"sshd on {host.name}")
+    wait_listening(pid, [(f, 22) for f in BOTH], 30, f"sshd on {host.name}")
 
 
 def epns_dir(state: Path) -> Path:
@@ -47,7 +47,7 @@ def start_mosquitto(state: Path, pki: Pki) -> int:
 
 def wait_mosquitto(pid: int) -> None:
     """Every listener (one broker serves each variant's addresses): one up on a port is not all of them up."""
-    wait_listening(pid, [(a, p) for role in BROKER_ROLES for a in role_addrs(role) for p in EPNS_PORTS], 10,
+    wait_listening(pid, [(a, p) for role in BROKER_ROLES for a in role_addrs(role) for p in EPNS_PORTS], 30,
                    "mosquitto")
 
 
@@ -62,7 +62,7 @@ def start_hostile(state: Path, pki: Pki) -> int:
 
 
 def wait_hostile(pid: int) -> None:
-    wait_listening(pid, [(f, p) for f in BOTH for p in (8883, 443, 9000, 3130, 3131)], 10, "hostile peers")
+    wait_listening(pid, [(f, p) for f in BOTH for p in (8883, 443, 9000, 3130, 3131)], 30, "hostile peers")
 
 
 def start_squid(state: Path) -> int:
@@ -77,7 +77,7 @@ def start_squid(state: Path) -> int:
 
 def wait_squid(pid: int, state: Path) -> None:
     try:
-        wait_listening(pid, [(f, p) for f in BOTH for p in PROXY_PORTS], 20, "squid")
+        wait_listening(pid, [(f, p) for f in BOTH for p in PROXY_PORTS], 30, "squid")
     except LabError as exc:
         log = state / "proxy" / "cache.log"
         raise LabError(f"{exc}\n{log.read_text()[-2000:] if log.exists() else ''}") from exc

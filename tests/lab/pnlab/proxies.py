@@ -161,9 +161,9 @@ def start_squid(hdir: Path, host: Host, holder: int) -> int:
     log = hdir / "squid.out"
     pid = spawn([*_enter(holder), "squid", "-N", "-f", "/etc/squid/squid.conf"], log)
     try:
-        wait_listening(holder, [("v4", MANAGED_PROXY_PORT), ("v6", MANAGED_PROXY_PORT)], 20, f"squid on {host.name}")
+        wait_listening(holder, [("v4", MANAGED_PROXY_PORT), ("v6", MANAGED_PROXY_PORT)], 30, f"squid on {host.name}")
         # `squid -k reconfigure` finds the daemon by its pid file; squid writes it once the ports are open
-        wait_for(lambda: pidfile.exists() or not alive(pid), 10, f"squid pid file on {host.name}")
+        wait_for(lambda: pidfile.exists() or not alive(pid), 30, f"squid pid file on {host.name}")
     except LabError as exc:
         cache_log = hdir / "run" / "squid" / "cache.log"
         raise LabError(f"{exc}\n{cache_log.read_text()[-1500:] if cache_log.exists() else ''}") from exc
@@ -176,8 +176,8 @@ def start_apache(hdir: Path, host: Host, holder: int) -> int:
     done = run([*_enter(holder), "apache2ctl", "-k", "start"], check=False, timeout=30)
     if done.returncode != 0:
         raise LabError(f"apache2 on {host.name} did not start: {(done.stderr or done.stdout).strip()}")
-    wait_for(lambda: _pid_from(pidfile) is not None, 10, f"apache2 pid file on {host.name}")
-    wait_listening(holder, [("v4", MANAGED_PROXY_PORT), ("v6", MANAGED_PROXY_PORT)], 10, f"apache2 on {host.name}")
+    wait_for(lambda: _pid_from(pidfile) is not None, 30, f"apache2 pid file on {host.name}")
+    wait_listening(holder, [("v4", MANAGED_PROXY_PORT), ("v6", MANAGED_PROXY_PORT)], 30, f"apache2 on {host.name}")
     pid = _pid_from(pidfile)
     assert pid is not None
     return pid

@@ -6,6 +6,7 @@ it kills every process in a pn-* network namespace, and the holder's mount names
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -37,15 +38,22 @@ def _start_dbus(state: Path, host: Host, holder: int) -> int:
     socket.unlink(missing_ok=True)
     pid = spawn([*_enter(holder), "dbus-daemon", "--system", "--nofork", "--nopidfile"],
                 host_dir(state, host) / "dbus.log")
-    wait_for(lambda: socket.is_socket() or not alive(pid), 10, f"dbus on {host.name}")
+    wait_for(lambda: socket.is_socket() or not alive(pid), 30, f"dbus on {host.name}")
     if not alive(pid):
         raise LabError(f"dbus on {host.name} exited: {_tail(host_dir(state, host) / 'dbus.log')}")
     return pid
 
 
-def firewalld_state(holder: int) -> str:
-    """'running', 'not running', or firewall-cmd's complaint."""
-    done = run([*_enter(holder), "firewall-cmd", "--state"], check=False, timeout=15)
+def firewalld_state(holder: int, timeout: float = 15.0) -> str:
+    """'running', 'not running', firewall-cmd's complaint, or 'no answer' when firewall-cmd did not return in time.
+
+    A firewalld still loading its configuration owns its D-Bus name but answers nothing until it is done, and
+    firewall-cmd waits for it; on a loaded machine that wait can outlast any one call's timeout.
+    """
+    try:
+        done = run([*_enter(holder), "firewall-cmd", "--state"], check=False, timeout=timeout)
+    except LabError:
+        return "no answer"
     return (done.stdout or done.stderr).strip()
 
 
@@ -53,8 +61,16 @@ def _start_firewalld(state: Path, host: Host, holder: int) -> int:
     log = host_dir(state, host) / "firewalld.log"
     # console log: the default (/var/log/firewalld) is shared with the root namespace and every other host
     pid = spawn([*_enter(holder), "firewalld", "--nofork", "--nopid", "--log-target", "console"], log)
-    wait_for(lambda: not alive(pid) or firewalld_state(holder) == "running", FIREWALLD_TIMEOUT,
-             f"firewalld on {host.name}")
+    deadline = time.monotonic() + FIREWALLD_TIMEOUT
+
+    def running() -> bool:
+        remaining = max(1.0, deadline - time.monotonic())
+        return not alive(pid) or firewalld_state(holder, timeout=min(15.0, remaining)) == "running"
+
+    try:
+        wait_for(running, FIREWALLD_TIMEOUT, f"firewalld on {host.name}")
+    except LabError as exc:
+        raise LabError(f"{exc}; its log ends: {_tail(log)}") from exc
     if not alive(pid):
         raise LabError(f"firewalld on {host.name} exited: {_tail(log)}")
     return pid
@@ -68,7 +84,7 @@ def _start_cron(state: Path, host: Host, holder: int) -> int:
     (_host_run(state, host) / "crond.reboot").unlink(missing_ok=True)
     log = host_dir(state, host) / "cron.log"
     pid = spawn([*_enter(holder), "cron", "-f", "-L", "15"], log)
-    wait_for(lambda: pidfile.exists() or not alive(pid), 10, f"cron on {host.name}")
+    wait_for(lambda: pidfile.exists() or not alive(pid), 30, f"cron on {host.name}")
     if not alive(pid):
         raise LabError(f"cron on {host.name} exited: {_tail(log)}")
     return pid
