@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _report_fixtures import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".build" / "collections"
-FIXTURES = Path(__file__).parent / "fixtures" / "report"
 FILES = ["epns-report.md", "epns-report.html", "epns-report.json", "epns-report.junit.xml"]
 
 pytestmark = pytest.mark.slow

@@ -5,30 +5,19 @@ from __future__ import annotations
 import copy
 import json
 import random
-from pathlib import Path
 
 import pytest
+from _report_fixtures import fleet as recorded_fleet
+from _report_fixtures import load
 from ansible_collections.protectnet.epns.plugins.plugin_utils import _fleet_report as fr
 
-FIXTURES = Path(__file__).parent / "fixtures" / "report"
 PROXY = "http://proxy.lab:3128"
 
 
-def load(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
 def fleet() -> dict:
-    return {
-        "agent1": load("healthy"),
-        "agent2": load("degraded"),
-        "agent3": load("unreachable"),
-        "agent4": load("dns_no_answer"),
-        "agent5": load("ipv6_fails"),
-        "agent10": load("proven_by_auth"),
-        "agent6": {"unreachable": True, "msg": "Failed to connect to the host via ssh: Connection timed out"},
-        "agent7": {"failed": True, "msg": "MODULE FAILURE: /usr/bin/python3: not found"},
-    }
+    return recorded_fleet(
+        agent6={"unreachable": True, "msg": "Failed to connect to the host via ssh: Connection timed out"},
+        agent7={"failed": True, "msg": "MODULE FAILURE: /usr/bin/python3: not found"})
 
 
 def report(results=None, **kwargs) -> dict:

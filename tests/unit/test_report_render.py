@@ -9,10 +9,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _report_fixtures import fleet as recorded_fleet
+from _report_fixtures import load
 from ansible_collections.protectnet.epns.plugins.plugin_utils import _fleet_report as fr
 from ansible_collections.protectnet.epns.plugins.plugin_utils import _report_render as rr
 
-FIXTURES = Path(__file__).parent / "fixtures" / "report"
 PROXY = "http://proxy.lab:3128"
 
 # What a hostile certificate, proxy or host name could carry.
@@ -24,20 +25,8 @@ HOSTILE = (
 HOSTILE_HOST = '<img src=x onerror=alert(3)>|agent\x0b"&'
 
 
-def load(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
 def fleet() -> dict:
-    return {
-        "agent1": load("healthy"),
-        "agent2": load("degraded"),
-        "agent3": load("unreachable"),
-        "agent4": load("dns_no_answer"),
-        "agent5": load("ipv6_fails"),
-        "agent10": load("proven_by_auth"),
-        "agent6": {"unreachable": True, "msg": "Failed to connect to the host via ssh"},
-    }
+    return recorded_fleet(agent6={"unreachable": True, "msg": "Failed to connect to the host via ssh"})
 
 
 def hostile_fleet() -> dict:
