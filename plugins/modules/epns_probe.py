@@ -25,13 +25,6 @@ extends_documentation_fragment:
   - protectnet.epns._attributes
   - protectnet.epns._attributes.INFO_MODULE
   - protectnet.epns._attributes.ACTIONGROUP_EPNS
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: N/A
-  action_group:
-    support: full
 options:
   host:
     description:
