@@ -15,6 +15,10 @@ WATCHED_FILES = ("/etc/nftables.conf", "/etc/iptables/rules.v4", "/etc/iptables/
                  "/etc/cron.d/protectnet_epns_refresh", "/etc/protectnet_epns/firewall.json",
                  "/etc/protectnet_epns/nftables.nft")
 OWN_DIR = "/etc/protectnet_epns"
+# The flows expect their change to be confirmed: the rollback timer only has to outlast the confirmation over a fresh
+# SSH connection on a loaded machine, and a confirmed run never waits for it. The tests that want the rollback to
+# fire use 5 s.
+CONFIRMED_ROLLBACK_SECONDS = 30
 
 
 def firewall(lab: Any, per_host_args: Mapping[str, Mapping[str, Any]], *, args: Sequence[str] = (),

@@ -17,6 +17,7 @@ from typing import Any, Dict
 import pytest
 from _firewall import (
     BLOCK_NEW_SSH,
+    CONFIRMED_ROLLBACK_SECONDS,
     DENY_DIRECT,
     assert_absent_restores_the_previous_state,
     assert_check_mode_predicts_and_touches_nothing,
@@ -63,9 +64,11 @@ def files(lab: Any, host: str) -> Dict[str, Any]:
 def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
     chosen = {
         lab.agents[0]: {"args": {"backend": "auto", "extra_destinations": ["91.228.165.144/30"],
-                                 "rollback_seconds": 5, "refresh": True}, "probe": DIRECT_PROBE},
+                                 "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS, "refresh": True},
+                        "probe": DIRECT_PROBE},
         lab.agents[1]: {"args": {"backend": "firewalld", "via_proxy": "proxy.lab:3128"}, "probe": PROXY_PROBE},
-        lab.agents[2]: {"args": {"backend": "firewalld", "firewalld_mode": "direct", "rollback_seconds": 5,
+        lab.agents[2]: {"args": {"backend": "firewalld", "firewalld_mode": "direct",
+                                 "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS,
                                  "refresh": True}, "probe": DIRECT_PROBE, "direct": True},
     }
     for host in chosen:

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator
 
 import pytest
 from _firewall import (
+    CONFIRMED_ROLLBACK_SECONDS,
     assert_absent_restores_the_previous_state,
     assert_check_mode_predicts_and_touches_nothing,
     assert_second_run_changes_nothing,
@@ -45,10 +46,10 @@ def hosts(lab: Any) -> Iterator[Dict[str, Dict[str, Any]]]:
     chosen = {
         lab.agents[0]: {"variant": "legacy", "args": {"backend": "iptables", "iptables_variant": "legacy",
                                                       "extra_destinations": ["91.228.165.144/30"],
-                                                      "rollback_seconds": 5, "refresh": True}},
+                                                      "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS, "refresh": True}},
         lab.agents[1]: {"variant": "nft", "args": {"backend": "iptables", "ipset": False,
                                                    "extra_destinations": ["2001:db8:ff::/48"]}},
-        lab.server: {"variant": "nft", "args": {"backend": "auto", "rollback_seconds": 5}},
+        lab.server: {"variant": "nft", "args": {"backend": "auto", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS}},
     }
     for spec in chosen.values():
         spec["probe"] = DIRECT_PROBE

@@ -11,6 +11,7 @@ from typing import Any, Dict
 import pytest
 from _firewall import (
     BLOCK_NEW_SSH,
+    CONFIRMED_ROLLBACK_SECONDS,
     assert_absent_restores_the_previous_state,
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
@@ -42,9 +43,10 @@ def hosts(lab: Any) -> Dict[str, Dict[str, Any]]:
     """host -> {'args': module args, 'probe': probe args} for the hosts this module uses."""
     chosen = {
         lab.agents[0]: {"args": {"backend": "auto", "extra_destinations": ["91.228.165.144/30", "91.228.165.148"],
-                                 "rollback_seconds": 5, "refresh": True},
+                                 "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS, "refresh": True},
                         "probe": DIRECT_PROBE},
-        lab.agents[1]: {"args": {"via_proxy": "proxy.lab:3128", "rollback_seconds": 5}, "probe": PROXY_PROBE},
+        lab.agents[1]: {"args": {"via_proxy": "proxy.lab:3128", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS},
+                        "probe": PROXY_PROBE},
         lab.server: {"args": {"backend": "nftables"}, "probe": DIRECT_PROBE},
     }
     for host in chosen:
