@@ -114,8 +114,7 @@ options:
         the saved rules list the networks one by one, so they load without an ipset loader).
       - firewalld - its permanent configuration, C(/etc/firewalld/policies/protectnet_epns.xml) (direct mode - our
         lines in C(/etc/firewalld/direct.xml)) and C(/etc/firewalld/ipsets/protectnet_epns_*.xml). With V(false) the
-        objects exist only in firewalld's runtime
-        and go with its next reload or restart, or a reboot.
+        objects exist only in firewalld's runtime and go with its next reload or restart, or a reboot.
       - ufw - ufw's own files, C(/etc/ufw/user.rules) and C(user6.rules), which ufw writes itself with every rule.
         ufw has no runtime-only rules, so V(false) with O(state=present) fails without changes (V(absent) works).
       - V(false) removes what an earlier run persisted and persists nothing.

@@ -138,7 +138,8 @@ options:
   persist:
     description:
       - Make the firewall objects survive a reboot the distribution's way, and install the boot hooks that re-add
-        the routes. V(false) removes the hooks and the persisted firewall objects; ufw always persists.
+        the routes. V(false) removes the hooks and the persisted firewall objects. ufw has no runtime-only rules, so
+        V(false) with O(firewall_backend=ufw) (or C(auto) choosing ufw) and O(state=present) fails without changes.
     type: bool
     default: true
   username:

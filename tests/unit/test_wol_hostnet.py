@@ -13,6 +13,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
 from test_firewall_backends import FakeRunner
 from test_firewall_iptables_owners import BOTH, IPSETS, TOOLS
+from test_firewall_ufw_backend import STATUS_ACTIVE
 
 DESTS = [{"address": "239.255.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "site"},
          {"address": "ff05::9", "kind": "ipv6_multicast", "family": "ipv6", "scope": "site"},
@@ -145,3 +146,18 @@ def test_a_failing_firewall_puts_the_routes_and_the_ttl_table_back(monkeypatch: 
     # the routes are put back from what is there now (the fake shows none, so nothing is left to delete)
     assert keys[-2:] == [("ip", "-j", "-4", "route", "show", "proto", "186"),
                          ("ip", "-j", "-6", "route", "show", "proto", "186")]
+
+
+def test_ufw_without_persistence_fails_before_any_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ufw saves every rule it adds, so persist: false cannot be honoured: refused before routes or the TTL table."""
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    runner = FakeRunner({("ufw", "status", "verbose"): (0, STATUS_ACTIVE, ""), ("ufw", "show", "added"): (0, "", ""),
+                         ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
+                         ("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), "")},
+                        tools=("ufw", "nft"))
+    with pytest.raises(FirewallError, match="ufw has no runtime-only rules"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
+                       backend_name="ufw", persist=False, check_mode=False)
+    writes = [key for key, _d in runner.calls if key[:2] in (("nft", "-f"), ("ufw", "allow"), ("ufw", "--force"))
+              or key[2:4] in (("route", "replace"),) or (key[0] == "ufw" and "allow" in key)]
+    assert runner.calls and not writes, runner.calls

@@ -7,11 +7,11 @@
 THE ONE PLACE TO CHANGE when ESET documents the setting. Override any key per run with the wol_multicast option
 ``settings_map`` (a dict merged over this one).
 
-Facts (ESET-FACTS.md §1, §3): the server sends the Wake-on-LAN calls itself, to multicast addresses set in the web
-console under More > Settings. ESET PROTECT On-Prem 13.1+ reads settings with ``POST /v2/configuration:batchGetValues``
-``{"paths": [...]}`` (seen only in public client code). **No public write call is known, and no path for the
-Wake-on-LAN multicast addresses is known**: the path below is a guess, and ``write_path`` is None, so the module
-reports ``action_required`` until someone sets both.
+Facts: the server sends the Wake-on-LAN calls itself, to multicast addresses set in the web console under
+More > Settings (ESET PROTECT On-Prem help, page ``epns.html``). ESET PROTECT On-Prem 13.1+ reads settings with
+``POST /v2/configuration:batchGetValues`` ``{"paths": [...]}`` (seen only in public client code). **No public
+write call is known, and no path for the Wake-on-LAN multicast addresses is known**: the path below is a guess, and
+``write_path`` is None, so the module reports ``action_required`` until someone sets both.
 """
 from __future__ import annotations
 
