@@ -102,7 +102,10 @@ def build_map(override: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str,
     merged = _merge(copy.deepcopy(DEFAULT_MAP), override or {})
     unknown = set(merged) - set(DEFAULT_MAP)
     if unknown:
-        raise MapError("settings map: unknown keys {}".format(", ".join(sorted(unknown))))
+        raise MapError("settings map: unknown keys {} (accepted: {})".format(
+            ", ".join(sorted(unknown)), ", ".join(sorted(DEFAULT_MAP))))
+    if not isinstance(merged["confirmed"], bool):
+        raise MapError(f"settings map: confirmed must be true or false, got {merged['confirmed']!r}")
     for key in ("product", "section"):
         if not isinstance(merged[key], str) or not merged[key]:
             raise MapError(f"settings map: {key} must be a non-empty string")

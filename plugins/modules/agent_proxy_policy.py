@@ -104,6 +104,8 @@ options:
         C(fallback_direct) and C(services) (each C(use), C(host), C(port)); each node is C({path, ce_type}).
       - See C(docs/agent-proxy-policy.md) for the shape and the defaults, which are NOT confirmed against a real
         server.
+      - Key C(confirmed) (boolean, default V(false)) is what RV(map_confirmed) reports; set it to V(true) once the
+        paths are checked against a policy of your server.
     type: dict
   settings_map_file:
     description:

@@ -143,6 +143,13 @@ def test_check_mode_sends_no_write_request(fake: FakeEset, run: Runner) -> None:
     assert fake.writes() == [] and len(mine(fake)) == 1
 
 
+def test_a_map_of_ones_own_is_confirmed_only_when_it_says_so(fake: FakeEset, run: Runner) -> None:
+    own = {"product": "eset.local.products.agent"}
+    assert run(agent_proxy_policy, args(fake, settings_map=own), check=True)["map_confirmed"] is False
+    confirmed = run(agent_proxy_policy, args(fake, settings_map=dict(own, confirmed=True)), check=True)
+    assert confirmed["map_confirmed"] is True and not any("NOT confirmed" in w for w in run.warnings)
+
+
 def test_per_service_settings(fake: FakeEset, run: Runner) -> None:
     result = run(agent_proxy_policy, args(fake, targets=None, services=["replication"], fallback_direct=False))
     assert result["map_confirmed"] is False and any("NOT confirmed" in w for w in run.warnings)
@@ -320,7 +327,8 @@ BAD_INPUT = [
     ({"name": "  "}, "name must not be empty"),
     ({"fallback_direct": "perhaps"}, "fallback_direct"),
     ({"template_policy": "No such template"}, "no policy has this uuid or name"),
-    ({"settings_map": {"nodes": {}}}, "unknown keys nodes"),
+    ({"settings_map": {"nodes": {}}}, "unknown keys nodes (accepted: confirmed, fallback_direct, product,"),
+    ({"settings_map": {"confirmed": "yes"}}, "confirmed must be true or false, got 'yes'"),
     ({"settings_map": {"proxy_mode": {"path": ""}}}, "proxy_mode.path must be a non-empty node path"),
     ({"settings_map": {"proxy_mode": {"values": {"global": 0}}}}, "map exactly global and per_service"),
     ({"settings_map": {"services": {"all": {}}}}, "'all' is reserved"),
