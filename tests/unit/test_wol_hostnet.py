@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import typing as t
+from pathlib import Path
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
@@ -161,3 +162,30 @@ def test_ufw_without_persistence_fails_before_any_change(monkeypatch: pytest.Mon
     writes = [key for key, _d in runner.calls if key[:2] in (("nft", "-f"), ("ufw", "allow"), ("ufw", "--force"))
               or key[2:4] in (("route", "replace"),) or (key[0] == "ufw" and "allow" in key)]
     assert runner.calls and not writes, runner.calls
+
+
+def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one_run(
+        tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From iptables (the TTL table beside it) to nftables (the filter table rewrites the TTL): both owners edit the
+    nftables service configuration in one run; the filter's edit starts from the TTL owner's, so the TTL table's
+    include block goes and the filter's comes at once, and the next run writes nothing."""
+    main = tmp_path / "nftables.conf"
+    monkeypatch.setattr(_nftables, "MAIN_CONFS", (str(main),))
+    monkeypatch.setattr(_nftables, "PERSIST_FILE", str(tmp_path / "own" / "nftables.nft"))
+    monkeypatch.setattr(_nftables, "service_enabled", lambda: True)
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    ttl_names, wol_names = _nftables.Names(_hostnet.TTL_TAG, ttl_only=True), _nftables.Names(_hostnet.FIREWALL_TAG)
+    host_own = "#!/usr/sbin/nft -f\nflush ruleset\ntable inet hostfw {\n}\n"
+    main.write_text(_nftables._with_include(host_own, True, ttl_names))
+    (tmp_path / "own").mkdir()
+    Path(ttl_names.persist_file).write_text("table inet protectnet_wolttl\ndelete table inet protectnet_wolttl\n")
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    run = {"state": "present", "interface": None, "ttl": 16, "routes": False, "firewall": True,
+           "backend_name": "nftables", "persist": True}
+    out = _hostnet.apply(runner, DESTS, 9, check_mode=False, **run)  # type: ignore[arg-type]
+    assert out["firewall"]["multicast_ttl"]["files"] == [
+        {"path": ttl_names.persist_file, "action": "removed"}, {"path": str(main), "action": "written"}]
+    assert main.read_text() == _nftables._with_include(host_own, True, wol_names)
+    assert not Path(ttl_names.persist_file).exists() and Path(wol_names.persist_file).exists()
+    again = _hostnet.apply(runner, DESTS, 9, check_mode=True, **run)  # type: ignore[arg-type]
+    assert again["firewall"]["files"] == [] and again["firewall"]["multicast_ttl"]["files"] == []

@@ -165,8 +165,22 @@ def _prune(directory: str) -> None:
         directory = os.path.dirname(directory)
 
 
-def file_change(path: str, content: t.Optional[str], mode: int = 0o644) -> FileChange:
-    return FileChange(path, content, read_text(path), mode)
+# Files as earlier owners in the same run will leave them (path -> content, None: removed). Two owners may edit one
+# file in one run (wol_multicast's filter and TTL tables, each with its include block in the nftables service
+# configuration); each must start from the other's result, or the last writer undoes the first.
+Planned = t.Optional[t.Mapping[str, t.Optional[str]]]
+
+
+def planned_text(path: str, planned: Planned = None) -> t.Optional[str]:
+    """A file's content as this owner will find it: what an earlier owner of the same run writes there, else the
+    disk."""
+    if planned is not None and path in planned:
+        return planned[path]
+    return read_text(path)
+
+
+def file_change(path: str, content: t.Optional[str], mode: int = 0o644, planned: Planned = None) -> FileChange:
+    return FileChange(path, content, planned_text(path, planned), mode)
 
 
 # -- backend selection data --------------------------------------------------------------------------------------
@@ -283,9 +297,10 @@ class FirewallBackend(abc.ABC):
         return State(dict(current.containers), sets, dict(current.rules), dict(current.meta))
 
     @abc.abstractmethod
-    def persist(self, desired: State) -> t.List[FileChange]:
+    def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """The file changes that make desired survive a reboot in the distribution's usual way (desired empty:
-        remove what an earlier run persisted). Only changed files are returned; nothing is written here."""
+        remove what an earlier run persisted). Only changed files are returned; nothing is written here. planned:
+        files an earlier owner of the same run writes; a file found there is edited from that content."""
 
     @abc.abstractmethod
     def ruleset(self) -> str:

@@ -51,10 +51,12 @@ from ._base import (
     FileChange,
     FirewallBackend,
     Plan,
+    Planned,
     Runner,
     Settings,
     Step,
     file_change,
+    planned_text,
     read_text,
 )
 from ._model import (
@@ -542,17 +544,17 @@ class FirewalldBackend(FirewallBackend):
         return Plan(steps)
 
     # -- persistence -------------------------------------------------------------------------------------------
-    def persist(self, desired: State) -> t.List[FileChange]:
+    def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """firewalld's permanent configuration: our XML objects (none with persist: false or state=absent)."""
         target: t.Dict[str, t.Optional[str]] = dict(self.render_files(desired)) if self.settings.persist else {}
         paths = sorted(set(target) | set(self.own_paths_on_disk()))
         direct = self.direct_path()
-        before = read_text(direct)
+        before = planned_text(direct, planned)
         target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.settings.persist else [],
                                           self.names)
         if target[direct] != before:
             paths.append(direct)
-        return [c for c in (file_change(p, target.get(p)) for p in paths) if c.changed]
+        return [c for c in (file_change(p, target.get(p), planned=planned) for p in paths) if c.changed]
 
     def ruleset(self) -> str:
         fc = self._fc()

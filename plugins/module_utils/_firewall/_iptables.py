@@ -28,7 +28,19 @@ import os
 import re
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step, file_change, read_text
+from ._base import (
+    Command,
+    Detection,
+    FileChange,
+    FirewallBackend,
+    Plan,
+    Planned,
+    Runner,
+    Settings,
+    Step,
+    file_change,
+    planned_text,
+)
 from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff
 
 BASE = {"ipv4": "iptables", "ipv6": "ip6tables"}
@@ -443,7 +455,7 @@ class IptablesBackend(FirewallBackend):
             return "redhat"
         return "debian"
 
-    def persist(self, desired: State) -> t.List[FileChange]:
+    def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         distro = self.distro()
         paths = PERSIST_PATHS[distro]
         keep = self.settings.persist and not desired.empty
@@ -457,14 +469,14 @@ class IptablesBackend(FirewallBackend):
         for family in FAMILIES:
             ours = ([f":{names.chain} - [0:0]"], [f"-A OUTPUT {names.jump_spec}"], chain_lines(saved, family, names)) \
                 if keep and f"{family} chain {names.chain}" in saved.containers else None
-            before = read_text(paths[family])
+            before = planned_text(paths[family], planned)
             if before is None and ours is None:
                 continue
-            changes.append(file_change(paths[family], _edit_rules_file(before, ours, names)))
+            changes.append(file_change(paths[family], _edit_rules_file(before, ours, names), planned=planned))
         ipset_lines = _ipset_save_lines(saved) if persist_ipset else None
-        before = read_text(paths["ipset"])
+        before = planned_text(paths["ipset"], planned)
         if before is not None or ipset_lines:
-            changes.append(file_change(paths["ipset"], _edit_ipset_file(before, ipset_lines, names)))
+            changes.append(file_change(paths["ipset"], _edit_ipset_file(before, ipset_lines, names), planned=planned))
         if keep and not any(os.path.exists(p) for p in RULES_LOADERS[distro]):
             package = "iptables-persistent" if distro == "debian" else "iptables-services"
             self.warnings.append(f"{paths['ipv4']} is written, but nothing loads it at boot: install {package}")

@@ -26,7 +26,19 @@ import os
 import re
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step, file_change, read_text
+from ._base import (
+    Command,
+    Detection,
+    FileChange,
+    FirewallBackend,
+    Plan,
+    Planned,
+    Runner,
+    Settings,
+    Step,
+    file_change,
+    planned_text,
+)
 from ._model import TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff, element_sort_key
 
 OWN_FAMILY = "inet"
@@ -74,7 +86,7 @@ class Names:
 
     @property
     def persist_file(self) -> str:
-        return PERSIST_FILE if self.tag == TAG else f"/etc/protectnet_epns/{self.tag}.nft"
+        return PERSIST_FILE if self.tag == TAG else os.path.join(os.path.dirname(PERSIST_FILE), f"{self.tag}.nft")
 
     @property
     def block(self) -> t.Tuple[str, str]:
@@ -348,21 +360,22 @@ class NftablesBackend(FirewallBackend):
         return lines
 
     # -- persistence ----------------------------------------------------------------------------------------
-    def persist(self, desired: State) -> t.List[FileChange]:
-        main = next((p for p in MAIN_CONFS if read_text(p) is not None), None)
+    def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
+        main = next((p for p in MAIN_CONFS if planned_text(p, planned) is not None), None)
         if main is None:
             if not desired.empty and self.settings.persist:
                 self.warnings.append("no nftables service configuration found (" + ", ".join(MAIN_CONFS)
                                      + "): the rules are not persisted across reboots")
-            return [c for c in [file_change(self.names.persist_file, None)] if c.changed]
-        main_text = read_text(main) or ""
+            return [c for c in [file_change(self.names.persist_file, None, planned=planned)] if c.changed]
+        main_text = planned_text(main, planned) or ""
         keep = self.settings.persist and not desired.empty
         if keep and service_enabled() is False:
             self.warnings.append(f"{main} is written, but nftables.service is not enabled, so nothing loads it at boot "
                                  "(systemctl enable nftables; on a host whose firewall is firewalld or ufw, check "
                                  f"first that {main} does not flush their rules)")
-        changes = [file_change(self.names.persist_file, self.persisted_file(desired, main_text) if keep else None),
-                   file_change(main, _with_include(main_text, keep, self.names))]
+        changes = [file_change(self.names.persist_file, self.persisted_file(desired, main_text) if keep else None,
+                               planned=planned),
+                   file_change(main, _with_include(main_text, keep, self.names), planned=planned)]
         return [c for c in changes if c.changed]
 
     def persisted_file(self, desired: State, main_text: str) -> str:

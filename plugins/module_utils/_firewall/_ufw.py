@@ -27,7 +27,7 @@ import re
 import shlex
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Runner, Settings, Step
+from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Planned, Runner, Settings, Step
 from ._model import (
     FAMILIES,
     TAG,
@@ -207,7 +207,7 @@ class UfwBackend(FirewallBackend):
         return Plan(adds + dels)
 
     # -- persistence -------------------------------------------------------------------------------------------
-    def persist(self, desired: State) -> t.List[FileChange]:
+    def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """Nothing to write: ufw saves every rule it adds or deletes in /etc/ufw/user.rules and user6.rules."""
         return []
 

@@ -51,13 +51,16 @@ def firewall_backend(wanted: str, runner: Runner, persist: bool) -> t.Tuple[t.An
 class _Part:
     """One firewall owner's read -> desired -> diff -> files, and the run that applies them."""
 
-    def __init__(self, backend: t.Any, desired_policy: t.Optional[Policy]) -> None:
+    def __init__(self, backend: t.Any, desired_policy: t.Optional[Policy], after: t.Sequence[_Part] = ()) -> None:
+        """after: the parts applied before this one; a file they write (the nftables service configuration, where
+        the filter and the TTL table each keep an include block) is edited from their result."""
         self.backend = backend
         self.current: State = backend.read_current()
         self.desired: State = (backend.compute_desired(desired_policy, self.current)
                                if desired_policy is not None else State())
         self.change = backend.diff(self.current, self.desired)
-        self.files: t.List[FileChange] = backend.persist(self.desired)
+        planned = {f.path: f.content for part in after for f in part.files}
+        self.files: t.List[FileChange] = backend.persist(self.desired, planned)
 
     @property
     def changed(self) -> bool:
@@ -145,12 +148,12 @@ def apply(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port:
             after_lines += [f"file {f.path}" for f in hook_files if f.content is not None]
         if firewall:
             backend, reason = firewall_backend(backend_name, runner, persist)
-            main = _Part(backend, wol_policy(destinations, port, ttl if backend.name == "nftables" else None)
-                         if state == "present" else None)
+            # the TTL first: rewriting the TTL of packets the firewall still drops harms nothing
             ttl_part, ttl_info = _ttl_part(runner, backend.name, destinations, port, ttl, state, persist)
+            main = _Part(backend, wol_policy(destinations, port, ttl if backend.name == "nftables" else None)
+                         if state == "present" else None, after=[ttl_part] if ttl_part else [])
             out["firewall"] = {"backend": backend.name, "backend_reason": reason, **main.summary(),
                                "multicast_ttl": ttl_info}
-            # the TTL first: rewriting the TTL of packets the firewall still drops harms nothing
             parts = [p for p in (ttl_part, main) if p is not None]
             for part in parts:
                 before_lines += part.current.render().splitlines()
