@@ -73,6 +73,8 @@ options:
         fails without changes.
       - V(nftables) and V(iptables) - see the description; V(firewalld) - a policy object and ipsets (firewalld 0.9
         or later), or direct rules (O(firewalld_mode)); V(ufw) - tagged C(allow out) rules.
+      - A run manages the chosen backend only. To move a host to another backend, run O(state=absent) with the old
+        one first; otherwise its objects stay.
     type: str
     choices: [auto, nftables, firewalld, iptables, ufw]
     default: auto

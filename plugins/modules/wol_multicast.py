@@ -132,6 +132,8 @@ options:
     description:
       - The firewall backend, as in M(protectnet.epns.epns_firewall) (V(auto) picks the host's firewall the same
         way). The objects are apart from M(protectnet.epns.epns_firewall)'s, so both modules can manage one host.
+      - A run manages the chosen backend only (and the TTL table beside it). To move the host to another backend,
+        run O(state=absent) with the old one first; otherwise its objects stay.
     type: str
     choices: [auto, nftables, iptables, firewalld, ufw]
     default: auto
