@@ -5,6 +5,8 @@ resolves or contacts a real name.
 """
 from __future__ import annotations
 
+import glob
+import os
 import shutil
 import socket
 import ssl
@@ -29,6 +31,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs root and builds the network-namespace lab")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+# What the firewall, proxy and Wake-on-LAN code writes on a real host. A unit test drives that code with fake
+# commands, but its file writes are real: one that forgot to point a path at tmp_path would change this machine.
+HOST_FILES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf", "/etc/protectnet_epns/**", "/etc/iptables/*",
+              "/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables", "/etc/sysconfig/ipset", "/etc/firewalld/**",
+              "/etc/ufw/*.rules", "/etc/cron.d/protectnet*", "/etc/systemd/system/protectnet*",
+              "/etc/network/if-up.d/*", "/etc/NetworkManager/dispatcher.d/*", "/etc/networkd-dispatcher/**",
+              "/etc/systemd/network/*", "/etc/squid/**", "/etc/apache2/**")
+
+
+def host_files() -> t.Dict[str, t.Tuple[int, int]]:
+    found: t.Dict[str, t.Tuple[int, int]] = {}
+    for pattern in HOST_FILES:
+        for name in glob.glob(pattern, recursive=True):
+            try:
+                info = os.stat(name)
+            except OSError:
+                continue
+            found[name] = (info.st_mtime_ns, info.st_size)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _host_files_untouched() -> t.Iterator[None]:
+    before = host_files()
+    yield
+    after = host_files()
+    changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+    assert not changed, f"the test changed files of this machine: {changed}"
 
 
 def openssl(*args: str, cwd: Path) -> None:
