@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from _ansible import probe
+from _probe_scenarios import Scenario, check_scenario, names, outcome, path_of, run_scenarios
 
 pytestmark = pytest.mark.lab
 
@@ -20,47 +21,22 @@ LAB_CA_NAME = "PN Lab Root CA"
 INTERCEPT_CA_NAME = "Intercept CA"
 
 
-@dataclass
-class Scenario:
-    name: str
-    faults: Sequence[Tuple[str, Dict[str, Any]]] = ()
-    args: Dict[str, Any] = field(default_factory=dict)
-    verdict: Optional[str] = None
-    # path id -> expected failure class, or "ok" / "proven_by_auth"
-    paths: Dict[str, str] = field(default_factory=dict)
-    check: Optional[Callable[[Dict[str, Any]], None]] = None
-    oracle: bool = False
-
-
-def _path(result: Dict[str, Any], path_id: str) -> Dict[str, Any]:
-    for candidate in result["paths"]:
-        if candidate["id"] == path_id:
-            return candidate
-    raise AssertionError(f"no path {path_id!r} in {[p['id'] for p in result['paths']]}")
-
-
-def _outcome(path: Dict[str, Any]) -> str:
-    if path["ok"]:
-        return "proven_by_auth" if path["proven_by_auth"] else "ok"
-    return str(path["failure"]["class"])
-
-
 def _untrusted_names_the_interceptor(result: Dict[str, Any]) -> None:
-    attempt = _path(result, "8883 direct")["attempts"][0]
+    attempt = path_of(result, "8883 direct")["attempts"][0]
     assert INTERCEPT_CA_NAME in attempt["tls"]["issuer"]
     assert attempt["tls"]["verified"] is False
 
 
 def _both_families_tried(result: Dict[str, Any]) -> None:
-    families = {a["family"] for a in _path(result, "8883 direct")["attempts"]}
+    families = {a["family"] for a in path_of(result, "8883 direct")["attempts"]}
     assert families == {"ipv4", "ipv6"}
-    tls = _path(result, "8883 direct")["attempts"][0]["tls"]
+    tls = path_of(result, "8883 direct")["attempts"][0]["tls"]
     assert tls["verified"] is True
     assert "epns.eset.com" in tls["sans"]
     assert LAB_CA_NAME in tls["issuer"]
     assert len(tls["sha256"]) == 64
     assert tls["version"].startswith("TLS")
-    assert _path(result, "8883 direct")["attempts"][0]["mqtt"]["return_code"] == 0
+    assert path_of(result, "8883 direct")["attempts"][0]["mqtt"]["return_code"] == 0
 
 
 def _only_ipv6(result: Dict[str, Any]) -> None:
@@ -69,15 +45,15 @@ def _only_ipv6(result: Dict[str, Any]) -> None:
 
 
 def _hold_pinged(result: Dict[str, Any]) -> None:
-    stages = _path(result, "8883 direct")["attempts"][0]["stages"]
+    stages = path_of(result, "8883 direct")["attempts"][0]["stages"]
     assert stages[-1]["name"] == "hold" and stages[-1]["ok"]
 
 
 def _proxy_status_reported(result: Dict[str, Any]) -> None:
-    refused = _path(result, "8883 via http://proxy.lab:3129")
+    refused = path_of(result, "8883 via http://proxy.lab:3129")
     assert "403" in refused["attempts"][0]["proxy_status"]
     assert refused["failure"]["stage"] == "proxy_connect"
-    assert "200" in _path(result, "443 via http://proxy.lab:3129")["attempts"][0]["proxy_status"]
+    assert "200" in path_of(result, "443 via http://proxy.lab:3129")["attempts"][0]["proxy_status"]
 
 
 SCENARIOS: List[Scenario] = [
@@ -177,52 +153,22 @@ def _oracle(lab: Any, agent: str, port: int) -> Oracle:
     return Oracle(verified, "alert certificate required" in tls_out, mqtt_ok)
 
 
-def _batches(lab: Any) -> List[List[Scenario]]:
-    size = len(lab.agents)
-    return [SCENARIOS[i:i + size] for i in range(0, len(SCENARIOS), size)]
-
-
 @pytest.fixture(scope="module")
 def outcomes(lab: Any) -> Dict[str, Tuple[Dict[str, Any], Optional[Dict[int, Oracle]]]]:
     """Run every scenario once; the tests below only read the results."""
-    collected: Dict[str, Tuple[Dict[str, Any], Optional[Dict[int, Oracle]]]] = {}
-    for batch in _batches(lab):
-        lab.reset()
-        assignment = dict(zip(lab.agents, batch))
-        for agent, scenario in assignment.items():
-            for kind, options in scenario.faults:
-                lab.fault(agent, kind, **options)
-        results = probe(lab, {agent: scenario.args for agent, scenario in assignment.items()})
-        for agent, scenario in assignment.items():
-            oracles = {port: _oracle(lab, agent, port) for port in (8883, 443)} if scenario.oracle else None
-            collected[scenario.name] = (results[agent], oracles)
-    lab.reset()
-    return collected
+    return run_scenarios(lab, SCENARIOS, _oracle)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=names(SCENARIOS))
 def test_probe_names_the_broken_stage(outcomes: Dict[str, Any], scenario: Scenario) -> None:
-    result, _ = outcomes[scenario.name]
-    assert "failed" not in result or not result["failed"], result.get("msg")
-    assert result["changed"] is False
-    if scenario.verdict:
-        assert result["verdict"] == scenario.verdict, result["verdict_reason"]
-    for path_id, expected in scenario.paths.items():
-        path = _path(result, path_id)
-        assert _outcome(path) == expected, path
-        if expected not in ("ok",):
-            failure = path["failure"]
-            assert failure["message"] and failure["hint"] and failure["stage"]
-            assert isinstance(failure["elapsed_ms"], int)
-    if scenario.check:
-        scenario.check(result)
+    check_scenario(outcomes, scenario)
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.oracle], ids=[s.name for s in SCENARIOS if s.oracle])
 def test_independent_tools_agree(outcomes: Dict[str, Any], scenario: Scenario) -> None:
     result, oracles = outcomes[scenario.name]
     for port, oracle in oracles.items():
-        path = _path(result, f"{port} direct")
+        path = path_of(result, f"{port} direct")
         probe_verified = any(a["tls"] and a["tls"]["verified"] for a in path["attempts"])
         probe_cert_demanded = bool(path["failure"]) and path["failure"]["class"] == "tls_client_cert_required"
         assert oracle.tls_verified == probe_verified, (port, oracle, path)
@@ -238,10 +184,10 @@ def test_degraded_verdict_says_which_fallback(outcomes: Dict[str, Any]) -> None:
 
 def test_proven_by_auth_is_explained(outcomes: Dict[str, Any]) -> None:
     result, _ = outcomes["broker demands a client certificate"]
-    path = _path(result, "8883 direct")
+    path = path_of(result, "8883 direct")
     assert path["failure"]["class"] == "tls_client_cert_required"
     assert path["note"]
-    assert _path(result, "443 direct")["failure"]["class"] == "mqtt_refused"
+    assert path_of(result, "443 direct")["failure"]["class"] == "mqtt_refused"
 
 
 def test_dropped_path_ends_within_the_deadline(outcomes: Dict[str, Any]) -> None:
@@ -282,4 +228,4 @@ def test_global_broker_stop_is_seen_by_every_agent(lab: Any) -> None:
     assert time.monotonic() - started < 30
     for result in results.values():
         assert result["verdict"] == "unreachable"
-        assert _outcome(_path(result, "8883 direct")) == "tcp_refused"
+        assert outcome(path_of(result, "8883 direct")) == "tcp_refused"
