@@ -43,6 +43,10 @@ MQTT_REFUSED = "mqtt_refused"
 IDLE_DROPPED = "idle_dropped"
 TIMEOUT = "timeout"
 
+# What proves nothing about the network: a bare reset, and the probe's own failure.
+CONNECTION_RESET = "connection_reset"
+PROBE_ERROR = "probe_error"
+
 
 class FailureClass(t.NamedTuple):
     explanation: str
@@ -130,6 +134,17 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
     TIMEOUT: FailureClass(
         "The probe's overall deadline ended this path before it finished.",
         "Raise timeout, or lower connect_timeout and hold_seconds so every stage fits.",
+    ),
+    CONNECTION_RESET: FailureClass(
+        "The connection was reset (TCP RST) after the TLS handshake, without a TLS alert or an MQTT answer.",
+        "A reset carries no proof of who sent it: a firewall, IPS or proxy that cuts TLS sessions after the "
+        "handshake looks exactly like this. Check the devices on the path for this port; a broker that "
+        "refuses a client without a certificate says so with a TLS alert, not a bare reset.",
+    ),
+    PROBE_ERROR: FailureClass(
+        "The probe itself failed (an unexpected error in its code); this says nothing about the network.",
+        "Report it with the message and raw_error shown; run the probe again, and judge the path by the other "
+        "attempts and paths meanwhile.",
     ),
 }
 

@@ -29,7 +29,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify im
     compute_verdict,
     make_failure,
     summarize_path,
-    unexpected_error_class,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_session import MqttSession
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (
@@ -185,11 +184,13 @@ class Probe:
         lookup.done.wait(self._left())
         if not lookup.done.is_set() or lookup.error or not lookup.addresses:
             return
-        addresses = lookup.addresses[:1] if path.proxy else lookup.addresses[:MAX_ADDRESSES]
+        # Every address, also of a proxy: one unreachable address of a dual-stack proxy is not the proxy.
+        addresses = lookup.addresses[:MAX_ADDRESSES]
+        planned = self._planned_stages(path)
         workers = []
         for i, (af, sockaddr) in enumerate(addresses):
             attempt = AttemptLog(sockaddr[0], _family_name(af),
-                                 self.client_id_for(path.index * MAX_ADDRESSES + i))
+                                 self.client_id_for(path.index * MAX_ADDRESSES + i), planned)
             if not path.add(attempt):
                 return
             route = Route(af, sockaddr, self.s.host, path.port, path.proxy)
@@ -202,6 +203,11 @@ class Probe:
                 workers.append(th)
         for th in workers:
             th.join(self._left())
+
+    def _planned_stages(self, path: _Path) -> tuple[str, ...]:
+        proxy = ("proxy_connect",) if path.proxy else ()
+        hold = ("hold",) if self.s.hold_seconds > 0 else ()
+        return ("tcp", *proxy, "tls", "mqtt", *hold)
 
     def _run_attempt(self, att: AttemptLog, route: Route) -> None:
         sock: socket.socket | None = None
@@ -218,7 +224,8 @@ class Probe:
         except StageFailure as exc:
             att.record(exc)
         except Exception as exc:
-            att.fail(unexpected_error_class(att.stage), f"unexpected error in the probe: {exc}", repr(exc))
+            # A bug here must not pass for a network fault (a crash in the hold once read as idle_dropped).
+            att.fail(E.PROBE_ERROR, f"unexpected error in the probe: {exc}", repr(exc))
         finally:
             if tls is not None:
                 self.tls_stage.forget(tls)

@@ -52,8 +52,10 @@ class StageClock:
 class AttemptLog:
     """One connection attempt to one address: its stages, TLS and MQTT details, and outcome."""
 
-    def __init__(self, address: str, family: str, client_id: str = "") -> None:
+    def __init__(self, address: str, family: str, client_id: str = "",
+                 planned: tuple[str, ...] = ("tcp", "tls", "mqtt")) -> None:
         self.client_id = client_id
+        self.planned = planned
         self.lock = threading.Lock()
         self.address = address
         self.family = family
@@ -78,6 +80,12 @@ class AttemptLog:
         with self.lock:
             self.stage = stage
             self.stage_started = time.monotonic()
+
+    def stage_seconds(self, name: str) -> float:
+        """How long a finished stage took (0 if it has not finished)."""
+        with self.lock:
+            done = [s["elapsed_ms"] for s in self.stages if s["name"] == name]
+        return done[-1] / 1000 if done else 0.0
 
     def stage_ok(self, detail: Result) -> None:
         with self.lock:
@@ -110,14 +118,14 @@ class AttemptLog:
         with self.lock:
             if self.finished is not None:
                 return
-            stage = self.stage or "tcp"
-            self._end_stage_failed(E.TIMEOUT, f"the overall deadline ended the {stage} stage", "deadline")
+            self._end_stage_failed(E.TIMEOUT, f"the overall deadline ended the {self._current_stage()} stage",
+                                   "deadline")
             self.abandoned = True
 
     def _end_stage_failed(self, cls: str, message: str, raw_error: str, detail: Result | None = None,
                           proven_by_auth: bool = False) -> None:
         # Caller holds the lock. A proven_by_auth failure still counts as a working path.
-        stage = self.stage or "tcp"
+        stage = self._current_stage()
         elapsed = ms(time.monotonic() - self.stage_started)
         self.stages.append({"name": stage, "ok": False, "elapsed_ms": elapsed, "detail": detail or {}})
         self.failure = make_failure(cls, stage, message, raw_error, elapsed)
@@ -125,6 +133,13 @@ class AttemptLog:
         self.proven_by_auth = proven_by_auth
         self.stage = None
         self.finished = time.monotonic()
+
+    def _current_stage(self) -> str:
+        """The running stage, or between stages the one about to run (caller holds the lock)."""
+        if self.stage is not None:
+            return self.stage
+        done = {s["name"] for s in self.stages}
+        return next((s for s in self.planned if s not in done), self.planned[-1])
 
     def result(self) -> Result:
         with self.lock:

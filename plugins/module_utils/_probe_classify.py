@@ -23,6 +23,15 @@ _ALERT_NAMES = {
     44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
     48: "unknown_ca", 49: "access_denied", 116: "certificate_required",
 }
+# The alerts that mean "your certificate is missing or refused" (40 is any handshake failure).
+CERT_ALERTS = frozenset((42, 43, 44, 45, 46, 48, 49, 116))
+# How OpenSSL names a received alert in the SSLError reason (its reason code is 1000 + the alert).
+_ALERT_REASONS = {
+    "SSLV3_ALERT_BAD_CERTIFICATE": 42, "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": 43,
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": 44, "SSLV3_ALERT_CERTIFICATE_EXPIRED": 45,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": 46, "TLSV1_ALERT_UNKNOWN_CA": 48, "TLSV1_ALERT_ACCESS_DENIED": 49,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": 116,
+}
 
 _UNREACHABLE_ERRNOS = {
     errno.EHOSTUNREACH: "no route to the host (ICMP host unreachable or a reject rule)",
@@ -32,12 +41,6 @@ _UNREACHABLE_ERRNOS = {
     errno.EADDRNOTAVAIL: "no local address can reach it (e.g. no IPv6 address on this host)",
     errno.EPERM: "the local host is not allowed to send it (a local firewall rule)",
     errno.EACCES: "the local host is not allowed to send it (a local firewall rule)",
-}
-
-# A bug or an unforeseen exception in a stage still has to land in a class the report knows.
-_UNEXPECTED_CLASS = {
-    "tcp": E.TCP_UNREACHABLE, "proxy_connect": E.PROXY_BAD_RESPONSE,
-    "tls": E.TLS_HANDSHAKE_FAILED, "mqtt": E.MQTT_BAD_RESPONSE, "hold": E.IDLE_DROPPED,
 }
 
 
@@ -64,10 +67,6 @@ def make_failure(cls: str, stage: str, message: str, raw_error: str = "",
         "elapsed_ms": elapsed_ms,
         "hint": E.FAILURE_CLASSES[cls].hint,
     }
-
-
-def unexpected_error_class(stage: str | None) -> str:
-    return _UNEXPECTED_CLASS.get(stage or "tcp", E.TCP_UNREACHABLE)
 
 
 def deadline_failure(what: str, raw_error: str) -> StageFailure:
@@ -110,15 +109,29 @@ def proxy_refusal_message(code: int, status: str, target: str) -> str:
     return f"the proxy refused CONNECT {target} ({status})"
 
 
+def received_alerts(recorded: list[int], exc: BaseException | None) -> list[int]:
+    """The peer's alerts: those the TLS message callback saw, and the one an SSLError names."""
+    alerts = list(recorded)
+    code = _ALERT_REASONS.get(str(getattr(exc, "reason", None) or ""))
+    if code is not None and code not in alerts:
+        alerts.append(code)
+    return alerts
+
+
 def client_cert_refusal_message(client_cert_given: bool, peer_alerts: list[int],
                                 during_handshake: bool) -> str:
     alerts = ", ".join(_ALERT_NAMES.get(a, str(a)) for a in peer_alerts) or "none"
     if client_cert_given:
-        return f"the server rejected our client certificate (alert: {alerts})"
-    return ("the server asked for a client certificate and ended the session without "
-            "one ({}, alert: {})".format(
-                "during the TLS 1.2 handshake" if during_handshake
-                else "after the TLS 1.3 handshake", alerts))
+        message = f"the server rejected our client certificate (alert: {alerts})"
+    else:
+        message = ("the server asked for a client certificate and ended the session without "
+                   "one ({}, alert: {})".format(
+                       "during the TLS 1.2 handshake" if during_handshake
+                       else "after the TLS 1.3 handshake", alerts))
+    if during_handshake:
+        message += ("; a TLS 1.2 alert travels in clear before the handshake is finished, so any device on "
+                    "the path could have sent it: this proves nothing about who answers")
+    return message
 
 
 def issuer_matches(cert: Certificate, expected: str) -> bool:

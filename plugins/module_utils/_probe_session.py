@@ -27,13 +27,20 @@ from ansible_collections.protectnet.epns.plugins.module_utils._mqtt import (
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+    CERT_ALERTS,
     StageFailure,
     deadline_failure,
     printable,
+    received_alerts,
     ssl_reason,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_tls import TlsStage
+
+# include/net/tcp_states.h
+_TCP_CLOSE = 7
+# The shortest wait for a server's verdict on our certificate: covers a loaded machine's scheduling.
+_MIN_VERDICT_WAIT = 0.05
 
 
 def ping_schedule(hold: float, interval: float) -> list[float]:
@@ -58,9 +65,9 @@ class MqttSession:
         att.begin("mqtt")
         deadline, bound = self.clock.stage_deadline()
         client_id = att.client_id
-        rec = self.tls_stage.recorder(tls)
         buf = bytearray()
         try:
+            self._await_certificate_verdict(att, tls, buf, deadline)
             tls.settimeout(self.clock.remaining(deadline))
             tls.sendall(encode_connect(client_id, self.plan.keepalive))
             packet = self._read_packet(tls, buf, deadline, CONNACK)
@@ -76,24 +83,7 @@ class MqttSession:
             raise StageFailure(E.MQTT_BAD_RESPONSE, f"the answer to CONNECT is not a CONNACK: {exc}",
                                f"{exc}; first bytes: {printable(bytes(buf[:32]))}") from None
         except (EOFError, OSError) as exc:
-            ended = isinstance(exc, (EOFError, ConnectionError, ssl.SSLZeroReturnError,
-                                     ssl.SSLEOFError))
-            alert = isinstance(exc, ssl.SSLError) and "ALERT" in (
-                getattr(exc, "reason", None) or "")
-            if rec.cert_requested and (ended or alert) and not buf:
-                # TLS 1.3: the server judges our (missing) certificate only after the handshake.
-                self.tls_stage.fail_client_cert_required(att, rec, str(exc), during_handshake=False)
-            if buf:
-                raise StageFailure(E.MQTT_BAD_RESPONSE,
-                                   f"the connection ended inside a packet after {len(buf)} bytes",
-                                   str(exc)) from None
-            if isinstance(exc, ssl.SSLError) and not ended and not alert:
-                raise StageFailure(E.MQTT_BAD_RESPONSE,
-                                   f"the TLS stream broke after the handshake ({ssl_reason(exc)}): the peer or a "
-                                   "device in between sent bytes that are not TLS records", str(exc)) from None
-            why = ssl_reason(exc) if isinstance(exc, ssl.SSLError) else str(exc) or exc.__class__.__name__
-            raise StageFailure(E.MQTT_NO_CONNACK, f"the server ended the session without CONNACK ({why})",
-                               str(exc)) from None
+            raise self._ended_without_connack(att, tls, bytes(buf), exc) from None
         meaning = E.CONNACK_MEANINGS[connack.return_code]
         att.mqtt = {"return_code": connack.return_code, "meaning": meaning,
                     "session_present": connack.session_present}
@@ -109,8 +99,65 @@ class MqttSession:
             raise failure
         att.stage_ok({"return_code": 0, "keepalive": self.plan.keepalive, "client_id": client_id})
         if self.s.hold_seconds <= 0:
+            # The outcome is known: the deadline or a failure during the courtesy DISCONNECT must not undo it.
+            att.succeed()
             _send_quietly(tls, DISCONNECT)
         self.tls_stage.forget(tls)
+
+    def _await_certificate_verdict(self, att: AttemptLog, tls: ssl.SSLSocket, buf: bytearray,
+                                   deadline: float) -> None:
+        """Give a TLS 1.3 server that asked for our certificate time to judge it before CONNECT.
+
+        It judges only after the handshake, and refuses with an alert and a reset. When both arrive
+        before CONNECT is written (a near server), the failed write leaves OpenSSL unable to read the
+        alert that is waiting, and the one proof of a genuine refusal is lost. So read first, for
+        about as long as the handshake took (the server's answer needs one round trip too).
+        """
+        if not self.tls_stage.recorder(tls).cert_requested or tls.version() != "TLSv1.3":
+            return
+        grace = min(self.clock.remaining(deadline), max(_MIN_VERDICT_WAIT, 2 * att.stage_seconds("tls")))
+        tls.settimeout(grace)
+        try:
+            chunk = tls.recv(4096)
+        except socket.timeout:
+            return
+        if not chunk:
+            raise EOFError("connection closed before CONNECT")
+        buf.extend(chunk)
+
+    def _ended_without_connack(self, att: AttemptLog, tls: ssl.SSLSocket, partial: bytes,
+                               exc: BaseException) -> StageFailure:
+        """The failure for a session that ended (EOF, reset, alert, broken record) before CONNACK."""
+        rec = self.tls_stage.recorder(tls)
+        if partial:
+            return StageFailure(E.MQTT_BAD_RESPONSE, f"the connection ended inside a packet after {len(partial)} "
+                                "bytes", str(exc))
+        alerts = received_alerts(rec.peer_alerts, exc)
+        if rec.cert_requested and any(a in CERT_ALERTS for a in alerts):
+            # TLS 1.3: the server judges our (missing) certificate only after the handshake.
+            self.tls_stage.fail_client_cert_required(att, rec, str(exc), during_handshake=False, alerts=alerts)
+        eof = isinstance(exc, (EOFError, ConnectionError, ssl.SSLZeroReturnError, ssl.SSLEOFError))
+        alert = isinstance(exc, ssl.SSLError) and "ALERT" in (getattr(exc, "reason", None) or "")
+        if isinstance(exc, ssl.SSLError) and not eof and not alert:
+            return StageFailure(E.MQTT_BAD_RESPONSE,
+                                f"the TLS stream broke after the handshake ({ssl_reason(exc)}): the peer or a "
+                                "device in between sent bytes that are not TLS records", str(exc))
+        unproven = ("; the server had asked for a client certificate, but no certificate alert came, so this "
+                    "proves nothing about who ended the session (a device on the path that cuts TLS sessions "
+                    "looks the same)" if rec.cert_requested else "")
+        if _peer_reset(tls, exc):
+            return StageFailure(E.CONNECTION_RESET, "the connection was reset (TCP RST) after the TLS handshake, "
+                                f"without a TLS alert or CONNACK{unproven}", str(exc) or "reset")
+        if alert:
+            why = ssl_reason(exc)
+        elif 0 in alerts:
+            why = "the TLS session was closed with close_notify"
+        elif eof:
+            why = "the TCP connection was closed without a TLS alert"
+        else:
+            why = str(exc) or exc.__class__.__name__
+        return StageFailure(E.MQTT_NO_CONNACK, f"the server ended the session without CONNACK ({why}){unproven}",
+                            str(exc))
 
     def hold(self, att: AttemptLog, tls: ssl.SSLSocket) -> None:
         att.begin("hold")
@@ -130,8 +177,9 @@ class MqttSession:
             except MqttCodecError as exc:
                 raise StageFailure(E.MQTT_BAD_RESPONSE, f"unexpected data while idle: {exc}", str(exc)) from None
             except OSError as exc:
+                how = "reset" if _peer_reset(tls, exc) else "closed"
                 raise StageFailure(E.IDLE_DROPPED,
-                                   f"the connection was reset after {time.monotonic() - start:.1f}s idle ({exc})",
+                                   f"the connection was {how} after {time.monotonic() - start:.1f}s idle ({exc})",
                                    str(exc)) from None
             if idle_until > overall:
                 raise deadline_failure(f"the hold after {time.monotonic() - start:.1f}s", "deadline")
@@ -152,8 +200,9 @@ class MqttSession:
                 raise StageFailure(E.IDLE_DROPPED, f"the connection dropped at the ping after {at:.1f}s idle "
                                    f"({exc or exc.__class__.__name__})", str(exc)) from None
             pings += 1
-        _send_quietly(tls, DISCONNECT)
         att.stage_ok({"seconds": hold, "ping_interval": interval, "pings": pings})
+        att.succeed()
+        _send_quietly(tls, DISCONNECT)
 
     def _read_packet(self, tls: ssl.SSLSocket, buf: bytearray, deadline: float,
                      expect: int) -> Packet:
@@ -188,6 +237,27 @@ class MqttSession:
             split = split_packet(bytes(buf))
             if split is not None:
                 raise MqttCodecError(f"the broker sent {split[0].name} without being asked")
+
+
+def _peer_reset(sock: socket.socket, exc: BaseException) -> bool:
+    """Whether the TCP connection was reset, as opposed to closed.
+
+    Through TLS, OpenSSL reports a reset as an EOF without a reason of its own (a FIN is
+    UNEXPECTED_EOF_WHILE_READING on OpenSSL 3); the socket state tells them apart on older
+    OpenSSL too: a reset leaves it CLOSE, a FIN CLOSE_WAIT.
+    """
+    if isinstance(exc, ConnectionResetError):
+        return True
+    if not isinstance(exc, ssl.SSLEOFError) or getattr(exc, "reason", None):
+        return False
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return False
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 8)[0]  # struct tcp_info starts with tcpi_state
+    except (OSError, IndexError):
+        return False
+    return state == _TCP_CLOSE
 
 
 def _send_quietly(tls: ssl.SSLSocket, data: bytes) -> None:

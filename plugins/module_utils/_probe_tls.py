@@ -16,6 +16,7 @@ import typing as t
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+    CERT_ALERTS,
     Result,
     StageFailure,
     client_cert_refusal_message,
@@ -67,8 +68,9 @@ class TlsStage:
         att.begin("tls")
         deadline, bound = self.clock.stage_deadline()
         rec = TlsRecorder()
+        # Ragged EOFs raised, not read as b"": how the session ended (reset, FIN, close_notify) is evidence.
         tls = self.plan.context.wrap_socket(sock, server_hostname=self.plan.server_name,
-                                            do_handshake_on_connect=False)
+                                            do_handshake_on_connect=False, suppress_ragged_eofs=False)
         with self._recorders_lock:
             self._recorders[id(tls)] = rec
         try:
@@ -88,13 +90,24 @@ class TlsStage:
             self._recorders.pop(id(tls), None)
 
     def fail_client_cert_required(self, att: AttemptLog, rec: TlsRecorder, raw: str,
-                                  during_handshake: bool) -> t.NoReturn:
-        message = client_cert_refusal_message(bool(self.s.client_cert), rec.peer_alerts, during_handshake)
-        # Only a server whose certificate we verified proves the path reaches the genuine EPNS.
+                                  during_handshake: bool, alerts: list[int] | None = None) -> t.NoReturn:
+        alerts = rec.peer_alerts if alerts is None else alerts
+        message = client_cert_refusal_message(bool(self.s.client_cert), alerts, during_handshake)
         failure = StageFailure(E.TLS_CLIENT_CERT_REQUIRED, message, raw,
-                               proven_by_auth=att.tls_verified)
+                               proven_by_auth=self._genuine_refusal(att, alerts, during_handshake))
         att.record(failure)
         raise failure
+
+    @staticmethod
+    def _genuine_refusal(att: AttemptLog, alerts: list[int], during_handshake: bool) -> bool:
+        """Whether only the server whose certificate we verified can have refused us.
+
+        A TLS 1.3 alert after the handshake is encrypted with that session's keys, so no device on the
+        path can forge it; a TLS 1.2 alert travels in clear before Finished, and anyone can send it.
+        """
+        tls13 = (att.tls or {}).get("version") == "TLSv1.3"
+        return (not during_handshake and tls13 and att.tls_verified
+                and any(a in CERT_ALERTS for a in alerts))
 
     def _handshake(self, att: AttemptLog, route: Route, tls: ssl.SSLSocket, rec: TlsRecorder,
                    deadline: float, bound: bool) -> None:

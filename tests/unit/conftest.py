@@ -224,9 +224,13 @@ def silent(conn: socket.socket) -> None:
 
 
 def tls_server_context(cert: Path, key: Path, require_client_ca: Path | None = None,
-                       max_tls12: bool = False) -> ssl.SSLContext:
+                       max_tls12: bool = False, request_client_cert: bool = False) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
+    if request_client_cert:
+        # asks for a certificate (CertificateRequest) but accepts a session without one
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(str(cert))
     if require_client_ca is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(str(require_client_ca))

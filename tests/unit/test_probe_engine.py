@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 import time
 import typing as t
 
 import pytest
+from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils import _probe as P
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import DEGRADED_WHY
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import new_client_id
@@ -234,10 +236,9 @@ def test_no_pingresp(run: t.Any, tls_server: t.Any, lo: t.Any) -> None:
 
 # --------------------------------------------------------------------------- TLS
 
-@pytest.mark.parametrize("tls12", [False, True])
-def test_client_cert_required_proves_the_path(run: t.Any, tls_server: t.Any, lo: t.Any, pki: t.Any,
-                                              tls12: bool) -> None:
-    server = tls_server(lo.mqtt_broker(), require_client_ca=pki.ca, max_tls12=tls12)
+def test_client_cert_required_proves_the_path(run: t.Any, tls_server: t.Any, lo: t.Any, pki: t.Any) -> None:
+    # TLS 1.3: the certificate_required alert is encrypted, so only the server we verified can have sent it
+    server = tls_server(lo.mqtt_broker(), require_client_ca=pki.ca)
     result = run(primary_port=server.port, fallback_port=lo.free_port())
     path, attempt = one_path(result)
     assert path["failure"]["class"] == "tls_client_cert_required", path["failure"]
@@ -245,8 +246,8 @@ def test_client_cert_required_proves_the_path(run: t.Any, tls_server: t.Any, lo:
     assert attempt["tls"]["issuer"] == "CN=Test EPNS CA, O=protectnet test"
     assert attempt["tls"]["verified"] is True
     assert result["verdict"] == "reachable"
-    expected = "during the TLS 1.2 handshake" if tls12 else "after the TLS 1.3 handshake"
-    assert expected in path["failure"]["message"]
+    assert "after the TLS 1.3 handshake" in path["failure"]["message"]
+    assert "certificate_required" in path["failure"]["message"]
 
 
 def test_client_cert_goes_the_whole_way(run: t.Any, tls_server: t.Any, lo: t.Any, pki: t.Any) -> None:
@@ -517,3 +518,135 @@ def test_ssl_module_exposes_the_message_callback() -> None:
     # The probe reads certificates and alerts of failed handshakes through it.
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx._msg_callback = lambda *args: None  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- what proves a path (issue 11)
+
+def _cert_request_then(end: str) -> t.Callable[[t.Any], None]:
+    """A peer with the genuine certificate that asks for a client certificate, accepts none, reads CONNECT,
+    then ends the connection without a TLS alert: with a TCP reset, a bare FIN, or close_notify."""
+
+    def handle(conn: t.Any) -> None:
+        lo_read_some(conn)
+        if end == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif end == "close_notify":
+            conn.unwrap()
+        # "fin" (and "reset" with linger 0): the LoopbackServer closes the socket without close_notify
+
+    return handle
+
+
+def lo_read_some(conn: t.Any) -> None:
+    conn.settimeout(2)
+    conn.recv(4096)
+
+
+@pytest.mark.parametrize("end", ["reset", "fin", "close_notify"])
+def test_a_bare_end_after_a_certificate_request_proves_nothing(run: t.Any, tls_server: t.Any, lo: t.Any,
+                                                               end: str) -> None:
+    server = tls_server(_cert_request_then(end), request_client_cert=True)
+    result = run(primary_port=server.port, fallback_port=lo.free_port())
+    path, attempt = one_path(result)
+    assert attempt["tls"]["verified"] is True
+    assert attempt["stages"][1]["detail"]["client_cert_requested"] is True
+    assert path["ok"] is False and path["proven_by_auth"] is False, path
+    assert result["verdict"] == "unreachable"
+    failure = path["failure"]
+    assert failure["stage"] == "mqtt"
+    if end == "reset":
+        assert failure["class"] == "connection_reset", failure
+        assert "reset" in failure["message"]
+    else:
+        assert failure["class"] == "mqtt_no_connack", failure
+        assert "no certificate alert" in failure["message"], failure
+    assert "proves nothing" in failure["message"]
+
+
+def test_a_tls12_certificate_alert_proves_nothing(run: t.Any, tls_server: t.Any, lo: t.Any, pki: t.Any) -> None:
+    server = tls_server(lo.mqtt_broker(), require_client_ca=pki.ca, max_tls12=True)
+    result = run(primary_port=server.port, fallback_port=lo.free_port())
+    path, attempt = one_path(result)
+    assert attempt["tls"]["verified"] is True
+    assert path["failure"]["class"] == "tls_client_cert_required"
+    assert path["ok"] is False and path["proven_by_auth"] is False
+    assert "TLS 1.2" in path["failure"]["message"] and "in clear" in path["failure"]["message"]
+
+
+def test_every_address_of_the_proxy_is_tried(run: t.Any, tls_server: t.Any, lo: t.Any, proxy: t.Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = tls_server(lo.mqtt_broker())
+    px = proxy("ok")
+    real = socket.getaddrinfo
+
+    def two_addresses(host: str, port: t.Any, family: int = 0, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host != "proxy.test":
+            return real(host, port, family, *args, **kwargs)
+        # the first answer has nothing listening on the proxy port
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in ("127.0.0.2", "127.0.0.1")]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    url = f"http://proxy.test:{px.port}"
+    result = run(direct=False, proxies=[url], primary_port=broker.port, fallback_port=lo.free_port())
+    path = result["paths"][0]
+    assert [a["address"] for a in path["attempts"]] == ["127.0.0.2", "127.0.0.1"]
+    assert path["ok"] and path["failure"] is None
+    assert "127.0.0.2 failed (proxy_unreachable)" in path["note"]
+
+
+# --------------------------------------------------------------------------- stage labels (issue 11)
+# These are races in the lab; here the slow moment is made deterministic by patching one step to outlast the
+# overall deadline.
+
+def test_a_deadline_between_stages_names_the_next_stage(run: t.Any, tls_server: t.Any, lo: t.Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_tunnel
+
+    server = tls_server(lo.mqtt_broker())
+    real_tcp = _probe_tunnel.tcp_stage
+
+    def slow_after_tcp(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        sock = real_tcp(*args, **kwargs)
+        time.sleep(0.6)   # the TCP stage is over; the TLS stage has not begun when the deadline comes
+        return sock
+
+    monkeypatch.setattr(P, "tcp_stage", slow_after_tcp)
+    result = run(primary_port=server.port, fallback_port=lo.free_port(), timeout=0.3)
+    path, attempt = one_path(result)
+    assert path["failure"]["class"] == "timeout"
+    assert path["failure"]["stage"] == "tls", path["failure"]
+    assert "tls stage" in path["failure"]["message"]
+    assert stage_names(attempt) == ["tcp", "tls"]
+
+
+def test_a_slow_disconnect_after_connack_keeps_the_success(run: t.Any, tls_server: t.Any, lo: t.Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_session
+
+    server = tls_server(lo.mqtt_broker())
+
+    def slow_courtesy(tls: t.Any, data: bytes) -> None:
+        time.sleep(0.6)   # the deadline comes while the DISCONNECT courtesy send is under way
+
+    monkeypatch.setattr(_probe_session, "_send_quietly", slow_courtesy)
+    result = run(primary_port=server.port, fallback_port=lo.free_port(), timeout=0.4)
+    path, _ = one_path(result)
+    assert path["ok"] is True and path["failure"] is None, path["failure"]
+    assert result["verdict"] == "reachable"
+
+
+def test_an_unexpected_error_in_the_hold_is_a_probe_error(run: t.Any, tls_server: t.Any, lo: t.Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_session
+
+    server = tls_server(lo.mqtt_broker())
+
+    def broken(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        raise KeyError("a bug in the probe")
+
+    monkeypatch.setattr(_probe_session, "parse_pingresp", broken)
+    result = run(primary_port=server.port, fallback_port=lo.free_port(), hold_seconds=0.1)
+    path, _ = one_path(result)
+    assert path["failure"]["class"] == "probe_error", path["failure"]
+    assert path["failure"]["stage"] == "hold"
+    assert "says nothing about the network" in E.FAILURE_CLASSES["probe_error"].explanation
