@@ -65,15 +65,16 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
         "on the way (the drop is silent, so it may be any of them).",
     ),
     TCP_REFUSED: FailureClass(
-        "The connection was actively refused (TCP reset).",
+        "The connection was actively refused (TCP reset or ICMP port unreachable).",
         "Something answers for the EPNS address but does not accept the port: a firewall rejecting with "
-        "a TCP reset, or a DNS answer that points at the wrong machine.",
+        "a TCP reset (this host's own or one on the way: the answer looks the same), or a DNS answer that "
+        "points at the wrong machine.",
     ),
     TCP_UNREACHABLE: FailureClass(
-        "The network says the destination cannot be reached (no route, ICMP reject, or a local rule "
-        "forbids sending).",
-        "Check the routing table and the reject rules of the host and network firewalls; for IPv6, "
-        "check that the host has a working IPv6 route or set address_family.",
+        "The destination cannot be reached: no route, an ICMP reject, or (EPERM only) this host's own policy.",
+        "An ICMP reject looks the same to the probe whether this host's firewall or one on the way sent it: "
+        "check the reject rules of both and the routing table; for IPv6, check that the host has a working "
+        "IPv6 route or set address_family.",
     ),
     PROXY_UNREACHABLE: FailureClass(
         "The HTTP proxy itself could not be reached.",

@@ -33,14 +33,22 @@ _ALERT_REASONS = {
     "TLSV13_ALERT_CERTIFICATE_REQUIRED": 116,
 }
 
+# Measured in the lab (docs/troubleshooting.md, "Who rejected the connection"): a reject rule gives connect() the
+# same errno whether this host's own firewall or one on the way sent it, so only EPERM, which no ICMP message
+# maps to, may name this host.
+_ON_THE_WAY = "by a firewall on this host or on the way"
 _UNREACHABLE_ERRNOS = {
-    errno.EHOSTUNREACH: "no route to the host (ICMP host unreachable or a reject rule)",
-    errno.ENETUNREACH: "the network is unreachable (no route)",
+    errno.EHOSTUNREACH: f"no route to the host, or rejected (ICMP host unreachable or prohibited) {_ON_THE_WAY}",
+    errno.ENETUNREACH: "the network is unreachable: no route, or rejected (ICMP network unreachable or "
+                       f"prohibited) {_ON_THE_WAY}",
+    errno.EACCES: "rejected (ICMPv6 administratively prohibited, policy fail or reject route) "
+                  f"{_ON_THE_WAY}",
+    errno.ENOPROTOOPT: f"rejected (ICMP protocol unreachable) {_ON_THE_WAY}",
     errno.EHOSTDOWN: "the host is down",
     errno.ENETDOWN: "the network is down",
     errno.EADDRNOTAVAIL: "no local address can reach it (e.g. no IPv6 address on this host)",
-    errno.EPERM: "the local host is not allowed to send it (a local firewall rule)",
-    errno.EACCES: "the local host is not allowed to send it (a local firewall rule)",
+    errno.EPERM: "this host's own policy forbids the connection (EPERM comes from a local rule, e.g. a cgroup or "
+                 "eBPF filter or a security module, never from the network)",
 }
 
 
@@ -86,7 +94,7 @@ def classify_connect_error(exc: BaseException, target: str, via_proxy: bool,
         return E.TCP_TIMEOUT, f"{target}: {reason}"
     code = getattr(exc, "errno", None)
     if code == errno.ECONNREFUSED:
-        reason = "connection refused (TCP reset)"
+        reason = f"connection refused (a TCP reset or ICMP port unreachable: a closed port, or rejected {_ON_THE_WAY})"
         if via_proxy:
             return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
         return E.TCP_REFUSED, f"{target}: {reason}"

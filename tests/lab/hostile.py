@@ -3,12 +3,17 @@
 
 Ports: 8883 TLS then garbage; 443 TLS then silence; 9000 plain non-TLS bytes;
 3130 an HTTP proxy that trickles its status line forever; 3131 a "proxy" that answers non-HTTP bytes.
+With the genuine broker certificate and a request for a client certificate (none needed), none of which proves
+a refusal by the genuine server: 8884 TLS 1.3, then a TCP reset after the first bytes; 8885 TLS 1.3, then a FIN
+without any TLS alert; 8886 TLS 1.2 only, refusing a client without a certificate with an alert in clear.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import ssl
+import struct
 from typing import Awaitable, Callable
 
 MAX_CONNECTIONS = 64  # beyond this a new connection is closed at once: a runaway client cannot grow us
@@ -65,6 +70,18 @@ async def not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     await writer.drain()
 
 
+async def cert_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await first_bytes(reader, 5)
+    # linger 0: close() sends a RST at once, and no TLS alert goes before it
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def cert_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await first_bytes(reader, 5)
+    writer.transport.abort()  # a FIN without close_notify or any other alert
+
+
 async def slow_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_request_head(reader)
     loop = asyncio.get_running_loop()
@@ -98,11 +115,29 @@ def bounded(handler: Handler) -> Handler:
     return wrapped
 
 
-async def serve(addresses: list[str], cert: str, key: str) -> None:
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
+def contexts(cert: str, key: str, client_ca: str) -> dict[str, ssl.SSLContext]:
+    plain = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    plain.load_cert_chain(cert, key)
+    asks = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    asks.load_cert_chain(cert, key)
+    asks.load_verify_locations(client_ca)
+    asks.verify_mode = ssl.CERT_OPTIONAL  # a CertificateRequest, but a session without a certificate goes on
+    asks.minimum_version = ssl.TLSVersion.TLSv1_3
+    tls12 = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls12.load_cert_chain(cert, key)
+    tls12.load_verify_locations(client_ca)
+    tls12.verify_mode = ssl.CERT_REQUIRED
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    return {"plain": plain, "asks": asks, "tls12": tls12}
+
+
+async def serve(addresses: list[str], cert: str, key: str, client_ca: str) -> None:
+    tls = contexts(cert, key, client_ca)
     plan: list[tuple[int, Handler, ssl.SSLContext | None]] = [
-        (8883, garbage_after_tls, tls), (443, silent_after_tls, tls), (9000, not_tls, None),
+        (8883, garbage_after_tls, tls["plain"]), (443, silent_after_tls, tls["plain"]), (9000, not_tls, None),
+        (8884, cert_then_reset, tls["asks"]), (8885, cert_then_close, tls["asks"]),
+        # the handshake itself fails (no client certificate); the handler never runs
+        (8886, silent_after_tls, tls["tls12"]),
         (3130, slow_proxy, None), (3131, garbage_proxy, None)]
     servers = []
     for port, handler, context in plan:
@@ -119,8 +154,9 @@ def main() -> None:
     parser.add_argument("--address", action="append", required=True)
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--client-ca", required=True, help="the CA named in the request for a client certificate")
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.cert, args.key))
+    asyncio.run(serve(args.address, args.cert, args.key, args.client_ca))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pnlab import Lab, LabError
 from pnlab.core import require_root
-from pnlab.faults import BLOCK_ACTIONS, BLOCK_TARGETS, KINDS
+from pnlab.faults import BLOCK_ACTIONS, BLOCK_FAMILIES, BLOCK_TARGETS, KINDS
 from pnlab.services import SERVICES
 from pnlab.topology import HOSTILE_PORTS
 
@@ -28,6 +28,7 @@ def fault_parser(sub: argparse._SubParsersAction) -> None:
     block.add_argument("--port", type=int, required=True)
     block.add_argument("--to", choices=BLOCK_TARGETS, default="any")
     block.add_argument("--action", choices=tuple(BLOCK_ACTIONS), default="drop")
+    block.add_argument("--family", choices=BLOCK_FAMILIES, default="any")
     kinds.add_parser("broker-down", help="the agent's traffic to the broker gets a TCP reset")
     kinds.add_parser("no-dns", help="epns.eset.com no longer resolves on the agent")
     idle = kinds.add_parser("idle-cut", help="a middlebox forgets connections idle for SECONDS")
@@ -70,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def fault_options(args: argparse.Namespace) -> dict[str, object]:
-    names = {"block": ("port", "to", "action"), "idle-cut": ("seconds", "reset"), "intercept": ("trusted",),
+    names = {"block": ("port", "to", "action", "family"), "idle-cut": ("seconds", "reset"), "intercept": ("trusted",),
              "hostile": ("mode",), "latency": ("rtt_ms", "loss")}
     return {name: getattr(args, name) for name in names.get(args.kind, ())}
 

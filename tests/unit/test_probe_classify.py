@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import typing as t
 
@@ -214,3 +215,18 @@ def test_concurrent_sessions_get_distinct_client_ids() -> None:
     probe = P.Probe(S.prepare(S.ProbeSettings()))
     ids = {probe.client_id_for(n) for n in range(4)}
     assert len(ids) == 4 and all(i.startswith("pnprobe-") and len(i) == 16 for i in ids)
+
+
+# Measured in the lab (docs/troubleshooting.md, "Who rejected the connection"): every ICMP reject gives the same
+# errno whether this host's firewall or one on the way sent it; only EPERM never comes from the network.
+@pytest.mark.parametrize(("code", "local"), [
+    (errno.EACCES, False), (errno.EHOSTUNREACH, False), (errno.ENETUNREACH, False), (errno.ENOPROTOOPT, False),
+    (errno.ECONNREFUSED, False), (errno.EPERM, True),
+])
+def test_a_reject_names_the_firewall_only_where_the_errno_proves_it(code: int, local: bool) -> None:
+    _, message = C.classify_connect_error(OSError(code, os.strerror(code)), "192.0.2.1:8883", False, False, 3.0)
+    if local:
+        assert "this host" in message and "on the way" not in message, message
+    else:
+        assert "on this host or on the way" in message, message
+        assert "local firewall" not in message

@@ -288,16 +288,19 @@ class Lab:
         run(["ip", "netns", "exec", ROUTER, "nft", "-f", str(rules)])
 
     def fault(self, agent: str, kind: str, **opts: Any) -> None:
-        """kind and options: block(port, to='any'|'epns'|'proxy', action='drop'|'reject'|'reject-icmp'),
+        """kind and options: block(port, to='any'|'epns'|'proxy', action='drop'|'reject'|'reject-icmp'|
+        'reject-icmp4:TYPE'|'reject-icmp6:TYPE', family='any'|'ipv4'|'ipv6'),
         broker-down, no-dns, idle-cut(seconds, reset=False), intercept(trusted=False), mtls,
-        hostile(mode='garbage-after-tls'|'silent-after-tls'|'not-tls'), latency(rtt_ms, loss=0.0)."""
+        hostile(mode=one of topology.HOSTILE_PORTS), latency(rtt_ms, loss=0.0)."""
         host = self._agent(agent)
         options = faultlib.validate(kind, opts)
         with statefile.locked(self.state_dir):
             data = self._data()
             kinds = data["faults"].setdefault(host.name, {})
             if kind == "block":
-                rules = [r for r in kinds.get("block", []) if r["port"] != options["port"] or r["to"] != options["to"]]
+                rules = [r for r in kinds.get("block", [])
+                         if (r["port"], r["to"], r.get("family", "any"))
+                         != (options["port"], options["to"], options["family"])]
                 kinds["block"] = [*rules, options]
             else:
                 kinds[kind] = options

@@ -9,7 +9,18 @@ from .configs import BROKER_ROLES, mosquitto_config, squid_config, squid_hosts, 
 from .hostfs import host_dir
 from .pki import Pki
 from .proc import LabError, spawn, wait_listening
-from .topology import EPNS, EPNS_NAME, EPNS_PORTS, PROXY, PROXY_PORTS, Host, role_addrs
+from .topology import (
+    EPNS,
+    EPNS_NAME,
+    EPNS_PORTS,
+    GARBAGE_PROXY_PORT,
+    HOSTILE_PORTS,
+    PROXY,
+    PROXY_PORTS,
+    SLOW_PROXY_PORT,
+    Host,
+    role_addrs,
+)
 
 LAB_DIR = Path(__file__).resolve().parent.parent
 BOTH = ("v4", "v6")
@@ -55,14 +66,15 @@ def start_hostile(state: Path, pki: Pki) -> int:
     run_dir = epns_dir(state)
     run_dir.mkdir(exist_ok=True)
     argv = [sys.executable, str(LAB_DIR / "hostile.py"), "--cert", str(pki.cert("broker")),
-            "--key", str(pki.key("broker"))]
+            "--key", str(pki.key("broker")), "--client-ca", str(pki.ca)]
     for addr in role_addrs("hostile"):
         argv += ["--address", addr]
     return spawn(["ip", "netns", "exec", EPNS, *argv], run_dir / "hostile.log")
 
 
 def wait_hostile(pid: int) -> None:
-    wait_listening(pid, [(f, p) for f in BOTH for p in (8883, 443, 9000, 3130, 3131)], 30, "hostile peers")
+    ports = (*HOSTILE_PORTS.values(), SLOW_PROXY_PORT, GARBAGE_PROXY_PORT)
+    wait_listening(pid, [(f, p) for f in BOTH for p in ports], 30, "hostile peers")
 
 
 def start_squid(state: Path) -> int:

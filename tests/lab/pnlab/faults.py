@@ -8,8 +8,18 @@ from .topology import CLOSED_PORT, EPNS_PORTS, EPNS_ROLES, HOSTILE_PORTS, PROXY_
 TABLE = "pnlab_faults"
 KINDS = ("block", "broker-down", "no-dns", "idle-cut", "intercept", "mtls", "hostile", "latency")
 BLOCK_TARGETS = ("epns", "proxy", "any")
-BLOCK_ACTIONS = {"drop": "drop", "reject": "reject with tcp reset",
-                 "reject-icmp": "reject with icmpx type admin-prohibited"}
+BLOCK_FAMILIES = ("any", "ipv4", "ipv6")
+# Every ICMP / ICMPv6 reject type nft knows, for measuring what each one makes connect() say.
+REJECT_ICMP4 = ("net-unreachable", "host-unreachable", "prot-unreachable", "port-unreachable", "net-prohibited",
+                "host-prohibited", "admin-prohibited")
+REJECT_ICMP6 = ("no-route", "admin-prohibited", "addr-unreachable", "port-unreachable", "policy-fail", "reject-route")
+# action -> (nft verdict, the only family it applies to or None for both)
+BLOCK_ACTIONS: dict[str, tuple[str, str | None]] = {
+    "drop": ("drop", None), "reject": ("reject with tcp reset", None),
+    "reject-icmp": ("reject with icmpx type admin-prohibited", None),
+    **{f"reject-icmp4:{k}": (f"reject with icmp type {k}", "ipv4") for k in REJECT_ICMP4},
+    **{f"reject-icmp6:{k}": (f"reject with icmpv6 type {k}", "ipv6") for k in REJECT_ICMP6},
+}
 # When several redirections are on at once the most disruptive wins; the order is documented in the README.
 DNAT_PRECEDENCE = ("broker-down", "hostile", "mtls", "intercept")
 TUN_PREFIX = "pnd-"
@@ -22,10 +32,7 @@ def validate(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"unknown fault {kind!r}; known: {', '.join(KINDS)}")
     if kind == "block":
-        rule = {"port": int(opts["port"]), "to": opts.get("to") or "any", "action": opts.get("action") or "drop"}
-        if rule["to"] not in BLOCK_TARGETS or rule["action"] not in BLOCK_ACTIONS:
-            raise ValueError(f"block: to must be one of {BLOCK_TARGETS}, action one of {tuple(BLOCK_ACTIONS)}")
-        return rule
+        return _block_rule(opts)
     if kind == "idle-cut":
         seconds = int(opts["seconds"])
         if seconds < 1:
@@ -45,6 +52,20 @@ def validate(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _block_rule(opts: dict[str, Any]) -> dict[str, Any]:
+    rule = {"port": int(opts["port"]), "to": opts.get("to") or "any", "action": opts.get("action") or "drop",
+            "family": opts.get("family") or "any"}
+    if rule["to"] not in BLOCK_TARGETS or rule["action"] not in BLOCK_ACTIONS or rule["family"] not in BLOCK_FAMILIES:
+        raise ValueError(f"block: to must be one of {BLOCK_TARGETS}, family one of {BLOCK_FAMILIES}, "
+                         f"action one of {tuple(BLOCK_ACTIONS)}")
+    only = BLOCK_ACTIONS[rule["action"]][1]
+    if only is not None:
+        if rule["family"] not in ("any", only):
+            raise ValueError(f"block: action {rule['action']} applies to {only} only, not family {rule['family']}")
+        rule["family"] = only
+    return rule
+
+
 def _tag(agent: Host) -> str:
     return agent.short.replace("-", "_")
 
@@ -61,9 +82,11 @@ def _targets(to: str) -> tuple[str, str] | None:
 def _block_rules(agent: Host, rules: list[dict[str, Any]]) -> list[str]:
     out = []
     for rule in rules:
-        action = BLOCK_ACTIONS[rule["action"]]
+        action = BLOCK_ACTIONS[rule["action"]][0]
         dst = _targets(rule["to"])
-        for fam, match_dst in (("ip", dst[0] if dst else ""), ("ip6", dst[1] if dst else "")):
+        for fam, family, match_dst in (("ip", "ipv4", dst[0] if dst else ""), ("ip6", "ipv6", dst[1] if dst else "")):
+            if rule.get("family", "any") not in ("any", family):
+                continue
             addr = agent.v4[0] if fam == "ip" else agent.v6[0]
             out.append(f"{fam} saddr {addr} {match_dst} tcp dport {rule['port']} {action}".replace("  ", " "))
     return out

@@ -43,7 +43,9 @@ PROXY_SUFFIX = 20
 MANAGED_PROXIES = {SQUID: 21, APACHE: 22}
 MANAGED_PROXY_PORT = 3128
 CLOSED_PORT = 1  # nothing listens here on pn-epns, so a SYN gets a real RST
-HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 9000}
+HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 9000,
+                 # the genuine broker certificate, a client certificate requested, then no proof of a refusal
+                 "cert-then-reset": 8884, "cert-then-close": 8885, "tls12-cert-alert": 8886}
 SLOW_PROXY_PORT, GARBAGE_PROXY_PORT = 3130, 3131
 EPNS_PORTS = (8883, 443)
 PROXY_PORTS = (3128, 3129)
