@@ -14,6 +14,7 @@ import asyncio
 import socket
 import ssl
 import struct
+import threading
 from typing import Awaitable, Callable
 
 MAX_CONNECTIONS = 64  # beyond this a new connection is closed at once: a runaway client cannot grow us
@@ -115,6 +116,35 @@ def bounded(handler: Handler) -> Handler:
     return wrapped
 
 
+def refuse_without_certificate(address: str, port: int, context: ssl.SSLContext) -> None:
+    """TLS 1.2, a client certificate required: the handshake fails with OpenSSL's alert. Blocking sockets, because
+    asyncio's TLS closes a failed handshake without sending the alert."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address, port))
+    listener.listen(16)
+    threads = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def handshake(conn: socket.socket) -> None:
+        try:
+            conn.settimeout(10)
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(CHUNK)  # not reached by a client without a certificate
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            threads.release()
+
+    while True:
+        conn, _ = listener.accept()
+        if not threads.acquire(blocking=False):
+            conn.close()
+            continue
+        threading.Thread(target=handshake, args=(conn,), daemon=True).start()
+
+
 def contexts(cert: str, key: str, client_ca: str) -> dict[str, ssl.SSLContext]:
     plain = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     plain.load_cert_chain(cert, key)
@@ -136,9 +166,9 @@ async def serve(addresses: list[str], cert: str, key: str, client_ca: str) -> No
     plan: list[tuple[int, Handler, ssl.SSLContext | None]] = [
         (8883, garbage_after_tls, tls["plain"]), (443, silent_after_tls, tls["plain"]), (9000, not_tls, None),
         (8884, cert_then_reset, tls["asks"]), (8885, cert_then_close, tls["asks"]),
-        # the handshake itself fails (no client certificate); the handler never runs
-        (8886, silent_after_tls, tls["tls12"]),
         (3130, slow_proxy, None), (3131, garbage_proxy, None)]
+    for address in addresses:
+        threading.Thread(target=refuse_without_certificate, args=(address, 8886, tls["tls12"]), daemon=True).start()
     servers = []
     for port, handler, context in plan:
         for address in addresses:
