@@ -109,8 +109,9 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
     ),
     TLS_CLIENT_CERT_REQUIRED: FailureClass(
         "The server asked for a client certificate and ended the session without one.",
-        "This is how the genuine broker treats a probe without credentials; give client_cert and "
-        "client_key to go the whole way.",
+        "On TLS 1.3 in a verified session this is how the genuine broker treats a probe without credentials "
+        "(the path is proven_by_auth); a TLS 1.2 refusal travels in clear and proves nothing. Give client_cert "
+        "and client_key to go the whole way.",
     ),
     MQTT_NO_CONNACK: FailureClass(
         "The TLS session was established but no MQTT CONNACK came back.",

@@ -16,8 +16,11 @@ description:
   - DNS is resolved once by the host's own resolver; every address is tried, all paths and addresses run
     concurrently, and the whole call ends within O(timeout) whatever the network does.
   - "A path counts as working (RV(paths[].proven_by_auth)) when TLS with the genuine server was verified and the broker
-    then demanded credentials (a client certificate, or CONNACK return code 4 or 5): that proves the network path even
-    though the probe has no agent credentials. Give O(client_cert) and O(client_key) to go the whole way."
+    then refused us in a way no device on the path can forge: a TLS 1.3 alert that our certificate is missing or
+    refused (encrypted, so only that server can send it), or CONNACK return code 4 or 5 inside the verified session.
+    That proves the network path even though the probe has no agent credentials. A bare TCP reset (C(connection_reset)),
+    a close without an alert, or a TLS 1.2 alert (sent in clear) proves nothing. Give O(client_cert) and O(client_key)
+    to go the whole way."
   - Uses only the Python standard library on the managed host.
 author:
   - protectnet.epns contributors (@protectnet)
@@ -252,7 +255,7 @@ paths:
         - Keys C(class) (one of C(dns_no_answer), C(tcp_timeout), C(tcp_refused), C(tcp_unreachable),
           C(proxy_unreachable), C(proxy_refused), C(proxy_bad_response), C(tls_handshake_failed), C(tls_untrusted),
           C(tls_intercepted), C(tls_client_cert_required), C(mqtt_no_connack), C(mqtt_bad_response), C(mqtt_refused),
-          C(idle_dropped), C(timeout)), C(stage) (where it was seen, one of C(dns), C(tcp), C(proxy_connect), C(tls),
+          C(idle_dropped), C(timeout), C(connection_reset), C(probe_error)), C(stage) (where it was seen, one of C(dns), C(tcp), C(proxy_connect), C(tls),
           C(mqtt), C(hold)), C(message), C(raw_error), C(elapsed_ms) (of that stage) and C(hint).
       type: dict
     elapsed_ms:
