@@ -148,16 +148,8 @@ class MqttSession:
         if _peer_reset(tls, exc):
             return StageFailure(E.CONNECTION_RESET, "the connection was reset (TCP RST) after the TLS handshake, "
                                 f"without a TLS alert or CONNACK{unproven}", str(exc) or "reset")
-        if alert:
-            why = ssl_reason(exc)
-        elif 0 in alerts:
-            why = "the TLS session was closed with close_notify"
-        elif eof:
-            why = "the TCP connection was closed without a TLS alert"
-        else:
-            why = str(exc) or exc.__class__.__name__
-        return StageFailure(E.MQTT_NO_CONNACK, f"the server ended the session without CONNACK ({why}){unproven}",
-                            str(exc))
+        return StageFailure(E.MQTT_NO_CONNACK, "the server ended the session without CONNACK "
+                            f"({_how_it_ended(exc, alerts, eof, alert)}){unproven}", str(exc))
 
     def hold(self, att: AttemptLog, tls: ssl.SSLSocket) -> None:
         att.begin("hold")
@@ -237,6 +229,16 @@ class MqttSession:
             split = split_packet(bytes(buf))
             if split is not None:
                 raise MqttCodecError(f"the broker sent {split[0].name} without being asked")
+
+
+def _how_it_ended(exc: BaseException, alerts: list[int], eof: bool, alert: bool) -> str:
+    if alert:
+        return ssl_reason(exc)
+    if 0 in alerts:
+        return "the TLS session was closed with close_notify"
+    if eof:
+        return "the TCP connection was closed without a TLS alert"
+    return str(exc) or exc.__class__.__name__
 
 
 def _peer_reset(sock: socket.socket, exc: BaseException) -> bool:

@@ -255,8 +255,9 @@ paths:
         - Keys C(class) (one of C(dns_no_answer), C(tcp_timeout), C(tcp_refused), C(tcp_unreachable),
           C(proxy_unreachable), C(proxy_refused), C(proxy_bad_response), C(tls_handshake_failed), C(tls_untrusted),
           C(tls_intercepted), C(tls_client_cert_required), C(mqtt_no_connack), C(mqtt_bad_response), C(mqtt_refused),
-          C(idle_dropped), C(timeout), C(connection_reset), C(probe_error)), C(stage) (where it was seen, one of C(dns), C(tcp), C(proxy_connect), C(tls),
-          C(mqtt), C(hold)), C(message), C(raw_error), C(elapsed_ms) (of that stage) and C(hint).
+          C(idle_dropped), C(timeout), C(connection_reset), C(probe_error)), C(stage) (where it was seen, one of
+          C(dns), C(tcp), C(proxy_connect), C(tls), C(mqtt), C(hold)), C(message), C(raw_error), C(elapsed_ms) (of
+          that stage) and C(hint).
       type: dict
     elapsed_ms:
       description: Milliseconds of the longest attempt of this path.
