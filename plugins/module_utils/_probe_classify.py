@@ -210,3 +210,20 @@ def verdict_fails(verdict: str, fail_on: str) -> bool:
     if fail_on == "never":
         return False
     return E.VERDICTS.index(verdict) >= E.VERDICTS.index(fail_on)
+
+
+def verdict_failure_message(result: Result) -> str:
+    """The message of a host failed for its verdict: the verdict, what breaks where, and what to change.
+
+    It is the one line Ansible prints for the failed task, so it reads as the verdict, not as an error of the probe.
+    """
+    failing = [p for p in result["paths"] if not p["ok"] and p.get("failure")]
+    primary = [p for p in failing if p["role"] == "primary"]
+    where = (primary or failing)[0] if failing else None
+    cause = where["failure"] if where else (result.get("dns") or {}).get("failure")
+    reason = result["verdict_reason"]
+    message = reason if reason.startswith("EPNS is ") else "EPNS is {}: {}".format(result["verdict"], reason)
+    if cause:
+        message += " {} breaks at the {} stage ({}). Fix: {}".format(
+            where["id"] if where else "EPNS", cause["stage"], cause["class"], cause["hint"])
+    return message

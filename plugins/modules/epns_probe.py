@@ -123,6 +123,9 @@ options:
     description:
       - Which verdict fails the task (with the full result). V(unreachable) fails only when no path works; V(degraded)
         also fails when only the fallback works; V(never) always returns the result.
+      - The failure message is the verdict itself, then the path and stage that break and the fix (the hint of
+        the failure class). With ansible-core 2.19 and E(ANSIBLE_DISPLAY_TRACEBACK=error), that verdict stands
+        where a traceback of the module would be.
     type: str
     choices: [unreachable, degraded, never]
     default: unreachable
@@ -302,6 +305,7 @@ paths:
           mqtt: {return_code: 0, meaning: Connection accepted, session_present: false}
 """
 
+import inspect  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -312,7 +316,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._epns import (  # 
     PRIMARY_PORT,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import run_probe  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import verdict_fails  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (  # noqa: E402
+    verdict_fails,
+    verdict_failure_message,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (  # noqa: E402
     ADDRESS_FAMILIES,
     ProbeConfigError,
@@ -371,9 +378,17 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     result["changed"] = False
     if verdict_fails(result["verdict"], p["fail_on"]):
-        module.fail_json(msg="EPNS is {}: {}".format(result["verdict"], result["verdict_reason"]), **result)
+        _fail_with_verdict(module, result)
     module.exit_json(**result)
 
+
+def _fail_with_verdict(module: AnsibleModule, result: dict[str, t.Any]) -> None:
+    message = verdict_failure_message(result)
+    # ansible-core 2.19+ (keyword-only `exception`) would attach the module's call stack, shown with
+    # ANSIBLE_DISPLAY_TRACEBACK=error as if the probe had crashed; the verdict stands in for it. Older releases
+    # print any `exception` as "An exception occurred", so they get none.
+    stands_in = {"exception": message} if "exception" in inspect.signature(module.fail_json).parameters else {}
+    module.fail_json(msg=message, **stands_in, **result)
 
 if __name__ == "__main__":
     main()
