@@ -390,5 +390,6 @@ def _fail_with_verdict(module: AnsibleModule, result: dict[str, t.Any]) -> None:
     stands_in = {"exception": message} if "exception" in inspect.signature(module.fail_json).parameters else {}
     module.fail_json(msg=message, **stands_in, **result)
 
+
 if __name__ == "__main__":
     main()
