@@ -285,7 +285,8 @@ paths:
           C(ok), C(proven_by_auth), C(failure), C(elapsed_ms), C(stages) (each C(name), C(ok), C(elapsed_ms), C(detail),
           in order, ending at the first failing stage), C(proxy_status) (the proxy's status line), C(tls) (C(version),
           C(cipher), C(subject), C(issuer), C(sans), C(not_after), C(sha256) of the leaf certificate's DER in lower-case
-          hex, C(verified)) and C(mqtt) (C(return_code), C(meaning), C(session_present)).
+          hex, C(verified), and on a verified chain C(anchor), the name of the trust anchor it ends in, or null when
+          not found) and C(mqtt) (C(return_code), C(meaning), C(session_present)).
         - C(tls) is also filled when verification failed, from the certificate the server showed.
       type: list
       elements: dict
@@ -320,6 +321,7 @@ paths:
             not_after: "2030-01-01T00:00:00Z"
             sha256: 5f0c...
             verified: true
+            anchor: CN=Example CA, O=Example
           mqtt: {return_code: 0, meaning: Connection accepted, session_present: false}
 """
 
