@@ -16,6 +16,7 @@ import fnmatch
 import os
 import re
 import ssl
+import threading
 import typing as t
 
 from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
@@ -270,11 +271,12 @@ def _debian_hand_placed() -> t.Iterator[str]:
 
 
 class TrustStore:
-    """The anchors a verified chain may end in, read at most once per probe run."""
+    """The anchors a verified chain may end in, read at most once per probe run (whose paths run in threads)."""
 
     def __init__(self, context: ssl.SSLContext, system_store: bool) -> None:
         self.context = context
         self.system_store = system_store
+        self._lock = threading.RLock()
         self._local: list[tuple[Certificate, str]] | None = None
         self._store: list[Certificate] | None = None
         self._shipped: set[str] | None = None
@@ -317,6 +319,10 @@ class TrustStore:
 
     def anchor_for(self, top: Certificate) -> Anchor | None:
         """The anchor the chain's last certificate ends in: itself when self-issued, else its issuer."""
+        with self._lock:
+            return self._anchor_for(top)
+
+    def _anchor_for(self, top: Certificate) -> Anchor | None:
         def matches(candidate: Certificate) -> bool:
             if top.self_issued():
                 return candidate.spki_der == top.spki_der and candidate.subject_der == top.subject_der
