@@ -98,9 +98,12 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
         "inspection; otherwise update the host's CA store.",
     ),
     TLS_INTERCEPTED: FailureClass(
-        "The certificate was issued by someone other than the expected issuer: TLS is intercepted.",
-        "Exempt epns.eset.com from TLS inspection on the proxy or firewall shown as issuer; an "
-        "intercepted MQTT session is not the EPNS service.",
+        "A certificate chain this host trusts belongs to a TLS interceptor: it ends in a trust anchor added on "
+        "this host rather than shipped by the distribution, a CA in it carries the name of an inspection "
+        "product, or it does not match expected_issuer.",
+        "Exempt epns.eset.com from TLS inspection on the proxy or firewall named in the message; an "
+        "intercepted MQTT session is not the EPNS service. If the anchor named is genuinely yours and EPNS is "
+        "not intercepted, set expected_issuer to the issuer EPNS shows.",
     ),
     TLS_CLIENT_CERT_REQUIRED: FailureClass(
         "The server asked for a client certificate and ended the session without one.",

@@ -13,7 +13,6 @@ import socket
 import typing as t
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._x509 import Certificate
 
 Result = t.Dict[str, t.Any]
 
@@ -119,14 +118,6 @@ def client_cert_refusal_message(client_cert_given: bool, peer_alerts: list[int],
             "one ({}, alert: {})".format(
                 "during the TLS 1.2 handshake" if during_handshake
                 else "after the TLS 1.3 handshake", alerts))
-
-
-def issuer_matches(cert: Certificate, expected: str) -> bool:
-    """expected_issuer matches when it equals, ignoring case and outer spaces, any CN or O
-    attribute of the leaf certificate's issuer."""
-    want = expected.strip().casefold()
-    values = cert.attribute("issuer", "CN") + cert.attribute("issuer", "O")
-    return any(value.strip().casefold() == want for value in values)
 
 
 def ssl_reason(exc: BaseException) -> str:

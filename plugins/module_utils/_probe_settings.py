@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import (
+    ISSUER_FORMS,
+    InspectionName,
+    IssuerSpec,
+    TrustStore,
+    inspection_names,
+    parse_expected_issuer,
+)
 
 ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
 MAX_TIMEOUT = 3600.0
@@ -45,6 +53,7 @@ class ProbeSettings:
     ca_path: str | None = None
     validate_certs: bool = True
     expected_issuer: str | None = None
+    inspection_issuers: list[str] | None = None
     client_cert: str | None = None
     client_key: str | None = None
     mqtt_client_id: str | None = None
@@ -142,6 +151,31 @@ def _check_file(option: str, path: str | None, directory_ok: bool = False) -> st
     return path
 
 
+def _check_expected_issuer(value: t.Any) -> IssuerSpec | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ProbeConfigError(f"expected_issuer: {value!r} is empty; accepted: {ISSUER_FORMS}")
+    try:
+        return parse_expected_issuer(value)
+    except ValueError as exc:
+        raise ProbeConfigError(
+            f"expected_issuer: {value!r} is not accepted ({exc}); accepted: {ISSUER_FORMS}") from None
+
+
+def _check_inspection_issuers(value: t.Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise ProbeConfigError(f"inspection_issuers: {value!r} is not a list of CA names ([] turns the check off)")
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise ProbeConfigError(
+                f"inspection_issuers: {name!r} is not a CA name; accepted: non-empty names compared with the CN, O "
+                "and OU of each CA in the chain (case and spacing ignored, * and ? as wildcards)")
+    return [name.strip() for name in value]
+
+
 def new_client_id() -> str:
     return E.CLIENT_ID_PREFIX + secrets.token_hex(4)
 
@@ -192,6 +226,9 @@ class ProbePlan:
     ping_interval: float
     context: ssl.SSLContext
     look_context: ssl.SSLContext
+    issuer_spec: IssuerSpec | None = None
+    inspection_names: tuple[InspectionName, ...] = ()
+    trust: TrustStore | None = None
 
 
 def prepare(settings: ProbeSettings) -> ProbePlan:
@@ -240,9 +277,8 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
     # The broker may drop a client silent for 1.5 x keepalive, so keep it well above the gap
     # between our pings, or the hold would measure the broker instead of the network.
     keepalive = min(65535, max(60, math.ceil(ping_interval) * 2))
-    if s.expected_issuer is not None and (not isinstance(s.expected_issuer, str)
-                                          or not s.expected_issuer.strip()):
-        raise ProbeConfigError(f"expected_issuer: {s.expected_issuer!r} must be a non-empty issuer CN or O")
+    issuer_spec = _check_expected_issuer(s.expected_issuer)
+    names = inspection_names(_check_inspection_issuers(s.inspection_issuers))
     _check_file("ca_path", s.ca_path, directory_ok=True)
     _check_file("client_cert", s.client_cert)
     _check_file("client_key", s.client_key)
@@ -255,5 +291,7 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
             "'-' and '_' (the identifiers every MQTT 3.1.1 broker must accept)")
     context = build_ssl_context(s.validate_certs, s.ca_path, s.client_cert, s.client_key)
     look_context = build_ssl_context(False, None, None, None)
+    # With ca_path the user chose the trust themselves: where its anchors came from says nothing.
+    trust = TrustStore(context, system_store=s.validate_certs and not s.ca_path)
     return ProbePlan(s, server_name, proxies, client_id, keepalive, ping_interval, context,
-                     look_context)
+                     look_context, issuer_spec, names, trust)

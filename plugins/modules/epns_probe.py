@@ -101,10 +101,31 @@ options:
     default: true
   expected_issuer:
     description:
-      - The issuer the EPNS server certificate should have. When set, a leaf certificate whose issuer has no C(CN) or
-        C(O) attribute equal to this value (ignoring case and surrounding spaces) is classified C(tls_intercepted), even
-        when the host trusts it (a TLS-inspecting proxy whose CA is installed on the host).
+      - Who should vouch for the EPNS server certificate. When set, a chain that does not match is classified
+        C(tls_intercepted), even when the host trusts it (a TLS-inspecting proxy whose CA is installed on the host).
+      - A plain value (no C(=)) matches a C(CN) or C(O) of the leaf's issuer or of a CA in the chain, ignoring case and
+        surrounding spaces.
+      - An RFC 4514 distinguished name, e.g. V(CN=PN Lab Root CA,O=PN Lab), matches the leaf's issuer or the subject of
+        a CA in the chain as a whole (the same attributes and values, in any order, ignoring case and spacing).
+      - A SHA-256 pin of a CA's public key (its SubjectPublicKeyInfo) as V(sha256//BASE64) (curl's C(--pinnedpubkey)
+        form) or as 64 hex digits (optionally prefixed C(sha256:), colons allowed) matches an intermediate the server
+        sent or the trust anchor the chain ends in. A pin is only checked on a verified chain.
+      - When it matches, the check for a locally added trust anchor is skipped (you said who the issuer is); the
+        O(inspection_issuers) names still apply.
     type: str
+  inspection_issuers:
+    description:
+      - CA names that TLS-inspection products give their CA by default. A verified chain in which a CA (the leaf's
+        issuer, an intermediate or the trust anchor) has a C(CN), C(O) or C(OU) equal to one of them (ignoring case
+        and spacing; C(*) and C(?) are wildcards) is classified C(tls_intercepted), naming the product, whether the CA
+        is trusted through the system store or O(ca_path).
+      - Unset, the documented default list applies (FortiGate, Cisco Umbrella, Sophos Firewall; see
+        docs/tls-interception.md for each name and its source). A list replaces it; V([]) turns the check off.
+      - Independently, when the chain was verified against the system store (no O(ca_path)), a chain that ends in a
+        trust anchor added on this host rather than shipped by the distribution (C(/usr/local/share/ca-certificates),
+        C(/etc/pki/ca-trust/source/anchors), C(/etc/pki/trust/anchors), ...) is C(tls_intercepted), naming the anchor.
+    type: list
+    elements: str
   client_cert:
     description: A PEM client certificate (optionally with its key) to present when the broker asks for one.
     type: path
@@ -267,7 +288,8 @@ paths:
           C(ok), C(proven_by_auth), C(failure), C(elapsed_ms), C(stages) (each C(name), C(ok), C(elapsed_ms), C(detail),
           in order, ending at the first failing stage), C(proxy_status) (the proxy's status line), C(tls) (C(version),
           C(cipher), C(subject), C(issuer), C(sans), C(not_after), C(sha256) of the leaf certificate's DER in lower-case
-          hex, C(verified)) and C(mqtt) (C(return_code), C(meaning), C(session_present)).
+          hex, C(verified), and on a verified chain C(anchor), the name of the trust anchor it ends in, or null when
+          not found) and C(mqtt) (C(return_code), C(meaning), C(session_present)).
         - C(tls) is also filled when verification failed, from the certificate the server showed.
       type: list
       elements: dict
@@ -302,6 +324,7 @@ paths:
             not_after: "2030-01-01T00:00:00Z"
             sha256: 5f0c...
             verified: true
+            anchor: CN=Example CA, O=Example
           mqtt: {return_code: 0, meaning: Connection accepted, session_present: false}
 """
 
@@ -343,6 +366,7 @@ def argument_spec() -> dict[str, t.Any]:
         ca_path=dict(type="path"),
         validate_certs=dict(type="bool", default=True),
         expected_issuer=dict(type="str"),
+        inspection_issuers=dict(type="list", elements="str"),
         client_cert=dict(type="path"),
         client_key=dict(type="path"),
         mqtt_client_id=dict(type="str"),

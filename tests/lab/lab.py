@@ -34,7 +34,10 @@ def fault_parser(sub: argparse._SubParsersAction) -> None:
     idle.add_argument("seconds", type=int)
     idle.add_argument("--reset", action="store_true", help="answer the next packet with a reset instead of silence")
     intercept = kinds.add_parser("intercept", help="TLS interception: epns traffic goes to a box with another CA")
-    intercept.add_argument("--trusted", action="store_true", help="the agent trusts the Intercept CA")
+    intercept.add_argument("--trusted", action="store_true",
+                           help="the agent trusts the interceptor's CA as a locally added anchor")
+    intercept.add_argument("--ca", choices=("intercept", "corp", "forti"), default="intercept",
+                           help="whose CA: the Intercept CA, an internal corporate CA, a FortiGate-named CA")
     kinds.add_parser("mtls", help="epns traffic goes to the broker that wants a client certificate")
     hostile = kinds.add_parser("hostile", help="epns traffic goes to a misbehaving peer")
     hostile.add_argument("mode", choices=tuple(HOSTILE_PORTS))
@@ -70,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def fault_options(args: argparse.Namespace) -> dict[str, object]:
-    names = {"block": ("port", "to", "action"), "idle-cut": ("seconds", "reset"), "intercept": ("trusted",),
+    names = {"block": ("port", "to", "action"), "idle-cut": ("seconds", "reset"), "intercept": ("trusted", "ca"),
              "hostile": ("mode",), "latency": ("rtt_ms", "loss")}
     return {name: getattr(args, name) for name in names.get(args.kind, ())}
 

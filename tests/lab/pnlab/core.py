@@ -314,8 +314,8 @@ class Lab:
         if kind == "no-dns":
             hostfs.set_hosts(self.holder(host.name), host, with_epns=False)
         elif kind == "intercept":
-            extra = [self.intercept_ca_path] if options["trusted"] else []
-            hostfs.set_trust(self.holder(host.name), [self.ca_path, *extra])
+            local = [self.pki.interceptor_ca(options["ca"])] if options["trusted"] else []
+            hostfs.set_trust(self.holder(host.name), self.ca_path, local)
         elif kind == "latency":
             latency.start(self.state_dir, host, self.agents.index(host.name) + 1, options["rtt_ms"], options["loss"])
 
@@ -323,7 +323,7 @@ class Lab:
         if kind == "no-dns":
             hostfs.set_hosts(self.holder(host.name), host, with_epns=True)
         elif kind == "intercept":
-            hostfs.set_trust(self.holder(host.name), [self.ca_path])
+            hostfs.set_trust(self.holder(host.name), self.ca_path, [])
         elif kind == "latency":
             latency.stop(self.state_dir, host, self.agents.index(host.name) + 1)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .configs import interceptor_role
+from .pki import INTERCEPTORS
 from .topology import CLOSED_PORT, EPNS_PORTS, EPNS_ROLES, HOSTILE_PORTS, PROXY_SUFFIX, Host, role_addrs, svc_v4, svc_v6
 
 TABLE = "pnlab_faults"
@@ -32,7 +34,10 @@ def validate(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("idle-cut: seconds must be >= 1")
         return {"seconds": seconds, "reset": bool(opts.get("reset", False))}
     if kind == "intercept":
-        return {"trusted": bool(opts.get("trusted", False))}
+        which = opts.get("ca") or "intercept"
+        if which not in INTERCEPTORS:
+            raise ValueError(f"intercept: ca must be one of {tuple(INTERCEPTORS)}")
+        return {"trusted": bool(opts.get("trusted", False)), "ca": which}
     if kind == "hostile":
         if opts.get("mode") not in HOSTILE_PORTS:
             raise ValueError(f"hostile: mode must be one of {tuple(HOSTILE_PORTS)}")
@@ -82,6 +87,9 @@ def _dnat_rules(agent: Host, kinds: dict[str, Any]) -> list[str]:
             target, match = _endpoint(fam, broker, CLOSED_PORT), match + " meta l4proto tcp"
         elif active == "hostile":
             target = _endpoint(fam, role_addrs("hostile")[i], HOSTILE_PORTS[kinds["hostile"]["mode"]])
+            match += f" tcp dport {ports}"
+        elif active == "intercept":
+            target = _endpoint(fam, role_addrs(interceptor_role(kinds["intercept"].get("ca", "intercept")))[i], None)
             match += f" tcp dport {ports}"
         else:
             target = _endpoint(fam, role_addrs(active)[i], None)

@@ -37,7 +37,7 @@ SVC_V4_NET, SVC_V6_NET = "198.18.1.0/24", "2001:db8:0:1::/64"
 LAB_V4_NET, LAB_V6_NET = "198.18.0.0/15", "2001:db8::/32"
 
 # One address pair per role on the svc segment; the last octet doubles as the v6 suffix.
-EPNS_ROLES = {"broker": 10, "mtls": 11, "intercept": 12, "hostile": 13}
+EPNS_ROLES = {"broker": 10, "mtls": 11, "intercept": 12, "hostile": 13, "intercept-corp": 14, "intercept-forti": 15}
 PROXY_SUFFIX = 20
 # Managed proxies (own /etc, sshd): Debian's squid and Apache httpd, each starting with CONNECT to 443 only.
 MANAGED_PROXIES = {SQUID: 21, APACHE: 22}
