@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
 
 ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
 MAX_TIMEOUT = 3600.0
@@ -48,6 +49,8 @@ class ProbeSettings:
     client_cert: str | None = None
     client_key: str | None = None
     mqtt_client_id: str | None = None
+    # None: _probe_dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
+    dns_sinkhole_addresses: list[str] | None = None
 
 
 class ProxySpec(t.NamedTuple):
@@ -192,6 +195,23 @@ class ProbePlan:
     ping_interval: float
     context: ssl.SSLContext
     look_context: ssl.SSLContext
+    sinkholes: list[D.Network] = field(default_factory=list)
+
+
+# Connecting to 0.0.0.0 or :: reaches this host itself, so no list may make them usable.
+_ALWAYS_SINKHOLES = ("0.0.0.0/8", "::/128")
+
+
+def _check_sinkholes(values: list[str] | None) -> list[D.Network]:
+    if values is None:
+        values = list(D.DEFAULT_SINKHOLES)
+    if not isinstance(values, (list, tuple)):
+        raise ProbeConfigError(f"dns_sinkhole_addresses: {values!r} must be a list of addresses or CIDRs")
+    try:
+        return D.parse_sinkholes([*_ALWAYS_SINKHOLES, *values])
+    except ValueError as exc:
+        raise ProbeConfigError(f"dns_sinkhole_addresses: {exc}; accepted: IPv4/IPv6 addresses and CIDRs "
+                               "such as 146.112.61.104 or 10.0.0.0/8") from None
 
 
 def prepare(settings: ProbeSettings) -> ProbePlan:
@@ -256,4 +276,4 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
     context = build_ssl_context(s.validate_certs, s.ca_path, s.client_cert, s.client_key)
     look_context = build_ssl_context(False, None, None, None)
     return ProbePlan(s, server_name, proxies, client_id, keepalive, ping_interval, context,
-                     look_context)
+                     look_context, _check_sinkholes(s.dns_sinkhole_addresses))
