@@ -70,7 +70,6 @@ class _Lookup:
         self.name = name
         self.family = family
         self.stage = stage
-        self.stage_seconds = stage.seconds
         self.sinkholes = sinkholes
         self.done = threading.Event()
         self.addresses: list[tuple[int, t.Any]] = []
@@ -90,7 +89,7 @@ class _Lookup:
         found: dict[str, t.Any] = {}
         worker = threading.Thread(target=self._getaddrinfo, args=(found,), name="epns-gai", daemon=True)
         worker.start()
-        worker.join(self.stage_seconds)
+        worker.join(self.stage.seconds)
         self.elapsed = time.monotonic() - self.started
         # A late answer lands in `found` after this point and is ignored: the stage is over.
         self.timed_out = "infos" not in found and "error" not in found
@@ -120,7 +119,7 @@ class _Lookup:
     def _explain(self) -> None:
         """Ask the nameservers in their own words: another stage's time at most, never past the deadline."""
         servers = D.read_nameservers()
-        budget = min(self.stage_seconds, self.stage.deadline - time.monotonic() - _DEADLINE_MARGIN)
+        budget = min(self.stage.seconds, self.stage.deadline - time.monotonic() - _DEADLINE_MARGIN)
         if servers and budget > _MIN_ASK_SECONDS:
             self.replies = D.ask_all(servers, self.name, self.family, budget)
         if self.timed_out:
@@ -324,7 +323,7 @@ class Probe:
                                 f"the resolver gave no answer for {s_name} before the overall deadline",
                                 "deadline", ms(time.monotonic() - lookup.started))
         elapsed = ms(lookup.elapsed)
-        if lookup.explained is not None and cls == E.DNS_NO_ANSWER:
+        if lookup.explained is not None:  # the EPNS name, in the nameservers' words
             named, message = lookup.explained
             raw = str(lookup.error) if lookup.error is not None else D.said(lookup.replies) or "no addresses"
             return make_failure(named, "dns", message, raw, elapsed)

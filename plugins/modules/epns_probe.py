@@ -68,7 +68,7 @@ options:
     description:
       - Addresses and CIDRs that mean "blocked by a DNS filter" when the resolver returns them for O(host). The probe
         never connects to such an address; when every address of O(host) is one, the DNS stage fails with class
-        C(dns_sinkholed), and when only some are, the others are probed and RV(dns.sinkholed) lists the rest.
+        C(dns_sinkholed); when only some are, the others are probed. RV(dns.sinkholed) lists the sinkholed ones.
       - Defaults to loopback (C(127.0.0.0/8), C(::1)), which Pi-hole, AdGuard Home and most DNS filters besides the
         null address answer, and Cisco Umbrella/OpenDNS block pages (C(146.112.61.104)-C(108), C(146.112.61.110) and
         their C(::ffff:) forms, as Cisco documents them). Add your own DNS filter's block page address here.
