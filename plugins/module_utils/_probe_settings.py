@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import (
     ISSUER_FORMS,
     InspectionName,
@@ -57,6 +58,8 @@ class ProbeSettings:
     client_cert: str | None = None
     client_key: str | None = None
     mqtt_client_id: str | None = None
+    # None: _probe_dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
+    dns_sinkhole_addresses: list[str] | None = None
 
 
 class ProxySpec(t.NamedTuple):
@@ -229,6 +232,23 @@ class ProbePlan:
     issuer_spec: IssuerSpec | None = None
     inspection_names: tuple[InspectionName, ...] = ()
     trust: TrustStore | None = None
+    sinkholes: list[D.Network] = field(default_factory=list)
+
+
+# Connecting to 0.0.0.0 or :: reaches this host itself, so no list may make them usable.
+_ALWAYS_SINKHOLES = ("0.0.0.0/8", "::/128")
+
+
+def _check_sinkholes(values: list[str] | None) -> list[D.Network]:
+    if values is None:
+        values = list(D.DEFAULT_SINKHOLES)
+    if not isinstance(values, (list, tuple)):
+        raise ProbeConfigError(f"dns_sinkhole_addresses: {values!r} must be a list of addresses or CIDRs")
+    try:
+        return D.parse_sinkholes([*_ALWAYS_SINKHOLES, *values])
+    except ValueError as exc:
+        raise ProbeConfigError(f"dns_sinkhole_addresses: {exc}; accepted: IPv4/IPv6 addresses and CIDRs "
+                               "such as 146.112.61.104 or 10.0.0.0/8") from None
 
 
 def prepare(settings: ProbeSettings) -> ProbePlan:
@@ -294,4 +314,4 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
     # With ca_path the user chose the trust themselves: where its anchors came from says nothing.
     trust = TrustStore(context, system_store=s.validate_certs and not s.ca_path)
     return ProbePlan(s, server_name, proxies, client_id, keepalive, ping_interval, context,
-                     look_context, issuer_spec, names, trust)
+                     look_context, issuer_spec, names, trust, _check_sinkholes(s.dns_sinkhole_addresses))

@@ -64,6 +64,18 @@ options:
     type: str
     choices: [any, ipv4, ipv6]
     default: any
+  dns_sinkhole_addresses:
+    description:
+      - Addresses and CIDRs that mean "blocked by a DNS filter" when the resolver returns them for O(host). The probe
+        never connects to such an address; when every address of O(host) is one, the DNS stage fails with class
+        C(dns_sinkholed); when only some are, the others are probed. RV(dns.sinkholed) lists the sinkholed ones.
+      - Defaults to loopback (C(127.0.0.0/8), C(::1)), which Pi-hole, AdGuard Home and most DNS filters besides the
+        null address answer, and Cisco Umbrella/OpenDNS block pages (C(146.112.61.104)-C(108), C(146.112.61.110) and
+        their C(::ffff:) forms, as Cisco documents them). Add your own DNS filter's block page address here.
+      - C(0.0.0.0/8) and C(::) are always sinkholes (connecting to them reaches this host), whatever this list says.
+        An address given as O(host) is never checked, since no DNS answer is involved.
+    type: list
+    elements: str
   timeout:
     description:
       - Seconds the whole probe may take, all paths together. Paths still unfinished then are reported with class
@@ -72,7 +84,8 @@ options:
     default: 10
   connect_timeout:
     description:
-      - Seconds each stage of each path may take (TCP connect, proxy answer, TLS handshake, CONNACK, PINGRESP).
+      - Seconds each stage of each path may take (DNS lookup, TCP connect, proxy answer, TLS handshake, CONNACK,
+        PINGRESP). A resolver that answers later is classified C(dns_timeout).
     type: float
     default: 3
   hold_seconds:
@@ -238,8 +251,45 @@ dns:
     elapsed_ms:
       description: Milliseconds the lookup took.
       type: int
+    sinkholed:
+      description: Addresses the resolver returned that are sinkholes (see O(dns_sinkhole_addresses)); never tried.
+      type: list
+      elements: str
+    nameservers:
+      description:
+        - When the lookup failed, timed out or returned only sinkholes, what the nameservers of C(/etc/resolv.conf)
+          answered when the probe asked them directly (UDP, A and/or AAAA); empty otherwise.
+      type: list
+      elements: dict
+      contains:
+        server:
+          description: The nameserver's address.
+          type: str
+        type:
+          description: C(A) or C(AAAA).
+          type: str
+        rcode:
+          description: The answer's response code (C(NOERROR), C(NXDOMAIN), C(SERVFAIL), C(REFUSED), ...); null when
+            there was no usable answer (see RV(dns.nameservers[].error)).
+          type: str
+        addresses:
+          description: The addresses in the answer.
+          type: list
+          elements: str
+        error:
+          description: Null, or why there is no rcode (no answer in time, a network error, a malformed answer).
+          type: str
+        truncated:
+          description: The answer had the TC flag (too large for UDP); the probe does not retry over TCP.
+          type: bool
+        elapsed_ms:
+          description: Milliseconds until the answer.
+          type: int
     failure:
-      description: Null, or a failure (see RV(paths[].failure)) of class C(dns_no_answer) or C(timeout).
+      description:
+        - Null, or a failure (see RV(paths[].failure)) of class C(dns_nxdomain), C(dns_servfail), C(dns_refused),
+          C(dns_timeout), C(dns_sinkholed), C(dns_no_answer) (the name exists but has no address of the family
+          asked for) or C(timeout) (the overall deadline). The message quotes the nameservers' answers.
       type: dict
 paths:
   description:
@@ -359,6 +409,7 @@ def argument_spec() -> dict[str, t.Any]:
         direct=dict(type="bool", default=True),
         proxies=dict(type="list", elements="str", default=[]),
         address_family=dict(type="str", choices=list(ADDRESS_FAMILIES), default="any"),
+        dns_sinkhole_addresses=dict(type="list", elements="str"),
         timeout=dict(type="float", default=10.0),
         connect_timeout=dict(type="float", default=3.0),
         hold_seconds=dict(type="float", default=0.0),

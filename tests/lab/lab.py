@@ -13,7 +13,7 @@ from pnlab import Lab, LabError
 from pnlab.core import require_root
 from pnlab.faults import BLOCK_ACTIONS, BLOCK_TARGETS, KINDS
 from pnlab.services import SERVICES
-from pnlab.topology import HOSTILE_PORTS
+from pnlab.topology import DNS_FAULT_MODES, HOSTILE_PORTS
 
 
 def say(line: str) -> None:
@@ -29,7 +29,9 @@ def fault_parser(sub: argparse._SubParsersAction) -> None:
     block.add_argument("--to", choices=BLOCK_TARGETS, default="any")
     block.add_argument("--action", choices=tuple(BLOCK_ACTIONS), default="drop")
     kinds.add_parser("broker-down", help="the agent's traffic to the broker gets a TCP reset")
-    kinds.add_parser("no-dns", help="epns.eset.com no longer resolves on the agent")
+    dns = kinds.add_parser("dns", help="the agent's DNS queries go to a resolver that misbehaves in MODE")
+    dns.add_argument("mode", choices=DNS_FAULT_MODES)
+    dns.add_argument("--seconds", type=float, default=None, help="slow: the delay before the answer (default 2)")
     idle = kinds.add_parser("idle-cut", help="a middlebox forgets connections idle for SECONDS")
     idle.add_argument("seconds", type=int)
     idle.add_argument("--reset", action="store_true", help="answer the next packet with a reset instead of silence")
@@ -74,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
 
 def fault_options(args: argparse.Namespace) -> dict[str, object]:
     names = {"block": ("port", "to", "action"), "idle-cut": ("seconds", "reset"), "intercept": ("trusted", "ca"),
-             "hostile": ("mode",), "latency": ("rtt_ms", "loss")}
+             "hostile": ("mode",), "dns": ("mode", "seconds"), "latency": ("rtt_ms", "loss")}
     return {name: getattr(args, name) for name in names.get(args.kind, ())}
 
 

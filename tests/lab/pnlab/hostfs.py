@@ -10,10 +10,12 @@ from .pki import subject_hash
 from .proc import LabError, run, spawn
 from .topology import (
     EPNS_NAME,
+    MANAGED_PROXIES,
     PROXY_SUFFIX,
     SERVER,
     Host,
     managed_proxy_hosts,
+    resolver_addrs,
     role_addrs,
     server_host,
     svc_v4,
@@ -25,20 +27,24 @@ CA_CONF = Path("/etc/ca-certificates.conf")
 SHIPPED_DIR = "/usr/share/ca-certificates"       # Debian's shipped roots; overlaid in each host's mount namespace
 LOCAL_DIR = "/usr/local/share/ca-certificates"   # where an admin adds one; a per-host bind mount
 SHIPPED_LAB_CA = "PN_Lab_Root_CA"
-RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"  # nothing answers there, so lookups fail fast
+# The lab's resolver (pnlab.resolver). glibc waits 3 s per server, longer than the `slow` DNS fault's default delay
+# (2 s), so that fault is a late answer to glibc rather than none; with `timeout` a lookup gives up after 2 x 3 s.
+RESOLV = "".join(f"nameserver {a}\n" for a in resolver_addrs()) + "options timeout:3 attempts:1\n"
 
 
 def host_dir(state: Path, host: Host) -> Path:
     return state / "hosts" / host.name
 
 
-def hosts_text(host: Host, with_epns: bool = True) -> str:
+def hosts_text(host: Host) -> str:
+    """The lab's own names. epns.eset.com comes from the lab's resolver, except on the managed proxies, which
+    resolve it through their hosts file as a site's proxy with its own name service would."""
     server = server_host()
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback",
              *(f"{a} {host.name}.lab {host.name} {host.short}.lab" for a in (*host.v4, *host.v6))]
     if host.name != SERVER:
         lines += [f"{a} server.lab" for a in (*server.v4, *server.v6)]
-    if with_epns:
+    if host.name in MANAGED_PROXIES:
         lines += [f"{a} {EPNS_NAME}" for a in role_addrs("broker")]
     lines += [f"{svc_v4(PROXY_SUFFIX)} proxy.lab", f"{svc_v6(PROXY_SUFFIX)} proxy.lab"]
     lines += [f"{a} {p.short}.lab" for p in managed_proxy_hosts() if p.name != host.name for a in (*p.v4, *p.v6)]
@@ -60,10 +66,10 @@ def _symlink(path: Path, target: str) -> None:
     path.symlink_to(target)
 
 
-def write_netns_etc(host: Host, with_epns: bool = True) -> None:
+def write_netns_etc(host: Host) -> None:
     """`ip netns exec` overlays these, so commands run that way resolve like the host itself."""
     base = Path("/etc/netns") / host.name
-    _write(base / "hosts", hosts_text(host, with_epns))
+    _write(base / "hosts", hosts_text(host))
     _write(base / "resolv.conf", RESOLV)
 
 
@@ -161,11 +167,6 @@ def mount_views(state: Path, host: Host, holder: int) -> None:
 def merged_etc(holder: int) -> Path:
     """The host's /etc as the host sees it, reached from outside through the holder's root."""
     return Path(f"/proc/{holder}/root/etc")
-
-
-def set_hosts(holder: int, host: Host, with_epns: bool) -> None:
-    _write(merged_etc(holder) / "hosts", hosts_text(host, with_epns))
-    write_netns_etc(host, with_epns)
 
 
 def set_trust(holder: int, lab_ca: Path, local: Sequence[Path]) -> None:
