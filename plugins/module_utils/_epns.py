@@ -27,6 +27,12 @@ FAIL_ON_CHOICES = ("unreachable", "degraded", "never")
 STAGES = ("dns", "tcp", "proxy_connect", "tls", "mqtt", "hold")
 
 DNS_NO_ANSWER = "dns_no_answer"
+# What the nameservers said when getaddrinfo gave no usable address (_probe_dns asks them itself).
+DNS_NXDOMAIN = "dns_nxdomain"
+DNS_SERVFAIL = "dns_servfail"
+DNS_REFUSED = "dns_refused"
+DNS_TIMEOUT = "dns_timeout"
+DNS_SINKHOLED = "dns_sinkholed"
 TCP_TIMEOUT = "tcp_timeout"
 TCP_REFUSED = "tcp_refused"
 TCP_UNREACHABLE = "tcp_unreachable"
@@ -55,9 +61,37 @@ class FailureClass(t.NamedTuple):
 
 FAILURE_CLASSES: dict[str, FailureClass] = {
     DNS_NO_ANSWER: FailureClass(
-        "The host's resolver returned no usable address for the EPNS name.",
-        "Check /etc/resolv.conf and the DNS servers this host uses; an internal DNS that only serves "
-        "internal zones needs a forwarder for eset.com.",
+        "The name exists but has no address of the family asked for (or the host's name service "
+        "returned none although DNS has one).",
+        "Check /etc/resolv.conf, nsswitch.conf and the DNS servers this host uses; with "
+        "address_family ipv4 or ipv6, check that EPNS has an address of that family from here.",
+    ),
+    DNS_NXDOMAIN: FailureClass(
+        "The DNS server answered NXDOMAIN: it says the EPNS name does not exist.",
+        "The resolver in /etc/resolv.conf does not see the public eset.com zone: an internal DNS "
+        "needs a forwarder (or conditional forwarder) for eset.com, or a DNS filter blocks the name.",
+    ),
+    DNS_SERVFAIL: FailureClass(
+        "The DNS server answered SERVFAIL: it could not resolve the name (upstream unreachable, "
+        "DNSSEC validation failed, or a broken forwarder).",
+        "Ask the resolver's administrator to check its forwarders and its logs for eset.com; "
+        "dig epns.eset.com @<resolver> shows the same answer.",
+    ),
+    DNS_REFUSED: FailureClass(
+        "The DNS server answered REFUSED: it does not serve this host or this name.",
+        "Point /etc/resolv.conf at a resolver that allows recursion for this host, or allow this "
+        "host in the resolver's access rules.",
+    ),
+    DNS_TIMEOUT: FailureClass(
+        "No DNS answer within connect_timeout: the nameservers are silent or too slow.",
+        "Check that the nameservers in /etc/resolv.conf are up and that UDP and TCP port 53 to them "
+        "are allowed; a resolver slower than connect_timeout needs fixing (or a larger connect_timeout).",
+    ),
+    DNS_SINKHOLED: FailureClass(
+        "The DNS answer is a sinkhole: a DNS filter answered with a block address (0.0.0.0, ::, "
+        "loopback or a block page) instead of EPNS; the probe does not connect to it.",
+        "Allow epns.eset.com (and *.eset.com) in the DNS filter (Pi-hole, AdGuard, Umbrella, a "
+        "firewall's DNS filter); dns_sinkhole_addresses lists the addresses treated as sinkholes.",
     ),
     TCP_TIMEOUT: FailureClass(
         "No answer to the TCP connection attempt: a firewall drops the packets silently.",
@@ -103,9 +137,12 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
         "inspection; otherwise update the host's CA store.",
     ),
     TLS_INTERCEPTED: FailureClass(
-        "The certificate was issued by someone other than the expected issuer: TLS is intercepted.",
-        "Exempt epns.eset.com from TLS inspection on the proxy or firewall shown as issuer; an "
-        "intercepted MQTT session is not the EPNS service.",
+        "A certificate chain this host trusts belongs to a TLS interceptor: it ends in a trust anchor added on "
+        "this host rather than shipped by the distribution, a CA in it carries the name of an inspection "
+        "product, or it does not match expected_issuer.",
+        "Exempt epns.eset.com from TLS inspection on the proxy or firewall named in the message; an "
+        "intercepted MQTT session is not the EPNS service. If the anchor named is genuinely yours and EPNS is "
+        "not intercepted, set expected_issuer to the issuer EPNS shows.",
     ),
     TLS_CLIENT_CERT_REQUIRED: FailureClass(
         "The server asked for a client certificate and ended the session without one.",

@@ -15,6 +15,7 @@
 # and left behind (it ends by itself moments later, because its own timeouts are bounded too).
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -22,6 +23,7 @@ import time
 import typing as t
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock, ms
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
     Result,
@@ -52,17 +54,29 @@ __all__ = ["Probe", "ProbeConfigError", "ProbeSettings", "prepare", "run_probe"]
 MAX_ADDRESSES = 16
 # Kept back from the caller's timeout so the result can still be built and printed in time.
 _DEADLINE_MARGIN = 0.05
+# Below this, asking the nameservers after a failed lookup could only time out.
+_MIN_ASK_SECONDS = 0.1
 
 
 class _Lookup:
-    """getaddrinfo in a daemon thread, so a hanging resolver cannot hold the deadline."""
+    """getaddrinfo in a daemon thread, bounded by the DNS stage's own deadline (connect_timeout), so
+    a hanging resolver cannot hold the probe. For the EPNS name (`sinkholes` given), a failure, a
+    timeout or a sinkhole answer is then explained by asking the nameservers directly (_probe_dns)
+    before `done` is set; `addresses` never holds a sinkholed address."""
 
-    def __init__(self, name: str, family: str) -> None:
+    def __init__(self, name: str, family: str, stage: StageBound,
+                 sinkholes: list[D.Network] | None = None) -> None:
         self.name = name
         self.family = family
+        self.stage = stage
+        self.sinkholes = sinkholes
         self.done = threading.Event()
         self.addresses: list[tuple[int, t.Any]] = []
+        self.sinkholed: list[str] = []
         self.error: BaseException | None = None
+        self.timed_out = False
+        self.replies: list[D.Reply] = []
+        self.explained: tuple[str, str] | None = None  # (class, message) for the EPNS name
         self.started = time.monotonic()
         self.elapsed = 0.0
 
@@ -71,19 +85,65 @@ class _Lookup:
         return self
 
     def _run(self) -> None:
+        found: dict[str, t.Any] = {}
+        worker = threading.Thread(target=self._getaddrinfo, args=(found,), name="epns-gai", daemon=True)
+        worker.start()
+        worker.join(self.stage.seconds)
+        self.elapsed = time.monotonic() - self.started
+        # A late answer lands in `found` after this point and is ignored: the stage is over.
+        self.timed_out = "infos" not in found and "error" not in found
+        self.error = found.get("error")
+        for fam, sockaddr in found.get("infos", []):
+            if self.sinkholes is not None and D.is_sinkhole(sockaddr[0], self.sinkholes):
+                self.sinkholed.append(sockaddr[0])
+            else:
+                self.addresses.append((fam, sockaddr))
+        if self.sinkholes is not None and not self.addresses:
+            self._explain()
+        self.done.set()
+
+    def _getaddrinfo(self, found: dict[str, t.Any]) -> None:
         af = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(self.family, socket.AF_UNSPEC)
         try:
             infos = socket.getaddrinfo(self.name, None, af, socket.SOCK_STREAM)
-            seen = set()
-            for fam, _type, _proto, _canon, sockaddr in infos:
-                if fam not in (socket.AF_INET, socket.AF_INET6) or sockaddr[0] in seen:
-                    continue
-                seen.add(sockaddr[0])
-                self.addresses.append((fam, sockaddr))
         except (OSError, UnicodeError) as exc:
-            self.error = exc
-        self.elapsed = time.monotonic() - self.started
-        self.done.set()
+            found["error"] = exc
+            return
+        unique: dict[str, tuple[int, t.Any]] = {}
+        for fam, _type, _proto, _canon, sockaddr in infos:
+            if fam in (socket.AF_INET, socket.AF_INET6):
+                unique.setdefault(str(sockaddr[0]), (fam, sockaddr))
+        found["infos"] = list(unique.values())
+
+    def _explain(self) -> None:
+        """Ask the nameservers in their own words: another stage's time at most, never past the deadline."""
+        servers = D.read_nameservers()
+        budget = min(self.stage.seconds, self.stage.deadline - time.monotonic() - _DEADLINE_MARGIN)
+        if servers and budget > _MIN_ASK_SECONDS:
+            self.replies = D.ask_all(servers, self.name, self.family, budget)
+        if self.timed_out:
+            self.explained = D.explain_timeout(self.name, self.stage.limit, servers, self.replies)
+        elif self.sinkholed:
+            self.explained = D.explain_sinkhole(self.name, self.sinkholed, self.replies)
+        else:
+            error = str(self.error) if self.error is not None else "no addresses"
+            self.explained = D.explain_failure(self.name, self.family, error, servers, self.replies)
+
+
+class StageBound(t.NamedTuple):
+    """How long the DNS stage may take, what that limit is called, and the probe's overall deadline."""
+
+    seconds: float
+    limit: str
+    deadline: float
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _family_name(af: int) -> str:
@@ -141,6 +201,13 @@ class Probe:
 
     # -- orchestration -----------------------------------------------------------------------
 
+    def _dns_stage(self) -> StageBound:
+        left = self._left()
+        if left < self.s.connect_timeout:
+            # Ends a little before the deadline, so the lookup is reported as the DNS stage's timeout.
+            return StageBound(left * 0.8, f"the time left before the overall timeout ({left:.1f} s)", self.deadline)
+        return StageBound(self.s.connect_timeout, f"connect_timeout ({self.s.connect_timeout:g} s)", self.deadline)
+
     def run(self) -> Result:
         s = self.s
         routes: list[tuple[int, str, ProxySpec | None]] = []
@@ -150,8 +217,11 @@ class Probe:
             routes += [(s.primary_port, "primary", proxy), (s.fallback_port, "fallback", proxy)]
         paths = [_Path(port, role, proxy, index) for index, (port, role, proxy) in enumerate(routes)]
 
-        dns = _Lookup(s.host, s.address_family).start() if s.direct else None
-        proxy_lookups = {p.host: _Lookup(p.host, s.address_family).start()
+        stage = self._dns_stage()
+        # An address given as host involves no DNS, so there is no answer to call a sinkhole.
+        sinkholes = None if _is_address(s.host) else self.plan.sinkholes
+        dns = _Lookup(s.host, s.address_family, stage, sinkholes).start() if s.direct else None
+        proxy_lookups = {p.host: _Lookup(p.host, s.address_family, stage).start()
                          for p in self.plan.proxies}
         lookups: dict[str, _Lookup] = {}
         for path in paths:
@@ -167,6 +237,8 @@ class Probe:
             threads.append(th)
         for th in threads:
             th.join(self._left())
+        if dns is not None:
+            dns.done.wait(self._left())  # a failed lookup's explanation comes after its paths gave up
         path_results = [self._finish_path(path, lookups[path.id]) for path in paths]
         dns_result = self._dns_result(dns)
         verdict, reason, working_fallback = compute_verdict(path_results, dns_result)
@@ -236,17 +308,19 @@ class Probe:
     def _dns_result(self, dns: _Lookup | None) -> Result:
         if dns is None:
             # The proxy resolves the name on proxy-only probes; the host's resolver is not asked.
-            return {"ok": None, "addresses": [], "ipv4": [], "ipv6": [], "elapsed_ms": 0,
-                    "failure": None}
+            return {"ok": None, "addresses": [], "ipv4": [], "ipv6": [], "sinkholed": [], "nameservers": [],
+                    "elapsed_ms": 0, "failure": None}
         failure = self._lookup_failure(dns, E.DNS_NO_ANSWER, s_name=self.s.host)
-        addrs = [sa[0] for _af, sa in dns.addresses] if dns.done.is_set() else []
+        done = dns.done.is_set()
+        addresses = dns.addresses if done else []
         return {
             "ok": failure is None,
-            "addresses": addrs,
-            "ipv4": [sa[0] for af, sa in dns.addresses if af == socket.AF_INET],
-            "ipv6": [sa[0] for af, sa in dns.addresses if af == socket.AF_INET6],
-            "elapsed_ms": ms(dns.elapsed if dns.done.is_set()
-                             else time.monotonic() - dns.started),
+            "addresses": [sa[0] for _af, sa in addresses],
+            "ipv4": [sa[0] for af, sa in addresses if af == socket.AF_INET],
+            "ipv6": [sa[0] for af, sa in addresses if af == socket.AF_INET6],
+            "sinkholed": list(dns.sinkholed) if done else [],
+            "nameservers": [_reply_result(r) for r in dns.replies] if done else [],
+            "elapsed_ms": ms(dns.elapsed if done else time.monotonic() - dns.started),
             "failure": failure,
         }
 
@@ -256,6 +330,13 @@ class Probe:
                                 f"the resolver gave no answer for {s_name} before the overall deadline",
                                 "deadline", ms(time.monotonic() - lookup.started))
         elapsed = ms(lookup.elapsed)
+        if lookup.explained is not None:  # the EPNS name, in the nameservers' words
+            named, message = lookup.explained
+            raw = str(lookup.error) if lookup.error is not None else D.said(lookup.replies) or "no addresses"
+            return make_failure(named, "dns", message, raw, elapsed)
+        if lookup.timed_out:
+            return make_failure(cls, "dns", f"{s_name}: no answer from the resolver within {lookup.stage.limit}",
+                                "timeout", elapsed)
         if lookup.error is not None:
             return make_failure(cls, "dns", f"{s_name} does not resolve: {lookup.error}",
                                 str(lookup.error), elapsed)
@@ -298,6 +379,11 @@ class Probe:
             "elapsed_ms": max([r["elapsed_ms"] for r in results] or [0]),
             "attempts": results,
         }
+
+
+def _reply_result(reply: D.Reply) -> Result:
+    return {"server": reply.server, "type": reply.qtype, "rcode": reply.rcode, "addresses": reply.addresses,
+            "error": reply.error, "truncated": reply.truncated, "elapsed_ms": ms(reply.elapsed)}
 
 
 def run_probe(settings: ProbeSettings) -> Result:

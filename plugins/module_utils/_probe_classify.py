@@ -13,7 +13,6 @@ import socket
 import typing as t
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._x509 import Certificate
 
 Result = t.Dict[str, t.Any]
 
@@ -142,14 +141,6 @@ def client_cert_refusal_message(client_cert_given: bool, peer_alerts: list[int],
     return message
 
 
-def issuer_matches(cert: Certificate, expected: str) -> bool:
-    """expected_issuer matches when it equals, ignoring case and outer spaces, any CN or O
-    attribute of the leaf certificate's issuer."""
-    want = expected.strip().casefold()
-    values = cert.attribute("issuer", "CN") + cert.attribute("issuer", "O")
-    return any(value.strip().casefold() == want for value in values)
-
-
 def ssl_reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     if reason:
@@ -231,3 +222,20 @@ def verdict_fails(verdict: str, fail_on: str) -> bool:
     if fail_on == "never":
         return False
     return E.VERDICTS.index(verdict) >= E.VERDICTS.index(fail_on)
+
+
+def verdict_failure_message(result: Result) -> str:
+    """The message of a host failed for its verdict: the verdict, what breaks where, and what to change.
+
+    It is the one line Ansible prints for the failed task, so it reads as the verdict, not as an error of the probe.
+    """
+    failing = [p for p in result["paths"] if not p["ok"] and p.get("failure")]
+    primary = [p for p in failing if p["role"] == "primary"]
+    where = (primary or failing)[0] if failing else None
+    cause = where["failure"] if where else (result.get("dns") or {}).get("failure")
+    reason = result["verdict_reason"]
+    message = reason if reason.startswith("EPNS is ") else "EPNS is {}: {}".format(result["verdict"], reason)
+    if cause:
+        message += " {} breaks at the {} stage ({}). Fix: {}".format(
+            where["id"] if where else "EPNS", cause["stage"], cause["class"], cause["hint"])
+    return message

@@ -17,6 +17,15 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import (
+    ISSUER_FORMS,
+    InspectionName,
+    IssuerSpec,
+    TrustStore,
+    inspection_names,
+    parse_expected_issuer,
+)
 
 ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
 MAX_TIMEOUT = 3600.0
@@ -45,9 +54,12 @@ class ProbeSettings:
     ca_path: str | None = None
     validate_certs: bool = True
     expected_issuer: str | None = None
+    inspection_issuers: list[str] | None = None
     client_cert: str | None = None
     client_key: str | None = None
     mqtt_client_id: str | None = None
+    # None: _probe_dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
+    dns_sinkhole_addresses: list[str] | None = None
 
 
 class ProxySpec(t.NamedTuple):
@@ -142,6 +154,31 @@ def _check_file(option: str, path: str | None, directory_ok: bool = False) -> st
     return path
 
 
+def _check_expected_issuer(value: t.Any) -> IssuerSpec | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ProbeConfigError(f"expected_issuer: {value!r} is empty; accepted: {ISSUER_FORMS}")
+    try:
+        return parse_expected_issuer(value)
+    except ValueError as exc:
+        raise ProbeConfigError(
+            f"expected_issuer: {value!r} is not accepted ({exc}); accepted: {ISSUER_FORMS}") from None
+
+
+def _check_inspection_issuers(value: t.Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise ProbeConfigError(f"inspection_issuers: {value!r} is not a list of CA names ([] turns the check off)")
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise ProbeConfigError(
+                f"inspection_issuers: {name!r} is not a CA name; accepted: non-empty names compared with the CN, O "
+                "and OU of each CA in the chain (case and spacing ignored, * and ? as wildcards)")
+    return [name.strip() for name in value]
+
+
 def new_client_id() -> str:
     return E.CLIENT_ID_PREFIX + secrets.token_hex(4)
 
@@ -192,6 +229,26 @@ class ProbePlan:
     ping_interval: float
     context: ssl.SSLContext
     look_context: ssl.SSLContext
+    issuer_spec: IssuerSpec | None = None
+    inspection_names: tuple[InspectionName, ...] = ()
+    trust: TrustStore | None = None
+    sinkholes: list[D.Network] = field(default_factory=list)
+
+
+# Connecting to 0.0.0.0 or :: reaches this host itself, so no list may make them usable.
+_ALWAYS_SINKHOLES = ("0.0.0.0/8", "::/128")
+
+
+def _check_sinkholes(values: list[str] | None) -> list[D.Network]:
+    if values is None:
+        values = list(D.DEFAULT_SINKHOLES)
+    if not isinstance(values, (list, tuple)):
+        raise ProbeConfigError(f"dns_sinkhole_addresses: {values!r} must be a list of addresses or CIDRs")
+    try:
+        return D.parse_sinkholes([*_ALWAYS_SINKHOLES, *values])
+    except ValueError as exc:
+        raise ProbeConfigError(f"dns_sinkhole_addresses: {exc}; accepted: IPv4/IPv6 addresses and CIDRs "
+                               "such as 146.112.61.104 or 10.0.0.0/8") from None
 
 
 def prepare(settings: ProbeSettings) -> ProbePlan:
@@ -240,9 +297,8 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
     # The broker may drop a client silent for 1.5 x keepalive, so keep it well above the gap
     # between our pings, or the hold would measure the broker instead of the network.
     keepalive = min(65535, max(60, math.ceil(ping_interval) * 2))
-    if s.expected_issuer is not None and (not isinstance(s.expected_issuer, str)
-                                          or not s.expected_issuer.strip()):
-        raise ProbeConfigError(f"expected_issuer: {s.expected_issuer!r} must be a non-empty issuer CN or O")
+    issuer_spec = _check_expected_issuer(s.expected_issuer)
+    names = inspection_names(_check_inspection_issuers(s.inspection_issuers))
     _check_file("ca_path", s.ca_path, directory_ok=True)
     _check_file("client_cert", s.client_cert)
     _check_file("client_key", s.client_key)
@@ -255,5 +311,7 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
             "'-' and '_' (the identifiers every MQTT 3.1.1 broker must accept)")
     context = build_ssl_context(s.validate_certs, s.ca_path, s.client_cert, s.client_key)
     look_context = build_ssl_context(False, None, None, None)
+    # With ca_path the user chose the trust themselves: where its anchors came from says nothing.
+    trust = TrustStore(context, system_store=s.validate_certs and not s.ca_path)
     return ProbePlan(s, server_name, proxies, client_id, keepalive, ping_interval, context,
-                     look_context)
+                     look_context, issuer_spec, names, trust, _check_sinkholes(s.dns_sinkhole_addresses))

@@ -8,6 +8,7 @@
 # Standard library only; managed hosts run Python 3.8+.
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
 import threading
@@ -21,10 +22,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify im
     StageFailure,
     client_cert_refusal_message,
     deadline_failure,
-    issuer_matches,
     ssl_reason,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import assess, issuer_spec_matches
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_tunnel import Route, open_tunnel_quietly
 from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
     Certificate,
@@ -47,6 +48,7 @@ class TlsRecorder:
         self.cert_requested = False
         self.version: str | None = None
         self.leaf_der: bytes | None = None
+        self.chain_der: list[bytes] = []   # as the server sent it, leaf first
         self.peer_alerts: list[int] = []
 
 
@@ -141,16 +143,34 @@ class TlsStage:
         cipher = (tls.cipher() or ("",))[0]
         cert = self._describe(att, tls.getpeercert(binary_form=True), tls.version(), cipher,
                               verified=self.s.validate_certs)
-        self._check_issuer(cert, " by an inspection CA this host trusts"
-                           if self.s.validate_certs else "", "issuer mismatch")
+        if self.s.validate_certs:
+            self._check_trust(att, cert, rec)
+        else:
+            self._check_issuer(cert, "", "issuer mismatch")
         att.stage_ok({"version": tls.version(), "cipher": cipher,
                       "verified": self.s.validate_certs,
                       "client_cert_requested": rec.cert_requested})
 
-    def _check_issuer(self, cert: Certificate | None, reason: str, raw: str) -> None:
-        if cert is None or not self.s.expected_issuer:
+    def _check_trust(self, att: AttemptLog, cert: Certificate | None, rec: TlsRecorder) -> None:
+        """A chain this host verified can still belong to an interceptor whose CA the host trusts."""
+        if cert is None or self.plan.trust is None:
             return
-        if not issuer_matches(cert, self.s.expected_issuer):
+        # The callback saw the Certificate message of this very handshake when its leaf is the peer's.
+        same = bool(rec.chain_der) and hashlib.sha256(rec.chain_der[0]).hexdigest() == cert.sha256
+        finding = assess(self.plan.trust, cert, rec.chain_der[1:] if same else [], self.plan.issuer_spec,
+                         self.plan.inspection_names, self.plan.server_name)
+        if att.tls is not None:
+            att.tls["anchor"] = finding.anchor
+        if finding.intercepted:
+            raise StageFailure(E.TLS_INTERCEPTED, f"{finding.message}: TLS is intercepted by a CA this host "
+                               "trusts", "issuer check")
+
+    def _check_issuer(self, cert: Certificate | None, reason: str, raw: str) -> None:
+        spec = self.plan.issuer_spec
+        # Without a verified chain there is no CA whose key a pin could be compared with.
+        if cert is None or spec is None or spec.kind == "pin":
+            return
+        if not issuer_spec_matches(spec, cert, []):
             raise StageFailure(E.TLS_INTERCEPTED,
                                f"the certificate for {self.plan.server_name} was issued by {cert.issuer_text()}, "
                                f"not by {self.s.expected_issuer!r}: TLS is intercepted{reason}", raw)
@@ -211,6 +231,7 @@ class TlsStage:
                     certs = certificates_from_tls_handshake(bytes(data), tls13)
                     if certs:
                         rec.leaf_der = certs[0]
+                        rec.chain_der = certs
             elif ctype == _CT_ALERT and len(data) >= 2:
                 rec.peer_alerts.append(data[1])
         except Exception:  # noqa: S110 - see above

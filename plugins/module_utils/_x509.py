@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import typing as t
 
 MAX_CERT_BYTES = 64 * 1024
@@ -30,6 +31,8 @@ OID_NAMES = {
     "1.2.840.113549.1.9.1": "emailAddress",
 }
 OID_SAN = "2.5.29.17"
+OID_SKI = "2.5.29.14"
+OID_AKI = "2.5.29.35"
 
 _TAG_BOOLEAN = 0x01
 _TAG_INTEGER = 0x02
@@ -58,6 +61,19 @@ class Certificate(t.NamedTuple):
     not_before: str                  # ISO 8601, UTC
     not_after: str
     sha256: str                      # hex of the whole DER, lower case, no separators
+    # What finding a certificate's issuer takes (RFC 5280 4.1.2.4, 4.2.1.1, 4.2.1.2): the names as
+    # encoded (a chain links them byte for byte), the key identifiers, and the public key.
+    subject_der: bytes = b""
+    issuer_der: bytes = b""
+    spki_der: bytes = b""
+    ski: bytes | None = None
+    aki: bytes | None = None
+
+    def spki_sha256(self) -> bytes:
+        return hashlib.sha256(self.spki_der).digest()
+
+    def self_issued(self) -> bool:
+        return bool(self.subject_der) and self.subject_der == self.issuer_der
 
     def subject_text(self) -> str:
         return format_name(self.subject)
@@ -74,9 +90,11 @@ class _TLV(t.NamedTuple):
     tag: int
     start: int   # first content byte
     end: int     # one past the last content byte
+    offset: int = 0  # the tag byte
 
 
 def _read_tlv(data: bytes, pos: int, limit: int) -> _TLV:
+    offset = pos
     if pos + 2 > limit:
         raise X509Error(f"truncated DER at offset {pos}")
     tag = data[pos]
@@ -97,7 +115,7 @@ def _read_tlv(data: bytes, pos: int, limit: int) -> _TLV:
         pos += count
     if pos + length > limit:
         raise X509Error(f"DER element at offset {pos} runs past the end of its container")
-    return _TLV(tag, pos, pos + length)
+    return _TLV(tag, pos, pos + length, offset)
 
 
 def _children(data: bytes, parent: _TLV) -> list[_TLV]:
@@ -173,29 +191,58 @@ def _time(data: bytes, tlv: _TLV) -> str:
     return f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}Z"
 
 
-def _sans(data: bytes, extensions: _TLV) -> list[str]:
+class _Extensions(t.NamedTuple):
+    sans: list[str]
+    ski: bytes | None
+    aki: bytes | None
+
+
+def _extensions(data: bytes, extensions: _TLV) -> _Extensions:
     seq = _children(data, extensions)
     if len(seq) != 1:
         raise X509Error("malformed extensions")
+    sans: list[str] = []
+    ski = aki = None
     for ext in _children(data, _expect(seq[0], _TAG_SEQUENCE, "Extensions")):
         parts = _children(data, _expect(ext, _TAG_SEQUENCE, "Extension"))
         if len(parts) < 2:
             raise X509Error("malformed extension")
-        if _oid(data[parts[0].start:parts[0].end]) != OID_SAN:
-            continue
+        oid = _oid(data[parts[0].start:parts[0].end])
         value = _expect(parts[-1], _TAG_OCTET_STRING, "extnValue")
-        inner = _read_tlv(data, value.start, value.end)
-        names: list[str] = []
-        for gn in _children(data, _expect(inner, _TAG_SEQUENCE, "GeneralNames")):
-            raw = data[gn.start:gn.end]
-            # Only the name kinds TLS matches a server against; a name or an address speaks
-            # for itself, so no "DNS:"/"IP:" prefix.
-            if gn.tag == 0x82:
-                names.append(_string(0x16, raw))
-            elif gn.tag == 0x87 and len(raw) in (4, 16):
-                names.append(str(ipaddress.ip_address(raw)))
-        return names
-    return []
+        if oid == OID_SAN:
+            sans = _sans(data, _read_tlv(data, value.start, value.end))
+        elif oid == OID_SKI:
+            inner = _expect(_read_tlv(data, value.start, value.end), _TAG_OCTET_STRING, "SubjectKeyIdentifier")
+            ski = data[inner.start:inner.end]
+        elif oid == OID_AKI:
+            aki = _key_identifier(data, _read_tlv(data, value.start, value.end))
+    return _Extensions(sans, ski, aki)
+
+
+def _key_identifier(data: bytes, aki: _TLV) -> bytes | None:
+    # AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, ... }
+    for part in _children(data, _expect(aki, _TAG_SEQUENCE, "AuthorityKeyIdentifier")):
+        if part.tag == 0x80:
+            return data[part.start:part.end]
+    return None
+
+
+def _sans(data: bytes, inner: _TLV) -> list[str]:
+    names: list[str] = []
+    for gn in _children(data, _expect(inner, _TAG_SEQUENCE, "GeneralNames")):
+        raw = data[gn.start:gn.end]
+        # Only the name kinds TLS matches a server against; a name or an address speaks
+        # for itself, so no "DNS:"/"IP:" prefix.
+        if gn.tag == 0x82:
+            names.append(_string(0x16, raw))
+        elif gn.tag == 0x87 and len(raw) in (4, 16):
+            names.append(str(ipaddress.ip_address(raw)))
+    return names
+
+
+def _whole(data: bytes, tlv: _TLV) -> bytes:
+    """The element with its tag and length, as it was encoded."""
+    return data[tlv.offset:tlv.end]
 
 
 def parse_certificate(der: bytes) -> Certificate:
@@ -232,17 +279,23 @@ def _parse(der: bytes) -> Certificate:
     if len(validity) != 2:
         raise X509Error("Validity must have two times")
     subject = _name(der, tbs[i + 4])
-    sans: list[str] = []
+    _expect(tbs[i + 5], _TAG_SEQUENCE, "SubjectPublicKeyInfo")
+    ext = _Extensions([], None, None)
     for extra in tbs[i + 6:]:
         if extra.tag == 0xA3:
-            sans = _sans(der, extra)
+            ext = _extensions(der, extra)
     return Certificate(
         subject=subject,
         issuer=issuer,
-        sans=sans,
+        sans=ext.sans,
         not_before=_time(der, validity[0]),
         not_after=_time(der, validity[1]),
         sha256=hashlib.sha256(der).hexdigest(),
+        subject_der=_whole(der, tbs[i + 4]),
+        issuer_der=_whole(der, tbs[i + 2]),
+        spki_der=_whole(der, tbs[i + 5]),
+        ski=ext.ski,
+        aki=ext.aki,
     )
 
 
@@ -275,6 +328,24 @@ def pem_to_der(pem: str) -> bytes:
             return base64.b64decode("".join(body))
         body.append(line)
     raise X509Error("PEM certificate has no END line")
+
+
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+
+
+def pem_certificates(text: str, limit: int = 1000) -> list[bytes]:
+    """The DER of each certificate in a PEM text (a file of one, or a bundle), skipping broken ones."""
+    import base64
+    import binascii
+    out = []
+    for match in _PEM_CERT.finditer(text):
+        try:
+            out.append(base64.b64decode("".join(match.group(1).split()), validate=True))
+        except (binascii.Error, ValueError):
+            continue
+        if len(out) >= limit:
+            break
+    return out
 
 
 def certificates_from_tls_handshake(message: bytes, tls13: bool) -> list[bytes]:

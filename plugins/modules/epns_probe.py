@@ -67,6 +67,18 @@ options:
     type: str
     choices: [any, ipv4, ipv6]
     default: any
+  dns_sinkhole_addresses:
+    description:
+      - Addresses and CIDRs that mean "blocked by a DNS filter" when the resolver returns them for O(host). The probe
+        never connects to such an address; when every address of O(host) is one, the DNS stage fails with class
+        C(dns_sinkholed); when only some are, the others are probed. RV(dns.sinkholed) lists the sinkholed ones.
+      - Defaults to loopback (C(127.0.0.0/8), C(::1)), which Pi-hole, AdGuard Home and most DNS filters besides the
+        null address answer, and Cisco Umbrella/OpenDNS block pages (C(146.112.61.104)-C(108), C(146.112.61.110) and
+        their C(::ffff:) forms, as Cisco documents them). Add your own DNS filter's block page address here.
+      - C(0.0.0.0/8) and C(::) are always sinkholes (connecting to them reaches this host), whatever this list says.
+        An address given as O(host) is never checked, since no DNS answer is involved.
+    type: list
+    elements: str
   timeout:
     description:
       - Seconds the whole probe may take, all paths together. Paths still unfinished then are reported with class
@@ -75,7 +87,8 @@ options:
     default: 10
   connect_timeout:
     description:
-      - Seconds each stage of each path may take (TCP connect, proxy answer, TLS handshake, CONNACK, PINGRESP).
+      - Seconds each stage of each path may take (DNS lookup, TCP connect, proxy answer, TLS handshake, CONNACK,
+        PINGRESP). A resolver that answers later is classified C(dns_timeout).
     type: float
     default: 3
   hold_seconds:
@@ -104,10 +117,31 @@ options:
     default: true
   expected_issuer:
     description:
-      - The issuer the EPNS server certificate should have. When set, a leaf certificate whose issuer has no C(CN) or
-        C(O) attribute equal to this value (ignoring case and surrounding spaces) is classified C(tls_intercepted), even
-        when the host trusts it (a TLS-inspecting proxy whose CA is installed on the host).
+      - Who should vouch for the EPNS server certificate. When set, a chain that does not match is classified
+        C(tls_intercepted), even when the host trusts it (a TLS-inspecting proxy whose CA is installed on the host).
+      - A plain value (no C(=)) matches a C(CN) or C(O) of the leaf's issuer or of a CA in the chain, ignoring case and
+        surrounding spaces.
+      - An RFC 4514 distinguished name, e.g. V(CN=PN Lab Root CA,O=PN Lab), matches the leaf's issuer or the subject of
+        a CA in the chain as a whole (the same attributes and values, in any order, ignoring case and spacing).
+      - A SHA-256 pin of a CA's public key (its SubjectPublicKeyInfo) as V(sha256//BASE64) (curl's C(--pinnedpubkey)
+        form) or as 64 hex digits (optionally prefixed C(sha256:), colons allowed) matches an intermediate the server
+        sent or the trust anchor the chain ends in. A pin is only checked on a verified chain.
+      - When it matches, the check for a locally added trust anchor is skipped (you said who the issuer is); the
+        O(inspection_issuers) names still apply.
     type: str
+  inspection_issuers:
+    description:
+      - CA names that TLS-inspection products give their CA by default. A verified chain in which a CA (the leaf's
+        issuer, an intermediate or the trust anchor) has a C(CN), C(O) or C(OU) equal to one of them (ignoring case
+        and spacing; C(*) and C(?) are wildcards) is classified C(tls_intercepted), naming the product, whether the CA
+        is trusted through the system store or O(ca_path).
+      - Unset, the documented default list applies (FortiGate, Cisco Umbrella, Sophos Firewall; see
+        docs/tls-interception.md for each name and its source). A list replaces it; V([]) turns the check off.
+      - Independently, when the chain was verified against the system store (no O(ca_path)), a chain that ends in a
+        trust anchor added on this host rather than shipped by the distribution (C(/usr/local/share/ca-certificates),
+        C(/etc/pki/ca-trust/source/anchors), C(/etc/pki/trust/anchors), ...) is C(tls_intercepted), naming the anchor.
+    type: list
+    elements: str
   client_cert:
     description: A PEM client certificate (optionally with its key) to present when the broker asks for one.
     type: path
@@ -126,6 +160,9 @@ options:
     description:
       - Which verdict fails the task (with the full result). V(unreachable) fails only when no path works; V(degraded)
         also fails when only the fallback works; V(never) always returns the result.
+      - The failure message is the verdict itself, then the path and stage that break and the fix (the hint of
+        the failure class). With ansible-core 2.19 and E(ANSIBLE_DISPLAY_TRACEBACK=error), that verdict stands
+        where a traceback of the module would be.
     type: str
     choices: [unreachable, degraded, never]
     default: unreachable
@@ -217,8 +254,45 @@ dns:
     elapsed_ms:
       description: Milliseconds the lookup took.
       type: int
+    sinkholed:
+      description: Addresses the resolver returned that are sinkholes (see O(dns_sinkhole_addresses)); never tried.
+      type: list
+      elements: str
+    nameservers:
+      description:
+        - When the lookup failed, timed out or returned only sinkholes, what the nameservers of C(/etc/resolv.conf)
+          answered when the probe asked them directly (UDP, A and/or AAAA); empty otherwise.
+      type: list
+      elements: dict
+      contains:
+        server:
+          description: The nameserver's address.
+          type: str
+        type:
+          description: C(A) or C(AAAA).
+          type: str
+        rcode:
+          description: The answer's response code (C(NOERROR), C(NXDOMAIN), C(SERVFAIL), C(REFUSED), ...); null when
+            there was no usable answer (see RV(dns.nameservers[].error)).
+          type: str
+        addresses:
+          description: The addresses in the answer.
+          type: list
+          elements: str
+        error:
+          description: Null, or why there is no rcode (no answer in time, a network error, a malformed answer).
+          type: str
+        truncated:
+          description: The answer had the TC flag (too large for UDP); the probe does not retry over TCP.
+          type: bool
+        elapsed_ms:
+          description: Milliseconds until the answer.
+          type: int
     failure:
-      description: Null, or a failure (see RV(paths[].failure)) of class C(dns_no_answer) or C(timeout).
+      description:
+        - Null, or a failure (see RV(paths[].failure)) of class C(dns_nxdomain), C(dns_servfail), C(dns_refused),
+          C(dns_timeout), C(dns_sinkholed), C(dns_no_answer) (the name exists but has no address of the family
+          asked for) or C(timeout) (the overall deadline). The message quotes the nameservers' answers.
       type: dict
 paths:
   description:
@@ -268,7 +342,8 @@ paths:
           C(ok), C(proven_by_auth), C(failure), C(elapsed_ms), C(stages) (each C(name), C(ok), C(elapsed_ms), C(detail),
           in order, ending at the first failing stage), C(proxy_status) (the proxy's status line), C(tls) (C(version),
           C(cipher), C(subject), C(issuer), C(sans), C(not_after), C(sha256) of the leaf certificate's DER in lower-case
-          hex, C(verified)) and C(mqtt) (C(return_code), C(meaning), C(session_present)).
+          hex, C(verified), and on a verified chain C(anchor), the name of the trust anchor it ends in, or null when
+          not found) and C(mqtt) (C(return_code), C(meaning), C(session_present)).
         - C(tls) is also filled when verification failed, from the certificate the server showed.
       type: list
       elements: dict
@@ -303,9 +378,11 @@ paths:
             not_after: "2030-01-01T00:00:00Z"
             sha256: 5f0c...
             verified: true
+            anchor: CN=Example CA, O=Example
           mqtt: {return_code: 0, meaning: Connection accepted, session_present: false}
 """
 
+import inspect  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -316,7 +393,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._epns import (  # 
     PRIMARY_PORT,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import run_probe  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import verdict_fails  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (  # noqa: E402
+    verdict_fails,
+    verdict_failure_message,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (  # noqa: E402
     ADDRESS_FAMILIES,
     ProbeConfigError,
@@ -333,6 +413,7 @@ def argument_spec() -> dict[str, t.Any]:
         direct=dict(type="bool", default=True),
         proxies=dict(type="list", elements="str", default=[]),
         address_family=dict(type="str", choices=list(ADDRESS_FAMILIES), default="any"),
+        dns_sinkhole_addresses=dict(type="list", elements="str"),
         timeout=dict(type="float", default=10.0),
         connect_timeout=dict(type="float", default=3.0),
         hold_seconds=dict(type="float", default=0.0),
@@ -340,6 +421,7 @@ def argument_spec() -> dict[str, t.Any]:
         ca_path=dict(type="path"),
         validate_certs=dict(type="bool", default=True),
         expected_issuer=dict(type="str"),
+        inspection_issuers=dict(type="list", elements="str"),
         client_cert=dict(type="path"),
         client_key=dict(type="path"),
         mqtt_client_id=dict(type="str"),
@@ -375,8 +457,17 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     result["changed"] = False
     if verdict_fails(result["verdict"], p["fail_on"]):
-        module.fail_json(msg="EPNS is {}: {}".format(result["verdict"], result["verdict_reason"]), **result)
+        _fail_with_verdict(module, result)
     module.exit_json(**result)
+
+
+def _fail_with_verdict(module: AnsibleModule, result: dict[str, t.Any]) -> None:
+    message = verdict_failure_message(result)
+    # ansible-core 2.19+ (keyword-only `exception`) would attach the module's call stack, shown with
+    # ANSIBLE_DISPLAY_TRACEBACK=error as if the probe had crashed; the verdict stands in for it. Older releases
+    # print any `exception` as "An exception occurred", so they get none.
+    stands_in = {"exception": message} if "exception" in inspect.signature(module.fail_json).parameters else {}
+    module.fail_json(msg=message, **stands_in, **result)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,7 @@ table inet hostfw {
         tcp sport 22 accept
         oifname "lo" accept
         meta l4proto ipv6-icmp accept
+        meta l4proto { tcp, udp } th dport 53 accept comment "DNS: epns.eset.com comes from the lab's resolver"
         tcp dport 9999 accept comment "the host's own unrelated rule"
     }
 }
@@ -163,13 +164,17 @@ def nft_default_deny(lab: Any, host: str) -> None:
     sh(lab, host, ["nft", "-f", "-"], input=NFT_DEFAULT_DENY)
 
 
+# A default-deny host still lets its resolver through: epns.eset.com comes from the lab's DNS (pnlab.resolver).
+DNS_ACCEPT = "-A OUTPUT -p udp -m udp --dport 53 -j ACCEPT\n-A OUTPUT -p tcp -m tcp --dport 53 -j ACCEPT\n"
+
+
 def iptables_default_deny(lab: Any, host: str, variant: str) -> None:
     for base in ("iptables", "ip6tables"):
         icmp = "-A OUTPUT -p ipv6-icmp -j ACCEPT\n" if base == "ip6tables" else ""
         sh(lab, host, [f"{base}-{variant}-restore", "--noflush"], input=(
             "*filter\n:OUTPUT DROP [0:0]\n"
             "-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
-            "-A OUTPUT -p tcp -m tcp --sport 22 -j ACCEPT\n-A OUTPUT -o lo -j ACCEPT\n" + icmp +
+            "-A OUTPUT -p tcp -m tcp --sport 22 -j ACCEPT\n-A OUTPUT -o lo -j ACCEPT\n" + icmp + DNS_ACCEPT +
             '-A OUTPUT -p tcp -m tcp --dport 9999 -m comment --comment "the host\'s own unrelated rule" -j ACCEPT\n'
             "COMMIT\n"))
 
@@ -203,6 +208,7 @@ DENY_POLICY = """<?xml version="1.0" encoding="utf-8"?>
   <ingress-zone name="HOST"/>
   <egress-zone name="ANY"/>
   <protocol value="ipv6-icmp"/>
+  <service name="dns"/>
   <port port="9999" protocol="tcp"/>
 </policy>
 """
@@ -219,11 +225,15 @@ DENY_DIRECT = """<?xml version="1.0" encoding="utf-8"?>
   <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
   <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
   <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p udp --dport 53 -j ACCEPT</rule>
+  <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --dport 53 -j ACCEPT</rule>
   <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="10">-p tcp --dport 9999 -m comment --comment "host own rule" -j ACCEPT</rule>
   <rule ipv="ipv4" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
   <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT</rule>
   <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p tcp --sport 22 -j ACCEPT</rule>
   <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-o lo -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p udp --dport 53 -j ACCEPT</rule>
+  <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p tcp --dport 53 -j ACCEPT</rule>
   <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="10">-p ipv6-icmp -j ACCEPT</rule>
   <rule ipv="ipv6" table="filter" chain="OUTPUT" priority="99">-j REJECT</rule>
 </direct>
@@ -248,7 +258,7 @@ UNRELATED = "host-own-unrelated-rule"
 
 def ufw_default_deny(lab: Any, host: str) -> None:
     for argv in (["ufw", "allow", "in", "22/tcp"], ["ufw", "allow", "out", "proto", "tcp", "from", "any", "port", "22"],
-                 ["ufw", "default", "deny", "outgoing"],
+                 ["ufw", "allow", "out", "53"], ["ufw", "default", "deny", "outgoing"],
                  ["ufw", "allow", "out", "9999/tcp", "comment", UNRELATED]):
         sh(lab, host, argv)
     lab.start_service(host, "ufw")
@@ -279,9 +289,15 @@ def path_failures(result: Mapping[str, Any]) -> List[Any]:
             for p in result["paths"]]
 
 
+LAB_BROKER4, LAB_BROKER6 = "198.18.1.10", "2001:db8:0:1::10"
+
+
 def set_epns_address(lab: Any, host: str, ipv4: str) -> None:
-    """Make epns.eset.com resolve to another IPv4 address on one host (the lab has brokers on .10 and .11)."""
+    """Make epns.eset.com resolve to another IPv4 address on one host (the lab has brokers on .10 and .11): an
+    /etc/hosts entry (IPv6 stays the broker's), which glibc reads before DNS; the broker's own address removes the
+    entry, so the name comes from the lab's resolver again."""
     hosts = sh(lab, host, ["cat", "/etc/hosts"])
-    lines = [f"{ipv4} epns.eset.com" if (line.split()[1:2] == ["epns.eset.com"] and "." in line.split()[0])
-             else line for line in hosts.splitlines()]
+    lines = [line for line in hosts.splitlines() if line.split()[1:2] != ["epns.eset.com"]]
+    if ipv4 != LAB_BROKER4:
+        lines += [f"{ipv4} epns.eset.com", f"{LAB_BROKER6} epns.eset.com"]
     sh(lab, host, ["sh", "-c", "cat > /etc/hosts"], input="\n".join(lines) + "\n")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -174,16 +175,83 @@ def test_broker_stop_start(lab: Lab) -> None:
     assert mosquitto_pub(lab, lab.agents[1], 8883).returncode == 0
 
 
-def test_no_dns_fails_fast(lab: Lab) -> None:
-    agent = lab.agents[0]
-    lab.fault(agent, "no-dns")
+# What dig (bind9-dnsutils) sees from the agent, per DNS fault mode: (A rcode, A answers, AAAA rcode, AAAA answers).
+DNS_ANSWERS = {
+    "nxdomain": ("NXDOMAIN", [], "NXDOMAIN", []),
+    "servfail": ("SERVFAIL", [], "SERVFAIL", []),
+    "a-only": ("NOERROR", [BROKER4], "NOERROR", []),
+    "aaaa-only": ("NOERROR", [], "NOERROR", [BROKER6]),
+    "sinkhole-null": ("NOERROR", ["0.0.0.0"], "NOERROR", ["::"]),
+    "sinkhole-page": ("NOERROR", ["198.18.1.61"], "NOERROR", ["2001:db8:0:1::61"]),
+}
+HEALTHY_ANSWERS = ("NOERROR", [BROKER4], "NOERROR", [BROKER6])
+RESOLVER4, RESOLVER6 = "198.18.1.53", "2001:db8:0:1::53"
+
+
+def dig(lab: Lab, agent: str, qtype: str, *extra: str, wait: int = 4) -> tuple[str, list[str], float]:
+    """(rcode or 'timeout', the answers, seconds) from the agent's resolv.conf nameservers or the one in extra."""
     started = time.monotonic()
-    assert lab.run(agent, ["getent", "hosts", EPNS]).returncode != 0
-    assert time.monotonic() - started < 3
-    assert lab.run(agent, ["getent", "hosts", "proxy.lab"]).returncode == 0
-    assert lab.run(lab.agents[1], ["getent", "hosts", EPNS]).returncode == 0
-    lab.clear(agent, "no-dns")
-    assert lab.run(agent, ["getent", "hosts", EPNS]).returncode == 0
+    out = lab.run(agent, ["dig", f"+time={wait}", "+tries=1", *extra, EPNS, qtype], timeout=30).stdout
+    rcode = re.search(r"status: (\w+)", out)
+    answers = re.findall(rf"^{re.escape(EPNS)}\.\s+\d+\s+IN\s+{qtype}\s+(\S+)$", out, re.M)
+    return (rcode.group(1) if rcode else "timeout"), answers, time.monotonic() - started
+
+
+def dig_both(lab: Lab, agent: str, *extra: str) -> tuple[str, list[str], str, list[str]]:
+    a, a_answers, _ = dig(lab, agent, "A", *extra)
+    aaaa, aaaa_answers, _ = dig(lab, agent, "AAAA", *extra)
+    return a, a_answers, aaaa, aaaa_answers
+
+
+def test_agents_resolve_epns_through_the_lab_resolver(lab: Lab) -> None:
+    hosts = lab.run(lab.agents[0], ["cat", "/etc/hosts"]).stdout
+    assert EPNS not in hosts and "proxy.lab" in hosts
+    for way in ((), ("+tcp",), (f"@{RESOLVER6}",), (f"@{RESOLVER6}", "+tcp")):
+        assert dig_both(lab, lab.agents[0], *way) == HEALTHY_ANSWERS, way
+    assert dig_both(lab, lab.server) == HEALTHY_ANSWERS
+
+
+@pytest.mark.parametrize("mode", sorted(DNS_ANSWERS))
+def test_dns_fault_modes_answer_from_a_real_resolver(lab: Lab, mode: str) -> None:
+    agent, other = lab.agents[0], lab.agents[1]
+    lab.fault(agent, "dns", mode=mode)
+    for way in ((), ("+tcp",), (f"@{RESOLVER6}",), (f"@{RESOLVER6}", "+tcp")):
+        assert dig_both(lab, agent, *way) == DNS_ANSWERS[mode], way
+    assert dig_both(lab, other) == HEALTHY_ANSWERS
+    lab.clear(agent, "dns")
+    assert dig_both(lab, agent) == HEALTHY_ANSWERS
+
+
+def test_dns_timeout_mode_gets_no_answer(lab: Lab) -> None:
+    agent = lab.agents[0]
+    lab.fault(agent, "dns", mode="timeout")
+    for way in ((), ("+tcp",), (f"@{RESOLVER6}",)):
+        rcode, _, took = dig(lab, agent, "A", *way, wait=1)
+        assert rcode == "timeout" and took >= 0.9, way
+    started = time.monotonic()
+    assert lab.run(agent, ["getent", "ahosts", EPNS], timeout=30).returncode != 0
+    assert time.monotonic() - started >= 5.5  # glibc waited 3 s for each of the two nameservers
+    assert lab.run(agent, ["getent", "hosts", "proxy.lab"]).returncode == 0  # the lab's own names: /etc/hosts
+    lab.clear(agent, "dns")
+    assert dig_both(lab, agent) == HEALTHY_ANSWERS
+
+
+def test_dns_slow_mode_answers_late(lab: Lab) -> None:
+    agent = lab.agents[0]
+    lab.fault(agent, "dns", mode="slow", seconds=1.5)
+    # Every packet from the agent to the resolver waits: one for UDP, two over TCP (the SYN, then the query).
+    for qtype, way, waits in (("A", (), 1), ("AAAA", ("+tcp",), 2), ("A", (f"@{RESOLVER6}",), 1)):
+        rcode, answers, took = dig(lab, agent, qtype, *way, wait=5)
+        assert rcode == "NOERROR" and answers and 1.45 * waits <= took < 1.5 * waits + 1, (qtype, way, took)
+    started = time.monotonic()
+    out = lab.run(agent, ["getent", "ahosts", EPNS], timeout=30).stdout  # glibc: a late answer, not a timeout
+    assert BROKER4 in out and BROKER6 in out and 1.45 <= time.monotonic() - started < 3
+    assert dig(lab, lab.agents[1], "A")[2] < 1
+    lab.fault(agent, "dns", mode="nxdomain")  # another mode on the same agent: the delay line goes
+    rcode, _, took = dig(lab, agent, "A")
+    assert rcode == "NXDOMAIN" and took < 1
+    lab.clear(agent, "dns")
+    assert dig(lab, agent, "A")[2] < 1
 
 
 def test_intercept_untrusted_then_trusted(lab: Lab) -> None:

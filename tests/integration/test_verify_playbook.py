@@ -87,3 +87,27 @@ def test_bad_role_input_fails_before_any_probe(lab: Any, tmp_path: Path) -> None
     assert done.returncode != 0
     assert "epns_verify_fail_on" in done.stdout + done.stderr
     assert "Probe the EPNS paths" not in done.stdout
+
+
+@pytest.mark.parametrize("traceback_display", ["never", "error"])
+def test_a_failing_verdict_reads_as_the_verdict_not_as_a_crash(lab: Any, tmp_path: Path,
+                                                               traceback_display: str) -> None:
+    """ansible-core 2.19 prints a failed module's `exception` (with ANSIBLE_DISPLAY_TRACEBACK=error, a call stack
+    captured inside the module): a host failed for its verdict must show the verdict and its cause, not a trace."""
+    degraded = lab.agents[0]
+    lab.fault(degraded, "block", port=8883, action="reject")
+    done = run_playbook(lab, VERIFY, extra_vars={"epns_targets": degraded, "epns_verify_report_dir": str(tmp_path),
+                                                 "epns_verify_fail_on": "degraded"},
+                        env={"ANSIBLE_DISPLAY_TRACEBACK": traceback_display})
+    output = done.stdout + done.stderr
+    assert "failed=1" in _recap(done.stdout)[degraded]
+    assert "An exception occurred" not in output
+    # No stack from inside the module; with tracebacks on, Ansible's own controller stack is its choice.
+    assert "_ansiballz" not in output and "epns_probe.py\", line" not in output, output[-3000:]
+    if traceback_display == "never":
+        assert "Traceback" not in output, output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("[ERROR]")]
+    assert len(errors) == 1, errors
+    assert "EPNS is degraded" in errors[0] and "8883 direct: tcp_refused" in errors[0], errors
+    # The line tells what to change, not only what broke.
+    assert "Fix:" in errors[0], errors

@@ -13,7 +13,7 @@ from pnlab import Lab, LabError
 from pnlab.core import require_root
 from pnlab.faults import BLOCK_ACTIONS, BLOCK_FAMILIES, BLOCK_TARGETS, KINDS
 from pnlab.services import SERVICES
-from pnlab.topology import HOSTILE_PORTS
+from pnlab.topology import DNS_FAULT_MODES, HOSTILE_PORTS
 
 
 def say(line: str) -> None:
@@ -30,12 +30,17 @@ def fault_parser(sub: argparse._SubParsersAction) -> None:
     block.add_argument("--action", choices=tuple(BLOCK_ACTIONS), default="drop")
     block.add_argument("--family", choices=BLOCK_FAMILIES, default="any")
     kinds.add_parser("broker-down", help="the agent's traffic to the broker gets a TCP reset")
-    kinds.add_parser("no-dns", help="epns.eset.com no longer resolves on the agent")
+    dns = kinds.add_parser("dns", help="the agent's DNS queries go to a resolver that misbehaves in MODE")
+    dns.add_argument("mode", choices=DNS_FAULT_MODES)
+    dns.add_argument("--seconds", type=float, default=None, help="slow: the delay before the answer (default 2)")
     idle = kinds.add_parser("idle-cut", help="a middlebox forgets connections idle for SECONDS")
     idle.add_argument("seconds", type=int)
     idle.add_argument("--reset", action="store_true", help="answer the next packet with a reset instead of silence")
     intercept = kinds.add_parser("intercept", help="TLS interception: epns traffic goes to a box with another CA")
-    intercept.add_argument("--trusted", action="store_true", help="the agent trusts the Intercept CA")
+    intercept.add_argument("--trusted", action="store_true",
+                           help="the agent trusts the interceptor's CA as a locally added anchor")
+    intercept.add_argument("--ca", choices=("intercept", "corp", "forti"), default="intercept",
+                           help="whose CA: the Intercept CA, an internal corporate CA, a FortiGate-named CA")
     kinds.add_parser("mtls", help="epns traffic goes to the broker that wants a client certificate")
     hostile = kinds.add_parser("hostile", help="epns traffic goes to a misbehaving peer")
     hostile.add_argument("mode", choices=tuple(HOSTILE_PORTS))
@@ -71,8 +76,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def fault_options(args: argparse.Namespace) -> dict[str, object]:
-    names = {"block": ("port", "to", "action", "family"), "idle-cut": ("seconds", "reset"), "intercept": ("trusted",),
-             "hostile": ("mode",), "latency": ("rtt_ms", "loss")}
+    names = {"block": ("port", "to", "action", "family"), "idle-cut": ("seconds", "reset"),
+             "intercept": ("trusted", "ca"),
+             "hostile": ("mode",), "dns": ("mode", "seconds"), "latency": ("rtt_ms", "loss")}
     return {name: getattr(args, name) for name in names.get(args.kind, ())}
 
 

@@ -129,3 +129,46 @@ def test_certificates_from_tls_handshake(pki: t.Any) -> None:
         X.certificates_from_tls_handshake(msg13[:40], tls13=True)
     with pytest.raises(X.X509Error):
         X.certificates_from_tls_handshake(b"\x0c\x00\x00\x00", tls13=True)
+
+
+def _openssl_text(tmp_path: Path, *args: str) -> str:
+    return subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+
+def test_key_identifiers_names_and_public_key_match_openssl(tmp_path: Path) -> None:
+    root = self_signed(tmp_path, "/O=Example Corp/CN=Example Corp Root",
+                       "-addext", "basicConstraints=critical,CA:TRUE")
+    (tmp_path / "root.pem").write_text((tmp_path / "c.pem").read_text())
+    (tmp_path / "root.key").write_text((tmp_path / "k.pem").read_text())
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "l.key",
+            "-out", "l.csr", "-subj", "/CN=epns.eset.com", cwd=tmp_path)
+    (tmp_path / "l.ext").write_text("subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    openssl("x509", "-req", "-in", "l.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
+            "-days", "3", "-extfile", "l.ext", "-out", "l.pem", cwd=tmp_path)
+    ca, leaf = X.parse_certificate(root), X.parse_certificate(der_of(tmp_path / "l.pem"))
+    ski_text = _openssl_text(tmp_path, "x509", "-in", "root.pem", "-noout", "-ext", "subjectKeyIdentifier")
+    assert ca.ski is not None and ca.ski.hex(":").upper() in ski_text
+    assert leaf.aki == ca.ski and leaf.ski and leaf.ski != ca.ski
+    # A chain links by the encoded names: the leaf's issuer is the CA's subject, byte for byte.
+    assert leaf.issuer_der == ca.subject_der and ca.self_issued() and not leaf.self_issued()
+    spki = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "root.pem"), "-noout", "-pubkey"],
+                          check=True, capture_output=True).stdout
+    spki_der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=spki, check=True,
+                              capture_output=True).stdout
+    assert ca.spki_der == spki_der
+    assert ca.spki_sha256() == hashlib.sha256(spki_der).digest()
+
+
+def test_certificate_without_key_identifiers(tmp_path: Path) -> None:
+    cert = X.parse_certificate(self_signed(tmp_path, "/CN=bare", "-addext", "subjectKeyIdentifier=none",
+                                           "-addext", "authorityKeyIdentifier=none"))
+    assert cert.ski is None and cert.aki is None
+    assert cert.subject_der.startswith(b"\x30")
+
+
+def test_pem_certificates_reads_bundles_and_skips_broken_blocks(tmp_path: Path) -> None:
+    one = self_signed(tmp_path, "/CN=one")
+    pem = (tmp_path / "c.pem").read_text()
+    broken = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"
+    assert X.pem_certificates(pem + broken + "junk\n" + pem) == [one, one]
+    assert X.pem_certificates("no certificate here") == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pki import Pki
+from .pki import INTERCEPTORS, Pki
 from .topology import EPNS_PORTS, LAB_V4_NET, LAB_V6_NET, PROXY_PORTS, PROXY_SUFFIX, Host, role_addrs, svc_v4, svc_v6
 
 
@@ -33,18 +33,24 @@ def _listener(port: int, addr: str, lines: list[str]) -> list[str]:
 
 
 # The broker variants one mosquitto serves, each on its own addresses (topology.EPNS_ROLES).
-BROKER_ROLES = ("broker", "mtls", "intercept")
+BROKER_ROLES = ("broker", "mtls", "intercept", "intercept-corp", "intercept-forti")
+
+
+def interceptor_role(which: str) -> str:
+    """The role (addresses) of the interception endpoint with that CA (pki.INTERCEPTORS)."""
+    return "intercept" if which == "intercept" else f"intercept-{which}"
 
 
 def mosquitto_config(pki: Pki, run_dir: Path) -> str:
     server = [f"certfile {pki.cert('broker')}", f"keyfile {pki.key('broker')}"]
-    intercept = [f"certfile {pki.cert('intercept')}", f"keyfile {pki.key('intercept')}"]
     variants = {
         "broker": {8883: [*server, "allow_anonymous true"], 443: [*server, "allow_anonymous true"]},
         "mtls": {8883: [*server, f"cafile {pki.ca}", "require_certificate true", "allow_anonymous true"],
                  443: [*server, "allow_anonymous false"]},
-        "intercept": {8883: [*intercept, "allow_anonymous true"], 443: [*intercept, "allow_anonymous true"]},
     }
+    for which, (_, _, leaf) in INTERCEPTORS.items():
+        cert = [f"certfile {pki.cert(leaf)}", f"keyfile {pki.key(leaf)}", "allow_anonymous true"]
+        variants[interceptor_role(which)] = {8883: cert, 443: cert}
     out = ["# one broker process serves every variant; each listener keeps its own auth rules",
            "per_listener_settings true", "user mosquitto", "persistence false",
            # Nagle would hold CONNACK until the client ACKs the TLS 1.3 session tickets: one RTT that belongs

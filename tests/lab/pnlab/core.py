@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
-from . import daemons, hostfs, latency, netns, proxies, teardown
+from . import daemons, hostfs, latency, netns, proxies, resolver, teardown
 from . import faults as faultlib
 from . import services as servicelib
 from . import state as statefile
@@ -29,6 +29,7 @@ from .pki import Pki, make_pki, make_ssh_key
 from .proc import LabError, alive, kill_all, run
 from .topology import (
     APACHE,
+    DNS,
     EPNS,
     EPNS_ROLES,
     MAX_AGENTS,
@@ -48,7 +49,7 @@ from .topology import (
 )
 from .topology import hosts as all_hosts
 
-UNMANAGED = (EPNS, PROXY, ROUTER, ROUTER2)
+UNMANAGED = (EPNS, DNS, PROXY, ROUTER, ROUTER2)
 
 
 def _quiet(_: str) -> None:
@@ -115,7 +116,7 @@ class Lab:
     @property
     def addresses(self) -> dict[str, dict[str, str]]:
         """{'pn-agent1': {'ipv4': ..., 'ipv6': ...}, ..., 'broker': ..., 'mtls': ..., 'proxy': ...}"""
-        out = {name: {"ipv4": h.v4[0], "ipv6": h.v6[0]} for name, h in self.hosts.items() if name != EPNS}
+        out = {name: {"ipv4": h.v4[0], "ipv6": h.v6[0]} for name, h in self.hosts.items() if name not in (EPNS, DNS)}
         out.update({role: dict(zip(("ipv4", "ipv6"), role_addrs(role))) for role in EPNS_ROLES})
         out["proxy"] = {"ipv4": proxy_host().v4[0], "ipv6": proxy_host().v6[0]}
         return out
@@ -201,10 +202,10 @@ class Lab:
             holders = dict(zip((h.name for h in managed), pool.map(lambda h: hostfs.start_holder(self.state_dir, h),
                                                                     managed)))
             list(pool.map(lambda h: hostfs.mount_views(self.state_dir, h, holders[h.name]), managed))
-        self._say("daemons: mosquitto, hostile peers, squid, sshd, managed proxies")
+        self._say("daemons: mosquitto, hostile peers, squid, dnsmasq, sshd, managed proxies")
         pids = {"mosquitto": daemons.start_mosquitto(self.state_dir, self.pki),
                 "hostile": daemons.start_hostile(self.state_dir, self.pki),
-                "squid": daemons.start_squid(self.state_dir)}
+                "squid": daemons.start_squid(self.state_dir), **resolver.start(self.state_dir)}
         for h in managed:
             pids[f"sshd-{h.name}"] = daemons.start_sshd(self.state_dir, h, holders[h.name],
                                                         self.ssh_dir / "authorized_keys")
@@ -223,6 +224,7 @@ class Lab:
         for h in managed:
             daemons.wait_sshd(h, pids[f"sshd-{h.name}"])
         daemons.wait_squid(pids["squid"], self.state_dir)
+        resolver.wait(pids)
 
     def _write_ansible_files(self, host_keys: Sequence[tuple[Host, str]]) -> None:
         (self.ssh_dir / "cp").mkdir(mode=0o700, exist_ok=True)
@@ -290,7 +292,8 @@ class Lab:
     def fault(self, agent: str, kind: str, **opts: Any) -> None:
         """kind and options: block(port, to='any'|'epns'|'proxy', action='drop'|'reject'|'reject-icmp'|
         'reject-icmp4:TYPE'|'reject-icmp6:TYPE', family='any'|'ipv4'|'ipv6'),
-        broker-down, no-dns, idle-cut(seconds, reset=False), intercept(trusted=False), mtls,
+        broker-down, dns(mode=timeout|nxdomain|servfail|a-only|aaaa-only|slow|sinkhole-null|sinkhole-page,
+        seconds=2.0 for slow), idle-cut(seconds, reset=False), intercept(trusted=False), mtls,
         hostile(mode=one of topology.HOSTILE_PORTS), latency(rtt_ms, loss=0.0)."""
         host = self._agent(agent)
         options = faultlib.validate(kind, opts)
@@ -314,21 +317,29 @@ class Lab:
         self._say(f"{host.name}: {kind} on {options or ''}".rstrip())
 
     def _switch_on(self, host: Host, kind: str, options: dict[str, Any]) -> None:
-        if kind == "no-dns":
-            hostfs.set_hosts(self.holder(host.name), host, with_epns=False)
+        if kind == "dns":
+            self._dns_line(host, options)
         elif kind == "intercept":
-            extra = [self.intercept_ca_path] if options["trusted"] else []
-            hostfs.set_trust(self.holder(host.name), [self.ca_path, *extra])
+            local = [self.pki.interceptor_ca(options["ca"])] if options["trusted"] else []
+            hostfs.set_trust(self.holder(host.name), self.ca_path, local)
         elif kind == "latency":
             latency.start(self.state_dir, host, self.agents.index(host.name) + 1, options["rtt_ms"], options["loss"])
 
     def _switch_off(self, host: Host, kind: str) -> None:
-        if kind == "no-dns":
-            hostfs.set_hosts(self.holder(host.name), host, with_epns=True)
+        if kind == "dns":
+            resolver.slow_off(self.state_dir, host, self.agents.index(host.name) + 1)
         elif kind == "intercept":
-            hostfs.set_trust(self.holder(host.name), [self.ca_path])
+            hostfs.set_trust(self.holder(host.name), self.ca_path, [])
         elif kind == "latency":
             latency.stop(self.state_dir, host, self.agents.index(host.name) + 1)
+
+    def _dns_line(self, host: Host, options: dict[str, Any]) -> None:
+        """The slow resolver's delay line is the agent's own; any other mode has none (a mode change removes it)."""
+        index = self.agents.index(host.name) + 1
+        if options["mode"] == "slow":
+            resolver.slow_on(self.state_dir, host, index, options["seconds"])
+        else:
+            resolver.slow_off(self.state_dir, host, index)
 
     def clear(self, agent: str, kind: str | None = None) -> None:
         host = self._agent(agent)

@@ -3,10 +3,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from .topology import CLOSED_PORT, EPNS_PORTS, EPNS_ROLES, HOSTILE_PORTS, PROXY_SUFFIX, Host, role_addrs, svc_v4, svc_v6
+from .configs import interceptor_role
+from .pki import INTERCEPTORS
+from .topology import (
+    CLOSED_PORT,
+    DNS_FAULT_MODES,
+    DNS_PORT,
+    EPNS_PORTS,
+    EPNS_ROLES,
+    HOSTILE_PORTS,
+    PROXY_SUFFIX,
+    Host,
+    resolver_addrs,
+    role_addrs,
+    svc_v4,
+    svc_v6,
+)
 
 TABLE = "pnlab_faults"
-KINDS = ("block", "broker-down", "no-dns", "idle-cut", "intercept", "mtls", "hostile", "latency")
+KINDS = ("block", "broker-down", "dns", "idle-cut", "intercept", "mtls", "hostile", "latency")
 BLOCK_TARGETS = ("epns", "proxy", "any")
 BLOCK_FAMILIES = ("any", "ipv4", "ipv6")
 # Every ICMP / ICMPv6 reject type nft knows, for measuring what each one makes connect() say.
@@ -23,6 +38,7 @@ BLOCK_ACTIONS: dict[str, tuple[str, str | None]] = {
 # When several redirections are on at once the most disruptive wins; the order is documented in the README.
 DNAT_PRECEDENCE = ("broker-down", "hostile", "mtls", "intercept")
 TUN_PREFIX = "pnd-"
+DEFAULT_SLOW_SECONDS = 2.0  # below the lab's resolv.conf timeout (3 s): glibc sees a slow answer, not none
 
 Faults = dict[str, dict[str, Any]]  # agent -> kind -> options (block: a list of rules)
 
@@ -39,11 +55,16 @@ def validate(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("idle-cut: seconds must be >= 1")
         return {"seconds": seconds, "reset": bool(opts.get("reset", False))}
     if kind == "intercept":
-        return {"trusted": bool(opts.get("trusted", False))}
+        which = opts.get("ca") or "intercept"
+        if which not in INTERCEPTORS:
+            raise ValueError(f"intercept: ca must be one of {tuple(INTERCEPTORS)}")
+        return {"trusted": bool(opts.get("trusted", False)), "ca": which}
     if kind == "hostile":
         if opts.get("mode") not in HOSTILE_PORTS:
             raise ValueError(f"hostile: mode must be one of {tuple(HOSTILE_PORTS)}")
         return {"mode": opts["mode"]}
+    if kind == "dns":
+        return _dns_options(opts)
     if kind == "latency":
         rtt, loss = int(opts["rtt_ms"]), float(opts.get("loss") or 0.0)
         if rtt < 0 or not 0 <= loss <= 100:
@@ -64,6 +85,30 @@ def _block_rule(opts: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"block: action {rule['action']} applies to {only} only, not family {rule['family']}")
         rule["family"] = only
     return rule
+
+
+def _dns_options(opts: dict[str, Any]) -> dict[str, Any]:
+    mode = opts.get("mode")
+    if mode not in DNS_FAULT_MODES:
+        raise ValueError(f"dns: mode must be one of {DNS_FAULT_MODES}, not {mode!r}")
+    if mode != "slow":
+        return {"mode": mode}
+    seconds = float(opts.get("seconds") or DEFAULT_SLOW_SECONDS)
+    if not 0 < seconds <= 30:
+        raise ValueError(f"dns slow: seconds must be > 0 and <= 30, not {seconds}")
+    return {"mode": mode, "seconds": seconds}
+
+
+def _dns_rules(agent: Host, opts: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Block rules and DNAT rules for the agent's DNS traffic (UDP and TCP, v4 and v6, to any address)."""
+    block, dnat = [], []
+    for i, fam in enumerate(("ip", "ip6")):
+        match = f"{fam} saddr {(agent.v4[0], agent.v6[0])[i]} meta l4proto {{ tcp, udp }} th dport {DNS_PORT}"
+        if opts["mode"] == "timeout":
+            block.append(f"{match} drop")
+        else:
+            dnat.append(f"{match} dnat {fam} to {resolver_addrs(opts['mode'])[i]}")
+    return block, dnat
 
 
 def _tag(agent: Host) -> str:
@@ -105,6 +150,9 @@ def _dnat_rules(agent: Host, kinds: dict[str, Any]) -> list[str]:
             target, match = _endpoint(fam, broker, CLOSED_PORT), match + " meta l4proto tcp"
         elif active == "hostile":
             target = _endpoint(fam, role_addrs("hostile")[i], HOSTILE_PORTS[kinds["hostile"]["mode"]])
+            match += f" tcp dport {ports}"
+        elif active == "intercept":
+            target = _endpoint(fam, role_addrs(interceptor_role(kinds["intercept"].get("ca", "intercept")))[i], None)
             match += f" tcp dport {ports}"
         else:
             target = _endpoint(fam, role_addrs(active)[i], None)
@@ -149,6 +197,9 @@ def render(faults: Faults, agents: dict[str, Host]) -> str:
             objects, policy, forward = objects + o, policy + r, forward + f
         block += _block_rules(agent, kinds.get("block", []))
         dnat += _dnat_rules(agent, kinds)
+        if "dns" in kinds:
+            dns_block, dns_dnat = _dns_rules(agent, kinds["dns"])
+            block, dnat = block + dns_block, dnat + dns_dnat
 
     def chain(name: str, hook: str, rules: list[str]) -> list[str]:
         return [f"  chain {name} {{", f"    {hook}", *(f"    {r}" for r in rules), "  }"]

@@ -37,6 +37,8 @@ def lab_vars(pki: Pki, ssh_dir: Path) -> dict[str, str]:
         "ansible_host_key_checking": "false",
         "lab_ca_path": str(pki.ca),
         "lab_intercept_ca_path": str(pki.intercept_ca),
+        "lab_corp_ca_path": str(pki.interceptor_ca("corp")),
+        "lab_forti_ca_path": str(pki.interceptor_ca("forti")),
         "lab_client_cert_path": str(pki.cert("client")),
         "lab_client_key_path": str(pki.key("client")),
         "lab_proxy_url": PROXY_URL,

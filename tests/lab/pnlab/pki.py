@@ -25,6 +25,10 @@ class Pki:
     def intercept_ca(self) -> Path:
         return self.dir / "intercept-ca.crt"
 
+    def interceptor_ca(self, which: str) -> Path:
+        """The CA of an interception endpoint: "intercept", "corp" or "forti" (INTERCEPTORS)."""
+        return self.cert(INTERCEPTORS[which][0])
+
     def cert(self, name: str) -> Path:
         return self.dir / f"{name}.crt"
 
@@ -36,9 +40,19 @@ class Pki:
         return self.dir.parent / "ssh" / "id_ed25519"
 
 
-def _make_ca(pki: Pki, name: str, cn: str) -> None:
+# Interception endpoints: fault option `ca` -> (CA file name, CA subject, leaf file name). "corp" is the usual case,
+# an internal CA; "forti" carries the subject of a FortiGate's default SSL inspection CA, as Fortinet documents it.
+INTERCEPTORS = {
+    "intercept": ("intercept-ca", "/O=PN Lab/CN=Intercept CA", "intercept"),
+    "corp": ("corp-ca", "/O=Example Corp/CN=Example Corp Internal Issuing CA", "corp"),
+    "forti": ("forti-ca", "/C=US/ST=California/L=Sunnyvale/O=Fortinet/OU=Certificate Authority/CN=FortiGate CA",
+              "forti"),
+}
+
+
+def _make_ca(pki: Pki, name: str, subject: str) -> None:
     run(["openssl", "req", "-x509", *EC, "-keyout", str(pki.key(name)), "-out", str(pki.cert(name)),
-         "-days", DAYS, "-subj", f"/O=PN Lab/CN={cn}",
+         "-days", DAYS, "-subj", subject,
          "-addext", "basicConstraints=critical,CA:TRUE",
          "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
 
@@ -62,11 +76,11 @@ CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\next
 def make_pki(pki: Pki) -> None:
     pki.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     with ThreadPoolExecutor(2) as pool:
-        for future in [pool.submit(_make_ca, pki, "ca", "PN Lab Root CA"),
-                       pool.submit(_make_ca, pki, "intercept-ca", "Intercept CA")]:
+        cas = [("ca", "/O=PN Lab/CN=PN Lab Root CA"), *((ca, subject) for ca, subject, _ in INTERCEPTORS.values())]
+        for future in [pool.submit(_make_ca, pki, name, subject) for name, subject in cas]:
             future.result()
         jobs = [pool.submit(_issue, pki, "ca", "broker", EPNS_NAME, SERVER_EXT),
-                pool.submit(_issue, pki, "intercept-ca", "intercept", EPNS_NAME, SERVER_EXT),
+                *(pool.submit(_issue, pki, ca, leaf, EPNS_NAME, SERVER_EXT) for ca, _, leaf in INTERCEPTORS.values()),
                 pool.submit(_issue, pki, "ca", "client", "pnlab-agent", CLIENT_EXT)]
         for future in jobs:
             future.result()

@@ -12,6 +12,7 @@ EPNS = "pn-epns"
 PROXY = "pn-proxy"
 SQUID = "pn-squid"  # managed proxy hosts: the proxy_connect_ports module configures these
 APACHE = "pn-apache"
+DNS = "pn-dns"  # the lab's resolver: one dnsmasq per DNS fault mode, each on its own address pair
 CONTROLLER_LINK = "pnlab0"
 LAN_BRIDGE = "br-lan"
 SVC_BRIDGE = "br-svc"
@@ -37,7 +38,7 @@ SVC_V4_NET, SVC_V6_NET = "198.18.1.0/24", "2001:db8:0:1::/64"
 LAB_V4_NET, LAB_V6_NET = "198.18.0.0/15", "2001:db8::/32"
 
 # One address pair per role on the svc segment; the last octet doubles as the v6 suffix.
-EPNS_ROLES = {"broker": 10, "mtls": 11, "intercept": 12, "hostile": 13}
+EPNS_ROLES = {"broker": 10, "mtls": 11, "intercept": 12, "hostile": 13, "intercept-corp": 14, "intercept-forti": 15}
 PROXY_SUFFIX = 20
 # Managed proxies (own /etc, sshd): Debian's squid and Apache httpd, each starting with CONNECT to 443 only.
 MANAGED_PROXIES = {SQUID: 21, APACHE: 22}
@@ -48,6 +49,14 @@ HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 
                  "cert-then-reset": 8884, "cert-then-close": 8885, "tls12-cert-alert": 8886}
 SLOW_PROXY_PORT, GARBAGE_PROXY_PORT = 3130, 3131
 EPNS_PORTS = (8883, 443)
+# The resolver every agent and the server use (resolv.conf), and one instance per DNS fault mode; `timeout` has no
+# instance (the router drops the agent's DNS traffic), `slow` answers like `healthy` through a delay line.
+RESOLVER_SUFFIX = 53
+DNS_MODES = {"healthy": RESOLVER_SUFFIX, "nxdomain": 54, "servfail": 55, "a-only": 56, "aaaa-only": 57, "slow": 58,
+             "sinkhole-null": 59, "sinkhole-page": 60}
+DNS_FAULT_MODES = ("timeout", *(mode for mode in DNS_MODES if mode != "healthy"))
+BLOCK_PAGE_SUFFIX = 61  # where the sinkhole-page resolver sends epns.eset.com; nothing listens there
+DNS_PORT = 53
 PROXY_PORTS = (3128, 3129)
 
 
@@ -109,6 +118,20 @@ def epns_host() -> Host:
     return Host(EPNS, tuple(svc_v4(s) for s in suffixes), tuple(svc_v6(s) for s in suffixes), SVC_BRIDGE, False)
 
 
+def dns_host() -> Host:
+    suffixes = sorted([*DNS_MODES.values(), BLOCK_PAGE_SUFFIX])
+    return Host(DNS, tuple(svc_v4(s) for s in suffixes), tuple(svc_v6(s) for s in suffixes), SVC_BRIDGE, False)
+
+
+def resolver_addrs(mode: str = "healthy") -> tuple[str, str]:
+    suffix = DNS_MODES[mode]
+    return svc_v4(suffix), svc_v6(suffix)
+
+
+def block_page_addrs() -> tuple[str, str]:
+    return svc_v4(BLOCK_PAGE_SUFFIX), svc_v6(BLOCK_PAGE_SUFFIX)
+
+
 def proxy_host() -> Host:
     return Host(PROXY, (svc_v4(PROXY_SUFFIX),), (svc_v6(PROXY_SUFFIX),), SVC_BRIDGE, False)
 
@@ -124,7 +147,7 @@ def managed_proxy_hosts() -> list[Host]:
 
 def hosts(agent_count: int, wol: bool = False) -> list[Host]:
     agents = [agent_host(i) for i in range(1, agent_count + 1)]
-    return [server_host(), *agents, epns_host(), proxy_host(), *managed_proxy_hosts(), *lan2_hosts(wol)]
+    return [server_host(), *agents, epns_host(), dns_host(), proxy_host(), *managed_proxy_hosts(), *lan2_hosts(wol)]
 
 
 def role_addrs(role: str) -> tuple[str, str]:
