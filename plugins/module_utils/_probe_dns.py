@@ -104,7 +104,7 @@ def _answers(data: bytes, offset: int, count: int, qtype: str) -> list[str]:
     wanted, size = QTYPES[qtype], 4 if qtype == "A" else 16
     family = socket.AF_INET if qtype == "A" else socket.AF_INET6
     found = []
-    for _ in range(count):
+    for _record in range(count):
         offset = _skip_name(data, offset)
         if offset + 10 > len(data):
             raise DnsFormatError("a record header runs past the end of the message")
@@ -129,7 +129,7 @@ def parse_response(data: bytes, qid: int, qtype: str) -> Message:
     truncated = bool(flags & _FLAG_TC)
     offset = 12
     try:
-        for _ in range(qdcount):
+        for _question in range(qdcount):
             offset = _skip_name(data, offset) + 4
         addresses = _answers(data, offset, ancount, qtype)
     except DnsFormatError:
