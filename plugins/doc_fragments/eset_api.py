@@ -74,6 +74,10 @@ options:
     description:
       - How many times one call is retried after HTTP 429, 502, 503, 504 or a connection failure, with exponential
         backoff capped at 30 seconds (Retry-After is honoured up to 60 seconds). V(0) does not retry.
+      - A call that creates something (C(POST /v2/policies), C(POST /v2/policy-assignments)) is never repeated
+        blindly, because the server may have made the change and lost its answer. It is retried at once only after
+        a 429 or a refused connection; after a 5xx or a lost answer the module first looks for what the call would
+        have created, goes on with it if it is there, and only otherwise creates again (within O(retries)).
     type: int
     default: 6
   api_urls:

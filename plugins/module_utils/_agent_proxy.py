@@ -12,6 +12,10 @@ The API has no update call, so a changed policy is *replaced*:
 3. only then unassign targets no longer wanted and remove the old policy (its assignments first: a server may
    refuse to delete a policy that is still assigned).
 
+The API may carry out a create and then lose its answer, so creates are never repeated blindly: the new policy's
+description carries this run's mark, and after a failed or lost create the run looks for the policy by that mark
+(an assignment by policy and target) and goes on with it; only when it is not there is the create tried again.
+
 A failure in 1 or 2 deletes the new policy again (rollback): the old policy never lost a target. A failure in 3
 leaves the new policy in place on every target, with the old one still there too. Either way every target stays
 covered, the result lists what was done, and a rerun converges: when several policies carry the managed name, the
@@ -25,7 +29,17 @@ from dataclasses import dataclass, field
 from . import _policy_codec as codec
 from ._agent_proxy_map import ALL_SERVICES, GLOBAL
 from ._eset_api._errors import EsetApiError
-from ._eset_api._resources import GroupIndex, PolicyApi, legacy_feature, legacy_policy_body, target_key
+from ._eset_api._resources import (
+    GroupIndex,
+    PolicyApi,
+    UncertainCreate,
+    legacy_feature,
+    legacy_policy_body,
+    new_run_mark,
+    target_key,
+    with_run_mark,
+    without_run_mark,
+)
 
 NEW = "(new policy)"
 
@@ -126,6 +140,7 @@ class AgentProxyPolicy:
         self.warn = warn
         self.groups: t.Optional[GroupIndex] = None
         self.actions: t.List[str] = []
+        self.run_mark = new_run_mark()
 
     # -- reading ---------------------------------------------------------------------------------------
     def _group_index(self) -> GroupIndex:
@@ -185,8 +200,8 @@ class AgentProxyPolicy:
     # -- describing --------------------------------------------------------------------------------------
     def _policy_view(self, uuid: str, product: t.Optional[str], description: t.Any,
                      flat: t.Optional[t.Dict[str, t.Any]]) -> t.Dict[str, t.Any]:
-        return {"uuid": uuid, "name": self.desired.name, "description": description, "product": product,
-                "settings": flat}
+        return {"uuid": uuid, "name": self.desired.name, "description": without_run_mark(description),
+                "product": product, "settings": flat}
 
     def _assignment_view(self, policy_uuid: str, target: t.Mapping[str, t.Any],
                          rank: t.Optional[int]) -> t.Dict[str, t.Any]:
@@ -222,7 +237,7 @@ class AgentProxyPolicy:
         keeper: t.Optional[Candidate] = None
         for cand in candidates:
             if cand.flat == desired_flat and cand.product == product and \
-                    (cand.policy.get("description") or "") == desired.description:
+                    without_run_mark(cand.policy.get("description") or "") == desired.description:
                 keeper = cand
                 break
         others = [c for c in candidates if c is not keeper]
@@ -231,7 +246,8 @@ class AgentProxyPolicy:
         if keeper is None:
             steps.append(Step("create_policy", "create policy {!r}{}".format(
                 desired.name, " (replacing {})".format(", ".join(c.uuid for c in others)) if others else ""),
-                body=legacy_policy_body(desired.name, desired.description, product, data_b64)))
+                body=legacy_policy_body(desired.name, with_run_mark(desired.description, self.run_mark), product,
+                                        data_b64)))
 
         # Targets the kept policy must cover, each with the rank it should have (None: wherever it lands).
         wanted: t.List[t.Tuple[t.Tuple[str, str], t.Dict[str, str], t.Optional[int]]] = []
@@ -326,19 +342,21 @@ class AgentProxyPolicy:
                  others: t.List[Candidate], body: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Any]:
         result: t.Dict[str, t.Any] = {"changed": bool(steps), "replaced": keeper_new and bool(others),
                                       "removed_policies": [c.uuid for c in others],
-                                      "planned": [s.text for s in steps], "actions": self.actions}
+                                      "planned": [s.text for s in steps], "actions": self.actions,
+                                      "run_mark": self.run_mark}
         if self.check_mode or not steps:
             return result
         current = keeper_uuid
         in_place = False  # the kept policy covers every wanted target
         for index, step in enumerate(steps):
+            found = False
             try:
                 if step.kind == "create_policy":
-                    created = self.api.create_policy(step.args["body"])
+                    created, found = self.api.create_marked_policy(step.args["body"], self.run_mark)
                     current = str(created["uuid"])
                     result["policy_uuid"] = current
                 elif step.kind == "assign":
-                    assignment = self.api.assign(str(current), step.args["target"])
+                    assignment, found = self.api.assign_once(str(current), step.args["target"])
                     rank = step.args.get("rank")
                     if rank and assignment.get("rank") != rank:
                         self.api.rerank(str(assignment["uuid"]), rank)
@@ -350,7 +368,8 @@ class AgentProxyPolicy:
                 elif step.kind == "delete_policy":
                     in_place = True
                     self.api.remove_policy(str(step.args["uuid"]))
-                self.actions.append(step.text.replace("the new policy", str(current)))
+                self.actions.append(step.text.replace("the new policy", str(current)) + (
+                    " (its answer was lost; found by the run mark)" if found else ""))
             except EsetApiError as exc:
                 raise ReplacementFailed(self._failure(exc, step, steps[index + 1:], keeper_new, in_place, current,
                                                       others)) from None
@@ -361,9 +380,14 @@ class AgentProxyPolicy:
                  current: t.Optional[str], others: t.List[Candidate]) -> t.Dict[str, t.Any]:
         info: t.Dict[str, t.Any] = {"failed_step": step.text, "error": exc.to_dict(), "actions": self.actions,
                                     "not_done": [s.text for s in remaining], "rollback": None,
-                                    "changed": bool(self.actions)}
+                                    "changed": bool(self.actions) or exc.outcome_unknown,
+                                    "run_mark": self.run_mark}
         old = ", ".join(c.uuid for c in others) or "none"
-        if self.desired.state == "absent":
+        if isinstance(exc, UncertainCreate) and step.kind == "create_policy":
+            info["coverage"] = (f"{exc.what} may have been created next to the old policy ({old}), which still "
+                                "covers every target; run again: the rerun keeps that policy if it matches, "
+                                "or removes it")
+        elif self.desired.state == "absent":
             info["coverage"] = (f"the deletion stopped; of the policies named {self.desired.name!r} ({old}) those not "
                                 "listed in actions are still there; run again to finish")
         elif keeper_new and not in_place and current and current != NEW:

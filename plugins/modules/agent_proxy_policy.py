@@ -44,7 +44,11 @@ options:
     type: str
     required: true
   description:
-    description: Description of the policy. A different description makes the policy be replaced.
+    description:
+      - Description of the policy. A different description makes the policy be replaced.
+      - A policy the module creates carries the mark of the run that created it after this text, such as
+        C([protectnet.epns run 0f3c...]), so that the run can find it after a lost API answer instead of creating a
+        second one. The mark is ignored when descriptions are compared and left out of the diff.
     type: str
     default: "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
   state:
@@ -204,6 +208,13 @@ planned:
   returned: always
   type: list
   elements: str
+run_mark:
+  description:
+    - The mark this run puts in the description of a policy it creates. After a failure whose outcome is unknown
+      (C(coverage) says so), a policy carrying it may exist; a rerun keeps it if it matches or removes it.
+  returned: always
+  type: str
+  sample: "[protectnet.epns run 0f3c2a9e4b1d4f6a8c7e5d3b2a1f0e9d]"
 actions:
   description: The steps that were done, in order, including a rollback. Also returned on failure.
   returned: always

@@ -19,7 +19,8 @@ class FakeClient:
         self.write_path = write_path
         self.calls: t.List[t.Tuple[str, t.Any]] = []
 
-    def request(self, method: str, service: str, path: str, query: t.Any = None, body: t.Any = None) -> t.Any:
+    def request(self, method: str, service: str, path: str, query: t.Any = None, body: t.Any = None,
+                idempotent: t.Any = None) -> t.Any:
         self.calls.append((path, body))
         if path == "/v2/configuration:batchGetValues":
             wanted = body["paths"][0]

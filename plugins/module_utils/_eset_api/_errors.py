@@ -31,6 +31,10 @@ class EsetApiError(Exception):
         self.body = body if len(body) <= BODY_LIMIT else body[:BODY_LIMIT] + f"... ({len(body)} characters)"
         self.request_id = request_id
         self.message = redact(message, secrets)
+        # The server may have carried out the call (a 5xx or no answer to a call that is not idempotent).
+        self.outcome_unknown = False
+        # The request never reached the server (connection refused, unknown host): safe to repeat.
+        self.never_sent = False
         super().__init__(str(self))
 
     def __str__(self) -> str:

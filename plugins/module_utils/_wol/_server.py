@@ -17,7 +17,7 @@ class Requester(t.Protocol):
     settings: t.Any
 
     def request(self, method: str, service: str, path: str, query: t.Optional[t.Mapping[str, t.Any]] = None,
-                body: t.Any = None) -> t.Any: ...
+                body: t.Any = None, idempotent: t.Optional[bool] = None) -> t.Any: ...
 
 
 def _as_list(value: t.Any) -> t.Optional[t.List[str]]:
@@ -37,7 +37,8 @@ def read(client: Requester, smap: t.Mapping[str, t.Any]) -> t.Tuple[t.Optional[t
     """(current addresses or None, how they were read or why not)."""
     path = smap["addresses_path"]
     try:
-        answer = client.request("POST", smap["service"], smap["read_path"], body={"paths": [path]})
+        answer = client.request("POST", smap["service"], smap["read_path"], body={"paths": [path]},
+                                idempotent=True)  # a read
     except EsetApiError as exc:
         if exc.status in (404, 501, 405):
             return None, (f"the server does not offer {smap['read_path']} or does not know the setting {path!r} "
@@ -73,7 +74,8 @@ def apply(client: Requester, smap: t.Mapping[str, t.Any], wanted: t.List[str], c
             return out
         try:
             client.request("POST", smap["service"], write_path,
-                           body={"values": [{"path": smap["addresses_path"], "value": list(wanted)}]})
+                           body={"values": [{"path": smap["addresses_path"], "value": list(wanted)}]},
+                           idempotent=True)  # sets the values: repeating it is safe
         except EsetApiError as exc:
             if exc.status not in (404, 405, 501):
                 raise
