@@ -60,6 +60,7 @@ class Desired:
     targets: t.Optional[t.List[str]] = None
     rank: t.Optional[int] = None
     template_policy: t.Optional[str] = None
+    reveal_secrets: bool = False
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Candidate:
     flat: t.Optional[t.Dict[str, t.Any]]
     decode_error: t.Optional[str]
     assignments: t.List[t.Dict[str, t.Any]]
+    shown: t.Optional[t.Dict[str, t.Any]] = None  # flat, as results and diffs show it (secrets masked)
 
     @property
     def uuid(self) -> str:
@@ -142,6 +144,15 @@ class AgentProxyPolicy:
         self.actions: t.List[str] = []
         self.run_mark = new_run_mark()
 
+    # -- secrets -----------------------------------------------------------------------------------------
+    def _shown(self, data: codec.PolicyData) -> t.Dict[str, t.Any]:
+        """The settings as the diff shows them; unless revealed, secrets are masked and redacted from errors."""
+        if self.desired.reveal_secrets:
+            return codec.flatten(data.sections())
+        for secret in codec.secret_values(data):
+            self.api.client.add_secret(secret)
+        return codec.flatten(codec.masked_sections(data))
+
     # -- reading ---------------------------------------------------------------------------------------
     def _group_index(self) -> GroupIndex:
         if self.groups is None:
@@ -159,20 +170,23 @@ class AgentProxyPolicy:
                                       "choose another name")
             policy = self.api.full(listed)
             feature = legacy_feature(policy)
-            product, flat, error = None, None, None
+            product, flat, shown, error = None, None, None, None
             if feature is None:
                 error = "it has no ESET PROTECT policy data (featureId 4294967295)"
             else:
                 conf = feature.get("configuration") or {}
                 product = conf.get("product")
                 try:
-                    flat = codec.flatten(codec.decode(conf.get("data") or "").sections())
+                    data = codec.decode(conf.get("data") or "")
                 except codec.PolicyDataError as exc:
                     error = str(exc)
+                else:
+                    flat, shown = codec.flatten(data.sections()), self._shown(data)
             if error:
                 self.warn("policy {} named {!r} cannot be decoded ({}); it will be replaced".format(
                     policy.get("uuid"), self.desired.name, error))
-            found.append(Candidate(policy, product, flat, error, self.api.list_assignments(str(policy["uuid"]))))
+            found.append(Candidate(policy, product, flat, error, self.api.list_assignments(str(policy["uuid"])),
+                                   shown))
         return found
 
     def _template(self, policies: t.List[t.Dict[str, t.Any]]) -> t.Tuple[codec.PolicyData, str, str]:
@@ -212,7 +226,7 @@ class AgentProxyPolicy:
         desired = self.desired
         policies = self.api.list_policies()
         candidates = self._candidates(policies)
-        before = {"policies": [self._policy_view(c.uuid, c.product, c.policy.get("description"), c.flat)
+        before = {"policies": [self._policy_view(c.uuid, c.product, c.policy.get("description"), c.shown)
                                for c in candidates],
                   "assignments": [self._assignment_view(c.uuid, a.get("target") or {}, a.get("rank"))
                                   for c in candidates for a in c.assignments]}
@@ -232,6 +246,7 @@ class AgentProxyPolicy:
                       "expected for unset values; otherwise check the node names with eset_policy_info".format(
                           ", ".join(created_nodes)))
         desired_flat = codec.flatten(data.sections())
+        desired_shown = self._shown(data)
         data_b64 = data.encode_b64()
 
         keeper: t.Optional[Candidate] = None
@@ -324,7 +339,7 @@ class AgentProxyPolicy:
         result = self._execute(steps, keeper_new=keeper is None, keeper_uuid=None if keeper is None else keeper_uuid,
                                others=others, body=steps[0].args.get("body") if keeper is None else None)
         final_uuid = result.get("policy_uuid") or keeper_uuid
-        after = {"policies": [self._policy_view(final_uuid, product, desired.description, desired_flat)],
+        after = {"policies": [self._policy_view(final_uuid, product, desired.description, desired_shown)],
                  "assignments": [dict(a, policy=final_uuid) for a in after_assignments]}
         result.update({
             "diff": {"before": before, "after": after},

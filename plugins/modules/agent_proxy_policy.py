@@ -116,6 +116,14 @@ options:
       - A JSON or YAML file on the host that runs the module, with the same content as O(settings_map). When both are
         given, O(settings_map) is merged over the file.
     type: path
+  reveal_secrets:
+    description:
+      - Show the values of settings that hold secrets in the diff. By default they read C(********) there and are
+        redacted from errors; which settings count as secret is described under
+        O(protectnet.epns.eset_policy_info#module:reveal_secrets).
+      - Only the output changes; the policy the module writes always keeps every value.
+    type: bool
+    default: false
   proxy_username:
     description:
       - Not supported. EPNS and agent replication cannot use a proxy that requires authentication, so the module
@@ -298,6 +306,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
         "template_policy": {"type": "str"},
         "settings_map": {"type": "dict"},
         "settings_map_file": {"type": "path"},
+        "reveal_secrets": {"type": "bool", "default": False},
         "proxy_username": {"type": "str", "no_log": False},
         "proxy_password": {"type": "str", "no_log": True},
     })
@@ -376,7 +385,8 @@ def main() -> None:
     client = client_from_module(module)
     desired = Desired(name=p["name"], description=p["description"], state=p["state"], proxy_host=p["proxy_host"],
                       proxy_port=p["proxy_port"], services=list(p["services"]), fallback_direct=p["fallback_direct"],
-                      targets=p["targets"], rank=p["rank"], template_policy=p["template_policy"])
+                      targets=p["targets"], rank=p["rank"], template_policy=p["template_policy"],
+                      reveal_secrets=p["reveal_secrets"])
     runner = AgentProxyPolicy(PolicyApi(client), desired, mapping, module.check_mode, module.warn)
     common = {"map_confirmed": bool(mapping.get("confirmed"))}
     try:

@@ -36,7 +36,7 @@ from ansible.module_utils.urls import Request
 
 from ._auth import CloudTokens, OnPremTokens, TokenSource
 from ._endpoints import CLOUD, Endpoints
-from ._errors import EsetApiError, EsetConfigError
+from ._errors import MIN_SECRET_LEN, EsetApiError, EsetConfigError
 
 RETRY_STATUSES = (429, 502, 503, 504)
 # Answers that say the server did not act on the call: safe to repeat even a create.
@@ -163,6 +163,11 @@ class EsetClient:
         self._secrets.add(value)
         if self._on_secret_cb is not None:
             self._on_secret_cb(value)
+
+    def add_secret(self, value: str) -> None:
+        """A value read from the server that errors and module output must not show (a policy's password)."""
+        if value and len(value) >= MIN_SECRET_LEN:
+            self._remember_secret(value)
 
     @property
     def secrets(self) -> t.Set[str]:
