@@ -83,7 +83,8 @@ options:
   api_urls:
     description:
       - "Base URLs that replace the computed ones, keyed by service (C(policy-management), C(device-management),
-        C(business-account) for the token endpoint, C(iam)) or C(default) for every service not named.
+        C(business-account) for the token endpoint, C(iam), C(configuration) for the server settings calls of
+        M(protectnet.epns.wol_multicast)) or C(default) for every service not named.
         For example C({default: https://127.0.0.1:8443}) for an API behind a reverse proxy or a test server."
       - A value is C(https://HOST[:PORT][/PREFIX]) without credentials, query or fragment.
     type: dict
