@@ -202,3 +202,15 @@ def test_a_create_that_failed_before_the_server_acted_is_made_once_after_looking
     result = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))
     assert result.get("failed") is not True, result
     assert_one_policy_one_assignment_per_target(emu)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_lost_answer_to_an_unassign_is_not_a_failure(emu: Emulator, run: Runner, loss: str) -> None:
+    run(agent_proxy_policy, args(emu))
+    (policy,) = mine(emu)
+    control(emu, "POST", "faults", dict(method="DELETE", path="/v2/policy-assignments/*", commit=True,
+                                        **LOSSES[loss]))
+    result = run(agent_proxy_policy, args(emu, targets=[SERVERS]))  # the retry finds the assignment gone: 404
+    assert result.get("failed") is not True, result.get("msg")
+    assert assignments_of(emu, policy["uuid"]) == [group_uuid(SERVERS)]
+    assert run(agent_proxy_policy, args(emu, targets=[SERVERS]))["changed"] is False

@@ -44,6 +44,7 @@ NOT_ACTED_STATUSES = (429,)
 # Answers after which a call that is not idempotent may or may not have been carried out.
 UNKNOWN_OUTCOME_STATUSES = (500, 502, 503, 504)
 IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+OUTCOME_UNKNOWN = "the server may have carried out this call, so it is not repeated blindly"
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
@@ -219,6 +220,7 @@ class EsetClient:
             except EsetApiError as exc:
                 if not idempotent and not exc.never_sent:
                     exc.outcome_unknown = True
+                    exc.message += "; " + OUTCOME_UNKNOWN
                     raise
                 if attempt >= self.settings.retries:
                     raise
@@ -314,8 +316,11 @@ class EsetClient:
                            404: "not found" + (" (the pending result expired or was already collected)"
                                                if response_id else ""),
                            429: f"still rate-limited after {self.settings.retries} retries"}.get(status, "")
+                unknown = not idempotent and status in UNKNOWN_OUTCOME_STATUSES
+                if unknown:
+                    message = OUTCOME_UNKNOWN
                 error = EsetApiError(status, method, url, text, rid, message=message, secrets=self._secrets)
-                error.outcome_unknown = not idempotent and status in UNKNOWN_OUTCOME_STATUSES
+                error.outcome_unknown = unknown
                 raise error
             if not text.strip():
                 return {}

@@ -216,7 +216,13 @@ class PolicyApi:
         return None
 
     def unassign(self, assignment_uuid: str) -> None:
-        self.client.request("DELETE", POLICY, "/v2/policy-assignments/" + quote(assignment_uuid, safe=""))
+        """Remove an assignment; one that is already gone counts as removed (a retried DELETE whose first answer
+        was lost finds it so)."""
+        try:
+            self.client.request("DELETE", POLICY, "/v2/policy-assignments/" + quote(assignment_uuid, safe=""))
+        except EsetApiError as exc:
+            if exc.status != 404:
+                raise
 
     def rerank(self, assignment_uuid: str, rank: int) -> None:
         self.client.request("POST", POLICY, "/v2/policy-assignments/{}:updateRanking".format(
