@@ -74,12 +74,17 @@ options:
     description:
       - How many times one call is retried after HTTP 429, 502, 503, 504 or a connection failure, with exponential
         backoff capped at 30 seconds (Retry-After is honoured up to 60 seconds). V(0) does not retry.
+      - A call that creates something (C(POST /v2/policies), C(POST /v2/policy-assignments)) is never repeated
+        blindly, because the server may have made the change and lost its answer. It is retried at once only after
+        a 429 or a refused connection; after a 5xx or a lost answer the module first looks for what the call would
+        have created, goes on with it if it is there, and only otherwise creates again (within O(retries)).
     type: int
     default: 6
   api_urls:
     description:
       - "Base URLs that replace the computed ones, keyed by service (C(policy-management), C(device-management),
-        C(business-account) for the token endpoint, C(iam)) or C(default) for every service not named.
+        C(business-account) for the token endpoint, C(iam), C(configuration) for the server settings calls of
+        M(protectnet.epns.wol_multicast)) or C(default) for every service not named.
         For example C({default: https://127.0.0.1:8443}) for an API behind a reverse proxy or a test server."
       - A value is C(https://HOST[:PORT][/PREFIX]) without credentials, query or fragment.
     type: dict

@@ -12,6 +12,10 @@ The API has no update call, so a changed policy is *replaced*:
 3. only then unassign targets no longer wanted and remove the old policy (its assignments first: a server may
    refuse to delete a policy that is still assigned).
 
+The API may carry out a create and then lose its answer, so creates are never repeated blindly: the new policy's
+description carries this run's mark, and after a failed or lost create the run looks for the policy by that mark
+(an assignment by policy and target) and goes on with it; only when it is not there is the create tried again.
+
 A failure in 1 or 2 deletes the new policy again (rollback): the old policy never lost a target. A failure in 3
 leaves the new policy in place on every target, with the old one still there too. Either way every target stays
 covered, the result lists what was done, and a rerun converges: when several policies carry the managed name, the
@@ -25,7 +29,17 @@ from dataclasses import dataclass, field
 from . import _policy_codec as codec
 from ._agent_proxy_map import ALL_SERVICES, GLOBAL
 from ._eset_api._errors import EsetApiError
-from ._eset_api._resources import GroupIndex, PolicyApi, legacy_feature, legacy_policy_body, target_key
+from ._eset_api._resources import (
+    GroupIndex,
+    PolicyApi,
+    UncertainCreate,
+    legacy_feature,
+    legacy_policy_body,
+    new_run_mark,
+    target_key,
+    with_run_mark,
+    without_run_mark,
+)
 
 NEW = "(new policy)"
 
@@ -46,6 +60,7 @@ class Desired:
     targets: t.Optional[t.List[str]] = None
     rank: t.Optional[int] = None
     template_policy: t.Optional[str] = None
+    reveal_secrets: bool = False
 
 
 @dataclass
@@ -57,6 +72,7 @@ class Candidate:
     flat: t.Optional[t.Dict[str, t.Any]]
     decode_error: t.Optional[str]
     assignments: t.List[t.Dict[str, t.Any]]
+    shown: t.Optional[t.Dict[str, t.Any]] = None  # flat, as results and diffs show it (secrets masked)
 
     @property
     def uuid(self) -> str:
@@ -126,6 +142,16 @@ class AgentProxyPolicy:
         self.warn = warn
         self.groups: t.Optional[GroupIndex] = None
         self.actions: t.List[str] = []
+        self.run_mark = new_run_mark()
+
+    # -- secrets -----------------------------------------------------------------------------------------
+    def _shown(self, data: codec.PolicyData) -> t.Dict[str, t.Any]:
+        """The settings as the diff shows them; unless revealed, secrets are masked and redacted from errors."""
+        if self.desired.reveal_secrets:
+            return codec.flatten(data.sections())
+        for secret in codec.secret_values(data):
+            self.api.client.add_secret(secret)
+        return codec.flatten(codec.masked_sections(data))
 
     # -- reading ---------------------------------------------------------------------------------------
     def _group_index(self) -> GroupIndex:
@@ -144,20 +170,23 @@ class AgentProxyPolicy:
                                       "choose another name")
             policy = self.api.full(listed)
             feature = legacy_feature(policy)
-            product, flat, error = None, None, None
+            product, flat, shown, error = None, None, None, None
             if feature is None:
                 error = "it has no ESET PROTECT policy data (featureId 4294967295)"
             else:
                 conf = feature.get("configuration") or {}
                 product = conf.get("product")
                 try:
-                    flat = codec.flatten(codec.decode(conf.get("data") or "").sections())
+                    data = codec.decode(conf.get("data") or "")
                 except codec.PolicyDataError as exc:
                     error = str(exc)
+                else:
+                    flat, shown = codec.flatten(data.sections()), self._shown(data)
             if error:
                 self.warn("policy {} named {!r} cannot be decoded ({}); it will be replaced".format(
                     policy.get("uuid"), self.desired.name, error))
-            found.append(Candidate(policy, product, flat, error, self.api.list_assignments(str(policy["uuid"]))))
+            found.append(Candidate(policy, product, flat, error, self.api.list_assignments(str(policy["uuid"])),
+                                   shown))
         return found
 
     def _template(self, policies: t.List[t.Dict[str, t.Any]]) -> t.Tuple[codec.PolicyData, str, str]:
@@ -185,8 +214,8 @@ class AgentProxyPolicy:
     # -- describing --------------------------------------------------------------------------------------
     def _policy_view(self, uuid: str, product: t.Optional[str], description: t.Any,
                      flat: t.Optional[t.Dict[str, t.Any]]) -> t.Dict[str, t.Any]:
-        return {"uuid": uuid, "name": self.desired.name, "description": description, "product": product,
-                "settings": flat}
+        return {"uuid": uuid, "name": self.desired.name, "description": without_run_mark(description),
+                "product": product, "settings": flat}
 
     def _assignment_view(self, policy_uuid: str, target: t.Mapping[str, t.Any],
                          rank: t.Optional[int]) -> t.Dict[str, t.Any]:
@@ -197,7 +226,7 @@ class AgentProxyPolicy:
         desired = self.desired
         policies = self.api.list_policies()
         candidates = self._candidates(policies)
-        before = {"policies": [self._policy_view(c.uuid, c.product, c.policy.get("description"), c.flat)
+        before = {"policies": [self._policy_view(c.uuid, c.product, c.policy.get("description"), c.shown)
                                for c in candidates],
                   "assignments": [self._assignment_view(c.uuid, a.get("target") or {}, a.get("rank"))
                                   for c in candidates for a in c.assignments]}
@@ -217,12 +246,13 @@ class AgentProxyPolicy:
                       "expected for unset values; otherwise check the node names with eset_policy_info".format(
                           ", ".join(created_nodes)))
         desired_flat = codec.flatten(data.sections())
+        desired_shown = self._shown(data)
         data_b64 = data.encode_b64()
 
         keeper: t.Optional[Candidate] = None
         for cand in candidates:
             if cand.flat == desired_flat and cand.product == product and \
-                    (cand.policy.get("description") or "") == desired.description:
+                    without_run_mark(cand.policy.get("description") or "") == desired.description:
                 keeper = cand
                 break
         others = [c for c in candidates if c is not keeper]
@@ -231,7 +261,8 @@ class AgentProxyPolicy:
         if keeper is None:
             steps.append(Step("create_policy", "create policy {!r}{}".format(
                 desired.name, " (replacing {})".format(", ".join(c.uuid for c in others)) if others else ""),
-                body=legacy_policy_body(desired.name, desired.description, product, data_b64)))
+                body=legacy_policy_body(desired.name, with_run_mark(desired.description, self.run_mark), product,
+                                        data_b64)))
 
         # Targets the kept policy must cover, each with the rank it should have (None: wherever it lands).
         wanted: t.List[t.Tuple[t.Tuple[str, str], t.Dict[str, str], t.Optional[int]]] = []
@@ -308,7 +339,7 @@ class AgentProxyPolicy:
         result = self._execute(steps, keeper_new=keeper is None, keeper_uuid=None if keeper is None else keeper_uuid,
                                others=others, body=steps[0].args.get("body") if keeper is None else None)
         final_uuid = result.get("policy_uuid") or keeper_uuid
-        after = {"policies": [self._policy_view(final_uuid, product, desired.description, desired_flat)],
+        after = {"policies": [self._policy_view(final_uuid, product, desired.description, desired_shown)],
                  "assignments": [dict(a, policy=final_uuid) for a in after_assignments]}
         result.update({
             "diff": {"before": before, "after": after},
@@ -326,19 +357,21 @@ class AgentProxyPolicy:
                  others: t.List[Candidate], body: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Any]:
         result: t.Dict[str, t.Any] = {"changed": bool(steps), "replaced": keeper_new and bool(others),
                                       "removed_policies": [c.uuid for c in others],
-                                      "planned": [s.text for s in steps], "actions": self.actions}
+                                      "planned": [s.text for s in steps], "actions": self.actions,
+                                      "run_mark": self.run_mark}
         if self.check_mode or not steps:
             return result
         current = keeper_uuid
         in_place = False  # the kept policy covers every wanted target
         for index, step in enumerate(steps):
+            found = False
             try:
                 if step.kind == "create_policy":
-                    created = self.api.create_policy(step.args["body"])
+                    created, found = self.api.create_marked_policy(step.args["body"], self.run_mark)
                     current = str(created["uuid"])
                     result["policy_uuid"] = current
                 elif step.kind == "assign":
-                    assignment = self.api.assign(str(current), step.args["target"])
+                    assignment, found = self.api.assign_once(str(current), step.args["target"])
                     rank = step.args.get("rank")
                     if rank and assignment.get("rank") != rank:
                         self.api.rerank(str(assignment["uuid"]), rank)
@@ -350,7 +383,8 @@ class AgentProxyPolicy:
                 elif step.kind == "delete_policy":
                     in_place = True
                     self.api.remove_policy(str(step.args["uuid"]))
-                self.actions.append(step.text.replace("the new policy", str(current)))
+                self.actions.append(step.text.replace("the new policy", str(current)) + (
+                    " (its answer was lost; found by the run mark)" if found else ""))
             except EsetApiError as exc:
                 raise ReplacementFailed(self._failure(exc, step, steps[index + 1:], keeper_new, in_place, current,
                                                       others)) from None
@@ -361,9 +395,14 @@ class AgentProxyPolicy:
                  current: t.Optional[str], others: t.List[Candidate]) -> t.Dict[str, t.Any]:
         info: t.Dict[str, t.Any] = {"failed_step": step.text, "error": exc.to_dict(), "actions": self.actions,
                                     "not_done": [s.text for s in remaining], "rollback": None,
-                                    "changed": bool(self.actions)}
+                                    "changed": bool(self.actions) or exc.outcome_unknown,
+                                    "run_mark": self.run_mark}
         old = ", ".join(c.uuid for c in others) or "none"
-        if self.desired.state == "absent":
+        if isinstance(exc, UncertainCreate) and step.kind == "create_policy":
+            info["coverage"] = (f"{exc.what} may have been created next to the old policy ({old}), which still "
+                                "covers every target; run again: the rerun keeps that policy if it matches, "
+                                "or removes it")
+        elif self.desired.state == "absent":
             info["coverage"] = (f"the deletion stopped; of the policies named {self.desired.name!r} ({old}) those not "
                                 "listed in actions are still there; run again to finish")
         elif keeper_new and not in_place and current and current != NEW:

@@ -29,6 +29,7 @@ import base64
 import binascii
 import copy
 import json
+import re
 import typing as t
 
 try:
@@ -46,6 +47,19 @@ LZMA_ALONE_HEADER_LEN = 13
 UNSET_VERSION = "4294967295"
 LEAF_FLAGS = 4
 CONTAINER_FLAGS = 0
+
+
+# -- secrets: what results, diffs and errors must not show unless the user asks -----------------------------
+MASK = "********"
+# Format 2 members whose content is opaque to us (user data, whole embedded policies): every leaf in them is
+# treated as secret, whatever its name, because we cannot know what an innocent-looking name holds.
+OPAQUE_MEMBERS = ("userData", "originalPolicies")
+# Words of a node name (or of a textual ce_type) that mark a password, key or token.
+SECRET_WORDS = frozenset(("password", "passwd", "passphrase", "pwd", "pass", "secret", "token", "credential",
+                          "credentials", "key", "keys", "apikey", "privatekey", "pin"))
+SECRET_TEXT_RE = re.compile(r"password|passwd|passphrase|secret|token|credential|apikey|privatekey", re.I)
+WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+PRIVATE_KEY_RE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
 class PolicyDataError(ValueError):
@@ -189,6 +203,7 @@ class PolicyData:
             for member in self.members:
                 if member.name.endswith(".lzma"):
                     member.decode_lzma()
+        self._opaque: t.Set[str] = set()
         self._sections = self._collect_sections()
 
     # -- identity -------------------------------------------------------------------------------------
@@ -232,7 +247,13 @@ class PolicyData:
                 while name in sections:
                     name, n = f"{base}#{n}", n + 1
                 sections[name] = policy["data"]
+                if member.name.split(".", 1)[0] in OPAQUE_MEMBERS:
+                    self._opaque.add(name)
         return sections
+
+    def opaque_sections(self) -> t.Set[str]:
+        """Sections read from an opaque member (``userData``, ``originalPolicies``): secret as a whole."""
+        return set(self._opaque)
 
     def sections(self) -> t.Dict[str, t.Dict[str, t.Any]]:
         """``{section name: settings tree}``; the trees are live: changing them changes what :meth:`encode` writes."""
@@ -402,3 +423,53 @@ def flatten(sections: t.Mapping[str, t.Mapping[str, t.Any]]) -> t.Dict[str, t.An
     for name, tree in sections.items():
         walk(tree, name)
     return flat
+
+
+def is_secret_name(name: t.Any) -> bool:
+    """A node name or textual ``ce_type`` that marks a password, key or token (``ProxyPassword``, ``api_key``)."""
+    if not isinstance(name, str):
+        return False
+    words = {w.lower() for w in WORD_RE.findall(name)}
+    return bool(words & SECRET_WORDS) or bool(SECRET_TEXT_RE.search(name))
+
+
+def _is_secret_leaf(name: str, node: t.Mapping[str, t.Any]) -> bool:
+    value = node.get("ce_value")
+    return is_secret_name(name) or is_secret_name(node.get("ce_type")) or (
+        isinstance(value, str) and bool(PRIVATE_KEY_RE.search(value)))
+
+
+def _masked(node: t.Dict[str, t.Any], name: str, everything: bool, found: t.Set[str]) -> t.Dict[str, t.Any]:
+    out: t.Dict[str, t.Any] = {}
+    secret = "ce_value" in node and (everything or _is_secret_leaf(name, node))
+    for key, child in node.items():
+        if key == "ce_value" and secret:
+            for value in child if isinstance(child, list) else [child]:
+                if value not in (None, ""):
+                    found.add(str(value))
+            out[key] = [MASK for _item in child] if isinstance(child, list) else MASK
+        elif isinstance(child, dict) and not key.startswith("ce_"):
+            out[key] = _masked(child, key, everything or (is_secret_name(key) and "ce_value" not in child), found)
+        else:
+            out[key] = child
+    return out
+
+
+def _mask(data: PolicyData, opaque: bool) -> t.Tuple[t.Dict[str, t.Dict[str, t.Any]], t.Set[str]]:
+    found: t.Set[str] = set()
+    hidden = data.opaque_sections()
+    masked = {name: _masked(tree, name, opaque or name in hidden, found) for name, tree in data.sections().items()}
+    return masked, found
+
+
+def masked_sections(data: PolicyData, opaque: bool = False) -> t.Dict[str, t.Dict[str, t.Any]]:
+    """A copy of the sections with every secret leaf's value shown as ``MASK`` (``opaque``: every leaf)."""
+    return _mask(data, opaque)[0]
+
+
+def secret_values(data: PolicyData) -> t.Set[str]:
+    """The values :func:`masked_sections` hides, here and in the policies nested inside, for redacting text."""
+    found = _mask(data, False)[1]
+    for inner in data.nested():
+        found |= _mask(inner, True)[1]
+    return found

@@ -44,7 +44,11 @@ options:
     type: str
     required: true
   description:
-    description: Description of the policy. A different description makes the policy be replaced.
+    description:
+      - Description of the policy. A different description makes the policy be replaced.
+      - A policy the module creates carries the mark of the run that created it after this text, such as
+        C([protectnet.epns run 0f3c...]), so that the run can find it after a lost API answer instead of creating a
+        second one. The mark is ignored when descriptions are compared and left out of the diff.
     type: str
     default: "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
   state:
@@ -112,6 +116,14 @@ options:
       - A JSON or YAML file on the host that runs the module, with the same content as O(settings_map). When both are
         given, O(settings_map) is merged over the file.
     type: path
+  reveal_secrets:
+    description:
+      - Show the values of settings that hold secrets in the diff. By default they read C(********) there and are
+        redacted from errors; which settings count as secret is described under
+        O(protectnet.epns.eset_policy_info#module:reveal_secrets).
+      - Only the output changes; the policy the module writes always keeps every value.
+    type: bool
+    default: false
   proxy_username:
     description:
       - Not supported. EPNS and agent replication cannot use a proxy that requires authentication, so the module
@@ -204,6 +216,13 @@ planned:
   returned: always
   type: list
   elements: str
+run_mark:
+  description:
+    - The mark this run puts in the description of a policy it creates. After a failure whose outcome is unknown
+      (C(coverage) says so), a policy carrying it may exist; a rerun keeps it if it matches or removes it.
+  returned: always
+  type: str
+  sample: "[protectnet.epns run 0f3c2a9e4b1d4f6a8c7e5d3b2a1f0e9d]"
 actions:
   description: The steps that were done, in order, including a rollback. Also returned on failure.
   returned: always
@@ -287,6 +306,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
         "template_policy": {"type": "str"},
         "settings_map": {"type": "dict"},
         "settings_map_file": {"type": "path"},
+        "reveal_secrets": {"type": "bool", "default": False},
         "proxy_username": {"type": "str", "no_log": False},
         "proxy_password": {"type": "str", "no_log": True},
     })
@@ -365,7 +385,8 @@ def main() -> None:
     client = client_from_module(module)
     desired = Desired(name=p["name"], description=p["description"], state=p["state"], proxy_host=p["proxy_host"],
                       proxy_port=p["proxy_port"], services=list(p["services"]), fallback_direct=p["fallback_direct"],
-                      targets=p["targets"], rank=p["rank"], template_policy=p["template_policy"])
+                      targets=p["targets"], rank=p["rank"], template_policy=p["template_policy"],
+                      reveal_secrets=p["reveal_secrets"])
     runner = AgentProxyPolicy(PolicyApi(client), desired, mapping, module.check_mode, module.warn)
     common = {"map_confirmed": bool(mapping.get("confirmed"))}
     try:

@@ -42,6 +42,16 @@ options:
         policies as base64 lines).
     type: bool
     default: false
+  reveal_secrets:
+    description:
+      - Show the values of settings that hold secrets. By default they read C(********) in RV(policies[].settings),
+        RV(policies[].settings_flat) and RV(policies[].nested), and are redacted from errors.
+      - A setting is secret when its node name or a textual C(ce_type) names a password, key or token (for example
+        C(ProxyPassword), C(ApiKey)), when its value is a private key, or when it sits in an opaque format 2 member
+        (C(userData), C(originalPolicies), whose content we cannot interpret), whatever its name.
+      - With V(true) the result holds those secrets in clear text; protect it (C(no_log), vault) accordingly.
+    type: bool
+    default: false
 notes:
   - The settings of a policy are shown as sections; a section is the product key of a format 1 policy (for
     example C(endpoint)), C(standalone) for inline format 2 settings, or one document of an LZMA member, named by its
@@ -110,8 +120,11 @@ policies:
       description: The decoded settings trees by section (C(ce_flags), C(ce_type), C(ce_value) nodes as stored).
       type: dict
     settings_flat:
-      description: Every leaf as C(section/node/.../leaf) with its value as text.
+      description: Every leaf as C(section/node/.../leaf) with its value as text (secrets masked, O(reveal_secrets)).
       type: dict
+    secrets_masked:
+      description: Whether secret values in this policy's settings are shown as C(********).
+      type: bool
     nested:
       description:
         - With O(include_nested), policies found inside the data, each with C(format), C(sections) and
@@ -150,8 +163,13 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resourc
 )
 
 
+def settings_view(data: codec.PolicyData, reveal: bool, opaque: bool = False) -> t.Dict[str, t.Dict[str, t.Any]]:
+    """The sections as the result shows them: secrets masked unless ``reveal``."""
+    return data.sections() if reveal else codec.masked_sections(data, opaque)
+
+
 def describe(api: PolicyApi, policy: t.Dict[str, t.Any], decode: bool, assignments: bool, nested: bool,
-             groups: t.Callable[[], GroupIndex]) -> t.Dict[str, t.Any]:
+             groups: t.Callable[[], GroupIndex], reveal: bool = False) -> t.Dict[str, t.Any]:
     feature = legacy_feature(policy)
     conf = (feature or {}).get("configuration") or {}
     out: t.Dict[str, t.Any] = {
@@ -169,11 +187,17 @@ def describe(api: PolicyApi, policy: t.Dict[str, t.Any], decode: bool, assignmen
             except codec.PolicyDataError as exc:
                 out["decode_error"] = str(exc)
             else:
+                if not reveal:
+                    for secret in codec.secret_values(data):
+                        api.client.add_secret(secret)
                 out.update(data.summary())
-                out["settings"] = data.sections()
-                out["settings_flat"] = codec.flatten(data.sections())
+                out["secrets_masked"] = not reveal
+                out["settings"] = settings_view(data, reveal)
+                out["settings_flat"] = codec.flatten(out["settings"])
                 if nested:
-                    out["nested"] = [dict(inner.summary(), settings_flat=codec.flatten(inner.sections()))
+                    # Policies carried inside the data are opaque: every value is masked.
+                    out["nested"] = [dict(inner.summary(), settings_flat=codec.flatten(settings_view(inner, reveal,
+                                                                                                     opaque=True)))
                                      for inner in data.nested()]
     if assignments and policy.get("uuid"):
         index = groups()
@@ -191,6 +215,7 @@ def main() -> None:
         "decode": {"type": "bool"},
         "include_assignments": {"type": "bool", "default": True},
         "include_nested": {"type": "bool", "default": False},
+        "reveal_secrets": {"type": "bool", "default": False},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, mutually_exclusive=[("uuid", "name")])
     p = module.params
@@ -214,8 +239,8 @@ def main() -> None:
                 found = [policy for policy in found if policy.get("displayName") == p["name"]]
             if decode:
                 found = [api.full(policy) for policy in found]
-        policies = [describe(api, policy, decode, p["include_assignments"], p["include_nested"], groups)
-                    for policy in found]
+        policies = [describe(api, policy, decode, p["include_assignments"], p["include_nested"], groups,
+                             p["reveal_secrets"]) for policy in found]
     except EsetApiError as exc:
         module.fail_json(msg=str(exc), error=exc.to_dict(), api=api_summary(client))
     module.exit_json(changed=False, policies=policies, api=api_summary(client))

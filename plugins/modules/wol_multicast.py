@@ -23,7 +23,10 @@ description:
     (C(plugins/module_utils/_wol/_settings_map.py)) and can be overridden with O(settings_map). Without a write call
     the module returns RV(action_required) with the exact values and where to enter them, C(changed=false), and fails
     only with O(require_applied=true). Once a server offers a write call, naming it in the map makes the module
-    write and read back."
+    write and read back. A read answered 400, 404, 405 or 501 (the setting path is unconfirmed) is not a failure:
+    RV(action_required) quotes the server's answer. A 403 fails with the name of the permission the API user lacks."
+  - "The module is in the C(epns) action group: C(module_defaults) for C(group/protectnet.epns.epns) give it the
+    API connection options. The calls belong to the C(configuration) service of O(api_urls)."
   - "Host network (O(host_network), on the ESET PROTECT server host): a route for each multicast group on
     O(interface) (routing protocol 186, so only these routes are managed), re-added at boot by a hook in each
     interface-hook directory the host has (ifupdown C(/etc/network/if-up.d), NetworkManager
@@ -157,8 +160,9 @@ options:
     type: str
     required: false
 notes:
-  - Runs on the ESET PROTECT server host, which also sends the magic packets. Modules that share
-    C(group/protectnet.epns.epns) defaults are not in that action group on purpose, see the docs.
+  - Runs on the ESET PROTECT server host, which also sends the magic packets. Give it only the API connection
+    options through C(group/protectnet.epns.epns) defaults; O(state), O(destinations), O(persist) and
+    O(settings_map) mean other things in other modules of the group (see the docs).
 seealso:
   - module: protectnet.epns.wol_probe
   - module: protectnet.epns.wol_nic
@@ -222,7 +226,7 @@ action_required:
 server:
   description:
     - The server half (C(setting), C(wanted), C(current), C(read), C(in_sync), C(applied), C(changed),
-      C(write_call)).
+      C(write_call)), and C(read_error) (C(status), C(body), C(request_id), ...) when the server refused the read.
   returned: when O(server_settings=true)
   type: dict
 host_network:
@@ -333,6 +337,10 @@ def main() -> None:
         client = client_from_module(module)
         try:
             server = _server.apply(client, smap, wanted, module.check_mode)
+        except _server.PermissionMissing as exc:
+            module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client),
+                             **dict(result, action_required=exc.action_required))
+            raise
         except EsetApiError as exc:
             module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
             raise

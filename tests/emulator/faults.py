@@ -3,6 +3,9 @@
 A fault matches calls by method, API path (fnmatch pattern; the cloud service prefix is not part of it) and
 optionally service. Calls are counted per fault; from the `nth` matching call on, `times` calls (0 = all
 further) get the fault. Faults apply to API calls only, never to /_emulator/.
+
+`commit` (status and close only) runs the call first, so its change is made, and then answers the status or
+drops the connection: the lost answer that a client must not answer with a blind retry.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class Fault:
     headers: Dict[str, str] = field(default_factory=dict)
     pending: int = 0  # accepted: how many collection attempts answer 202 again before the result
     delay: float = 0.0
+    commit: bool = False  # status/close: make the change, then lose the answer
     seen: int = 0
     fired: int = 0
 
@@ -57,6 +61,8 @@ def parse_fault(spec: Dict[str, Any], fault_id: int) -> Fault:
         raise ValueError(f"action must be one of {ACTIONS}")
     if fault.nth < 1 or fault.times < 0 or not 100 <= fault.status <= 599:
         raise ValueError("nth >= 1, times >= 0 and a 1xx-5xx status are required")
+    if fault.commit and fault.action not in ("status", "close"):
+        raise ValueError("commit applies to the status and close actions only")
     return fault
 
 

@@ -26,7 +26,7 @@ from . import control
 from .auth import BUILTIN_ADMIN, Tokens
 from .call import Call, Options
 from .errors import ApiError, not_found
-from .faults import Faults, PendingResponses
+from .faults import Fault, Faults, PendingResponses
 from .pki import make_pki
 from .recorder import Recorder
 from .routes import SERVICES, resolve, routes_for, split_service
@@ -177,12 +177,8 @@ class Emulator:
             call.record.fault = fault.id
             if fault.action == "delay":
                 time.sleep(fault.delay)
-            elif fault.action == "close":
-                raise _Drop()
-            else:
-                # Injected answers are empty unless the rule gives a body, like the real 429/5xx.
-                raise ApiError(0, "injected", status=fault.status, empty=fault.body is None, body=fault.body,
-                               headers=dict(fault.headers))
+            elif not fault.commit:
+                _inject(fault)
         if route.auth:
             call.user = call.record.user = self.tokens.authenticate(call.header("Authorization"))
         response_id = call.header("response-id")
@@ -199,6 +195,8 @@ class Emulator:
             headers: Dict[str, str] = {}
         except ApiError as exc:
             status, payload, headers = exc.status, exc.payload(), exc.headers
+        if fault is not None and fault.commit:
+            _inject(fault)  # the change is made; its answer is lost
         accepted = self.faults.pick(("accepted",), call.method, call.api_path, call.service)
         if accepted is None:
             if status >= 400:
@@ -213,6 +211,15 @@ class Emulator:
 
 class _Drop(Exception):
     """Injected fault: close the connection without an answer."""
+
+
+def _inject(fault: Fault) -> None:
+    """Answer with the fault instead of the call's result: a dropped connection or the rule's status."""
+    if fault.action == "close":
+        raise _Drop()
+    # Injected answers are empty unless the rule gives a body, like the real 429/5xx.
+    raise ApiError(0, "injected", status=fault.status, empty=fault.body is None, body=fault.body,
+                   headers=dict(fault.headers))
 
 
 def _fingerprint(call: Call) -> str:

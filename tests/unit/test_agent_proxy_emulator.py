@@ -130,3 +130,87 @@ def test_failure_at_each_replacement_step(emu: Emulator, run: Runner, step: str)
     assert ranks(emu, SERVERS) == [(emu.other, 1), (new["uuid"], 2)]  # type: ignore[attr-defined]
     assert ranks(emu, LAPTOPS) == [(emu.other, 1), (new["uuid"], 2)]  # type: ignore[attr-defined]
     assert run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))["changed"] is False
+
+
+# -- a lost answer must not duplicate (issue 12) -------------------------------------------------------------
+# Each POST of a replacement, made by the server and then answered 502 or with a dropped connection.
+LOST = {
+    "create": {"method": "POST", "path": "/v2/policies"},
+    "assign": {"method": "POST", "path": "/v2/policy-assignments", "nth": 1},
+    "second assign": {"method": "POST", "path": "/v2/policy-assignments", "nth": 2},
+    "rerank": {"method": "POST", "path": "/v2/policy-assignments/*:updateRanking"},
+}
+LOSSES = {"502": {"action": "status", "status": 502}, "dropped": {"action": "close"}}
+
+
+def assignments_of(emu: Emulator, policy_uuid: str) -> t.List[str]:
+    snap = control(emu, "GET", "state")
+    return sorted(a["target"]["deviceGroupUuid"] for a in snap["assignments"] if a["policyUuid"] == policy_uuid)
+
+
+def assert_one_policy_one_assignment_per_target(emu: Emulator) -> dict:
+    policies = mine(emu)
+    assert len(policies) == 1, [p["uuid"] for p in policies]
+    assert assignments_of(emu, policies[0]["uuid"]) == sorted(group_uuid(g) for g in (SERVERS, LAPTOPS))
+    return policies[0]
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("step", list(LOST))
+def test_a_lost_answer_to_a_replacement_post_creates_no_duplicate(emu: Emulator, run: Runner, step: str,
+                                                                  loss: str) -> None:
+    run(agent_proxy_policy, args(emu))
+    (old,) = mine(emu)
+    control(emu, "POST", "faults", dict(LOST[step], commit=True, **LOSSES[loss]))
+    result = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))
+    assert result.get("failed") is not True, result
+    assert [f["fired"] for f in control(emu, "GET", "faults")["faults"]] == [1]  # the loss really happened
+    new = assert_one_policy_one_assignment_per_target(emu)
+    assert new["uuid"] != old["uuid"] and new["uuid"] == result["policy"]["uuid"]
+    assert ranks(emu, SERVERS) == [(emu.other, 1), (new["uuid"], 2)]  # type: ignore[attr-defined]
+    again = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))
+    assert again["changed"] is False, again["planned"]
+
+
+def test_a_lost_create_whose_lookup_fails_says_what_may_exist_and_a_rerun_converges(emu: Emulator,
+                                                                                     run: Runner) -> None:
+    run(agent_proxy_policy, args(emu))
+    (old,) = mine(emu)
+    control(emu, "POST", "faults", {"method": "POST", "path": "/v2/policies", "action": "status", "status": 502,
+                                    "commit": True})
+    # The run's first listing works; the lookup after the lost answer does not.
+    control(emu, "POST", "faults", {"method": "GET", "path": "/v2/policies", "nth": 2, "times": 0, "status": 503})
+    failed = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan", retries=0))
+    assert failed.get("failed") is True, failed
+    (created,) = [p for p in mine(emu) if p["uuid"] != old["uuid"]]
+    mark = failed["run_mark"]
+    assert mark and mark in created["description"]
+    assert "may have been created" in failed["msg"] and mark in failed["msg"]
+    assert old["uuid"] in failed["coverage"] and "run again" in failed["coverage"]
+    control(emu, "DELETE", "faults")
+    healed = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))
+    assert healed.get("failed") is not True, healed
+    assert assert_one_policy_one_assignment_per_target(emu)["uuid"] == created["uuid"]  # adopted, not made again
+    assert run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))["changed"] is False
+
+
+def test_a_create_that_failed_before_the_server_acted_is_made_once_after_looking(emu: Emulator,
+                                                                                  run: Runner) -> None:
+    run(agent_proxy_policy, args(emu))
+    control(emu, "POST", "faults", {"method": "POST", "path": "/v2/policy*", "action": "status", "status": 503,
+                                    "times": 3})
+    result = run(agent_proxy_policy, args(emu, proxy_host="new.example.lan"))
+    assert result.get("failed") is not True, result
+    assert_one_policy_one_assignment_per_target(emu)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_lost_answer_to_an_unassign_is_not_a_failure(emu: Emulator, run: Runner, loss: str) -> None:
+    run(agent_proxy_policy, args(emu))
+    (policy,) = mine(emu)
+    control(emu, "POST", "faults", dict(method="DELETE", path="/v2/policy-assignments/*", commit=True,
+                                        **LOSSES[loss]))
+    result = run(agent_proxy_policy, args(emu, targets=[SERVERS]))  # the retry finds the assignment gone: 404
+    assert result.get("failed") is not True, result.get("msg")
+    assert assignments_of(emu, policy["uuid"]) == [group_uuid(SERVERS)]
+    assert run(agent_proxy_policy, args(emu, targets=[SERVERS]))["changed"] is False

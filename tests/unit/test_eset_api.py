@@ -129,6 +129,42 @@ def test_transient_statuses_are_retried_with_capped_backoff(fake: FakeEset, stat
     assert api.stats.retries == 4
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_create_is_not_retried_blindly_after_an_answer_that_may_follow_the_change(fake: FakeEset,
+                                                                                    status: int) -> None:
+    fake.faults.append(Fault("POST", "/v2/policies", status, times=1))
+    clock = Clock()
+    with pytest.raises(EsetApiError) as info:
+        client(fake, clock, retries=6).request("POST", "policy-management", "/v2/policies", body={"policy": {}})
+    assert info.value.status == status and info.value.outcome_unknown is True
+    assert [r.method for r in fake.requests if r.path == "/v2/policies"] == ["POST"] and clock.sleeps == []
+
+
+def test_a_create_is_retried_after_a_429_and_a_set_call_after_a_502(fake: FakeEset) -> None:
+    fake.faults.append(Fault("POST", "/v2/policies", 429, times=2))
+    fake.faults.append(Fault("POST", "/v2/configuration:batchGetValues", 502, times=1))
+    clock = Clock()
+    api = client(fake, clock, retries=6)
+    body = {"policy": {"displayName": "p", "features": [{"configuration": {"product": "x", "data": "e30="}}]}}
+    api.request("POST", "policy-management", "/v2/policies", body=body)  # a 429 says nothing was done
+    assert len([r for r in fake.requests if r.path == "/v2/policies"]) == 3 and len(fake.policies) == 1
+    with pytest.raises(EsetApiError):
+        api.request("POST", "policy-management", "/v2/configuration:batchGetValues", body={}, idempotent=True)
+    assert len([r for r in fake.requests if r.path == "/v2/configuration:batchGetValues"]) == 2
+
+
+def test_a_create_without_an_answer_is_not_retried() -> None:
+    with FakeEset() as fake:
+        params = fake.params(retries=3)
+        api = EsetClient(ConnectionSettings.from_params(params), sleep=lambda s: None)
+        api.tokens.token()
+    sleeps: t.List[float] = []
+    api._sleep = sleeps.append  # the fake is gone: connections are refused, so the request never left
+    with pytest.raises(EsetApiError) as info:
+        api.request("POST", "policy-management", "/v2/policies", body={"policy": {}})
+    assert info.value.status is None and info.value.never_sent is True and len(sleeps) == 3
+
+
 def test_backoff_is_capped_and_retry_after_is_honoured(fake: FakeEset) -> None:
     fake.faults.append(Fault("GET", "/v2/policies", 429, times=8))
     fake.faults.append(Fault("GET", "/v2/policies", 429, times=2, headers={"Retry-After": "7"}))

@@ -19,7 +19,8 @@ class FakeClient:
         self.write_path = write_path
         self.calls: t.List[t.Tuple[str, t.Any]] = []
 
-    def request(self, method: str, service: str, path: str, query: t.Any = None, body: t.Any = None) -> t.Any:
+    def request(self, method: str, service: str, path: str, query: t.Any = None, body: t.Any = None,
+                idempotent: t.Any = None) -> t.Any:
         self.calls.append((path, body))
         if path == "/v2/configuration:batchGetValues":
             wanted = body["paths"][0]
@@ -116,3 +117,49 @@ def test_matrix_says_why_for_every_cell() -> None:
     assert "2 of 7 expected deliveries arrived" in section["text"]
     no_fwd = _report.cell(DESTS[1], SENDS[1], {"addresses": ["10.1.2.12/24"], "arrivals": []})
     assert no_fwd["status"] == "not_forwarded" and "does not forward directed broadcasts" in no_fwd["reason"]
+
+
+class Refusing(FakeClient):
+    """A server that answers the (unconfirmed) read call with ``status`` and a body of its own."""
+
+    def __init__(self, status: int, body: str = "") -> None:
+        super().__init__({})
+        self.status, self.body = status, body
+
+    def request(self, method: str, service: str, path: str, query: t.Any = None, body: t.Any = None,
+                idempotent: t.Any = None) -> t.Any:
+        raise EsetApiError(self.status, method, "https://protect.lab:9443" + path, self.body, "rid-42")
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 501])
+def test_a_refused_read_returns_action_required_with_the_servers_answer(status: int) -> None:
+    client = Refusing(status, '{"code": 3, "message": "unknown configuration path"}')
+    out = _server.apply(client, SMAP, ["239.255.0.9", "10.1.2.255"], check_mode=False)
+    assert out["applied"] is False and out["changed"] is False and out["current"] is None
+    assert out["read_error"]["status"] == status and out["read_error"]["request_id"] == "rid-42"
+    assert "unknown configuration path" in out["read_error"]["body"]
+    required = out["action_required"]
+    assert required["values"] == ["239.255.0.9", "10.1.2.255"] and required["text"] == "239.255.0.9\n10.1.2.255"
+    assert f"HTTP {status}" in required["reason"] and "unknown configuration path" in required["reason"]
+    assert required["setting"] == PATH and "More > Settings" in required["where"]
+
+
+def test_a_403_names_the_missing_permission() -> None:
+    with pytest.raises(_server.PermissionMissing) as info:
+        _server.apply(Refusing(403), SMAP, ["239.255.0.9"], check_mode=False)
+    text = str(info.value)
+    assert "HTTP 403" in text and "lacks the permission" in text and "Server Settings" in text and "Read" in text
+    assert info.value.action_required["values"] == ["239.255.0.9"]
+
+
+def test_a_403_on_the_write_names_the_write_permission() -> None:
+    class ReadOnly(FakeClient):
+        def request(self, method: str, service: str, path: str, query: t.Any = None, body: t.Any = None,
+                    idempotent: t.Any = None) -> t.Any:
+            if path == "/w":
+                raise EsetApiError(403, method, path, "", "rid-7")
+            return super().request(method, service, path, query, body)
+
+    with pytest.raises(_server.PermissionMissing) as info:
+        _server.apply(ReadOnly({PATH: []}), _settings_map.merged({"write_path": "/w"}), ["239.255.0.9"], False)
+    assert "Write" in str(info.value) and "Server Settings" in str(info.value)

@@ -8,7 +8,10 @@ Every call goes through :meth:`EsetClient.request`, which
 
 * renews the token before it expires, and once more after a 401;
 * retries 429, 502, 503 and 504 (and connection failures) with capped exponential backoff, honouring Retry-After,
-  within ``retries`` attempts and a bounded total wait;
+  within ``retries`` attempts and a bounded total wait; a call that is not idempotent (a POST that creates) is
+  retried only where the server cannot have acted on it (429, a refused connection): after a 5xx or a lost answer
+  it may have made the change, so the error says the outcome is unknown (``outcome_unknown``) and the caller
+  looks before it creates again;
 * collects a cloud ``202`` answer by repeating the identical request with its ``response-id`` header;
 * raises :class:`EsetApiError` naming the status, the call, the body and ESET's ``request-id``.
 
@@ -33,9 +36,15 @@ from ansible.module_utils.urls import Request
 
 from ._auth import CloudTokens, OnPremTokens, TokenSource
 from ._endpoints import CLOUD, Endpoints
-from ._errors import EsetApiError, EsetConfigError
+from ._errors import MIN_SECRET_LEN, EsetApiError, EsetConfigError
 
 RETRY_STATUSES = (429, 502, 503, 504)
+# Answers that say the server did not act on the call: safe to repeat even a create.
+NOT_ACTED_STATUSES = (429,)
+# Answers after which a call that is not idempotent may or may not have been carried out.
+UNKNOWN_OUTCOME_STATUSES = (500, 502, 503, 504)
+IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+OUTCOME_UNKNOWN = "the server may have carried out this call, so it is not repeated blindly"
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
@@ -156,6 +165,11 @@ class EsetClient:
         if self._on_secret_cb is not None:
             self._on_secret_cb(value)
 
+    def add_secret(self, value: str) -> None:
+        """A value read from the server that errors and module output must not show (a policy's password)."""
+        if value and len(value) >= MIN_SECRET_LEN:
+            self._remember_secret(value)
+
     @property
     def secrets(self) -> t.Set[str]:
         return set(self._secrets)
@@ -181,8 +195,10 @@ class EsetClient:
             hint = ""
             if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
                 hint = " (the server certificate is not trusted: give ca_path with the CA that issued it)"
-            raise EsetApiError(None, method, url, message=f"connection failed: {reason}{hint}",
-                               secrets=self._secrets) from None
+            error = EsetApiError(None, method, url, message=f"connection failed: {reason}{hint}",
+                                 secrets=self._secrets)
+            error.never_sent = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+            raise error from None
         return status, got, text
 
     def _backoff(self, attempt: int, retry_after: t.Optional[float]) -> float:
@@ -190,14 +206,22 @@ class EsetClient:
             return min(retry_after, RETRY_AFTER_CAP)
         return min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt)) * (0.5 + self._jitter() / 2)
 
-    def _send_with_retries(self, method: str, url: str, body: t.Optional[bytes],
-                           headers: t.Dict[str, str]) -> t.Tuple[int, t.Dict[str, str], str]:
-        """One exchange, retried on 429/502/503/504 and on connection failures, ``retries`` times at most."""
+    def _send_with_retries(self, method: str, url: str, body: t.Optional[bytes], headers: t.Dict[str, str],
+                           idempotent: bool = True) -> t.Tuple[int, t.Dict[str, str], str]:
+        """One exchange, retried on 429/502/503/504 and on connection failures, ``retries`` times at most.
+
+        A call that is not idempotent is retried only after an answer or failure that proves the server did not
+        act on it; otherwise the failure is returned (or raised) at once, marked ``outcome_unknown``.
+        """
         attempt = 0
         while True:
             try:
                 status, got, text = self._send_once(method, url, body, headers)
-            except EsetApiError:
+            except EsetApiError as exc:
+                if not idempotent and not exc.never_sent:
+                    exc.outcome_unknown = True
+                    exc.message += "; " + OUTCOME_UNKNOWN
+                    raise
                 if attempt >= self.settings.retries:
                     raise
                 delay = self._backoff(attempt, None)
@@ -205,6 +229,8 @@ class EsetClient:
                 if status not in RETRY_STATUSES:
                     return status, got, text
                 if attempt >= self.settings.retries:
+                    return status, got, text
+                if not idempotent and status not in NOT_ACTED_STATUSES:
                     return status, got, text
                 delay = self._backoff(attempt, _retry_after(got.get("retry-after")))
                 self._log(f"{method} {url}: HTTP {status}, retry {attempt + 1} of {self.settings.retries} "
@@ -228,9 +254,23 @@ class EsetClient:
                 url += "?" + urlencode(pairs)
         return url
 
+    def pause(self, attempt: int) -> None:
+        """Wait before attempt ``attempt + 1`` of something the caller repeats itself (the same backoff)."""
+        delay = self._backoff(attempt, None)
+        self.stats.retries += 1
+        self.stats.slept += delay
+        self._sleep(delay)
+
     def request(self, method: str, service: str, path: str, query: t.Optional[t.Mapping[str, t.Any]] = None,
-                body: t.Any = None) -> t.Any:
-        """Send one API call and return its parsed JSON answer (``{}`` for an empty body)."""
+                body: t.Any = None, idempotent: t.Optional[bool] = None) -> t.Any:
+        """Send one API call and return its parsed JSON answer (``{}`` for an empty body).
+
+        ``idempotent`` defaults by method: a POST is not (it may create), unless the caller knows better (a read
+        or a "set to this value" call). A failed call that is not idempotent and may have been carried out raises
+        an :class:`EsetApiError` with ``outcome_unknown`` set.
+        """
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         url = self.url(service, path, query)
         data = json.dumps(body).encode("utf-8") if body is not None else None
         renewed = False
@@ -244,7 +284,7 @@ class EsetClient:
                 headers["Content-Type"] = "application/json"
             if response_id:
                 headers["response-id"] = response_id
-            status, got, text = self._send_with_retries(method, url, data, headers)
+            status, got, text = self._send_with_retries(method, url, data, headers, idempotent or bool(response_id))
             rid = got.get("request-id")
             if status == 401 and not renewed:
                 renewed = True
@@ -276,7 +316,12 @@ class EsetClient:
                            404: "not found" + (" (the pending result expired or was already collected)"
                                                if response_id else ""),
                            429: f"still rate-limited after {self.settings.retries} retries"}.get(status, "")
-                raise EsetApiError(status, method, url, text, rid, message=message, secrets=self._secrets)
+                unknown = not idempotent and status in UNKNOWN_OUTCOME_STATUSES
+                if unknown:
+                    message = OUTCOME_UNKNOWN
+                error = EsetApiError(status, method, url, text, rid, message=message, secrets=self._secrets)
+                error.outcome_unknown = unknown
+                raise error
             if not text.strip():
                 return {}
             try:

@@ -17,7 +17,8 @@ REGIONS = ("eu", "de", "us", "jpn", "ca")
 ON_PREM_PORT = 9443
 # The service that issues tokens: ESET Connect's OAuth host; On-Prem answers POST /GetTokens on its one origin.
 AUTH_SERVICE = "business-account"
-SERVICES = ("policy-management", "device-management", AUTH_SERVICE, "iam")
+# "configuration": On-Prem's server settings calls (POST /v2/configuration:batchGetValues), used by wol_multicast.
+SERVICES = ("policy-management", "device-management", AUTH_SERVICE, "iam", "configuration")
 OVERRIDE_DEFAULT = "default"
 
 

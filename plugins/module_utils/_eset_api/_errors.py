@@ -9,11 +9,12 @@ import typing as t
 
 BODY_LIMIT = 2000
 REDACTED = "********"
+MIN_SECRET_LEN = 4  # shorter values ("0", "yes") would blank out ordinary text
 
 
 def redact(text: str, secrets: t.Iterable[str]) -> str:
-    """``text`` with every known secret (at least 4 characters long) replaced."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+    """``text`` with every known secret (at least MIN_SECRET_LEN characters long) replaced."""
+    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
 
@@ -31,6 +32,10 @@ class EsetApiError(Exception):
         self.body = body if len(body) <= BODY_LIMIT else body[:BODY_LIMIT] + f"... ({len(body)} characters)"
         self.request_id = request_id
         self.message = redact(message, secrets)
+        # The server may have carried out the call (a 5xx or no answer to a call that is not idempotent).
+        self.outcome_unknown = False
+        # The request never reached the server (connection refused, unknown host): safe to repeat.
+        self.never_sent = False
         super().__init__(str(self))
 
     def __str__(self) -> str:

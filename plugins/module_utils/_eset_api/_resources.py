@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import typing as t
+import uuid as uuidlib
 from urllib.parse import quote
 
 from ._client import EsetClient
@@ -18,6 +19,34 @@ LEGACY_FEATURE_ID = 4294967295
 POLICY_DATA_TYPE = "type.googleapis.com/Era.Common.DataDefinition.Policy.PolicyData"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TARGET_KINDS = ("deviceGroupUuid", "deviceUuid", "subscriptionUuid")
+# What a run creates carries its run's mark, so that after a lost answer the run can find what it made: a
+# replacement policy has the same name as the one it replaces, so the name alone cannot tell them apart.
+RUN_MARK_RE = re.compile(r"\s*\[protectnet\.epns run [0-9a-f]{32}\]$")
+T = t.TypeVar("T")
+
+
+def new_run_mark() -> str:
+    return f"[protectnet.epns run {uuidlib.uuid4().hex}]"
+
+
+def with_run_mark(description: str, mark: str) -> str:
+    return f"{description} {mark}" if description else mark
+
+
+def without_run_mark(description: str) -> str:
+    """The description as the user wrote it: the mark of the run that created the policy removed."""
+    return RUN_MARK_RE.sub("", description or "")
+
+
+class UncertainCreate(EsetApiError):
+    """A create may have been carried out: its answer was lost, and looking for its result failed too."""
+
+    def __init__(self, lost: EsetApiError, what: str, lookup: EsetApiError) -> None:
+        super().__init__(lost.status, lost.method, lost.url, lost.body, lost.request_id, message=(
+            "{}the answer was lost, and looking for {} afterwards failed too ({}), so it may have been created"
+        ).format(lost.message + "; " if lost.message else "", what, lookup))
+        self.outcome_unknown = True
+        self.what = what
 
 
 def is_uuid(text: str) -> bool:
@@ -62,6 +91,34 @@ class PolicyApi:
     def __init__(self, client: EsetClient) -> None:
         self.client = client
 
+    def create_once(self, what: str, post: t.Callable[[], T], find: t.Callable[[], t.Optional[T]]) -> t.Tuple[T, bool]:
+        """``post()``, carried out once in effect; returns its result and whether it was found, not answered.
+
+        A create is never repeated blindly: after a failure that may have been carried out (a 5xx, a lost
+        answer), ``find()`` looks for its result first, and only when it is not there is ``post()`` tried again,
+        within the client's ``retries``. When the lookup fails, :class:`UncertainCreate` says so.
+        """
+        attempt = 0
+        while True:
+            try:
+                return post(), False
+            except EsetApiError as exc:
+                if not exc.outcome_unknown:
+                    raise
+                lost = exc
+            try:
+                found = find()
+            except EsetApiError as exc:
+                raise UncertainCreate(lost, what, exc) from None
+            if found is not None:
+                return found, True
+            if attempt >= self.client.settings.retries:
+                lost.message = (lost.message + "; " if lost.message else "") + (
+                    f"looked afterwards: {what} does not exist")
+                raise lost
+            self.client.pause(attempt)
+            attempt += 1
+
     # policies
     def list_policies(self) -> t.List[t.Dict[str, t.Any]]:
         return self.client.paginate(POLICY, "/v2/policies", "policies")
@@ -89,6 +146,18 @@ class PolicyApi:
             raise EsetApiError(200, "POST", self.client.url(POLICY, "/v2/policies"), str(answer)[:500],
                                message="the answer names no policy uuid")
         return policy
+
+    def create_marked_policy(self, body: t.Mapping[str, t.Any], mark: str) -> t.Tuple[t.Dict[str, t.Any], bool]:
+        """Create the policy of ``body``, whose description carries ``mark``, exactly once (see create_once)."""
+        name = str(body["policy"]["displayName"])
+        return self.create_once(f"a policy named {name!r} marked {mark}", lambda: self.create_policy(body),
+                                lambda: self.find_marked_policy(name, mark))
+
+    def find_marked_policy(self, name: str, mark: str) -> t.Optional[t.Dict[str, t.Any]]:
+        for policy in self.list_policies():
+            if policy.get("displayName") == name and mark in str(policy.get("description") or ""):
+                return policy
+        return None
 
     def delete_policy(self, uuid: str) -> None:
         self.client.request("DELETE", POLICY, "/v2/policies/" + quote(uuid, safe=""))
@@ -133,12 +202,31 @@ class PolicyApi:
                                message="the answer names no assignment uuid")
         return _assignment(assignment)
 
+    def assign_once(self, policy_uuid: str, target: t.Mapping[str, str]) -> t.Tuple[t.Dict[str, t.Any], bool]:
+        """Assign ``policy_uuid`` to ``target`` exactly once (see create_once): looked up by policy and target."""
+        return self.create_once("an assignment of {} to {}".format(policy_uuid, ":".join(target_key(target))),
+                                lambda: self.assign(policy_uuid, target),
+                                lambda: self.find_assignment(policy_uuid, target))
+
+    def find_assignment(self, policy_uuid: str, target: t.Mapping[str, str]) -> t.Optional[t.Dict[str, t.Any]]:
+        key = target_key(target)
+        for assignment in self.list_assignments(policy_uuid):
+            if target_key(assignment.get("target") or {}) == key:
+                return assignment
+        return None
+
     def unassign(self, assignment_uuid: str) -> None:
-        self.client.request("DELETE", POLICY, "/v2/policy-assignments/" + quote(assignment_uuid, safe=""))
+        """Remove an assignment; one that is already gone counts as removed (a retried DELETE whose first answer
+        was lost finds it so)."""
+        try:
+            self.client.request("DELETE", POLICY, "/v2/policy-assignments/" + quote(assignment_uuid, safe=""))
+        except EsetApiError as exc:
+            if exc.status != 404:
+                raise
 
     def rerank(self, assignment_uuid: str, rank: int) -> None:
         self.client.request("POST", POLICY, "/v2/policy-assignments/{}:updateRanking".format(
-            quote(assignment_uuid, safe="")), body={"rank": rank})
+            quote(assignment_uuid, safe="")), body={"rank": rank}, idempotent=True)  # sets, so repeating is safe
 
     # groups
     def list_groups(self) -> t.List[t.Dict[str, t.Any]]:

@@ -11,13 +11,30 @@ import typing as t
 from .._eset_api._errors import EsetApiError
 
 ON_PREM = "on_prem"
+# Answers that mean "this server does not offer the call or does not know the (unconfirmed) setting path": the
+# setting then has to be entered by hand, which is not a failure of the run.
+REFUSED_STATUSES = (400, 404, 405, 501)
+# ESET does not document which permission the configuration calls check; the console's permission sets grant
+# "Server Settings" (Admin functionality) with Read / Write access, the nearest match.
+PERMISSION = "\"Server Settings\" ({access} access; More > Permission Sets > Functionality > Admin in the Web Console)"
+
+
+class PermissionMissing(EsetApiError):
+    """A 403 to a configuration call: names the API user and the permission it lacks."""
+
+    def __init__(self, exc: EsetApiError, user: str, access: str, action: t.Dict[str, t.Any]) -> None:
+        needs = PERMISSION.format(access=access)
+        super().__init__(exc.status, exc.method, exc.url, exc.body, exc.request_id, message=(
+            f"the API user {user!r} lacks the permission to {access.lower()} the server settings: its permission "
+            f"set needs {needs}"))
+        self.action_required = action
 
 
 class Requester(t.Protocol):
     settings: t.Any
 
     def request(self, method: str, service: str, path: str, query: t.Optional[t.Mapping[str, t.Any]] = None,
-                body: t.Any = None) -> t.Any: ...
+                body: t.Any = None, idempotent: t.Optional[bool] = None) -> t.Any: ...
 
 
 def _as_list(value: t.Any) -> t.Optional[t.List[str]]:
@@ -33,20 +50,37 @@ def _as_list(value: t.Any) -> t.Optional[t.List[str]]:
     return [str(v) for v in value]
 
 
-def read(client: Requester, smap: t.Mapping[str, t.Any]) -> t.Tuple[t.Optional[t.List[str]], str]:
-    """(current addresses or None, how they were read or why not)."""
+def _answer(exc: EsetApiError) -> str:
+    """The server's answer to a refused call, in its own words (a bare status when the body is empty)."""
+    body = exc.body.strip()
+    return "HTTP {}{}, request-id {}".format(exc.status, f": {body}" if body else " with an empty body",
+                                             exc.request_id or "none")
+
+
+def _user(client: Requester) -> str:
+    return str(getattr(client.settings, "username", "") or "?")
+
+
+def read(client: Requester, smap: t.Mapping[str, t.Any],
+         wanted: t.Sequence[str] = ()) -> t.Tuple[t.Optional[t.List[str]], str, t.Optional[EsetApiError]]:
+    """(current addresses or None, how they were read or why not, the refused call's error or None)."""
     path = smap["addresses_path"]
     try:
-        answer = client.request("POST", smap["service"], smap["read_path"], body={"paths": [path]})
+        answer = client.request("POST", smap["service"], smap["read_path"], body={"paths": [path]},
+                                idempotent=True)  # a read
     except EsetApiError as exc:
-        if exc.status in (404, 501, 405):
+        if exc.status in REFUSED_STATUSES:
             return None, (f"the server does not offer {smap['read_path']} or does not know the setting {path!r} "
-                          f"(HTTP {exc.status}; On-Prem 13.1+ has the read call, the path is not documented)")
+                          "(On-Prem 13.1+ has the read call; the setting path is not documented); the server "
+                          f"answered {_answer(exc)}"), exc
+        if exc.status == 403:
+            raise PermissionMissing(exc, _user(client), "Read", action_required(
+                smap, wanted, None, f"the API user cannot read the server settings ({_answer(exc)})")) from None
         raise
     for item in (answer or {}).get("values") or []:
         if item.get("path") == path:
-            return _as_list(item.get("value")) or [], f"read {path} with {smap['read_path']}"
-    return None, f"{smap['read_path']} answered without a value for {path!r}"
+            return _as_list(item.get("value")) or [], f"read {path} with {smap['read_path']}", None
+    return None, f"{smap['read_path']} answered without a value for {path!r}", None
 
 
 def same(current: t.Optional[t.Sequence[str]], wanted: t.Sequence[str]) -> bool:
@@ -62,7 +96,9 @@ def apply(client: Requester, smap: t.Mapping[str, t.Any], wanted: t.List[str], c
     if deployment != ON_PREM:
         out["read"] = "ESET PROTECT Cloud has no public configuration API"
     else:
-        out["current"], out["read"] = read(client, smap)
+        out["current"], out["read"], refused = read(client, smap, wanted)
+        if refused is not None:
+            out["read_error"] = refused.to_dict()
     if same(out["current"], wanted):
         out.update(in_sync=True, applied=True)
         return out
@@ -73,13 +109,18 @@ def apply(client: Requester, smap: t.Mapping[str, t.Any], wanted: t.List[str], c
             return out
         try:
             client.request("POST", smap["service"], write_path,
-                           body={"values": [{"path": smap["addresses_path"], "value": list(wanted)}]})
+                           body={"values": [{"path": smap["addresses_path"], "value": list(wanted)}]},
+                           idempotent=True)  # sets the values: repeating it is safe
         except EsetApiError as exc:
-            if exc.status not in (404, 405, 501):
+            if exc.status == 403:
+                raise PermissionMissing(exc, _user(client), "Write", action_required(
+                    smap, wanted, out["current"], f"the API user cannot write the server settings ({_answer(exc)})")
+                ) from None
+            if exc.status not in REFUSED_STATUSES:
                 raise
-            out["write_error"] = f"the server does not offer the write call {write_path} (HTTP {exc.status})"
+            out["write_error"] = f"the server does not offer the write call {write_path} ({_answer(exc)})"
         else:
-            after, _how = read(client, smap)
+            after, _how, _refused = read(client, smap)
             if after is not None and not same(after, wanted):
                 raise EsetApiError(200, "POST", write_path, message=(
                     f"the server accepted the write but {smap['addresses_path']} now reads {after}, not {wanted}"))
@@ -87,6 +128,8 @@ def apply(client: Requester, smap: t.Mapping[str, t.Any], wanted: t.List[str], c
             return out
     reason = out.get("write_error") or ("no public ESET PROTECT API call writes server settings"
                                         if not write_path else "")
+    if out.get("read_error"):
+        reason = "; ".join(r for r in (out["read"], reason) if r)
     out["action_required"] = action_required(smap, wanted, out["current"], reason)
     return out
 
