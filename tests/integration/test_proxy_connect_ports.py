@@ -202,6 +202,17 @@ def statuses(lab: Any, agent: str, kind: str) -> Dict[str, str]:
     return out
 
 
+def unchanged(kind: str, before: Dict[str, str], **opened: str) -> Dict[str, str]:
+    """The answers expected after the module ran: the same as before, but for what it opened."""
+    expected = {**before, **opened}
+    if kind == "apache":
+        # still refused, only earlier: Apache resolved the unresolvable name (502) before it checked AllowCONNECT;
+        # with 8883 in AllowCONNECT the snippet's `Require all denied` refuses it first (403)
+        assert before["blocked.lab:8883"] == "502"
+        expected["blocked.lab:8883"] = "403"
+    return expected
+
+
 def stock(lab: Any, kind: str) -> None:
     """Back to the stock proxy: an earlier test may have left the managed snippet in place."""
     removed = configure(lab, CASES[kind][0], {"state": "absent", "proxy": kind})
@@ -219,13 +230,7 @@ def test_defaults_open_epns_on_8883_and_nothing_else(lab: Any, kind: str) -> Non
         "epns_proxy_targets": host, "epns_proxy_allowed_sources": LAB_NETS})
     assert done.returncode == 0 and "changed=1" in done.stdout, done.stdout[-3000:]
     after = statuses(lab, agent, kind)
-    expected = {**before, "epns.eset.com:8883": "200"}
-    if kind == "apache":
-        # still refused, but earlier: Apache resolved the unresolvable name (502) before it checked AllowCONNECT;
-        # 8883 is in AllowCONNECT now, so the snippet's `Require all denied` refuses it first (403)
-        assert before["blocked.lab:8883"] == "502"
-        expected["blocked.lab:8883"] = "403"
-    assert after == expected, (before, after)
+    assert after == unchanged(kind, before, **{"epns.eset.com:8883": "200"}), (before, after)
     if kind == "squid":  # before the stock port denies, so before any authentication rule too
         lines = (etc(lab, host) / conf).read_text().splitlines()
         include = next(i for i, line in enumerate(lines) if line.startswith("include ") and "protectnet" in line)
@@ -268,6 +273,41 @@ def test_raised_idle_limit_keeps_a_tunnel_open_past_the_old_one(lab: Any, kind: 
                                        "idle_timeout": 60})
         assert raised["changed"] and not raised.get("failed"), raised
         assert tunnel_after_idle(lab, agent, kind, 8).startswith("tls TLS")
+    finally:
+        site.write_bytes(original)
+        stock(lab, kind)
+        lab.run(host, reload)
+
+
+# A site rule that denies the EPNS name, added to the site's own file.
+SITE_DENY = {"squid": ("squid/squid.conf", "acl pnlab_no_eset dstdomain .eset.com\n",
+                       "http_access deny pnlab_no_eset\n", ["squid", "-k", "reconfigure"]),
+             "apache": ("apache2/conf-enabled/pnlab-proxy.conf", "", "ProxyBlock eset.com\n",
+                        ["apache2ctl", "-k", "graceful"])}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_a_site_deny_naming_epns_keeps_winning_and_is_reported(lab: Any, kind: str) -> None:
+    host, _service, _conf, _snippet, agent, _bad, _custom = CASES[kind]
+    stock(lab, kind)
+    path, acl_line, rule, reload = SITE_DENY[kind]
+    site = etc(lab, host) / path
+    original = site.read_bytes()
+    text = original.decode()
+    if kind == "squid":  # the acl with the others, the deny among the site's rules after the stock port denies
+        text = text.replace("http_access deny !Safe_ports\n", f"{acl_line}http_access deny !Safe_ports\n")
+        text = text.replace("http_access deny pnlab_custom_blocked\n", f"http_access deny pnlab_custom_blocked\n{rule}")
+    else:
+        text += rule
+    site.write_text(text)
+    try:
+        assert lab.run(host, reload).returncode == 0
+        before = statuses(lab, agent, kind)
+        result = configure(lab, host, {"proxy": kind, "allowed_sources": LAB_NETS})
+        assert not result.get("failed"), result
+        assert [rule.strip() in entry for entry in result["epns_denied_by"]] == [True], result["epns_denied_by"]
+        assert any("keeps winning" in w for w in result.get("warnings", [])), result.get("warnings")
+        assert statuses(lab, agent, kind) == unchanged(kind, before)  # EPNS on 8883 included: still refused
     finally:
         site.write_bytes(original)
         stock(lab, kind)
