@@ -38,6 +38,10 @@ URL_SUFFIX = "(?:/.*)?$"
 NOT_EPNS = "unrelated.invalid"  # a name no site rule is about: tells a rule about EPNS from one about all
 
 
+def _denies(require: Directive) -> bool:
+    return bool(require.args) and (require.value.lower() == "all denied" or require.args[0].lower() == "not")
+
+
 def _section_names(section: Directive, host: str) -> bool:
     """Whether a <Proxy>/<ProxyMatch> section is about the EPNS host in particular (not about every host)."""
     pattern = section.value.rstrip(">").strip().strip("\"'")
@@ -157,8 +161,7 @@ class Apache(Backend):
                 section = d if _section_names(d, host) else None
             elif lower in ("</proxy>", "</proxymatch>"):
                 section = None
-            elif section and lower == "require" and d.args and (d.value.lower() == "all denied"
-                                                               or d.args[0].lower() == "not"):
+            elif section and lower == "require" and _denies(d):
                 out.append(f"{section.source}: {section.name} {section.value} Require {d.value}")
         return out
 
