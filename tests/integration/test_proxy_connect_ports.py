@@ -3,7 +3,9 @@
 Both proxies start like stock installs (CONNECT to 443 only). An agent whose direct path to EPNS is blocked uses
 the proxy: before the role, 8883 through it is proxy_refused and the agent degraded; after, reachable. Around that:
 check mode, idempotence, the unrelated rule, a tunnel held open across the reload, a config that fails validation,
-state=absent giving back the original file byte for byte, and a proxy that is not running.
+state=absent giving back the original file byte for byte, and a proxy that is not running. With the role's defaults
+the fix widens nothing: a table of CONNECT targets answers as before but for EPNS on 8883; a site rule that denies
+the EPNS name keeps winning; and a raised idle limit keeps a tunnel open past the site's short one.
 """
 from __future__ import annotations
 
