@@ -9,18 +9,29 @@ short_description: Let the HTTP proxy in front of the agents carry ESET's push n
 version_added: 0.4.0
 description:
   - Runs on the proxy host. Makes squid or Apache httpd (C(mod_proxy_connect), as in ESET's older Apache HTTP Proxy)
-    allow HTTP C(CONNECT) to EPNS on port 8883 (and 443) for the agents' networks, optionally only to EPNS
-    destinations, and reports - and on request raises - the idle and connection limits that cut long-lived tunnels.
+    allow HTTP C(CONNECT) from the agents' networks to EPNS (the name O(epns_host)) on port 8883, and reports - and on
+    request raises - the idle and connection limits that cut long-lived tunnels.
+  - "It widens nothing else: with the defaults it adds exactly one allow (CONNECT from O(allowed_sources) to
+    O(epns_host) on 8883), and every other CONNECT - other hosts on 8883, anything on 443, hosts the site denies -
+    gets the answer it got before. Port 443, EPNS's fallback, is left as the site has it unless listed in O(ports).
+    ESET's published EPNS addresses are not added (they are not confirmed, and agents connect by name); list them in
+    O(destinations) if wanted. Opening the ports to any host takes O(allow_connect_to_any_host=true)."
+  - "A rule of the site that denies CONNECT to the EPNS name (squid: an C(http_access deny) with a C(dstdomain),
+    C(dstdom_regex) or C(ssl::server_name) ACL that matches it; Apache: C(ProxyBlock), or a C(<Proxy>) /
+    C(<ProxyMatch>) section about the EPNS name with C(Require all denied) or C(Require not)) keeps winning: the
+    snippet then leaves its allow out, and RV(epns_denied_by) and a warning name the rule."
   - "Owns one snippet file (default: C(protectnet_epns.conf) next to the main configuration) and one marked
     C(include) line in the main file, and nothing else: the rest of C(squid.conf) or C(apache2.conf) is never
     rewritten. V(absent) removes both, which gives back the main file byte for byte."
-  - "squid: the include goes before the first C(http_access) line, because http_access is first-match and Debian's
-    C(http_access deny CONNECT !SSL_ports) would otherwise refuse 8883. The snippet adds prefixed ACLs and one
-    C(http_access allow) for CONNECT from O(allowed_sources) to O(ports) (to EPNS only, with O(restrict_to_epns))."
-  - "Apache: the include goes at the end of the main file. C(AllowCONNECT) adds to the allowed ports (when none was
-    set, Apache's default 443 563 is kept); a C(<ProxyMatch>) with C(AuthMerging Or) lets O(allowed_sources) reach
-    the EPNS ports on top of whatever the existing C(<Proxy>) rules allow. With O(restrict_to_epns), ports this run
-    newly allows are denied for every other destination."
+  - "squid: the include goes before the first C(http_access) line, because http_access is first-match: Debian's
+    C(http_access deny CONNECT !SSL_ports) would otherwise refuse 8883, and an authentication rule would ask EPNS for
+    credentials it cannot give. The snippet adds prefixed ACLs and one C(http_access allow) for CONNECT from
+    O(allowed_sources) to O(ports) and C(dstdomain -n) O(epns_host) (the name the agent wrote, never a reverse lookup
+    of an address), plus one with C(dst) O(destinations) when given."
+  - "Apache: the include goes at the end of the main file. C(AllowCONNECT) is server-wide and adds to the allowed
+    ports (when none was set, Apache's default 443 563 is kept), so a port this run newly allows is first denied for
+    every destination (C(Require all denied)); then a C(<ProxyMatch>) for O(epns_host) on O(ports) with
+    C(AuthMerging Or) lets O(allowed_sources) through, on top of whatever the existing C(<Proxy>) rules allow there."
   - Every change is validated on a candidate copy first (C(squid -k parse), C(apachectl -t)), then again in place,
     then reloaded without dropping established tunnels (C(squid -k reconfigure), C(apachectl -k graceful)). Any
     failure puts the previous files back, so the running proxy keeps the configuration it had.
@@ -58,10 +69,13 @@ options:
     choices: [auto, squid, apache, eset_bridge]
     default: auto
   ports:
-    description: The EPNS ports CONNECT must reach, 1-65535.
+    description:
+      - The EPNS ports CONNECT must reach, 1-65535.
+      - The default leaves 443 as the site has it (most proxies already allow CONNECT to 443). List 443 to let
+        O(allowed_sources) reach EPNS on 443 ahead of the site's own rules (squid) or on top of them (Apache).
     type: list
     elements: int
-    default: [8883, 443]
+    default: [8883]
   allowed_sources:
     description:
       - The agents' networks (IPv4/IPv6 addresses or CIDRs) allowed to CONNECT to O(ports). Required with
@@ -69,23 +83,30 @@ options:
     type: list
     elements: str
     default: []
-  restrict_to_epns:
+  allow_connect_to_any_host:
     description:
-      - Allow CONNECT on O(ports) only to EPNS - to the name O(epns_host) (squid C(dstdomain); Apache matches the
-        CONNECT target) and/or to the addresses in O(destinations).
-      - V(false) allows O(ports) to any destination for O(allowed_sources).
+      - "B(Wider opening): let O(allowed_sources) CONNECT to O(ports) on B(any) host, not only to EPNS - ahead of
+        every rule of the site on squid (its denies, block lists and authentication included), on top of the
+        C(<Proxy>) rules on Apache. Only for a proxy that serves nothing but the agents."
+      - V(false) (the default) allows O(epns_host) and O(destinations) only.
     type: bool
     default: false
+  restrict_to_epns:
+    description:
+      - Deprecated, without effect - CONNECT goes to EPNS only unless O(allow_connect_to_any_host=true).
+      - V(false), which used to open O(ports) to any host, fails with a pointer to O(allow_connect_to_any_host).
+    type: bool
   epns_host:
     description:
-      - The EPNS name for O(restrict_to_epns). An empty string restricts by O(destinations) only.
+      - The EPNS name the agents' networks may CONNECT to. An empty string allows O(destinations) only.
     type: str
     default: epns.eset.com
   destinations:
     description:
-      - EPNS addresses or CIDRs (for example ESET's published ranges) that O(restrict_to_epns) also allows. squid
-        matches the address it connects to (C(dst)); Apache only matches a CONNECT target written as that address,
-        so only single addresses are accepted there.
+      - EPNS addresses or CIDRs also allowed, besides O(epns_host). None by default - agents connect to EPNS by
+        name, and ESET's published address list is not confirmed and changes over time.
+      - squid matches the address it connects to (C(dst)); Apache only matches a CONNECT target written as that
+        address, so on Apache (also when O(proxy=auto) finds Apache) a network is refused - list single addresses.
     type: list
     elements: str
     default: []
@@ -145,10 +166,15 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Let the agents' networks CONNECT to EPNS on 8883 and 443 through this squid, EPNS only
+- name: Let the agents' networks CONNECT to EPNS on 8883 through this squid (or Apache), and to nothing else
   protectnet.epns.proxy_connect_ports:
     allowed_sources: [10.20.0.0/16, "2001:db8:20::/48"]
-    restrict_to_epns: true
+
+- name: The same, also to EPNS by address and on 443 ahead of the site's rules
+  protectnet.epns.proxy_connect_ports:
+    proxy: squid
+    allowed_sources: [10.20.0.0/16]
+    ports: [8883, 443]
     destinations: [91.228.165.144/28]
 
 - name: Apache (ESET's older Apache HTTP Proxy), raising the idle limit for long-lived tunnels
@@ -217,6 +243,14 @@ limits_tradeoff:
   description: What raising the limits costs on this proxy.
   returned: unless eset_bridge
   type: str
+epns_denied_by:
+  description:
+    - "The site's own rules that deny CONNECT to O(epns_host), each as C(file:line: rule). They keep winning - the
+      snippet then has no allow, and the agents cannot reach EPNS through this proxy until the rule is changed."
+  returned: unless eset_bridge
+  type: list
+  elements: str
+  sample: ["/etc/squid/squid.conf:31: http_access deny no_eset"]
 validated:
   description: Whether a changed configuration was validated (always before any file is touched).
   returned: unless eset_bridge
@@ -243,7 +277,7 @@ manual:
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._epns import FALLBACK_PORT, HOST, PRIMARY_PORT  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._epns import HOST, PRIMARY_PORT  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._engine import ApplyError, run  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (  # noqa: E402
     C_LOCALE,
@@ -277,9 +311,10 @@ def argument_spec() -> t.Dict[str, t.Any]:
     return dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
         proxy=dict(type="str", choices=["auto", "squid", "apache", "eset_bridge"], default="auto"),
-        ports=dict(type="list", elements="int", default=[PRIMARY_PORT, FALLBACK_PORT]),
+        ports=dict(type="list", elements="int", default=[PRIMARY_PORT]),
         allowed_sources=dict(type="list", elements="str", default=[]),
-        restrict_to_epns=dict(type="bool", default=False),
+        allow_connect_to_any_host=dict(type="bool", default=False),
+        restrict_to_epns=dict(type="bool", removed_in_version="1.0.0", removed_from_collection="protectnet.epns"),
         epns_host=dict(type="str", default=HOST),
         destinations=dict(type="list", elements="str", default=[]),
         raise_idle_timeouts=dict(type="bool", default=False),
@@ -296,21 +331,20 @@ def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
     present = p["state"] == "present"
     if present and not p["allowed_sources"]:
         raise ProxyError("allowed_sources is required with state=present: the agents' networks, as CIDRs")
+    if p["restrict_to_epns"] is False:
+        raise ProxyError("restrict_to_epns=false no longer opens the ports to any host (it now has no effect and "
+                         "will be removed); set allow_connect_to_any_host=true if that wider opening is really meant")
     destinations = check_networks(p["destinations"], "destinations")
     epns_host = check_host(p["epns_host"]) if p["epns_host"].strip() else ""
-    if p["restrict_to_epns"] and not (epns_host or destinations):
-        raise ProxyError("restrict_to_epns needs epns_host or destinations")
-    if destinations and not p["restrict_to_epns"]:
-        raise ProxyError("destinations only apply with restrict_to_epns=true")
-    if p["proxy"] == "apache":
-        wide = [d for d in destinations if not d.endswith(("/32", "/128"))]
-        if wide:
-            raise ProxyError(f"destinations {', '.join(wide)}: Apache matches CONNECT targets as written, so only "
-                             "single addresses work there")
+    any_host = p["allow_connect_to_any_host"]
+    if present and not any_host and not (epns_host or destinations):
+        raise ProxyError("epns_host is empty and destinations lists nothing: there is no EPNS destination to allow")
+    if destinations and any_host:
+        raise ProxyError("destinations do not apply with allow_connect_to_any_host=true, which allows every host")
     return Settings(
         state=p["state"], proxy=p["proxy"], ports=check_ports(p["ports"]),
         allowed_sources=check_networks(p["allowed_sources"], "allowed_sources"),
-        restrict_to_epns=p["restrict_to_epns"], epns_host=epns_host, destinations=destinations,
+        allow_connect_to_any_host=any_host, epns_host=epns_host, destinations=destinations,
         raise_idle_timeouts=p["raise_idle_timeouts"],
         idle_timeout=check_seconds(p["idle_timeout"], "idle_timeout", 60),
         connection_lifetime=check_seconds(p["connection_lifetime"], "connection_lifetime", 3600),

@@ -3,13 +3,16 @@
 Both proxies start like stock installs (CONNECT to 443 only). An agent whose direct path to EPNS is blocked uses
 the proxy: before the role, 8883 through it is proxy_refused and the agent degraded; after, reachable. Around that:
 check mode, idempotence, the unrelated rule, a tunnel held open across the reload, a config that fails validation,
-state=absent giving back the original file byte for byte, and a proxy that is not running.
+state=absent giving back the original file byte for byte, and a proxy that is not running. With the role's defaults
+the fix widens nothing: a table of CONNECT targets answers as before but for EPNS on 8883; a site rule that denies
+the EPNS name keeps winning; and a raised idle limit keeps a tunnel open past the site's short one.
 """
 from __future__ import annotations
 
 import json
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -54,10 +57,10 @@ def etc(lab: Any, host: str) -> Path:
     return Path(f"/proc/{lab.holder(host)}/root/etc")
 
 
-def connect_status(lab: Any, agent: str, proxy: str, port: int) -> str:
-    """The proxy's status line for CONNECT epns.eset.com:port from the agent."""
+def connect_status(lab: Any, agent: str, proxy: str, port: int, target: str = "epns.eset.com") -> str:
+    """The proxy's status line for CONNECT target:port from the agent."""
     code = (f"import socket; s = socket.create_connection(({proxy!r}, 3128), timeout=5); "
-            f"s.sendall(b'CONNECT epns.eset.com:{port} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); "
+            f"s.sendall(b'CONNECT {target}:{port} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); "
             "print(s.recv(200).split(b'\\r\\n')[0].decode())")
     done = lab.run(agent, ["python3", "-c", code], timeout=15)
     return done.stdout.strip() or done.stderr.strip()
@@ -76,7 +79,7 @@ def configure(lab: Any, host: str, args: Dict[str, Any], extra: Sequence[str] = 
 
 def role(lab: Any, host: str, extra: Optional[Dict[str, Any]] = None) -> subprocess.CompletedProcess:
     return run_playbook(lab, REPO / "playbooks" / "proxy.yml", extra_vars={
-        "epns_proxy_targets": host, "epns_proxy_allowed_sources": LAB_NETS, "epns_proxy_restrict_to_epns": True,
+        "epns_proxy_targets": host, "epns_proxy_allowed_sources": LAB_NETS,
         "epns_proxy_raise_idle_timeouts": True, **(extra or {})})
 
 
@@ -109,7 +112,7 @@ def test_proxy_turns_degraded_into_reachable(lab: Any, kind: str) -> None:
     assert before["verdict"] == "degraded"
 
     dry = run_playbook(lab, REPO / "playbooks" / "proxy.yml", args=["--check", "--diff"], extra_vars={
-        "epns_proxy_targets": host, "epns_proxy_allowed_sources": LAB_NETS, "epns_proxy_restrict_to_epns": True})
+        "epns_proxy_targets": host, "epns_proxy_allowed_sources": LAB_NETS})
     assert dry.returncode == 0, dry.stdout[-3000:]
     assert "changed=1" in dry.stdout and "protectnet_epns" in dry.stdout  # the diff names the snippet
     assert (etc(lab, host) / conf).read_bytes() == original
@@ -182,3 +185,132 @@ def test_failures_leave_the_proxy_as_it_was(lab: Any, kind: str) -> None:
     assert (etc(lab, host) / conf).read_bytes() == original_main(lab, kind)  # byte for byte
     assert not (etc(lab, host) / snippet).exists()
     assert "403" in connect_status(lab, agent, proxy, 8883)
+
+
+# Every CONNECT a site's stock proxy answers one way, with the name (or address) the agent writes: EPNS on both
+# ports, a non-EPNS host that listens on both, the broker's address written as an address, the site-denied
+# blocked.lab, and a host that listens on neither.
+TARGETS = [("epns.eset.com", 8883), ("epns.eset.com", 443), ("hostile.lab", 8883), ("hostile.lab", 443),
+           ("198.18.1.10", 8883), ("blocked.lab", 443), ("blocked.lab", 8883), ("server.lab", 8883)]
+
+
+def statuses(lab: Any, agent: str, kind: str) -> Dict[str, str]:
+    """The proxy's status code for each of TARGETS ('HTTP/1.1 403 Forbidden' -> '403'; else the whole text)."""
+    out = {}
+    for target, port in TARGETS:
+        line = connect_status(lab, agent, f"{kind}.lab", port, target)
+        words = line.split()
+        out[f"{target}:{port}"] = words[1] if len(words) > 1 and words[0].startswith("HTTP/") else line
+    return out
+
+
+def unchanged(kind: str, before: Dict[str, str], **opened: str) -> Dict[str, str]:
+    """The answers expected after the module ran: the same as before, but for what it opened."""
+    expected = {**before, **opened}
+    if kind == "apache":
+        # still refused, only earlier: Apache resolved the unresolvable name (502) before it checked AllowCONNECT;
+        # with 8883 in AllowCONNECT the snippet's `Require all denied` refuses it first (403)
+        assert before["blocked.lab:8883"] == "502"
+        expected["blocked.lab:8883"] = "403"
+    return expected
+
+
+def stock(lab: Any, kind: str) -> None:
+    """Back to the stock proxy: an earlier test may have left the managed snippet in place."""
+    removed = configure(lab, CASES[kind][0], {"state": "absent", "proxy": kind})
+    assert not removed.get("failed"), removed
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_defaults_open_epns_on_8883_and_nothing_else(lab: Any, kind: str) -> None:
+    host, _service, conf, _snippet, agent, _bad, _custom = CASES[kind]
+    stock(lab, kind)
+    before = statuses(lab, agent, kind)
+    assert before["epns.eset.com:8883"] == "403" and before["hostile.lab:443"] == "200", before
+
+    done = run_playbook(lab, REPO / "playbooks" / "proxy.yml", extra_vars={
+        "epns_proxy_targets": host, "epns_proxy_allowed_sources": LAB_NETS})
+    assert done.returncode == 0 and "changed=1" in done.stdout, done.stdout[-3000:]
+    after = statuses(lab, agent, kind)
+    assert after == unchanged(kind, before, **{"epns.eset.com:8883": "200"}), (before, after)
+    if kind == "squid":  # before the stock port denies, so before any authentication rule too
+        lines = (etc(lab, host) / conf).read_text().splitlines()
+        include = next(i for i, line in enumerate(lines) if line.startswith("include ") and "protectnet" in line)
+        first_rule = next(i for i, line in enumerate(lines) if line.startswith("http_access"))
+        assert include < first_rule and lines[first_rule] == "http_access deny !Safe_ports"
+    stock(lab, kind)
+
+
+# The site's own short idle limit, read before the managed snippet (squid) / before its include (Apache).
+SHORT_IDLE = {"squid": ("squid/squid.conf", "read_timeout 4 seconds\n", ["squid", "-k", "reconfigure"]),
+              "apache": ("apache2/conf-enabled/pnlab-proxy.conf", "Timeout 4\n", ["apache2ctl", "-k", "graceful"])}
+
+
+def tunnel_after_idle(lab: Any, agent: str, kind: str, idle: float) -> str:
+    """Open a CONNECT tunnel to EPNS on 443, stay silent for idle seconds, then shake hands with TLS through it."""
+    tunnel = subprocess.Popen(lab.exec_argv(agent, ["python3", "-c", TUNNEL, f"{kind}.lab", "443",
+                                                    str(lab.ca_path)]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert tunnel.stdout is not None
+    status = tunnel.stdout.readline()
+    assert " 200 " in status, status
+    time.sleep(idle)
+    out, err = tunnel.communicate("go\n", timeout=20)
+    return out.strip() or err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_raised_idle_limit_keeps_a_tunnel_open_past_the_old_one(lab: Any, kind: str) -> None:
+    host, _service, _conf, _snippet, agent, _bad, _custom = CASES[kind]
+    stock(lab, kind)
+    path, line, reload = SHORT_IDLE[kind]
+    site = etc(lab, host) / path
+    original = site.read_bytes()
+    text = original.decode()
+    site.write_text(line + text if kind == "squid" else text + line)
+    try:
+        assert lab.run(host, reload).returncode == 0
+        assert not tunnel_after_idle(lab, agent, kind, 8).startswith("tls TLS")  # the old limit cuts it
+        raised = configure(lab, host, {"proxy": kind, "allowed_sources": LAB_NETS, "raise_idle_timeouts": True,
+                                       "idle_timeout": 60})
+        assert raised["changed"] and not raised.get("failed"), raised
+        assert tunnel_after_idle(lab, agent, kind, 8).startswith("tls TLS")
+    finally:
+        site.write_bytes(original)
+        stock(lab, kind)
+        lab.run(host, reload)
+
+
+# A site rule that denies the EPNS name, added to the site's own file.
+SITE_DENY = {"squid": ("squid/squid.conf", "acl pnlab_no_eset dstdomain .eset.com\n",
+                       "http_access deny pnlab_no_eset\n", ["squid", "-k", "reconfigure"]),
+             "apache": ("apache2/conf-enabled/pnlab-proxy.conf", "", "ProxyBlock eset.com\n",
+                        ["apache2ctl", "-k", "graceful"])}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_a_site_deny_naming_epns_keeps_winning_and_is_reported(lab: Any, kind: str) -> None:
+    host, _service, _conf, _snippet, agent, _bad, _custom = CASES[kind]
+    stock(lab, kind)
+    path, acl_line, rule, reload = SITE_DENY[kind]
+    site = etc(lab, host) / path
+    original = site.read_bytes()
+    text = original.decode()
+    if kind == "squid":  # the acl with the others, the deny among the site's rules after the stock port denies
+        text = text.replace("http_access deny !Safe_ports\n", f"{acl_line}http_access deny !Safe_ports\n")
+        text = text.replace("http_access deny pnlab_custom_blocked\n", f"http_access deny pnlab_custom_blocked\n{rule}")
+    else:
+        text += rule
+    site.write_text(text)
+    try:
+        assert lab.run(host, reload).returncode == 0
+        before = statuses(lab, agent, kind)
+        result = configure(lab, host, {"proxy": kind, "allowed_sources": LAB_NETS})
+        assert not result.get("failed"), result
+        assert [rule.strip() in entry for entry in result["epns_denied_by"]] == [True], result["epns_denied_by"]
+        assert any("keeps winning" in w for w in result.get("warnings", [])), result.get("warnings")
+        assert statuses(lab, agent, kind) == unchanged(kind, before)  # EPNS on 8883 included: still refused
+    finally:
+        site.write_bytes(original)
+        stock(lab, kind)
+        lab.run(host, reload)

@@ -54,11 +54,11 @@ def test_apache_include_goes_at_the_end_even_without_a_final_newline() -> None:
 
 
 def test_squid_snippet_restricted_by_name_and_addresses() -> None:
-    settings = Settings(**{**SETTINGS.__dict__, "restrict_to_epns": True, "destinations": ("91.228.165.144/28",)})
+    settings = Settings(**{**SETTINGS.__dict__, "destinations": ("91.228.165.144/28",)})
     text = Squid().snippet(settings, [], [])
     assert "acl protectnet_epns_src src 10.0.0.0/8 2001:db8::/32" in text
     assert "acl protectnet_epns_ports port 8883 443" in text
-    assert "acl protectnet_epns_name dstdomain epns.eset.com" in text
+    assert "acl protectnet_epns_name dstdomain -n epns.eset.com" in text
     assert "acl protectnet_epns_addr dst 91.228.165.144/28" in text
     rules = [line for line in text.splitlines() if line.startswith("http_access")]
     assert rules == [
@@ -89,7 +89,7 @@ def test_squid_raises_only_what_is_lower() -> None:
 
 
 def test_apache_keeps_the_implicit_default_and_denies_new_ports_elsewhere() -> None:
-    settings = Settings(**{**SETTINGS.__dict__, "restrict_to_epns": True})
+    settings = SETTINGS
     apache = Apache()
     text = apache.snippet(settings, [], apache.limits([]))
     assert "AllowCONNECT 8883 443 563" in text
@@ -203,9 +203,10 @@ def run_module(args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.Mo
 @pytest.mark.parametrize("args,message", [
     ({"allowed_sources": ["10.0.0.0/8"], "ports": [65536]}, "out of range"),
     ({}, "allowed_sources is required"),
-    ({"allowed_sources": ["10.0.0.0/8"], "destinations": ["1.2.3.4"]}, "only apply with restrict_to_epns"),
-    ({"allowed_sources": ["10.0.0.0/8"], "proxy": "apache", "restrict_to_epns": True,
-      "destinations": ["1.2.3.0/24"]}, "only single addresses"),
+    ({"allowed_sources": ["10.0.0.0/8"], "destinations": ["1.2.3.4"], "allow_connect_to_any_host": True},
+     "do not apply with allow_connect_to_any_host"),
+    ({"allowed_sources": ["10.0.0.0/8"], "restrict_to_epns": False}, "set allow_connect_to_any_host=true"),
+    ({"allowed_sources": ["10.0.0.0/8"], "epns_host": ""}, "no EPNS destination"),
     ({"allowed_sources": ["10.0.0.0/8"], "idle_timeout": 5}, "idle_timeout must be"),
 ])
 def test_bad_options_fail_before_any_command(args: dict, message: str, capsys: pytest.CaptureFixture,
@@ -219,3 +220,112 @@ def test_eset_bridge_reports_and_changes_nothing(capsys: pytest.CaptureFixture,
     result = run_module({"proxy": "eset_bridge", "allowed_sources": ["10.0.0.0/8"]}, capsys, monkeypatch)
     assert not result["changed"] and result["manual"]
     assert any("8883" in step for step in result["eset_bridge"]["manual_steps"])
+
+
+def module_settings(**args: t.Any) -> Settings:
+    """Settings as the module builds them from its defaults (argument_spec) plus args."""
+    spec = proxy_connect_ports.argument_spec()
+    params = {name: option.get("default") for name, option in spec.items()}
+    return proxy_connect_ports.settings_from({**params, "allowed_sources": ["10.0.0.0/8"], **args})
+
+
+def http_access(text: str) -> t.List[str]:
+    return [line for line in text.splitlines() if line.startswith("http_access")]
+
+
+def test_squid_defaults_add_exactly_one_allow_to_epns_by_name_on_8883() -> None:
+    text = Squid().snippet(module_settings(), [], [])
+    assert "acl protectnet_epns_ports port 8883\n" in text
+    assert "acl protectnet_epns_name dstdomain -n epns.eset.com" in text
+    assert http_access(text) == [
+        "http_access allow protectnet_epns_connect protectnet_epns_src protectnet_epns_ports protectnet_epns_name"]
+
+
+def test_squid_any_host_only_by_the_option_that_says_so() -> None:
+    text = Squid().snippet(module_settings(allow_connect_to_any_host=True), [], [])
+    assert http_access(text) == ["http_access allow protectnet_epns_connect protectnet_epns_src protectnet_epns_ports"]
+
+
+def test_squid_include_goes_before_an_authentication_rule() -> None:
+    conf = ("auth_param basic program /usr/lib/squid/basic_ncsa_auth /etc/squid/passwd\n"
+            "acl authed proxy_auth REQUIRED\nhttp_access deny !authed\nhttp_access deny CONNECT !SSL_ports\n")
+    squid = Squid()
+    lines = _conf.with_block(conf, squid.include_line("/etc/squid/p.conf"), squid.include_position).splitlines()
+    assert lines.index("include /etc/squid/p.conf") < lines.index("http_access deny !authed")
+
+
+SITE_DENIES = [
+    # (the site's acl lines, its deny rule, whether that rule names EPNS)
+    (["acl no_eset dstdomain .eset.com"], "http_access deny no_eset", True),
+    (["acl no_epns dstdomain epns.eset.com"], "http_access deny CONNECT no_epns", True),
+    (["acl no_epns dstdomain -n EPNS.eset.com"], "http_access deny no_epns", True),
+    (["acl push dstdom_regex -i ^EPNS\\."], "http_access deny push", True),
+    (["acl list dstdomain \"{file}\""], "http_access deny list", True),
+    (["acl other dstdomain .eset.com.example"], "http_access deny other", False),
+    (["acl no_eset dstdomain .eset.com"], "http_access deny !no_eset", False),
+    (["acl no_eset dstdomain .eset.com"], "http_access allow no_eset", False),
+    ([], "http_access deny all", False),
+]
+
+
+@pytest.mark.parametrize("acls,rule,names", SITE_DENIES)
+def test_squid_site_deny_naming_epns_keeps_winning(tmp_path: Path, acls: t.List[str], rule: str, names: bool) -> None:
+    listed = tmp_path / "blocked.txt"
+    listed.write_text("# ESET\n.eset.com\n")
+    conf = tmp_path / "squid.conf"
+    conf.write_text("".join(line.format(file=listed) + "\n" for line in acls) + rule + "\n")
+    squid = Squid()
+    baseline = squid.directives(str(conf), {})
+    settings = module_settings()
+    denies = squid.site_denies(settings, baseline)
+    text = squid.snippet(settings, baseline, [])
+    assert denies == ([f"{conf}:{len(acls) + 1}: {rule}"] if names else [])
+    assert (http_access(text) == []) is names
+
+
+def apache_site(tmp_path: Path, text: str) -> t.List[_conf.Directive]:
+    conf = tmp_path / "apache2.conf"
+    conf.write_text(text)
+    return Apache().directives(str(conf), {})
+
+
+def test_apache_defaults_deny_other_hosts_on_8883_and_allow_epns_only(tmp_path: Path) -> None:
+    apache = Apache()
+    text = apache.snippet(module_settings(), apache_site(tmp_path, "AllowCONNECT 443 563\n"), [])
+    assert "AllowCONNECT 8883\n" in text
+    sections = text.split("<ProxyMatch ")[1:]
+    assert len(sections) == 2
+    assert sections[0].startswith('"^(?i)(?:[a-z][a-z0-9+.-]*://)?(?:[^/@]*@)?[^/]*:8883(?:/.*)?$">\n'
+                                  "    Require all denied\n")
+    assert sections[1].startswith('"^(?i)(?:[a-z][a-z0-9+.-]*://)?(?:[^/@]*@)?epns\\.eset\\.com:8883(?:/.*)?$">\n'
+                                  "    AuthMerging Or\n    Require ip 10.0.0.0/8\n")
+
+
+@pytest.mark.parametrize("site,names", [
+    ("ProxyBlock eset.com\n", True),
+    ("ProxyBlock *\n", True),
+    ("ProxyBlock blocked.lab\n", False),
+    ('<ProxyMatch "eset\\.com">\n    Require all denied\n</ProxyMatch>\n', True),
+    ('<Proxy "*epns*">\n    Require not ip 10.1.0.0/16\n</Proxy>\n', True),
+    ('<Proxy "*">\n    Require all denied\n</Proxy>\n', False),
+    ('<ProxyMatch "eset\\.com">\n    Require ip 10.0.0.0/8\n</ProxyMatch>\n', False),
+])
+def test_apache_site_deny_naming_epns_keeps_winning(tmp_path: Path, site: str, names: bool) -> None:
+    apache = Apache()
+    baseline = apache_site(tmp_path, site)
+    settings = module_settings()
+    text = apache.snippet(settings, baseline, [])
+    assert bool(apache.site_denies(settings, baseline)) is names
+    assert ("AuthMerging Or" not in text) is names
+
+
+def test_apache_refuses_a_network_in_destinations_also_when_found_by_auto(tmp_path: Path) -> None:
+    class ApacheOnly(FakeRunner):
+        def which(self, name: str) -> t.Optional[str]:
+            return "/usr/sbin/apache2ctl" if name == "apache2ctl" else None
+
+    settings = module_settings(destinations=["198.51.100.0/24"])
+    assert settings.proxy == "auto"
+    with pytest.raises(ProxyError, match=r"198\.51\.100\.0/24.*a network cannot be matched"):
+        _engine.run(settings, ApacheOnly(), check_mode=True)
+    Apache().check_settings(module_settings(destinations=["198.51.100.7", "2001:db8::7"]))  # single addresses pass

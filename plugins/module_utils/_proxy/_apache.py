@@ -5,11 +5,15 @@
 #
 # Apache httpd with mod_proxy_connect (ESET's older "Apache HTTP Proxy"). The managed snippet is included at the
 # end of the main file: AllowCONNECT adds ports to the list (an empty list means Apache's default, 443 and 563),
-# and <ProxyMatch> sections merge in file order, so ours come last. `AuthMerging Or` keeps whatever access the
-# existing <Proxy> rules grant and adds the agents' networks for EPNS only. `apachectl -t` validates,
-# `apachectl -k graceful` reloads: old workers keep serving their established tunnels until they end.
+# and <ProxyMatch> sections merge in file order, so ours come last. AllowCONNECT is server-wide, so a port it newly
+# allows is first denied for every destination; then one section with `AuthMerging Or` lets the agents' networks
+# CONNECT to the EPNS name on the EPNS ports (on top of whatever the existing <Proxy> rules allow there, which for a
+# newly allowed port is nothing). A site rule that denies the EPNS name keeps winning: no allow section then.
+# `apachectl -t` validates, `apachectl -k graceful` reloads: old workers keep serving their established tunnels.
 from __future__ import annotations
 
+import fnmatch
+import ipaddress
 import os
 import re
 import typing as t
@@ -31,6 +35,27 @@ EXPLAIN = {
 }
 URL_PREFIX = "^(?i)(?:[a-z][a-z0-9+.-]*://)?(?:[^/@]*@)?"
 URL_SUFFIX = "(?:/.*)?$"
+NOT_EPNS = "unrelated.invalid"  # a name no site rule is about: tells a rule about EPNS from one about all
+
+
+def _denies(require: Directive) -> bool:
+    return bool(require.args) and (require.value.lower() == "all denied" or require.args[0].lower() == "not")
+
+
+def _section_names(section: Directive, host: str) -> bool:
+    """Whether a <Proxy>/<ProxyMatch> section is about the EPNS host in particular (not about every host)."""
+    pattern = section.value.rstrip(">").strip().strip("\"'")
+
+    def matches(name: str) -> bool:
+        target = f"{name}:8883"
+        if section.name.lower() == "<proxymatch":
+            try:
+                return re.search(pattern, target) is not None
+            except re.error:
+                return False
+        return fnmatch.fnmatchcase(target, pattern) or fnmatch.fnmatchcase(name, pattern)
+
+    return matches(host) and not matches(NOT_EPNS)
 
 
 def _alternation(items: t.Sequence[str]) -> str:
@@ -116,6 +141,30 @@ class Apache(Backend):
     def include_position(self, lines: t.Sequence[str]) -> int:
         return len(lines)
 
+    def check_settings(self, settings: Settings) -> None:
+        wide = [d for d in settings.destinations if ipaddress.ip_network(d).num_addresses > 1]
+        if wide:
+            raise ProxyError(f"destinations {', '.join(wide)}: Apache matches a CONNECT target as the agent wrote "
+                             "it, so a network cannot be matched there; list single addresses (or use squid)")
+
+    def site_denies(self, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
+        host = settings.epns_host
+        if not host:
+            return []
+        out: t.List[str] = []
+        section: t.Optional[Directive] = None
+        for d in baseline:
+            lower = d.name.lower()
+            if lower == "proxyblock" and any(w == "*" or w.lower() in host for w in d.args):
+                out.append(f"{d.source}: ProxyBlock {d.value}")
+            elif lower in ("<proxy", "<proxymatch"):
+                section = d if _section_names(d, host) else None
+            elif lower in ("</proxy>", "</proxymatch>"):
+                section = None
+            elif section and lower == "require" and _denies(d):
+                out.append(f"{section.source}: {section.name} {section.value} Require {d.value}")
+        return out
+
     def snippet(self, settings: Settings, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
         explicit: t.List[t.Tuple[int, int]] = []
         for d in baseline:
@@ -125,8 +174,7 @@ class Apache(Backend):
                     if first.isdigit() and (not last or last.isdigit()):
                         explicit.append((int(first), int(last or first)))
         before = explicit or [(443, 443), (563, 563)]
-        allowed_before = [p for p in settings.ports if any(a <= p <= b for a, b in before)]
-        new_ports = [p for p in settings.ports if p not in allowed_before]
+        new_ports = [p for p in settings.ports if not any(a <= p <= b for a, b in before)]
         out = [SNIPPET_HEADER.rstrip("\n")]
         connect = list(settings.ports) + ([] if explicit else [563])
         if explicit:
@@ -134,22 +182,11 @@ class Apache(Backend):
         else:
             out.append("# No AllowCONNECT was set, so Apache allowed its default (443 563); keep 563 allowed.")
         out.append("AllowCONNECT " + " ".join(str(p) for p in dict.fromkeys(connect)))
-        ports = _alternation([str(p) for p in settings.ports])
-        if settings.restrict_to_epns:
-            if new_ports:
-                out += ["# CONNECT to the newly allowed ports goes to EPNS only",
-                        f'<ProxyMatch "{URL_PREFIX}[^/]*:{_alternation([str(p) for p in new_ports])}{URL_SUFFIX}">',
-                        "    Require all denied", "</ProxyMatch>"]
-            hosts = ([re.escape(settings.epns_host)] if settings.epns_host else []) + \
-                [_target(a) for a in settings.destinations]
-            pattern = f"{URL_PREFIX}{_alternation(hosts)}:{ports}{URL_SUFFIX}"
+        if settings.allow_connect_to_any_host:
+            out += ["# allow_connect_to_any_host: the agents' networks may CONNECT to these ports on any host,",
+                    "# besides whoever the existing <Proxy> rules allow", *self._allow(settings, "[^/]*")]
         else:
-            pattern = f"{URL_PREFIX}[^/]*:{ports}{URL_SUFFIX}"
-        out += ["# the agents' networks may CONNECT here, besides whoever the existing <Proxy> rules allow",
-                f'<ProxyMatch "{pattern}">',
-                "    AuthMerging Or",
-                f"    Require ip {' '.join(settings.allowed_sources)}",
-                "</ProxyMatch>"]
+            out += self._epns_only(settings, baseline, new_ports)
         if settings.raise_idle_timeouts:
             current = {limit.name: limit.seconds for limit in limits}
             for name in ("Timeout", "ProxyTimeout"):
@@ -158,6 +195,28 @@ class Apache(Backend):
                     out.append(f"{name} {settings.idle_timeout}")
         out += list(settings.extra_directives)
         return "\n".join(out) + "\n"
+
+    @staticmethod
+    def _allow(settings: Settings, hosts: str) -> t.List[str]:
+        ports = _alternation([str(p) for p in settings.ports])
+        return [f'<ProxyMatch "{URL_PREFIX}{hosts}:{ports}{URL_SUFFIX}">', "    AuthMerging Or",
+                f"    Require ip {' '.join(settings.allowed_sources)}", "</ProxyMatch>"]
+
+    def _epns_only(self, settings: Settings, baseline: t.Sequence[Directive],
+                   new_ports: t.Sequence[int]) -> t.List[str]:
+        out = []
+        if new_ports:
+            out += ["# AllowCONNECT is server-wide: nobody may CONNECT to the newly allowed ports but to EPNS",
+                    f'<ProxyMatch "{URL_PREFIX}[^/]*:{_alternation([str(p) for p in new_ports])}{URL_SUFFIX}">',
+                    "    Require all denied", "</ProxyMatch>"]
+        denies = self.site_denies(settings, baseline)
+        if denies:
+            return [*out, "# no allow: a rule of the site denies EPNS, and it keeps winning:",
+                    *(f"#   {rule}" for rule in denies)]
+        hosts = ([re.escape(settings.epns_host)] if settings.epns_host else []) + \
+            [_target(a) for a in settings.destinations]
+        return [*out, "# the agents' networks may CONNECT to EPNS on these ports",
+                *self._allow(settings, _alternation(hosts))]
 
     def limits(self, directives: t.Sequence[Directive]) -> t.List[Limit]:
         last: t.Dict[str, Directive] = {}

@@ -41,6 +41,15 @@ class Backend(abc.ABC):
         """Raise ProxyError when the proxy cannot carry CONNECT at all; return warnings."""
         return []
 
+    def check_settings(self, settings: Settings) -> None:
+        """Raise ProxyError for a setting this proxy cannot express (before anything runs or changes)."""
+        return None
+
+    def site_denies(self, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
+        """The site's own rules that deny CONNECT to the EPNS name: they keep winning, so the snippet leaves its
+        allow out; each as `file:line: rule`."""
+        return []
+
     @abc.abstractmethod
     def directives(self, config_path: str, overrides: t.Mapping[str, t.Optional[str]]) -> t.List[Directive]:
         """Server-wide directives in the order the proxy reads them."""

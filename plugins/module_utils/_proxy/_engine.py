@@ -16,7 +16,7 @@ import typing as t
 from . import _bridge
 from ._apache import Apache
 from ._backend import Backend
-from ._conf import find_block, put, read_text, with_block, without_block
+from ._conf import Directive, find_block, put, read_text, with_block, without_block
 from ._model import Limit, ProxyError, Runner, Settings
 from ._squid import Squid
 
@@ -71,6 +71,12 @@ def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
                      "set proxy to the one the agents use")
 
 
+def _denied_by(backend: Backend, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
+    if settings.state != "present" or settings.allow_connect_to_any_host:
+        return []
+    return backend.site_denies(settings, baseline)
+
+
 def _limits(items: t.Sequence[Limit]) -> t.List[t.Dict[str, t.Any]]:
     return [limit.as_dict() for limit in items]
 
@@ -82,6 +88,7 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
                 "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
                              "eset_bridge.manual_steps"]}
     backend, binary, reason = choose(settings, runner)
+    backend.check_settings(settings)
     config = settings.config_path or backend.default_config()
     if not config:
         raise ProxyError(f"{backend.name}: no configuration file found (looked for "
@@ -110,6 +117,9 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
     baseline = backend.directives(config, {snippet_path: None, config: without_block(main_before)})
     limits_before = backend.limits(backend.directives(config, {}))
     baseline_limits = backend.limits(baseline)
+    denied_by = _denied_by(backend, settings, baseline)
+    warnings += [f"{rule}: this rule of the site denies EPNS and keeps winning, so the agents' networks were not "
+                 "allowed to CONNECT to it; change the rule if EPNS should pass" for rule in denied_by]
     if settings.state == "present":
         snippet_after: t.Optional[str] = backend.snippet(settings, baseline, baseline_limits)
         main_after = with_block(main_before, backend.include_line(snippet_path), backend.include_position)
@@ -131,7 +141,8 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
         "config_path": config, "snippet_path": snippet_path,
         "include_line": backend.include_line(snippet_path) if settings.state == "present" else None,
         "snippet": snippet_after, "limits": _limits(limits_before), "limits_after": _limits(limits_after),
-        "limits_tradeoff": backend.limits_tradeoff, "validated": False, "reloaded": False, "commands": commands,
+        "limits_tradeoff": backend.limits_tradeoff, "epns_denied_by": denied_by,
+        "validated": False, "reloaded": False, "commands": commands,
         "diff": [{"before_header": snippet_path, "after_header": snippet_path,
                   "before": snippet_before or "", "after": snippet_after or ""},
                  {"before_header": config, "after_header": config, "before": main_before, "after": main_after}],

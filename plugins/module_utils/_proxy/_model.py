@@ -43,7 +43,7 @@ class Settings:
     proxy: str = "auto"
     ports: t.Tuple[int, ...] = ()
     allowed_sources: t.Tuple[str, ...] = ()
-    restrict_to_epns: bool = False
+    allow_connect_to_any_host: bool = False  # the one wider opening, asked for by name
     epns_host: str = ""
     destinations: t.Tuple[str, ...] = ()
     raise_idle_timeouts: bool = False

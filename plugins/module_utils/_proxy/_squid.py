@@ -3,17 +3,21 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# squid: the managed snippet is included before the first http_access line of the main file, so its narrow
-# `allow CONNECT` for the agents' networks and the EPNS ports is seen before Debian's `deny CONNECT !SSL_ports`.
-# http_access is first-match, and ACL names are prefixed, so nothing the file already had changes meaning.
+# squid: the managed snippet is included before the first http_access line of the main file, so its one narrow
+# `allow CONNECT` (the agents' networks, the EPNS ports, the EPNS name) is seen before Debian's `deny CONNECT
+# !SSL_ports` and before any authentication rule (EPNS cannot authenticate to a proxy). http_access is first-match,
+# so that allow must not match anything else: every other request reaches the site's rules exactly as before, and a
+# site deny that names EPNS makes the module leave the allow out (and say so) rather than jump ahead of it.
+# ACL names are prefixed, so nothing the file already had changes meaning.
 # `squid -k parse` validates, `squid -k reconfigure` reloads (established CONNECT tunnels stay open).
 from __future__ import annotations
 
 import os
+import re
 import typing as t
 
 from ._backend import Backend
-from ._conf import Directive, first_directive_index, walk
+from ._conf import Directive, first_directive_index, read_text, walk
 from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, Runner, Settings, squid_seconds
 
 IDLE = "read_timeout"
@@ -31,8 +35,54 @@ TRADEOFF = ("squid applies read_timeout and client_lifetime to every connection,
             "descriptor use (squidclient mgr:info) on busy proxies and raise max_filedescriptors if needed.")
 
 
+# ACL types that match the name a client wrote in its CONNECT request.
+NAME_ACL_TYPES = ("dstdomain", "dstdom_regex", "ssl::server_name", "ssl::server_name_regex")
+
+
 def acl(name: str) -> str:
     return f"{MANAGED_NAME}_{name}"
+
+
+def _acl_values(args: t.Sequence[str], base: str) -> t.Tuple[t.List[str], bool]:
+    """An acl line's values after its name and type (files named in quotes read, one value a line), and -i."""
+    values: t.List[str] = []
+    ignore_case = False
+    for arg in args:
+        if arg in ("-i", "+i"):
+            ignore_case = arg == "-i"
+        elif arg.startswith("-") and len(arg) == 2:
+            continue
+        elif len(arg) > 1 and arg[0] == arg[-1] == '"':
+            path = arg[1:-1] if os.path.isabs(arg[1:-1]) else os.path.join(base, arg[1:-1])
+            text = read_text(path) or ""
+            values += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        else:
+            values.append(arg)
+    return values, ignore_case
+
+
+def _names_host(acl_type: str, values: t.Sequence[str], ignore_case: bool, host: str) -> bool:
+    if acl_type.endswith("_regex"):
+        flags = re.IGNORECASE if ignore_case else 0
+        for value in values:
+            try:
+                if re.search(value, host, flags):
+                    return True
+            except re.error:
+                continue
+        return False
+    return any(host == v.lower().lstrip(".") or (v.startswith(".") and host.endswith(v.lower())) for v in values)
+
+
+def acls_naming(directives: t.Sequence[Directive], host: str) -> t.Set[str]:
+    """The names of the ACLs that match host by the name a client wrote (dstdomain and the like)."""
+    out: t.Set[str] = set()
+    for d in directives:
+        if d.name.lower() == "acl" and len(d.args) >= 3 and d.args[1].lower() in NAME_ACL_TYPES:
+            values, ignore_case = _acl_values(d.args[2:], os.path.dirname(d.path))
+            if _names_host(d.args[1].lower(), values, ignore_case, host):
+                out.add(d.args[0])
+    return out
 
 
 class Squid(Backend):
@@ -60,6 +110,15 @@ class Squid(Backend):
                 return index
         return len(lines)
 
+    def site_denies(self, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
+        """The site's `http_access deny` rules that name the EPNS host (file:line and the rule)."""
+        if not settings.epns_host:
+            return []
+        naming = acls_naming(baseline, settings.epns_host)
+        return [f"{d.source}: http_access {d.value}" for d in baseline
+                if d.name.lower() == "http_access" and d.args and d.args[0].lower() == "deny"
+                and any(name in naming for name in d.args[1:])]
+
     def snippet(self, settings: Settings, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
         ports = " ".join(str(p) for p in settings.ports)
         out = [SNIPPET_HEADER.rstrip("\n"),
@@ -67,17 +126,11 @@ class Squid(Backend):
                f"acl {acl('ports')} port {ports}",
                f"acl {acl('connect')} method CONNECT"]
         base = f"http_access allow {acl('connect')} {acl('src')} {acl('ports')}"
-        rules = []
-        if not settings.restrict_to_epns:
-            rules.append(base)
+        if settings.allow_connect_to_any_host:
+            out += ["# allow_connect_to_any_host: the agents' networks may CONNECT to these ports on any host, ahead",
+                    "# of every rule of the site", base]
         else:
-            if settings.epns_host:
-                out.append(f"acl {acl('name')} dstdomain {settings.epns_host}")
-                rules.append(f"{base} {acl('name')}")
-            if settings.destinations:
-                out.append(f"acl {acl('addr')} dst {' '.join(settings.destinations)}")
-                rules.append(f"{base} {acl('addr')}")
-        out += rules
+            out += self._epns_only(settings, baseline, base)
         if settings.raise_idle_timeouts:
             targets = {IDLE: settings.idle_timeout, LIFETIME: settings.connection_lifetime}
             for limit in limits:
@@ -86,6 +139,22 @@ class Squid(Backend):
                     out.append(f"{limit.name} {target} seconds")
         out += list(settings.extra_directives)
         return "\n".join(out) + "\n"
+
+    def _epns_only(self, settings: Settings, baseline: t.Sequence[Directive], base: str) -> t.List[str]:
+        """The ACLs and the allow rules for CONNECT to EPNS only; none while a site deny names EPNS."""
+        out, rules = [], []
+        if settings.epns_host:
+            # -n: match the name the agent wrote, never a reverse lookup of an address it wrote instead
+            out.append(f"acl {acl('name')} dstdomain -n {settings.epns_host}")
+            rules.append(f"{base} {acl('name')}")
+        if settings.destinations:
+            out.append(f"acl {acl('addr')} dst {' '.join(settings.destinations)}")
+            rules.append(f"{base} {acl('addr')}")
+        denies = self.site_denies(settings, baseline)
+        if denies:
+            return [*out, "# no allow: a rule of the site denies EPNS, and it keeps winning:",
+                    *(f"#   {rule}" for rule in denies)]
+        return out + rules
 
     def limits(self, directives: t.Sequence[Directive]) -> t.List[Limit]:
         found: t.Dict[str, Directive] = {}
