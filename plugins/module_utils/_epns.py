@@ -117,9 +117,9 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
     ),
     PROXY_REFUSED: FailureClass(
         "The HTTP proxy answered the CONNECT request with an error status.",
-        "Allow CONNECT to epns.eset.com on ports 8883 and 443 in the proxy (e.g. squid SSL_ports / "
-        "Safe_ports, Apache AllowCONNECT). EPNS does not support proxy authentication: a 407 means the "
-        "proxy must let EPNS through without credentials.",
+        "Allow CONNECT to epns.eset.com on port 8883 (and 443, the fallback) in the proxy, for that name "
+        "only: protectnet.epns.proxy_connect_ports does it for squid and Apache. EPNS does not support proxy "
+        "authentication: a 407 means the proxy must let EPNS through without credentials.",
     ),
     PROXY_BAD_RESPONSE: FailureClass(
         "The HTTP proxy sent something that is not a complete HTTP response in time.",
