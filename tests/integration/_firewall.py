@@ -139,9 +139,16 @@ def files_snapshot(lab: Any, host: str) -> Dict[str, Optional[str]]:
     for path in WATCHED_FILES:
         done = lab.run(host, ["cat", path])
         snap[path] = done.stdout if done.returncode == 0 else None
+        snap[f"{path} (mode owner group)"] = file_mode(lab, host, path)
     done = lab.run(host, ["find", OWN_DIR, "/etc/iptables", "-type", "f"])
     snap["(own files)"] = "\n".join(sorted(done.stdout.split())) if done.returncode == 0 else ""
     return snap
+
+
+def file_mode(lab: Any, host: str, path: str) -> Optional[str]:
+    """'755 root root', or None when the file is absent: "absent restores exactly" compares these too."""
+    done = lab.run(host, ["stat", "-c", "%a %U %G", path])
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 NFT_DEFAULT_DENY = """

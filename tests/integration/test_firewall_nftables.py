@@ -6,7 +6,7 @@ agent2 through the HTTP proxy (via_proxy). Every step is checked on every host, 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 import pytest
 from _firewall import (
@@ -17,6 +17,7 @@ from _firewall import (
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
     clean_host,
+    file_mode,
     files_snapshot,
     firewall,
     life_cycle_absent,
@@ -64,7 +65,7 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     for host in hosts:
         nft_default_deny(lab, host)
     rec = life_cycle_until_again(lab, hosts, ruleset=lambda h: _ruleset(lab, h),
-                                 files=lambda h: files_snapshot(lab, h))
+                                 files=lambda h: files_snapshot(lab, h), after_apply=_record_conf_modes(lab))
     rec["again_check"] = firewall(lab, {h: s["args"] for h, s in hosts.items()}, args=["--check"])
 
     # An address that resolves differently (agent1, server): a set update, not a rebuild.
@@ -84,6 +85,20 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
 
     life_cycle_absent(lab, rec, ruleset=lambda h: _ruleset(lab, h), files=lambda h: files_snapshot(lab, h))
     return rec
+
+
+def _record_conf_modes(lab: Any) -> Callable[[Dict[str, Any]], None]:
+    def record(rec: Dict[str, Any]) -> None:
+        rec["conf_mode_applied"] = {h: file_mode(lab, h, "/etc/nftables.conf") for h in rec["hosts"]}
+    return record
+
+
+def test_persisting_keeps_the_mode_and_owner_of_nftables_conf(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        before = flow["files_before"][host]["/etc/nftables.conf (mode owner group)"]
+        assert before == "755 root root", before  # Debian ships it executable (#!/usr/sbin/nft -f)
+        assert "include" in flow["apply"][host]["_stdout"]  # persistence did rewrite it
+        assert flow["conf_mode_applied"][host] == before
 
 
 def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:

@@ -190,7 +190,7 @@ def _write_files(files: t.Sequence[FileChange], before: t.Sequence[Command], aft
     except (OSError, FirewallError) as exc:
         for change in reversed(done):
             try:
-                write_file({"path": change.path, "content": change.before, "mode": change.mode})
+                write_file(change.restore())
             except OSError:
                 pass
         if revert:
