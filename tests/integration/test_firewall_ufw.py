@@ -11,6 +11,7 @@ import time
 from typing import Any, Dict
 
 import pytest
+from _ansible import probe
 from _firewall import (
     BLOCK_NEW_SSH,
     CONFIRMED_ROLLBACK_SECONDS,
@@ -192,3 +193,29 @@ def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any)
         lab.run(host, ["nft", "delete", "table", "inet", "pn_block_ssh"])
         for name in (host, idle):
             ufw_reset(lab, name)
+
+
+def test_ipv6_turned_off_in_ufw_is_reported_not_applied(lab: Any) -> None:
+    """IPV6=no in /etc/default/ufw: ufw cannot carry IPv6 rules, so the IPv6 part is reported as not applied (with
+    the reason) and IPv4 is opened; nothing is silently missing."""
+    host = lab.server
+    ufw_reset(lab, host)
+    defaults = sh(lab, host, ["cat", "/etc/default/ufw"])
+    sh(lab, host, ["sh", "-c", "cat > /etc/default/ufw"], input=re.sub(r"(?m)^IPV6=.*$", "IPV6=no", defaults))
+    try:
+        ufw_default_deny(lab, host)
+        ping(lab, [host])
+        result = firewall(lab, {host: {"backend": "ufw"}})[host]
+        assert not result.get("failed"), result.get("msg")
+        assert [(n["family"], n["networks"]) for n in result["not_applied"]] == [("ipv6", ["2001:db8:0:1::10/128"])]
+        assert "IPV6=no in /etc/default/ufw" in result["not_applied"][0]["reason"]
+        assert any("IPv6 part" in w for w in result.get("warnings", [])), result.get("warnings")
+        added = sh(lab, host, ["ufw", "show", "added"])
+        assert "protectnet_epns epns ipv4" in added and "protectnet_epns epns ipv6" not in added
+        after = probe(lab, {host: DIRECT_PROBE})[host]
+        assert after["verdict"] == "reachable", path_failures(after)
+        again = firewall(lab, {host: {"backend": "ufw"}})[host]
+        assert again["changed"] is False, again.get("changes")
+    finally:
+        sh(lab, host, ["sh", "-c", "cat > /etc/default/ufw"], input=defaults)
+        ufw_reset(lab, host)

@@ -262,6 +262,8 @@ class FirewallBackend(abc.ABC):
         self.runner = runner
         self.settings = settings or Settings()
         self.warnings: t.List[str] = []
+        # Parts of the policy this host cannot carry, each {family, networks, reason} (the module's not_applied).
+        self.not_applied: t.List[t.Dict[str, t.Any]] = []
 
     # detection ----------------------------------------------------------------------------------------------
     @classmethod

@@ -146,6 +146,7 @@ def run(request: Request, runner: Runner, check_mode: bool, resolver: Resolver =
     if backend.name == "firewalld":
         result["firewalld_mode"] = f"{current.meta.get('mode')} (firewalld {current.meta.get('version')})"
     result["warnings"] = backend.warnings
+    result["not_applied"] = backend.not_applied
     if check_mode or not result["changed"]:
         return result
     armed = _rollback.pending()
