@@ -13,9 +13,11 @@ from _firewall import (
     BLOCK_NEW_SSH,
     CONFIRMED_ROLLBACK_SECONDS,
     assert_absent_restores_the_previous_state,
+    NFT_DEFAULT_DENY,
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
+    assert_survives_a_reboot,
     clean_host,
     file_mode,
     files_snapshot,
@@ -25,6 +27,8 @@ from _firewall import (
     nft_default_deny,
     path_failures,
     ping,
+    reboot_firewall,
+    reboot_life_cycle,
     set_epns_address,
     sh,
 )
@@ -193,6 +197,33 @@ def test_refresh_job_updates_only_the_sets(flow: Dict[str, Any], lab: Any) -> No
 
 def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
     assert_absent_restores_the_previous_state(flow)
+
+
+# -- persisted: survives a reboot ------------------------------------------------------------------------------------
+
+
+def test_survives_a_reboot_and_absent_leaves_the_boot_as_it_was(lab: Any) -> None:
+    """The host's default deny lives in /etc/nftables.conf, as nftables.service loads it at boot: after the apply
+    (persist: true by default), `nft flush ruleset; nft -f /etc/nftables.conf` brings EPNS back on IPv4 and IPv6 with
+    the same ruleset; after state=absent the same boot gives the host's own ruleset and files back."""
+    hosts = {lab.agents[0]: {"args": {"backend": "nftables", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS},
+                             "probe": DIRECT_PROBE},
+             lab.server: {"args": {"backend": "nftables"}, "probe": DIRECT_PROBE}}
+    confs = {h: sh(lab, h, ["cat", "/etc/nftables.conf"]) for h in hosts}
+    try:
+        for host in hosts:
+            clean_host(lab, host)
+            set_epns_address(lab, host, "198.18.1.10")
+            sh(lab, host, ["sh", "-c", "cat > /etc/nftables.conf"], input=confs[host] + NFT_DEFAULT_DENY)
+        rec = reboot_life_cycle(lab, hosts, reboot=lambda h: reboot_firewall(lab, h, "nftables"),
+                                ruleset=lambda h: _ruleset(lab, h), files=lambda h: files_snapshot(lab, h))
+        assert_survives_a_reboot(rec)
+        assert "table inet protectnet_epns" in rec["ruleset_rebooted"][lab.server]
+        assert all("not persisted" not in w for r in rec["apply"].values() for w in r.get("warnings", []))
+    finally:
+        for host, conf in confs.items():
+            clean_host(lab, host)
+            sh(lab, host, ["sh", "-c", "cat > /etc/nftables.conf"], input=conf)
 
 
 # -- rollback when the confirmation cannot arrive -------------------------------------------------------------------

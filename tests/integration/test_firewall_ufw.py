@@ -20,12 +20,15 @@ from _firewall import (
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
+    assert_survives_a_reboot,
     files_snapshot,
     firewall,
     life_cycle_absent,
     life_cycle_until_again,
     path_failures,
     ping,
+    reboot_firewall,
+    reboot_life_cycle,
     set_epns_address,
     sh,
     ufw_default_deny,
@@ -155,6 +158,27 @@ def test_address_change_replaces_only_the_affected_rule(flow: Dict[str, Any], la
 
 def test_absent_restores_the_exact_previous_rules_and_files(flow: Dict[str, Any]) -> None:
     assert_absent_restores_the_previous_state(flow)
+
+
+def test_survives_a_reboot_and_absent_leaves_the_boot_as_it_was(lab: Any) -> None:
+    """After the apply the live rules are flushed and ufw loads itself from its files, as ufw-init does at boot:
+    EPNS is reachable on IPv4 and IPv6 with the same rules; after state=absent the same boot gives the host's own
+    rules and files back."""
+    host = lab.agents[0]
+    hosts = {host: {"args": {"backend": "ufw", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS},
+                    "probe": DIRECT_PROBE}}
+    ufw_reset(lab, host)
+    set_epns_address(lab, host, "198.18.1.10")
+    try:
+        ufw_default_deny(lab, host)
+        ping(lab, [host])
+        rec = reboot_life_cycle(lab, hosts, reboot=lambda h: reboot_firewall(lab, h, "ufw"),
+                                ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h))
+        assert_survives_a_reboot(rec)
+        assert re.search(r"^-A ufw6-user-output -d 2001:db8:0:1::10(/128)? .*--dports 443,8883",
+                         rec["ruleset_rebooted"][host], re.M), rec["ruleset_rebooted"][host]
+    finally:
+        ufw_reset(lab, host)
 
 
 def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any) -> None:
