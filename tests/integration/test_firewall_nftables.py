@@ -12,8 +12,8 @@ import pytest
 from _firewall import (
     BLOCK_NEW_SSH,
     CONFIRMED_ROLLBACK_SECONDS,
-    assert_absent_restores_the_previous_state,
     NFT_DEFAULT_DENY,
+    assert_absent_restores_the_previous_state,
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
