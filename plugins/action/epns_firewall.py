@@ -8,6 +8,8 @@
 #      one (epns_firewall_confirm). No confirmation -> the host reverts by itself; the task fails saying so.
 from __future__ import annotations
 
+import base64
+import json
 import time
 import typing as t
 
@@ -22,6 +24,8 @@ except ImportError:  # pragma: no cover - reported when the task runs
 
 MODULE = "protectnet.epns.epns_firewall"
 CONFIRM = "protectnet.epns.epns_firewall_confirm"
+# How long after the host's deadline to keep trying to read its record of the revert.
+REVERT_GRACE = 20
 
 
 class DestinationError(ValueError):
@@ -72,17 +76,18 @@ class ActionModule(ActionBase):
             result.update(failed=True, changed=False, msg=str(exc))
             return result
 
-        started = time.monotonic()
         module_result = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        # The host armed its rollback before the module returned: its deadline is at most `seconds` from here.
+        armed = time.monotonic()
         result.update(module_result)
         if given != len(args["extra_destinations"]):
             result["extra_destinations_merged"] = args["extra_destinations"]
         rollback = module_result.get("rollback")
         if module_result.get("failed") or not rollback:
             return result
-        return self._confirm(result, rollback, started, task_vars)
+        return self._confirm(result, rollback, armed, task_vars)
 
-    def _confirm(self, result: t.Dict[str, t.Any], rollback: t.Dict[str, t.Any], started: float,
+    def _confirm(self, result: t.Dict[str, t.Any], rollback: t.Dict[str, t.Any], armed: float,
                  task_vars: t.Optional[t.Dict[str, t.Any]]) -> t.Dict[str, t.Any]:
         seconds = int(rollback["seconds"])
         problem = ""
@@ -100,16 +105,66 @@ class ActionModule(ActionBase):
         if confirmed and not confirmed.get("failed"):
             result["rollback"] = dict(rollback, state="confirmed")
             return result
+        if confirmed.get("kept"):
+            result.update(failed=True, rollback=dict(rollback, state="confirmed"), msg=to_native(confirmed["msg"]))
+            return result
         if confirmed.get("failed"):
             problem = problem or to_native(confirmed.get("msg", "the confirmation failed"))
-        # The host's deadline is at most `seconds` after the module returned; wait for it so the ruleset is back
-        # when this task reports.
-        remaining = started + seconds + 2 - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
-        result.update(
-            failed=True, changed=False, rolled_back=True,
-            rollback=dict(rollback, state="reverted"),
-            msg=f"rolled back: {problem}, so after rollback_seconds={seconds} the host restored its previous "
-                "firewall state by itself (the management session would have been cut by this change)")
+        record = self._revert_record(rollback, armed, task_vars)
+        result.update(failed=True, changed=False, rolled_back=True, rollback=dict(rollback, **_revert_state(record)))
+        result["msg"] = _revert_message(problem, seconds, rollback, record)
         return result
+
+    def _revert_record(self, rollback: t.Dict[str, t.Any], armed: float,
+                       task_vars: t.Optional[t.Dict[str, t.Any]]) -> t.Optional[t.Dict[str, t.Any]]:
+        """The host's own record of its revert (result.json), read over a fresh connection once its deadline has
+        passed; None when it cannot be read within REVERT_GRACE seconds after the deadline."""
+        deadline = armed + int(rollback["seconds"])
+        path = f"{rollback['directory']}/result.json"
+        attempt = deadline
+        while True:
+            wait = attempt - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            record = self._read_record(path, task_vars)
+            if record is not None or time.monotonic() > deadline + REVERT_GRACE:
+                return record
+            attempt = time.monotonic() + 1
+
+    def _read_record(self, path: str, task_vars: t.Optional[t.Dict[str, t.Any]]) -> t.Optional[t.Dict[str, t.Any]]:
+        try:
+            self._connection.reset()
+            read = self._execute_module(module_name="ansible.builtin.slurp", module_args={"src": path},
+                                        task_vars=task_vars)
+        except Exception:  # the host (still) refuses new sessions: not readable yet
+            return None
+        if read.get("failed") or "content" not in read:
+            return None
+        try:
+            record = json.loads(base64.b64decode(read["content"]).decode("utf-8"))
+        except (ValueError, TypeError):
+            return None
+        return record if isinstance(record, dict) else None
+
+
+def _revert_state(record: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
+    if record is None:
+        return {"state": "unverified"}
+    return {"state": "reverted" if record.get("ok") else "revert_failed", "result": dict(record)}
+
+
+def _revert_message(problem: str, seconds: int, rollback: t.Mapping[str, t.Any],
+                    record: t.Optional[t.Mapping[str, t.Any]]) -> str:
+    cause = f"not confirmed: {problem}"
+    if record is None:
+        return (f"{cause}. The host's watchdog rolled back the change at its deadline (rollback_seconds={seconds}) "
+                f"unless it could not run, but its record of that could not be read (no new session got in): "
+                f"this is unverified, check {rollback['directory']}/result.json on the host")
+    if record.get("ok"):
+        return (f"rolled back: {cause}, so after rollback_seconds={seconds} the host restored its previous firewall "
+                "state by itself, as its own record says (the management session would have been cut by this "
+                "change)")
+    failures = "; ".join(f"{' '.join(r.get('argv', []))} exited {r.get('rc')}: {str(r.get('stderr', '')).strip()}"
+                         for r in record.get("results", []) if r.get("rc") != 0)
+    return (f"{cause}; the host tried to roll back the change after rollback_seconds={seconds}, but its record "
+            f"says restoring failed: {failures}")

@@ -118,8 +118,15 @@ options:
         lines in C(/etc/firewalld/direct.xml)) and C(/etc/firewalld/ipsets/protectnet_epns_*.xml). With V(false) the
         objects exist only in firewalld's runtime and go with its next reload or restart, or a reboot.
       - ufw - ufw's own files, C(/etc/ufw/user.rules) and C(user6.rules), which ufw writes itself with every rule.
+        With IPv6 turned off in ufw (C(IPV6=no) in C(/etc/default/ufw)) the IPv6 part is not applied (RV(not_applied)).
         ufw has no runtime-only rules, so V(false) with O(state=present) fails without changes (V(absent) works).
       - V(false) removes what an earlier run persisted and persists nothing.
+      - A file that is rewritten keeps its mode, owner and group (Debian's C(/etc/nftables.conf) stays 0755); a new
+        file gets the distribution's usual mode (the saved iptables rules 0640 on Debian, 0600 on EL).
+      - Proven in the lab for every backend, IPv4 and IPv6 - after an apply, the live ruleset is flushed and loaded
+        the way the distribution boots (C(nft -f /etc/nftables.conf); C(ipset restore), then C(iptables-restore) and
+        C(ip6tables-restore) of the saved files; firewalld restarted from its permanent configuration; ufw loaded
+        from its files), and EPNS is reachable; after O(state=absent) the same boot gives the host's own back.
     type: bool
     default: true
   rollback_seconds:
@@ -134,6 +141,9 @@ options:
     description:
       - Install a job that re-resolves O(host) (and the proxy) and updates only the address sets, without touching any
         rule - a systemd timer where the host runs systemd, a C(/etc/cron.d) entry otherwise.
+      - The job asks for the A and AAAA addresses separately. A family whose query fails (a timeout, a server
+        failure) keeps its last known addresses, and the job logs that it kept them; only an answer replaces a set
+        (an answer that the name has no address of that family empties it).
       - V(false) removes a job an earlier run installed.
     type: bool
     default: false
@@ -262,6 +272,15 @@ files:
   returned: always
   type: list
   elements: dict
+not_applied:
+  description:
+    - Parts of the policy the backend cannot carry on this host, each with C(family), C(networks) and C(reason);
+      the run also warns. Today - ufw with IPv6 turned off (C(IPV6=no) in C(/etc/default/ufw)) leaves the IPv6 part
+      out instead of failing on it.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"family": "ipv6", "networks": ["2001:db8:0:1::10/128"], "reason": "IPv6 is turned off in ufw (...)"}]
 commands:
   description: The commands the change runs (or would run, in check mode), each with C(argv) and C(stdin).
   returned: always
@@ -270,7 +289,12 @@ commands:
 rollback:
   description:
     - C(null) without a rollback. Otherwise C(token), C(deadline) (epoch seconds), C(seconds) and, from the action
-      plugin, C(state) (V(confirmed), or V(reverted) when the confirmation failed).
+      plugin, C(state) - V(confirmed); or, when the confirmation failed, what the host's own record of its revert
+      says, read over a new connection once the deadline (counted from the moment the rollback was armed) has
+      passed - V(reverted) (with its C(result)), V(revert_failed) (the message names each restore command that
+      failed), or V(unverified) when no new session got in to read it.
+    - A confirmation that kept the change but whose refresh timer command failed fails the task with
+      C(state=confirmed) and a message naming the command.
   returned: always
   type: dict
 """

@@ -14,6 +14,8 @@ description:
   - The action plugin of M(protectnet.epns.epns_firewall) runs it by itself over a fresh connection, which proves
     that new management sessions still get through. Call it directly only to confirm from another play or tool.
   - Fails, saying the change was rolled back, when the deadline has passed.
+  - Fails with RV(kept=true) when the change was kept but a command that completes it (enabling or disabling the
+    refresh timer) exits with an error; the message names the command and its output.
 author:
   - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
@@ -56,11 +58,18 @@ files:
   returned: success
   type: list
   elements: str
+kept:
+  description: V(true) when the change was kept but completing it failed (see the message).
+  returned: failure after the change was kept
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import confirm  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import (  # noqa: E402
+    KeptButIncomplete,
+    confirm,
+)
 
 
 def main() -> None:
@@ -69,6 +78,8 @@ def main() -> None:
                            supports_check_mode=False)
     try:
         result = confirm(module.params["token"])
+    except KeptButIncomplete as exc:
+        module.fail_json(msg=str(exc), kept=True, rolled_back=False)
     except FirewallError as exc:
         module.fail_json(msg=str(exc), rolled_back="too late" in str(exc))
     except OSError as exc:

@@ -23,6 +23,7 @@ from _firewall import (
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
+    assert_survives_a_reboot,
     files_snapshot,
     firewall,
     firewalld_default_deny,
@@ -32,6 +33,8 @@ from _firewall import (
     life_cycle_until_again,
     path_failures,
     ping,
+    reboot_firewall,
+    reboot_life_cycle,
     set_epns_address,
     sh,
 )
@@ -211,6 +214,30 @@ def test_address_change_updates_only_ipset_entries(flow: Dict[str, Any], lab: An
 
 def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, Any]) -> None:
     assert_absent_restores_the_previous_state(flow)
+
+
+def test_survives_a_restart_and_absent_leaves_the_boot_as_it_was(lab: Any) -> None:
+    """Policy mode (agent1) and direct mode (agent3), persist: true by default: after the apply firewalld is stopped,
+    the live ruleset flushed and firewalld started from its permanent configuration, as at boot; EPNS is reachable on
+    IPv4 and IPv6 with the same ruleset. After state=absent the same restart gives the host's own back."""
+    policy_host, direct_host = lab.agents[0], lab.agents[2]
+    hosts = {policy_host: {"args": {"backend": "firewalld", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS},
+                           "probe": DIRECT_PROBE},
+             direct_host: {"args": {"backend": "firewalld", "firewalld_mode": "direct"}, "probe": DIRECT_PROBE}}
+    for host in hosts:
+        firewalld_reset(lab, host)
+        set_epns_address(lab, host, "198.18.1.10")
+    try:
+        firewalld_default_deny(lab, policy_host)
+        firewalld_direct_deny(lab, direct_host)
+        ping(lab, list(hosts))
+        rec = reboot_life_cycle(lab, hosts, reboot=lambda h: reboot_firewall(lab, h, "firewalld"),
+                                ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h))
+        assert_survives_a_reboot(rec)
+        assert "protectnet_epns" in rec["ruleset_rebooted"][direct_host]
+    finally:
+        for host in hosts:
+            firewalld_reset(lab, host)
 
 
 def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any) -> None:

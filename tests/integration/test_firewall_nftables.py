@@ -6,17 +6,20 @@ agent2 through the HTTP proxy (via_proxy). Every step is checked on every host, 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 import pytest
 from _firewall import (
     BLOCK_NEW_SSH,
     CONFIRMED_ROLLBACK_SECONDS,
+    NFT_DEFAULT_DENY,
     assert_absent_restores_the_previous_state,
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
+    assert_survives_a_reboot,
     clean_host,
+    file_mode,
     files_snapshot,
     firewall,
     life_cycle_absent,
@@ -24,6 +27,8 @@ from _firewall import (
     nft_default_deny,
     path_failures,
     ping,
+    reboot_firewall,
+    reboot_life_cycle,
     set_epns_address,
     sh,
 )
@@ -64,7 +69,7 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     for host in hosts:
         nft_default_deny(lab, host)
     rec = life_cycle_until_again(lab, hosts, ruleset=lambda h: _ruleset(lab, h),
-                                 files=lambda h: files_snapshot(lab, h))
+                                 files=lambda h: files_snapshot(lab, h), after_apply=_record_conf_modes(lab))
     rec["again_check"] = firewall(lab, {h: s["args"] for h, s in hosts.items()}, args=["--check"])
 
     # An address that resolves differently (agent1, server): a set update, not a rebuild.
@@ -84,6 +89,20 @@ def flow(lab: Any, hosts: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
 
     life_cycle_absent(lab, rec, ruleset=lambda h: _ruleset(lab, h), files=lambda h: files_snapshot(lab, h))
     return rec
+
+
+def _record_conf_modes(lab: Any) -> Callable[[Dict[str, Any]], None]:
+    def record(rec: Dict[str, Any]) -> None:
+        rec["conf_mode_applied"] = {h: file_mode(lab, h, "/etc/nftables.conf") for h in rec["hosts"]}
+    return record
+
+
+def test_persisting_keeps_the_mode_and_owner_of_nftables_conf(flow: Dict[str, Any]) -> None:
+    for host in flow["hosts"]:
+        before = flow["files_before"][host]["/etc/nftables.conf (mode owner group)"]
+        assert before == "755 root root", before  # Debian ships it executable (#!/usr/sbin/nft -f)
+        assert "include" in flow["apply"][host]["_stdout"]  # persistence did rewrite it
+        assert flow["conf_mode_applied"][host] == before
 
 
 def test_default_deny_blocks_epns_at_tcp_before(flow: Dict[str, Any]) -> None:
@@ -180,6 +199,33 @@ def test_absent_restores_the_exact_previous_ruleset_and_files(flow: Dict[str, An
     assert_absent_restores_the_previous_state(flow)
 
 
+# -- persisted: survives a reboot ------------------------------------------------------------------------------------
+
+
+def test_survives_a_reboot_and_absent_leaves_the_boot_as_it_was(lab: Any) -> None:
+    """The host's default deny lives in /etc/nftables.conf, as nftables.service loads it at boot: after the apply
+    (persist: true by default), `nft flush ruleset; nft -f /etc/nftables.conf` brings EPNS back on IPv4 and IPv6 with
+    the same ruleset; after state=absent the same boot gives the host's own ruleset and files back."""
+    hosts = {lab.agents[0]: {"args": {"backend": "nftables", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS},
+                             "probe": DIRECT_PROBE},
+             lab.server: {"args": {"backend": "nftables"}, "probe": DIRECT_PROBE}}
+    confs = {h: sh(lab, h, ["cat", "/etc/nftables.conf"]) for h in hosts}
+    try:
+        for host in hosts:
+            clean_host(lab, host)
+            set_epns_address(lab, host, "198.18.1.10")
+            sh(lab, host, ["sh", "-c", "cat > /etc/nftables.conf"], input=confs[host] + NFT_DEFAULT_DENY)
+        rec = reboot_life_cycle(lab, hosts, reboot=lambda h: reboot_firewall(lab, h, "nftables"),
+                                ruleset=lambda h: _ruleset(lab, h), files=lambda h: files_snapshot(lab, h))
+        assert_survives_a_reboot(rec)
+        assert "table inet protectnet_epns" in rec["ruleset_rebooted"][lab.server]
+        assert all("not persisted" not in w for r in rec["apply"].values() for w in r.get("warnings", []))
+    finally:
+        for host, conf in confs.items():
+            clean_host(lab, host)
+            sh(lab, host, ["sh", "-c", "cat > /etc/nftables.conf"], input=conf)
+
+
 # -- rollback when the confirmation cannot arrive -------------------------------------------------------------------
 
 
@@ -195,7 +241,10 @@ def test_rollback_fires_when_the_confirmation_is_blocked(lab: Any) -> None:
         result = firewall(lab, {host: {"rollback_seconds": 5, "refresh": True}})[host]
         assert result.get("failed") is True, result
         assert "rolled back" in result["msg"], result["msg"]
-        assert result["rollback"]["state"] == "reverted"
+        # new sessions stay blocked after the revert (the block is not part of the change), so the controller
+        # cannot read the host's record: it says so instead of claiming the state was restored
+        assert result["rollback"]["state"] == "unverified", result["rollback"]
+        assert "unverified" in result["msg"] and "restored its previous" not in result["msg"]
         deadline = time.monotonic() + 10
         while _ruleset(lab, host) != before and time.monotonic() < deadline:
             time.sleep(0.2)

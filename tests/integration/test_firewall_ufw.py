@@ -11,6 +11,7 @@ import time
 from typing import Any, Dict
 
 import pytest
+from _ansible import probe
 from _firewall import (
     BLOCK_NEW_SSH,
     CONFIRMED_ROLLBACK_SECONDS,
@@ -19,12 +20,15 @@ from _firewall import (
     assert_check_mode_predicts_and_touches_nothing,
     assert_reachable_after_on_ipv4_and_ipv6,
     assert_second_run_changes_nothing,
+    assert_survives_a_reboot,
     files_snapshot,
     firewall,
     life_cycle_absent,
     life_cycle_until_again,
     path_failures,
     ping,
+    reboot_firewall,
+    reboot_life_cycle,
     set_epns_address,
     sh,
     ufw_default_deny,
@@ -156,6 +160,27 @@ def test_absent_restores_the_exact_previous_rules_and_files(flow: Dict[str, Any]
     assert_absent_restores_the_previous_state(flow)
 
 
+def test_survives_a_reboot_and_absent_leaves_the_boot_as_it_was(lab: Any) -> None:
+    """After the apply the live rules are flushed and ufw loads itself from its files, as ufw-init does at boot:
+    EPNS is reachable on IPv4 and IPv6 with the same rules; after state=absent the same boot gives the host's own
+    rules and files back."""
+    host = lab.agents[0]
+    hosts = {host: {"args": {"backend": "ufw", "rollback_seconds": CONFIRMED_ROLLBACK_SECONDS},
+                    "probe": DIRECT_PROBE}}
+    ufw_reset(lab, host)
+    set_epns_address(lab, host, "198.18.1.10")
+    try:
+        ufw_default_deny(lab, host)
+        ping(lab, [host])
+        rec = reboot_life_cycle(lab, hosts, reboot=lambda h: reboot_firewall(lab, h, "ufw"),
+                                ruleset=lambda h: ruleset(lab, h), files=lambda h: files(lab, h))
+        assert_survives_a_reboot(rec)
+        assert re.search(r"^-A ufw6-user-output -d 2001:db8:0:1::10(/128)? .*--dports 443,8883",
+                         rec["ruleset_rebooted"][host], re.M), rec["ruleset_rebooted"][host]
+    finally:
+        ufw_reset(lab, host)
+
+
 def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any) -> None:
     """agent3: new SSH sessions blocked, so the confirmation cannot arrive and the host reverts by itself.
     The server meanwhile: ufw installed but inactive; agent2: bad input. Nothing changes on either."""
@@ -192,3 +217,29 @@ def test_rollback_fires_when_the_confirmation_is_blocked_and_bad_input(lab: Any)
         lab.run(host, ["nft", "delete", "table", "inet", "pn_block_ssh"])
         for name in (host, idle):
             ufw_reset(lab, name)
+
+
+def test_ipv6_turned_off_in_ufw_is_reported_not_applied(lab: Any) -> None:
+    """IPV6=no in /etc/default/ufw: ufw cannot carry IPv6 rules, so the IPv6 part is reported as not applied (with
+    the reason) and IPv4 is opened; nothing is silently missing."""
+    host = lab.server
+    ufw_reset(lab, host)
+    defaults = sh(lab, host, ["cat", "/etc/default/ufw"])
+    sh(lab, host, ["sh", "-c", "cat > /etc/default/ufw"], input=re.sub(r"(?m)^IPV6=.*$", "IPV6=no", defaults))
+    try:
+        ufw_default_deny(lab, host)
+        ping(lab, [host])
+        result = firewall(lab, {host: {"backend": "ufw"}})[host]
+        assert not result.get("failed"), result.get("msg")
+        assert [(n["family"], n["networks"]) for n in result["not_applied"]] == [("ipv6", ["2001:db8:0:1::10/128"])]
+        assert "IPV6=no in /etc/default/ufw" in result["not_applied"][0]["reason"]
+        assert any("IPv6 part" in w for w in result.get("warnings", [])), result.get("warnings")
+        added = sh(lab, host, ["ufw", "show", "added"])
+        assert "protectnet_epns epns ipv4" in added and "protectnet_epns epns ipv6" not in added
+        after = probe(lab, {host: DIRECT_PROBE})[host]
+        assert after["verdict"] == "reachable", path_failures(after)
+        again = firewall(lab, {host: {"backend": "ufw"}})[host]
+        assert again["changed"] is False, again.get("changes")
+    finally:
+        sh(lab, host, ["sh", "-c", "cat > /etc/default/ufw"], input=defaults)
+        ufw_reset(lab, host)

@@ -138,3 +138,46 @@ def test_engine_auto_picks_active_ufw_and_check_mode_only_reads() -> None:
     assert result["backend_reason"].startswith("auto: ufw is the running firewall daemon (ufw is active")
     assert {call[0] for call in fake.calls} <= READ_ONLY | {("nft", "-j", "list", "ruleset")}
     assert result["files"] == []
+
+
+# -- ufw with IPv6 turned off (IPV6=no in /etc/default/ufw) --------------------------------------------------------
+@pytest.mark.parametrize("line, on", [("IPV6=yes", True), ("IPV6=no", False), ('IPV6="no"', False),
+                                      ("IPV6=NO", False), ("#IPV6=no", True)])
+def test_ipv6_setting_is_read_from_etc_default_ufw(tmp_path, monkeypatch, line: str, on: bool) -> None:
+    defaults = tmp_path / "ufw"
+    defaults.write_text(f"# /etc/default/ufw\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n{line}\n")
+    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+    assert _ufw.ipv6_enabled() is on
+
+
+def test_ipv6_off_leaves_the_ipv6_part_unapplied_and_says_why(tmp_path, monkeypatch) -> None:
+    defaults = tmp_path / "ufw"
+    defaults.write_text("IPV6=no\n")
+    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+    backend = _ufw.UfwBackend(runner())
+    desired = backend.compute_desired(POLICY, backend.read_current())
+    assert V6 not in desired.rules and V4 in desired.rules
+    assert backend.not_applied == [{"family": "ipv6", "networks": ["2001:db8:0:1::10/128"], "reason": (
+        f"IPv6 is turned off in ufw (IPV6=no in {defaults}): set IPV6=yes there and run ufw reload, then run "
+        "again")}]
+    assert any("IPv6 part" in w and "IPV6=no" in w for w in backend.warnings), backend.warnings
+    assert all("2001:db8" not in " ".join(c.argv) for c in backend.plan(State(), desired).commands)
+
+
+def test_ipv6_on_applies_both_families(tmp_path, monkeypatch) -> None:
+    defaults = tmp_path / "ufw"
+    defaults.write_text("IPV6=yes\n")
+    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+    backend = _ufw.UfwBackend(runner())
+    desired = backend.compute_desired(POLICY, backend.read_current())
+    assert {V4, V6} <= set(desired.rules) and backend.not_applied == []
+
+
+def test_engine_reports_what_was_not_applied(tmp_path, monkeypatch) -> None:
+    defaults = tmp_path / "ufw"
+    defaults.write_text("IPV6=no\n")
+    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+    request = _engine.Request(backend="ufw", spec=PolicySpec(host="198.18.1.10", extra_destinations=(
+        "2001:db8:0:1::10",), ports=(8883,)))
+    result = _engine.run(request, runner(), check_mode=True)
+    assert [n["family"] for n in result["not_applied"]] == ["ipv6"]

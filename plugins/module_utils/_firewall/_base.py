@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import typing as t
@@ -101,14 +102,33 @@ class Plan:
 
 
 # -- files (persistence, refresh job) ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileMeta:
+    """The mode and owner of a file as found: a rewrite keeps them, putting a removed file back restores them."""
+
+    mode: int
+    uid: int
+    gid: int
+
+    @classmethod
+    def of(cls, path: str) -> t.Optional[FileMeta]:
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return cls(stat.S_IMODE(found.st_mode), found.st_uid, found.st_gid)
+
+
 @dataclass
 class FileChange:
-    """The full new content of a file (None: remove it). before is the content found (None: absent)."""
+    """The full new content of a file (None: remove it). before is the content found (None: absent), found its mode
+    and owner; mode is the mode of a file this change creates."""
 
     path: str
     content: t.Optional[str]
     before: t.Optional[str] = None
     mode: int = 0o644
+    found: t.Optional[FileMeta] = None
 
     @property
     def changed(self) -> bool:
@@ -116,6 +136,13 @@ class FileChange:
 
     def as_dict(self) -> t.Dict[str, t.Any]:
         return {"path": self.path, "content": self.content, "mode": self.mode}
+
+    def restore(self) -> t.Dict[str, t.Any]:
+        """The change that puts the file back as it was found: content, mode and owner."""
+        if self.found is None:
+            return {"path": self.path, "content": self.before, "mode": self.mode}
+        return {"path": self.path, "content": self.before, "mode": self.found.mode,
+                "uid": self.found.uid, "gid": self.found.gid}
 
 
 def read_text(path: str) -> t.Optional[str]:
@@ -127,7 +154,8 @@ def read_text(path: str) -> t.Optional[str]:
 
 
 def write_file(change: t.Mapping[str, t.Any]) -> None:
-    """Atomically replace or remove one file (a temporary file in the same directory, then rename)."""
+    """Atomically replace or remove one file (a temporary file in the same directory, then rename). A file that
+    exists keeps its mode, owner and group; a new one gets change['mode'] (and change['uid'/'gid'] when given)."""
     path, content = change["path"], change["content"]
     if content is None:
         try:
@@ -138,11 +166,14 @@ def write_file(change: t.Mapping[str, t.Any]) -> None:
         return
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
+    meta = FileMeta.of(path) or FileMeta(int(change.get("mode", 0o644)), int(change.get("uid", -1)),
+                                         int(change.get("gid", -1)))
     fd, tmp = tempfile.mkstemp(prefix=".pn-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
-        os.chmod(tmp, int(change.get("mode", 0o644)))
+        os.chmod(tmp, meta.mode)
+        _chown_if_other(tmp, meta)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -150,6 +181,15 @@ def write_file(change: t.Mapping[str, t.Any]) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _chown_if_other(path: str, meta: FileMeta) -> None:
+    """chown only where the owner differs (so a run without root that writes its own files still works)."""
+    found = os.stat(path)
+    uid = -1 if meta.uid in (-1, found.st_uid) else meta.uid
+    gid = -1 if meta.gid in (-1, found.st_gid) else meta.gid
+    if uid != -1 or gid != -1:
+        os.chown(path, uid, gid)
 
 
 OWN_DIR = "/etc/protectnet_epns"
@@ -180,7 +220,8 @@ def planned_text(path: str, planned: Planned = None) -> t.Optional[str]:
 
 
 def file_change(path: str, content: t.Optional[str], mode: int = 0o644, planned: Planned = None) -> FileChange:
-    return FileChange(path, content, planned_text(path, planned), mode)
+    """mode: for a file this creates; a file found keeps its own mode and owner (a write never changes them)."""
+    return FileChange(path, content, planned_text(path, planned), mode, FileMeta.of(path))
 
 
 # -- backend selection data --------------------------------------------------------------------------------------
@@ -221,6 +262,8 @@ class FirewallBackend(abc.ABC):
         self.runner = runner
         self.settings = settings or Settings()
         self.warnings: t.List[str] = []
+        # Parts of the policy this host cannot carry, each {family, networks, reason} (the module's not_applied).
+        self.not_applied: t.List[t.Dict[str, t.Any]] = []
 
     # detection ----------------------------------------------------------------------------------------------
     @classmethod

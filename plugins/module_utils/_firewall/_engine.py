@@ -146,6 +146,7 @@ def run(request: Request, runner: Runner, check_mode: bool, resolver: Resolver =
     if backend.name == "firewalld":
         result["firewalld_mode"] = f"{current.meta.get('mode')} (firewalld {current.meta.get('version')})"
     result["warnings"] = backend.warnings
+    result["not_applied"] = backend.not_applied
     if check_mode or not result["changed"]:
         return result
     armed = _rollback.pending()
@@ -190,7 +191,7 @@ def _write_files(files: t.Sequence[FileChange], before: t.Sequence[Command], aft
     except (OSError, FirewallError) as exc:
         for change in reversed(done):
             try:
-                write_file({"path": change.path, "content": change.before, "mode": change.mode})
+                write_file(change.restore())
             except OSError:
                 pass
         if revert:

@@ -63,6 +63,9 @@ PERSIST_PATHS = {
     "redhat": {"ipv4": "/etc/sysconfig/iptables", "ipv6": "/etc/sysconfig/ip6tables",
                "ipset": "/etc/sysconfig/ipset"},
 }
+# The mode the distribution's own save gives a new saved-rules file (netfilter-persistent: 0640; EL's
+# iptables/ipset services: 0600); a file found keeps its own.
+PERSIST_MODE = {"debian": 0o640, "redhat": 0o600}
 IPSET_PERSIST_MARKERS = {"debian": ("/usr/share/netfilter-persistent/plugins.d/10-ipset",),
                          "redhat": ("/usr/libexec/ipset/ipset.start-stop", "/usr/lib/systemd/system/ipset.service")}
 RULES_LOADERS = {"debian": ("/usr/sbin/netfilter-persistent", "/sbin/netfilter-persistent"),
@@ -472,11 +475,13 @@ class IptablesBackend(FirewallBackend):
             before = planned_text(paths[family], planned)
             if before is None and ours is None:
                 continue
-            changes.append(file_change(paths[family], _edit_rules_file(before, ours, names), planned=planned))
+            changes.append(file_change(paths[family], _edit_rules_file(before, ours, names), PERSIST_MODE[distro],
+                                       planned=planned))
         ipset_lines = _ipset_save_lines(saved) if persist_ipset else None
         before = planned_text(paths["ipset"], planned)
         if before is not None or ipset_lines:
-            changes.append(file_change(paths["ipset"], _edit_ipset_file(before, ipset_lines, names), planned=planned))
+            changes.append(file_change(paths["ipset"], _edit_ipset_file(before, ipset_lines, names),
+                                       PERSIST_MODE[distro], planned=planned))
         if keep and not any(os.path.exists(p) for p in RULES_LOADERS[distro]):
             package = "iptables-persistent" if distro == "debian" else "iptables-services"
             self.warnings.append(f"{paths['ipv4']} is written, but nothing loads it at boot: install {package}")

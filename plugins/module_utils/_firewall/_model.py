@@ -104,6 +104,40 @@ def resolve(name: str, resolver: Resolver = socket.getaddrinfo) -> t.List[Networ
     return found
 
 
+# Query failures (a timeout, a server failure), unlike "no address of this family" (EAI_NODATA, EAI_NONAME),
+# which is an answer. The refresh job keeps a failed family's addresses instead of emptying it.
+LOOKUP_FAILURES = frozenset({socket.EAI_AGAIN, socket.EAI_FAIL})
+FAMILY_QUERY = {"ipv4": (socket.AF_INET, "A"), "ipv6": (socket.AF_INET6, "AAAA")}
+
+
+def resolve_each_family(name: str, resolver: Resolver, failed: t.Dict[str, str]) -> t.List[Network]:
+    """name's A and AAAA addresses asked for separately; a family whose query failed is added to failed (family ->
+    why) instead of counting as 'no addresses'. Raises FirewallError when no family answered with an address."""
+    try:
+        return [ipaddress.ip_network(name, strict=True)]
+    except ValueError:
+        pass
+    found: t.List[Network] = []
+    for family, (af, record) in FAMILY_QUERY.items():
+        try:
+            found += [n for n in resolve_family(name, af, resolver) if n not in found]
+        except socket.gaierror as exc:
+            if exc.errno not in LOOKUP_FAILURES:
+                continue  # an answer: no address of this family
+            failed[family] = f"the {record} query for {name!r} failed ({exc.strerror or exc})"
+        except (OSError, UnicodeError) as exc:
+            failed[family] = f"the {record} query for {name!r} failed ({exc})"
+    if not found:
+        why = "; ".join(failed.values()) or "no IPv4 or IPv6 address"
+        raise FirewallError(f"cannot resolve {name!r} with this host's resolver: {why}")
+    return found
+
+
+def resolve_family(name: str, af: int, resolver: Resolver) -> t.List[Network]:
+    return [ipaddress.ip_network(info[4][0].split("%", 1)[0]) for info in resolver(name, None, af, socket.SOCK_STREAM)
+            if info[0] == af]
+
+
 def split_host_port(text: str, what: str = "via_proxy") -> t.Tuple[str, int]:
     """'host:port', '1.2.3.4:3128' or '[2001:db8::1]:3128'."""
     value = str(text).strip()
@@ -189,8 +223,18 @@ class PolicySpec:
                    resolve_host=bool(data.get("resolve_host", True)))
 
 
-def build_policy(spec: PolicySpec, resolver: Resolver = socket.getaddrinfo) -> Policy:
-    """Resolve and normalise: the one place where names become addresses. Raises FirewallError on bad input."""
+def build_policy(spec: PolicySpec, resolver: Resolver = socket.getaddrinfo,
+                 failed: t.Optional[t.Dict[str, str]] = None) -> Policy:
+    """Resolve and normalise: the one place where names become addresses. Raises FirewallError on bad input.
+    failed (the refresh job): each family is asked for separately, and a family whose query failed is recorded
+    there (family -> why) instead of failing the run; its networks in the Policy are then incomplete."""
+    if failed is not None:
+        def lookup(name: str) -> t.List[Network]:
+            return resolve_each_family(name, resolver, failed)
+    else:
+        def lookup(name: str) -> t.List[Network]:
+            return resolve(name, resolver)
+
     if not spec.ports:
         raise FirewallError("ports must name at least one TCP port (e.g. [8883, 443])")
     ports = tuple(sorted({check_port(p, "ports") for p in spec.ports}))
@@ -199,13 +243,13 @@ def build_policy(spec: PolicySpec, resolver: Resolver = socket.getaddrinfo) -> P
     sources: t.Dict[str, t.Any] = {}
     direct = spec.via_proxy is None or spec.also_direct
     if direct:
-        resolved = resolve(spec.host, resolver) if spec.resolve_host else []
+        resolved = lookup(spec.host) if spec.resolve_host else []
         sources[spec.host] = sorted(n.with_prefixlen for n in resolved)
         nets = collapse([*resolved, *extra])
         groups.append(Group("epns", ports, nets["ipv4"], nets["ipv6"]))
     if spec.via_proxy is not None:
         host, port = split_host_port(spec.via_proxy)
-        resolved = resolve(host, resolver)
+        resolved = lookup(host)
         sources[host] = sorted(n.with_prefixlen for n in resolved)
         nets = collapse(resolved)
         groups.append(Group("proxy", (port,), nets["ipv4"], nets["ipv6"]))

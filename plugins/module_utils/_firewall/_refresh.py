@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
+import socket
 import sys
 import typing as t
 
 from ._base import Command, FileChange, Runner, Settings, SubprocessRunner, file_change, write_file
-from ._model import FirewallError, PolicySpec, build_policy
+from ._model import FirewallError, PolicySpec, Resolver, State, build_policy, split_host_port
 
 BASE_DIR = "/etc/protectnet_epns"
 CONFIG = BASE_DIR + "/firewall.json"
@@ -144,7 +146,37 @@ def timer_unit(minutes: int) -> str:
             "[Install]\nWantedBy=timers.target\n")
 
 
-def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None) -> t.Dict[str, t.Any]:
+FAMILY_NAMES = {"ipv4": "IPv4", "ipv6": "IPv6"}
+
+
+def policy_names(config: t.Mapping[str, t.Any]) -> str:
+    spec = PolicySpec.from_dict(config["policy"])
+    names = [spec.host] if spec.via_proxy is None or spec.also_direct else []
+    if spec.via_proxy is not None:
+        names.append(split_host_port(spec.via_proxy)[0])
+    return " and ".join(repr(n) for n in names)
+
+
+def keep_families(current: State, desired: State, failed: t.Mapping[str, str]) -> State:
+    """desired with the addresses of each failed family taken from current: only an answer replaces them."""
+    if not failed:
+        return desired
+    versions = {4 if family == "ipv4" else 6 for family in failed}
+
+    def merged(key: str, wanted: t.FrozenSet[str]) -> t.FrozenSet[str]:
+        fresh = {e for e in wanted if _version(e) not in versions}
+        return frozenset(fresh | {e for e in current.sets.get(key, ()) if _version(e) in versions})
+
+    sets = {key: merged(key, wanted) for key, wanted in desired.sets.items()}
+    return State(dict(desired.containers), sets, dict(desired.rules), dict(desired.meta))
+
+
+def _version(element: str) -> int:
+    return ipaddress.ip_network(element, strict=False).version
+
+
+def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None,
+            resolver: Resolver = socket.getaddrinfo) -> t.Dict[str, t.Any]:
     """Update the set contents of an existing installation from a fresh resolution. Never adds or removes
     rules, chains or sets; with nothing installed, or a confirmation pending, it does nothing."""
     from ._engine import make_backend  # the engine imports every backend; only needed here
@@ -157,11 +189,14 @@ def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None) ->
     current = backend.read_current()
     if current.empty:
         return {"changed": False, "msg": "no EPNS firewall objects on this host: nothing to refresh"}
-    policy = build_policy(PolicySpec.from_dict(config["policy"]))
-    desired = backend.refresh_desired(policy, current)
+    failed: t.Dict[str, str] = {}
+    policy = build_policy(PolicySpec.from_dict(config["policy"]), resolver, failed)
+    desired = keep_families(current, backend.refresh_desired(policy, current), failed)
+    for family, why in sorted(failed.items()):
+        backend.warnings.append(f"{FAMILY_NAMES[family]} addresses of {policy_names(config)} kept: {why}")
     change = backend.diff(current, desired)
     if not change.changed:
-        return {"changed": False, "msg": "addresses unchanged"}
+        return {"changed": False, "msg": "addresses unchanged", "warnings": backend.warnings}
     backend.apply(backend.plan(current, desired))
     if settings.persist:
         for file in backend.persist(desired):
@@ -181,7 +216,7 @@ def _listdir(path: str) -> t.List[str]:
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Refresh the EPNS firewall address sets (protectnet.epns)")
     parser.add_argument("--config", default=CONFIG)
-    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    parser.add_argument("--quiet", action="store_true", help="print only changes, warnings and errors")
     args = parser.parse_args(argv)
     try:
         with open(args.config, encoding="utf-8") as handle:
@@ -191,6 +226,6 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         # The sets keep their previous contents: a failed resolution never empties them.
         sys.stderr.write(f"protectnet_epns refresh: {exc}\n")
         return 1
-    if not args.quiet or result.get("changed"):
+    if not args.quiet or result.get("changed") or result.get("warnings"):  # a kept family is always logged
         sys.stdout.write(f"protectnet_epns refresh: {json.dumps(result, sort_keys=True)}\n")
     return 0

@@ -33,6 +33,11 @@ ROLLBACK_DIR = "/run/protectnet_epns/rollback"
 MIN_SECONDS = 3
 MAX_SECONDS = 3600
 
+
+class KeptButIncomplete(FirewallError):
+    """The change is confirmed (kept), but a command that completes it (the refresh timer's) failed."""
+
+
 WATCHDOG = r"""
 import json, os, subprocess, sys, time
 d = sys.argv[1]
@@ -119,16 +124,28 @@ def confirm(token: str, base: str = ROLLBACK_DIR) -> t.Dict[str, t.Any]:
                             "(the previous firewall state is back)") from None
     with open(os.path.join(directory, "plan.json"), encoding="utf-8") as handle:
         spec = json.load(handle)
-    env = dict(os.environ, LC_ALL="C", LANG="C")
     for command in spec.get("before", []):
-        subprocess.run(command["argv"], input=command.get("stdin"), capture_output=True, text=True, env=env,
-                       check=False)
+        _run_checked(command)
     for change in spec.get("files", []):
         write_file(change)
     for command in spec.get("after", []):
-        subprocess.run(command["argv"], input=command.get("stdin"), capture_output=True, text=True, env=env,
-                       check=False)
+        _run_checked(command)
     return {"token": token, "state": "confirmed", "files": [f["path"] for f in spec.get("files", [])]}
+
+
+def _run_checked(command: t.Mapping[str, t.Any]) -> None:
+    argv = list(command["argv"])
+    env = dict(os.environ, LC_ALL="C", LANG="C")
+    try:
+        done = subprocess.run(argv, input=command.get("stdin"), capture_output=True, text=True, env=env,
+                              stdin=None if command.get("stdin") is not None else subprocess.DEVNULL,
+                              check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise KeptButIncomplete(f"the change was kept, but {' '.join(argv)} could not run: {exc}") from exc
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).strip()[-500:]
+        raise KeptButIncomplete(f"the change was kept, but {' '.join(argv)} failed (exit status {done.returncode}"
+                                + (f": {output}" if output else "") + ")")
 
 
 def status(token: str, base: str = ROLLBACK_DIR) -> t.Dict[str, t.Any]:

@@ -27,7 +27,7 @@ import re
 import shlex
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Planned, Runner, Settings, Step
+from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Planned, Runner, Settings, Step, read_text
 from ._model import (
     FAMILIES,
     TAG,
@@ -44,6 +44,16 @@ _COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp)
 _ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto (?P<proto>tcp|udp) comment "
                        r"'(?P<comment>[^']*)'$")
 SET_SUFFIX = ": networks"
+# ufw writes IPv6 rules only where this file says IPV6=yes; anything else turns IPv6 off (ufw's own test).
+DEFAULTS_FILE = "/etc/default/ufw"
+_IPV6_RE = re.compile(r"""^IPV6=["']?([^"'\s]*)""", re.M)
+
+
+def ipv6_enabled() -> bool:
+    """ufw's IPV6 setting; a host without the file gets ufw's built-in default (on)."""
+    text = read_text(DEFAULTS_FILE)
+    found = _IPV6_RE.findall(text or "")
+    return not found or found[-1].lower() == "yes"
 
 
 class Names:
@@ -169,8 +179,10 @@ class UfwBackend(FirewallBackend):
                                 "saves every rule in /etc/ufw/user.rules and user6.rules (use persist: true, or "
                                 "backend nftables/iptables for rules that do not survive a reboot)")
         desired = State()
+        families = FAMILIES if ipv6_enabled() else ("ipv4",)
         for group in policy.groups:
-            for family in FAMILIES:
+            self._report_ipv6_off(group.addresses("ipv6"), families)
+            for family in families:
                 networks = group.addresses(family)
                 if not networks:
                     continue  # no rule can exist without a network: nothing to compare against
@@ -178,6 +190,15 @@ class UfwBackend(FirewallBackend):
                 desired.rules[comment] = rule_text(comment, self.names)
                 desired.sets[comment + SET_SUFFIX] = frozenset(networks)
         return desired
+
+    def _report_ipv6_off(self, networks: t.Sequence[str], families: t.Sequence[str]) -> None:
+        """ufw refuses IPv6 rules while IPv6 is off in it: say so instead of leaving the family silently missing."""
+        if not networks or "ipv6" in families:
+            return
+        reason = (f"IPv6 is turned off in ufw (IPV6=no in {DEFAULTS_FILE}): set IPV6=yes there and run ufw reload, "
+                  "then run again")
+        self.not_applied.append({"family": "ipv6", "networks": list(networks), "reason": reason})
+        self.warnings.append(f"the IPv6 part ({', '.join(networks)}) is not applied: {reason}")
 
     # -- planning ----------------------------------------------------------------------------------------------
     def plan(self, current: State, desired: State) -> Plan:

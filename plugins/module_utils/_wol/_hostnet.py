@@ -88,7 +88,7 @@ class _Part:
         if self.change.changed:
             self.backend.apply(self.backend.plan(self.desired, self.current))
         for change in self.files:
-            write_file({"path": change.path, "content": change.before, "mode": change.mode})
+            write_file(change.restore())
 
 
 def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int,
@@ -186,7 +186,7 @@ def _apply(runner: Runner, parts: t.Sequence[_Part], routes_before: t.Mapping[st
         _run_routes(runner, _routes.route_commands(_routes.read_routes(runner), routes_before))
 
     def file_back(change: FileChange) -> t.Callable[[], None]:
-        return lambda: write_file({"path": change.path, "content": change.before, "mode": change.mode})
+        return lambda: write_file(change.restore())
 
     try:
         if route_cmds:

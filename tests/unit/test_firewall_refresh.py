@@ -1,0 +1,115 @@
+"""The refresh job (_refresh.refresh) when one address family does not answer: the failed family keeps its last
+known addresses (and the job says so); only a successful answer replaces a set."""
+from __future__ import annotations
+
+import socket
+import typing as t
+
+import pytest
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _refresh
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import (
+    FileChange,
+    FirewallBackend,
+    Plan,
+    Runner,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
+    FirewallError,
+    Policy,
+    PolicySpec,
+    State,
+)
+
+OLD4, NEW4 = "198.18.1.10", "198.18.1.11"
+OLD6, NEW6 = "2001:db8:0:1::10", "2001:db8:0:1::11"
+CONFIG = {"backend": "fake", "persist": False, "options": {},
+          "policy": PolicySpec(host="epns.eset.com", ports=(8883,)).as_dict()}
+
+
+class FakeBackend(FirewallBackend):
+    """One set per family; remembers what refresh() applied."""
+
+    name = "fake"
+    installed = State(sets={"epns_v4": frozenset({f"{OLD4}/32"}), "epns_v6": frozenset({f"{OLD6}/128"})})
+    applied: t.ClassVar[t.List[State]] = []
+
+    @classmethod
+    def detect(cls, runner: Runner) -> t.Any:
+        raise AssertionError("not used")
+
+    def read_current(self) -> State:
+        return self.installed
+
+    def compute_desired(self, policy: Policy, current: State) -> State:
+        group = policy.groups[0]
+        return State(sets={"epns_v4": frozenset(group.ipv4), "epns_v6": frozenset(group.ipv6)})
+
+    def plan(self, current: State, desired: State) -> Plan:
+        FakeBackend.applied.append(desired)
+        return Plan()
+
+    def persist(self, desired: State, planned: t.Any = None) -> t.List[FileChange]:
+        return []
+
+    def ruleset(self) -> str:
+        return ""
+
+
+@pytest.fixture(autouse=True)
+def fake_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
+    monkeypatch.setattr(_engine, "make_backend", lambda name, runner, settings: FakeBackend(runner, settings))
+    monkeypatch.setattr(_refresh, "ROLLBACK_BASE", str(tmp_path / "rollback"))
+    FakeBackend.applied = []
+
+
+def resolver(answers: t.Mapping[int, t.Union[str, int]]) -> t.Callable[..., t.Any]:
+    """getaddrinfo that answers per family: an address, or a gaierror code (EAI_AGAIN: the query timed out)."""
+    def getaddrinfo(host: str, port: t.Any, family: int = 0, *args: t.Any) -> t.List[t.Any]:
+        families = [family] if family else [socket.AF_INET, socket.AF_INET6]
+        found = []
+        for fam in families:
+            answer = answers[fam]
+            if isinstance(answer, int):
+                if family:
+                    raise socket.gaierror(answer, "failure")
+                continue  # AF_UNSPEC: glibc returns what the other family answered
+            found.append((fam, socket.SOCK_STREAM, 6, "", (answer, 0)))
+        if not found:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return found
+    return getaddrinfo
+
+
+def _sets() -> t.Dict[str, t.FrozenSet[str]]:
+    assert len(FakeBackend.applied) == 1, FakeBackend.applied
+    return FakeBackend.applied[0].sets
+
+
+@pytest.mark.parametrize("failed, kept, answered, new", [
+    (socket.AF_INET6, "epns_v6", "epns_v4", f"{NEW4}/32"),
+    (socket.AF_INET, "epns_v4", "epns_v6", f"{NEW6}/128"),
+])
+def test_a_family_that_fails_keeps_its_last_known_set(failed: int, kept: str, answered: str, new: str) -> None:
+    other = socket.AF_INET if failed == socket.AF_INET6 else socket.AF_INET6
+    answers: t.Dict[int, t.Union[str, int]] = {failed: socket.EAI_AGAIN, other: new.split("/")[0]}
+    result = _refresh.refresh(CONFIG, runner=None, resolver=resolver(answers))
+    assert _sets()[kept] == FakeBackend.installed.sets[kept]  # not emptied
+    assert _sets()[answered] == frozenset({new})  # the family that answered is replaced
+    family = "IPv6" if failed == socket.AF_INET6 else "IPv4"
+    assert any(f"{family} addresses of 'epns.eset.com' kept" in w for w in result["warnings"]), result
+
+
+def test_an_answer_without_addresses_of_a_family_does_replace_it() -> None:
+    """NODATA is an answer (the name has no AAAA any more), not a failure."""
+    answers: t.Dict[int, t.Union[str, int]] = {socket.AF_INET: NEW4, socket.AF_INET6: socket.EAI_NODATA}
+    result = _refresh.refresh(CONFIG, runner=None, resolver=resolver(answers))
+    assert _sets() == {"epns_v4": frozenset({f"{NEW4}/32"}), "epns_v6": frozenset()}
+    assert not result["warnings"]
+
+
+def test_both_families_failing_changes_nothing() -> None:
+    answers: t.Dict[int, t.Union[str, int]] = {socket.AF_INET: socket.EAI_AGAIN, socket.AF_INET6: socket.EAI_AGAIN}
+    with pytest.raises(FirewallError, match=r"cannot resolve 'epns\.eset\.com'"):
+        _refresh.refresh(CONFIG, runner=None, resolver=resolver(answers))
+    assert FakeBackend.applied == []
+
