@@ -1,0 +1,99 @@
+"""Atomic under failure part-way, in the lab: on each backend one step of the apply fails for real, after earlier
+steps succeeded, and the host is left byte for byte (and mode for mode) as it was, with an error that names the
+step. Each failure is a read-only bind mount inside the host's own mount namespace (EROFS, or EBUSY for a rename
+onto it: what root gets from a read-only /etc, a locked file, a full or failing disk):
+
+- nftables: /etc/nftables.conf cannot be replaced. The ruleset was applied and our own include file written; both
+  must go.
+- iptables (legacy, refresh job): /etc/cron.d cannot be written. The rules, ipsets, /etc/iptables/rules.v4/v6 and
+  the refresh job's files were written before it; all must go, the directory /etc/iptables included.
+- firewalld (policy, persist): /etc/firewalld/policies cannot be written while staging: the ipset files were staged
+  before it.
+- ufw: /etc/ufw/user6.rules cannot be written: the IPv4 rules were added before the IPv6 one failed.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, Iterator
+
+import pytest
+from _firewall import (
+    clean_host,
+    etc_snapshot,
+    firewall,
+    firewalld_default_deny,
+    firewalld_reset,
+    iptables_default_deny,
+    netfilter_snapshot,
+    nft_default_deny,
+    ping,
+    read_only,
+    ufw_default_deny,
+    ufw_reset,
+)
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def cases(lab: Any) -> Iterator[Dict[str, Dict[str, Any]]]:
+    chosen = {
+        lab.agents[0]: {"backend": "nftables", "args": {"backend": "nftables"}, "read_only": "/etc/nftables.conf",
+                        "step": "writing /etc/nftables.conf failed"},
+        lab.agents[1]: {"backend": "iptables", "args": {"backend": "iptables", "iptables_variant": "legacy",
+                                                        "refresh": True},
+                        "read_only": "/etc/cron.d", "step": "writing /etc/cron.d/protectnet_epns_refresh failed"},
+        lab.agents[2]: {"backend": "firewalld", "args": {"backend": "firewalld"},
+                        "read_only": "/etc/firewalld/policies",
+                        "step": "staging /etc/firewalld/policies/protectnet_epns.xml failed"},
+        lab.server: {"backend": "ufw", "args": {"backend": "ufw"}, "read_only": "/etc/ufw/user6.rules",
+                     "step": "ufw allow out to 2001:db8:0:1::10"},
+    }
+    for host in chosen:
+        firewalld_reset(lab, host)
+        ufw_reset(lab, host)
+    yield chosen
+    for host in chosen:
+        firewalld_reset(lab, host)
+        ufw_reset(lab, host)
+        clean_host(lab, host)
+
+
+@pytest.fixture(scope="module")
+def failed(lab: Any, cases: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    nft_default_deny(lab, lab.agents[0])
+    iptables_default_deny(lab, lab.agents[1], "legacy")
+    firewalld_default_deny(lab, lab.agents[2])
+    ufw_default_deny(lab, lab.server)
+    ping(lab, list(cases))
+    rec: Dict[str, Any] = {"cases": cases}
+    rec["netfilter_before"] = {h: netfilter_snapshot(lab, h) for h in cases}
+    rec["etc_before"] = {h: etc_snapshot(lab, h) for h in cases}
+    with contextlib.ExitStack() as stack:
+        for host, case in cases.items():
+            stack.enter_context(read_only(lab, host, case["read_only"]))
+        rec["results"] = firewall(lab, {h: c["args"] for h, c in cases.items()})
+        rec["netfilter_after"] = {h: netfilter_snapshot(lab, h) for h in cases}
+    rec["etc_after"] = {h: etc_snapshot(lab, h) for h in cases}
+    return rec
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables", "firewalld", "ufw"])
+def test_the_failed_step_is_named_and_the_change_put_back(failed: Dict[str, Any], backend: str) -> None:
+    host = next(h for h, c in failed["cases"].items() if c["backend"] == backend)
+    result = failed["results"][host]
+    assert result.get("failed") is True, result
+    assert failed["cases"][host]["step"] in result["msg"], result["msg"]
+    assert "put back" in result["msg"] or "previous state was kept" in result["msg"], result["msg"]
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables", "firewalld", "ufw"])
+def test_netfilter_is_byte_identical(failed: Dict[str, Any], backend: str) -> None:
+    host = next(h for h, c in failed["cases"].items() if c["backend"] == backend)
+    assert failed["netfilter_after"][host] == failed["netfilter_before"][host]
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables", "firewalld", "ufw"])
+def test_etc_is_byte_and_mode_identical(failed: Dict[str, Any], backend: str) -> None:
+    host = next(h for h, c in failed["cases"].items() if c["backend"] == backend)
+    assert failed["etc_after"][host] == failed["etc_before"][host]
