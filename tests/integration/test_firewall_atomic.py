@@ -24,18 +24,16 @@ from typing import Any, Dict, Iterator
 import pytest
 from _firewall import (
     clean_host,
-    etc_snapshot,
     firewall,
     firewalld_default_deny,
     firewalld_reset,
     iptables_default_deny,
-    netfilter_snapshot,
     nft_default_deny,
     ping,
-    read_only,
     ufw_default_deny,
     ufw_reset,
 )
+from _firewall_host import etc_snapshot, netfilter_snapshot, read_only
 
 pytestmark = pytest.mark.lab
 

@@ -12,17 +12,15 @@ from typing import Any, Dict, Iterator
 import pytest
 from _firewall import (
     BLOCK_NEW_SSH,
-    etc_snapshot,
     firewall,
     firewalld_default_deny,
     firewalld_direct_deny,
     firewalld_reset,
     iptables_default_deny,
-    netfilter_snapshot,
     ping,
     sh,
-    wait_for,
 )
+from _firewall_host import etc_snapshot, netfilter_snapshot, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -75,7 +73,9 @@ def reverted(lab: Any, variants: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
 def test_the_change_was_applied_and_not_confirmed(reverted: Dict[str, Any]) -> None:
     for host, result in reverted["results"].items():
         assert result.get("failed") is True and "rolled back" in result["msg"], (host, result.get("msg"))
-        assert result["rollback"]["state"] == "reverted", (host, result["rollback"])
+        # new sessions stay refused, so the controller may not get to read the host's record (the host's own
+        # result.json is checked below)
+        assert result["rollback"]["state"] in ("reverted", "unverified"), (host, result["rollback"])
         assert result["changes"]["containers"]["added"], host  # it did change something before the revert
 
 
