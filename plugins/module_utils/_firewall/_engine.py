@@ -7,6 +7,7 @@
 # verify, then persist or arm the rollback. The module is a thin wrapper around run().
 from __future__ import annotations
 
+import os
 import socket
 import typing as t
 from dataclasses import dataclass, field
@@ -177,12 +178,14 @@ def _write_files(files: t.Sequence[FileChange], before: t.Sequence[Command], aft
                  runner: Runner, backend: FirewallBackend, revert: t.Optional[t.Any]) -> None:
     """Write the files; if one fails, put back the files already written and the runtime state."""
     done: t.List[FileChange] = []
+    created: t.List[str] = []
     current = "the refresh timer"
     try:
         for command in before:
             runner.run(command.argv, command.stdin)
         for change in files:
             current = change.path
+            created += _missing_directories(change.path)
             write_file(change.as_dict())
             done.append(change)
         current = "the refresh timer"
@@ -194,7 +197,27 @@ def _write_files(files: t.Sequence[FileChange], before: t.Sequence[Command], aft
                 write_file(change.restore())
             except OSError:
                 pass
+        _remove_empty(created)
         if revert:
             backend.apply(revert)
         raise ApplyError(f"writing {current} failed ({exc}); "
                          "the previous firewall state and files were put back") from exc
+
+
+def _missing_directories(path: str) -> t.List[str]:
+    """The directories above path that do not exist yet, outermost first (writing path creates them)."""
+    missing: t.List[str] = []
+    directory = os.path.dirname(path)
+    while directory and directory != os.path.dirname(directory) and not os.path.isdir(directory):
+        missing.insert(0, directory)
+        directory = os.path.dirname(directory)
+    return missing
+
+
+def _remove_empty(directories: t.Sequence[str]) -> None:
+    """Undo the directories a failed write created (innermost first); one that holds anything stays."""
+    for directory in reversed(directories):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
