@@ -161,7 +161,7 @@ options:
       - Which verdict fails the task (with the full result). V(unreachable) fails only when no path works; V(degraded)
         also fails when only the fallback works; V(never) always returns the result.
       - The failure message is the verdict itself, then the path and stage that break and the fix (the hint of
-        the failure class). With ansible-core 2.19 and E(ANSIBLE_DISPLAY_TRACEBACK=error), that verdict stands
+        the failure class). With ansible-core 2.19 and C(ANSIBLE_DISPLAY_TRACEBACK=error), that verdict stands
         where a traceback of the module would be.
     type: str
     choices: [unreachable, degraded, never]
