@@ -236,6 +236,40 @@ def test_dns_timeout_mode_gets_no_answer(lab: Lab) -> None:
     assert dig_both(lab, agent) == HEALTHY_ANSWERS
 
 
+GETADDRINFO = """import socket, sys
+try:
+    print(sorted({a[4][0] for a in socket.getaddrinfo(sys.argv[1], None, getattr(socket, sys.argv[2]))})[0])
+except socket.gaierror as exc:
+    print(next(n for n in dir(socket) if n.startswith("EAI_") and getattr(socket, n) == exc.errno))
+"""
+
+
+def getaddrinfo(lab: Lab, host: str, family: str) -> str:
+    """The first address glibc's getaddrinfo gives for EPNS in family (AF_INET, AF_INET6), or its EAI_ error."""
+    return lab.run(host, ["python3", "-c", GETADDRINFO, EPNS, family], timeout=30).stdout.strip()
+
+
+def test_dns_aaaa_timeout_mode_drops_only_the_aaaa_query_for_epns(lab: Lab) -> None:
+    agent = lab.agents[0]
+    lab.fault(agent, "dns", mode="aaaa-timeout")
+    for way in ((), (f"@{RESOLVER6}",)):
+        assert dig(lab, agent, "A", *way)[:2] == ("NOERROR", [BROKER4]), way
+        rcode, _, took = dig(lab, agent, "AAAA", *way, wait=1)
+        assert rcode == "timeout" and took >= 0.9, way
+    # Another name's AAAA still gets its answer (NXDOMAIN from the catch-all): the match is the name and the type.
+    assert "status: NXDOMAIN" in lab.run(agent, ["dig", "+time=2", "+tries=1", "other.eset.com", "AAAA"]).stdout
+    # TCP is not matched (no fixed offset): glibc only asks over TCP after a truncated UDP answer.
+    assert dig(lab, agent, "AAAA", "+tcp")[:2] == ("NOERROR", [BROKER6])
+    # What the firewall's refresh job asks: glibc's getaddrinfo per family.
+    started = time.monotonic()
+    assert getaddrinfo(lab, agent, "AF_INET6") == "EAI_AGAIN"
+    assert time.monotonic() - started >= 5.5  # 3 s for each of the two nameservers
+    assert getaddrinfo(lab, agent, "AF_INET") == BROKER4
+    assert dig_both(lab, lab.agents[1]) == HEALTHY_ANSWERS
+    lab.clear(agent, "dns")
+    assert dig_both(lab, agent) == HEALTHY_ANSWERS
+
+
 def test_dns_slow_mode_answers_late(lab: Lab) -> None:
     agent = lab.agents[0]
     lab.fault(agent, "dns", mode="slow", seconds=1.5)

@@ -292,8 +292,8 @@ class Lab:
     def fault(self, agent: str, kind: str, **opts: Any) -> None:
         """kind and options: block(port, to='any'|'epns'|'proxy', action='drop'|'reject'|'reject-icmp'|
         'reject-icmp4:TYPE'|'reject-icmp6:TYPE', family='any'|'ipv4'|'ipv6'),
-        broker-down, dns(mode=timeout|nxdomain|servfail|a-only|aaaa-only|slow|sinkhole-null|sinkhole-page,
-        seconds=2.0 for slow), idle-cut(seconds, reset=False), intercept(trusted=False), mtls,
+        broker-down, dns(mode=timeout|aaaa-timeout|nxdomain|servfail|a-only|aaaa-only|slow|sinkhole-null|
+        sinkhole-page, seconds=2.0 for slow), idle-cut(seconds, reset=False), intercept(trusted=False), mtls,
         hostile(mode=one of topology.HOSTILE_PORTS), latency(rtt_ms, loss=0.0)."""
         host = self._agent(agent)
         options = faultlib.validate(kind, opts)

@@ -9,6 +9,7 @@ from .topology import (
     CLOSED_PORT,
     DNS_FAULT_MODES,
     DNS_PORT,
+    EPNS_NAME,
     EPNS_PORTS,
     EPNS_ROLES,
     HOSTILE_PORTS,
@@ -99,13 +100,32 @@ def _dns_options(opts: dict[str, Any]) -> dict[str, Any]:
     return {"mode": mode, "seconds": seconds}
 
 
+def _wire_name(name: str) -> bytes:
+    """A DNS name as it is on the wire: each label after its length, then the root's empty label."""
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+
+
+def aaaa_query_match(name: str = EPNS_NAME) -> str:
+    """nft raw payload match for a UDP query with the single question `name AAAA`. The name is fixed, so its QTYPE
+    sits at a fixed offset: after the 8-byte UDP header, the 12-byte DNS header and the encoded name. Over TCP the
+    header's length varies (options) and a 2-byte length precedes the message, so no fixed offset exists there; a
+    stub resolver only turns to TCP after a truncated UDP answer, which a dropped query never gives."""
+    wire = _wire_name(name)
+    start = (8 + 12) * 8
+    return (f"udp dport {DNS_PORT} @th,{start},{len(wire) * 8} 0x{wire.hex()} "
+            f"@th,{start + len(wire) * 8},16 0x001c")
+
+
 def _dns_rules(agent: Host, opts: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Block rules and DNAT rules for the agent's DNS traffic (UDP and TCP, v4 and v6, to any address)."""
     block, dnat = [], []
     for i, fam in enumerate(("ip", "ip6")):
-        match = f"{fam} saddr {(agent.v4[0], agent.v6[0])[i]} meta l4proto {{ tcp, udp }} th dport {DNS_PORT}"
+        source = f"{fam} saddr {(agent.v4[0], agent.v6[0])[i]}"
+        match = f"{source} meta l4proto {{ tcp, udp }} th dport {DNS_PORT}"
         if opts["mode"] == "timeout":
             block.append(f"{match} drop")
+        elif opts["mode"] == "aaaa-timeout":  # A (and every other query) still reaches the healthy resolver
+            block.append(f"{source} {aaaa_query_match()} drop")
         else:
             dnat.append(f"{match} dnat {fam} to {resolver_addrs(opts['mode'])[i]}")
     return block, dnat

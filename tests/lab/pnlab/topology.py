@@ -49,12 +49,14 @@ HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 
                  "cert-then-reset": 8884, "cert-then-close": 8885, "tls12-cert-alert": 8886}
 SLOW_PROXY_PORT, GARBAGE_PROXY_PORT = 3130, 3131
 EPNS_PORTS = (8883, 443)
-# The resolver every agent and the server use (resolv.conf), and one instance per DNS fault mode; `timeout` has no
-# instance (the router drops the agent's DNS traffic), `slow` answers like `healthy` through a delay line.
+# The resolver every agent and the server use (resolv.conf), and one instance per DNS fault mode; `timeout` and
+# `aaaa-timeout` have no instance (the router drops the agent's DNS traffic, or only its AAAA queries for
+# epns.eset.com), `slow` answers like `healthy` through a delay line.
 RESOLVER_SUFFIX = 53
 DNS_MODES = {"healthy": RESOLVER_SUFFIX, "nxdomain": 54, "servfail": 55, "a-only": 56, "aaaa-only": 57, "slow": 58,
              "sinkhole-null": 59, "sinkhole-page": 60}
-DNS_FAULT_MODES = ("timeout", *(mode for mode in DNS_MODES if mode != "healthy"))
+DNS_DROP_MODES = ("timeout", "aaaa-timeout")
+DNS_FAULT_MODES = (*DNS_DROP_MODES, *(mode for mode in DNS_MODES if mode != "healthy"))
 BLOCK_PAGE_SUFFIX = 61  # where the sinkhole-page resolver sends epns.eset.com; nothing listens there
 DNS_PORT = 53
 PROXY_PORTS = (3128, 3129)
