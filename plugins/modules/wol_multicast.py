@@ -338,8 +338,8 @@ def main() -> None:
         try:
             server = _server.apply(client, smap, wanted, module.check_mode)
         except _server.PermissionMissing as exc:
-            refused = dict(result, action_required=exc.action_required)
-            module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **refused)
+            result["action_required"] = exc.action_required
+            module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
             raise
         except EsetApiError as exc:
             module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
