@@ -251,6 +251,26 @@ def _check_sinkholes(values: list[str] | None) -> list[D.Network]:
                                "such as 146.112.61.104 or 10.0.0.0/8") from None
 
 
+def _check_ping_interval(value: t.Any, hold_seconds: float) -> float:
+    """The gap between pings while holding (the whole hold when not given)."""
+    if value is None:
+        return hold_seconds
+    if not hold_seconds:
+        raise ProbeConfigError(
+            f"ping_interval: {value!r} only applies while holding; set hold_seconds as well")
+    ping_interval = _check_seconds("ping_interval", value)
+    if ping_interval > hold_seconds:
+        raise ProbeConfigError(
+            f"ping_interval: {ping_interval:g} is longer than hold_seconds ({hold_seconds:g}); "
+            "accepted: more than 0 up to "
+            "hold_seconds")
+    if hold_seconds / ping_interval > MAX_PINGS:
+        raise ProbeConfigError(
+            f"ping_interval: {ping_interval:g} would send more than {MAX_PINGS} pings in "
+            f"{hold_seconds:g} seconds")
+    return ping_interval
+
+
 def prepare(settings: ProbeSettings) -> ProbePlan:
     s = settings
     _check_hostname("host", s.host)
@@ -278,22 +298,7 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
             f"hold_seconds: {s.hold_seconds:g} must be less than timeout ({s.timeout:g}), which bounds "
             "the whole call; raise "
             "timeout to at least hold_seconds plus a few connect_timeouts")
-    if s.ping_interval is None:
-        ping_interval = s.hold_seconds
-    else:
-        if not s.hold_seconds:
-            raise ProbeConfigError(
-                f"ping_interval: {s.ping_interval!r} only applies while holding; set hold_seconds as well")
-        ping_interval = _check_seconds("ping_interval", s.ping_interval)
-        if ping_interval > s.hold_seconds:
-            raise ProbeConfigError(
-                f"ping_interval: {ping_interval:g} is longer than hold_seconds ({s.hold_seconds:g}); "
-                "accepted: more than 0 up to "
-                "hold_seconds")
-        if s.hold_seconds / ping_interval > MAX_PINGS:
-            raise ProbeConfigError(
-                f"ping_interval: {ping_interval:g} would send more than {MAX_PINGS} pings in "
-                f"{s.hold_seconds:g} seconds")
+    ping_interval = _check_ping_interval(s.ping_interval, s.hold_seconds)
     # The broker may drop a client silent for 1.5 x keepalive, so keep it well above the gap
     # between our pings, or the hold would measure the broker instead of the network.
     keepalive = min(65535, max(60, math.ceil(ping_interval) * 2))
