@@ -13,12 +13,12 @@ from ansible.errors import AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.protectnet.epns.plugins.plugin_utils._fleet_report import (
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import (
     ReportInputError,
-    build_report,
     normalize_phases,
 )
-from ansible_collections.protectnet.epns.plugins.plugin_utils._report_render import (
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._render import (
     FORMATS,
     digest_of,
     render,

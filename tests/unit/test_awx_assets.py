@@ -383,7 +383,7 @@ def test_collection_requirements_cover_controller_imports():
               (REPO / "meta" / "ee-requirements.txt").read_text(encoding="utf-8").splitlines()
               if line.strip() and not line.startswith("#")}
     imported = set()
-    for path in [*(REPO / "plugins" / "action").glob("*.py"), *(REPO / "plugins" / "plugin_utils").glob("*.py")]:
+    for path in [*(REPO / "plugins" / "action").glob("*.py"), *(REPO / "plugins" / "plugin_utils").rglob("*.py")]:
         imported |= set(re.findall(r"^\s*(?:import|from)\s+(jinja2|netaddr|yaml|markupsafe)\b", path.read_text(), re.M))
     names = {"yaml": "pyyaml", "markupsafe": "jinja2"}
     assert {names.get(i, i) for i in imported} <= wanted

@@ -1,4 +1,4 @@
-"""The fleet report model (plugins/plugin_utils/_fleet_report.py): a pure function of probe results."""
+"""The fleet report model (plugins/plugin_utils/_report/): a pure function of probe results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import random
 import pytest
 from _report_fixtures import fleet as recorded_fleet
 from _report_fixtures import load
-from ansible_collections.protectnet.epns.plugins.plugin_utils import _fleet_report as fr
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import (
+    ReportInputError,
+    normalize_phases,
+)
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._text import redact
 
 PROXY = "http://proxy.lab:3128"
 
@@ -21,8 +26,8 @@ def fleet() -> dict:
 
 
 def report(results=None, **kwargs) -> dict:
-    phases = fr.normalize_phases(results=fleet() if results is None else results, phase=kwargs.pop("phase", None))
-    return fr.build_report(phases, **kwargs)
+    phases = normalize_phases(results=fleet() if results is None else results, phase=kwargs.pop("phase", None))
+    return build_report(phases, **kwargs)
 
 
 def row(model: dict, host: str, phase: int = -1) -> dict:
@@ -225,8 +230,8 @@ def test_failed_path_without_failure_object_takes_the_attempts_failure():
 
 
 def test_hosts_option_adds_missing_hosts_as_not_probed():
-    phases = fr.normalize_phases(results={"agent1": load("healthy")}, hosts=["agent1", "agent2"])
-    model = fr.build_report(phases)
+    phases = normalize_phases(results={"agent1": load("healthy")}, hosts=["agent1", "agent2"])
+    model = build_report(phases)
     assert row(model, "agent2")["verdict_reason"] == "no probe result"
     assert row(model, "agent1")["state"] == "reachable"
 
@@ -237,10 +242,10 @@ def test_phases_before_and_after():
     after["agent3"] = load("healthy")
     after["agent6"] = load("healthy")
     after["agent11"] = load("healthy")
-    phases = fr.normalize_phases(
+    phases = normalize_phases(
         phases=[{"phase": "before firewall", "results": before}, {"phase": "after", "results": after}]
     )
-    model = fr.build_report(phases)
+    model = build_report(phases)
     assert [p["title"] for p in model["phases"]] == ["before firewall", "after"]
     assert [p["anchor"] for p in model["phases"]] == ["phase-1", "phase-2"]
     assert model["summary"] == model["phases"][1]["totals"]
@@ -261,8 +266,8 @@ def test_phases_before_and_after():
 
 
 def test_repeated_phase_labels_are_numbered():
-    phases = fr.normalize_phases(phases=[{"results": {"a": None}}, {"results": {"a": None}}])
-    model = fr.build_report(phases)
+    phases = normalize_phases(phases=[{"results": {"a": None}}, {"results": {"a": None}}])
+    model = build_report(phases)
     assert [p["title"] for p in model["phases"]] == ["1. Results", "2. Results"]
 
 
@@ -283,8 +288,8 @@ def test_single_run_has_no_comparison():
     ],
 )
 def test_input_errors(kwargs, message):
-    with pytest.raises(fr.ReportInputError) as exc:
-        fr.normalize_phases(**kwargs)
+    with pytest.raises(ReportInputError) as exc:
+        normalize_phases(**kwargs)
     assert message in str(exc.value)
 
 
@@ -315,7 +320,7 @@ def test_sections():
     ],
 )
 def test_section_errors(sections, message):
-    with pytest.raises(fr.ReportInputError) as exc:
+    with pytest.raises(ReportInputError) as exc:
         report(sections=sections)
     assert message in str(exc.value)
 
@@ -347,7 +352,7 @@ def test_credentials_in_proxy_urls_are_redacted():
     model = report({"h": raw})
     assert "s3cret" not in json.dumps(model)
     assert model["phases"][0]["columns"][2]["id"] == "8883 via http://***@proxy.lab:3128"
-    assert fr.redact({"u": ["https://a:b@x/", 1, None], "k": "plain"}) == {
+    assert redact({"u": ["https://a:b@x/", 1, None], "k": "plain"}) == {
         "u": ["https://***@x/", 1, None],
         "k": "plain",
     }

@@ -1,4 +1,4 @@
-"""Renderers of the fleet report (plugins/plugin_utils/_report_render.py and roles/epns_verify/templates)."""
+"""Renderers of the fleet report (plugins/plugin_utils/_report/_render.py and roles/epns_verify/templates)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from _report_fixtures import fleet as recorded_fleet
 from _report_fixtures import load
-from ansible_collections.protectnet.epns.plugins.plugin_utils import _fleet_report as fr
-from ansible_collections.protectnet.epns.plugins.plugin_utils import _report_render as rr
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report import _render as rr
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import normalize_phases
 
 PROXY = "http://proxy.lab:3128"
 
@@ -47,8 +48,8 @@ def hostile_fleet() -> dict:
 
 
 def build(results=None, phases=None, **kwargs):
-    inputs = fr.normalize_phases(results=results, phases=phases, phase=kwargs.pop("phase", None))
-    return fr.build_report(inputs, **kwargs), inputs
+    inputs = normalize_phases(results=results, phases=phases, phase=kwargs.pop("phase", None))
+    return build_report(inputs, **kwargs), inputs
 
 
 def render_all(results=None, phases=None, **kwargs) -> dict:
@@ -197,7 +198,7 @@ def test_json_round_trips_and_can_rebuild_the_report():
     assert doc["report"] == json.loads(json.dumps(model))
     assert doc["input"]["phases"][0]["results"]["agent2"] == load("degraded")
     # The saved input is a valid `phases` option: the same report comes back.
-    again = fr.build_report(fr.normalize_phases(phases=doc["input"]["phases"]), generated_at="2025-01-01T00:00:00Z")
+    again = build_report(normalize_phases(phases=doc["input"]["phases"]), generated_at="2025-01-01T00:00:00Z")
     assert again == model
 
 

@@ -1,8 +1,9 @@
 # Copyright: protectnet.epns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
-# PRIVATE to the collection: renders the fleet report model (_fleet_report.py) to Markdown, HTML, JSON and
-# JUnit XML. Not a public API; it may change without notice.
+# PRIVATE to the collection: not a public API, may change without notice.
+#
+# Renders the fleet report model (_model) to Markdown, HTML, JSON and JUnit XML.
 #
 # Escaping is done here, once per format, so a template cannot forget it:
 # - HTML and XML: autoescape on (select_autoescape), and characters that XML 1.0 forbids are removed first.
@@ -20,14 +21,8 @@ import typing as t
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from ._fleet_report import (
-    CELL_FAILED,
-    CELL_NOT_PROBED,
-    CELL_NOT_TESTED,
-    NOT_PROBED,
-    REACHABLE,
-    redact_url_credentials,
-)
+from ._states import CELL_FAILED, CELL_NOT_PROBED, CELL_NOT_TESTED, NOT_PROBED, REACHABLE
+from ._text import redact_url_credentials
 
 # format -> template file name (None: rendered without a template) and file extension.
 FORMATS: t.Dict[str, t.Tuple[t.Optional[str], str]] = {
@@ -48,9 +43,9 @@ _MD_LEADING = re.compile(r"^([#>+=-])")
 
 
 def builtin_template_dir() -> str:
-    """The role's templates, found from this file: plugins/plugin_utils -> roles/epns_verify/templates."""
+    """The role's templates, found from this file: plugins/plugin_utils/_report -> roles/epns_verify/templates."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "roles", "epns_verify", "templates"))
+    return os.path.normpath(os.path.join(here, "..", "..", "..", "roles", "epns_verify", "templates"))
 
 
 def strip_illegal_xml(text: str) -> str:
