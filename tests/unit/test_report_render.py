@@ -353,15 +353,3 @@ def test_builtin_template_dir_is_the_roles():
     for name, _ext in rr.FORMATS.values():
         assert name is None or (builtin / name).is_file()
 
-
-@pytest.mark.parametrize(
-    ("fmt", "expected"),
-    [
-        ("markdown", "a \\| b &lt;x&gt;"),
-        ("html", "a | b &lt;x&gt;"),
-        ("junit", "a | b &lt;x&gt;"),
-        ("json", "a | b <x>"),
-    ],
-)
-def test_escape_for(fmt, expected):
-    assert rr.escape_for(fmt, "a | b <x>") == expected

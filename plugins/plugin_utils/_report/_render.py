@@ -19,7 +19,7 @@ import re
 import typing as t
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ._states import CELL_FAILED, CELL_NOT_PROBED, CELL_NOT_TESTED, NOT_PROBED, REACHABLE
 from ._text import redact_url_credentials
@@ -31,9 +31,6 @@ FORMATS: t.Dict[str, t.Tuple[t.Optional[str], str]] = {
     "json": (None, "json"),
     "junit": ("report.junit.xml.j2", "junit.xml"),
 }
-
-# Stands in for the timestamp while rendering, so that a file differing only in its timestamp can be
-# recognised (see timestamp_only_change). Letters, digits and dashes: no format escapes it.
 
 # XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]. C1 controls are legal
 # XML but never wanted in a report, so they go too.
@@ -73,15 +70,6 @@ def markdown_escape(value: t.Any) -> str:
     text = _MD_SPECIAL.sub(r"\\\1", text)
     text = _MD_LEADING.sub(r"\\\1", text)
     return text.replace("\n", "<br>")
-
-
-def escape_for(fmt: str, text: str) -> str:
-    """``text`` as ``fmt`` would print it in a text node (used for the timestamp)."""
-    if fmt == "markdown":
-        return markdown_escape(text)
-    if fmt == "json":
-        return json.dumps(text, ensure_ascii=False)[1:-1]
-    return str(escape(strip_illegal_xml(text)))
 
 
 def _ms(value: t.Any) -> str:

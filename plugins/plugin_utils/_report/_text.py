@@ -19,19 +19,6 @@ def redact_url_credentials(value: str) -> str:
     return _CREDENTIALS_IN_URL.sub(r"\g<scheme>***@", value)
 
 
-def redact(value: t.Any) -> t.Any:
-    """Copy of ``value`` (plain data) with URL credentials redacted in every string, keys included."""
-    if isinstance(value, str):
-        return redact_url_credentials(str(value))
-    if isinstance(value, t.Mapping):
-        return {redact(str(k)): redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return redact_url_credentials(str(value))
-
-
 def plain_text(value: t.Any) -> str:
     """One line of terminal-safe text: control characters (ANSI escapes, newlines) become visible escapes."""
     text = "" if value is None else str(value)
