@@ -60,79 +60,35 @@ class ActionModule(ActionBase):
             required_one_of=[("results", "phases")],
         )
         del validation
-
         formats = list(dict.fromkeys(args["formats"]))  # keep the order, drop repeats
-        if not formats:
-            return self._fail(result, "formats must name at least one of: {}".format(", ".join(FORMATS)))
-        basename = args["basename"]
-        if not basename or basename in (".", "..") or "/" in basename or os.sep in basename or "\0" in basename:
-            return self._fail(result, f"basename must be a plain file name without a directory, got {basename!r}")
-
+        problem = _option_problem(formats, args["basename"])
+        if problem:
+            return self._fail(result, problem)
         try:
-            inputs = normalize_phases(
-                results=args["results"], phases=args["phases"], phase=args["phase"], hosts=args["hosts"]
-            )
-            now = datetime.datetime.now(datetime.timezone.utc)
-            generated_at = args["generated_at"] or now.strftime("%Y-%m-%dT%H:%M:%SZ")
-            model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"])
+            inputs, model = _build_model(args)
         except ReportInputError as exc:
             return self._fail(result, f"invalid report input: {exc}")
-
-        dest = os.path.abspath(os.path.expanduser(args["dest"]))
         templates = self._templates(formats, args["template_dir"])
         if isinstance(templates, str):
             return self._fail(result, templates)
-
-        paths: t.Dict[str, str] = {}
-        changed_paths: t.List[str] = []
-        diff_before: t.List[str] = []
-        diff_after: t.List[str] = []
-        check_mode = bool(self._task.check_mode)
-        for fmt in formats:
-            path = os.path.join(dest, f"{basename}.{FORMATS[fmt][1]}")
-            paths[fmt] = path
-            template = templates.get(fmt)
-            try:
-                rendered = render(fmt, model, inputs, template)
-            except Exception as exc:  # a broken override template must say which one
-                return self._fail(result, f"cannot render the {fmt} report: {to_native(exc)}")
-            # A report that differs only in timings and the time of writing says nothing new: it is left as it
-            # is, so a second run over an unchanged network reports no change.
-            digest = substance_digest(fmt, _read(template) if template else None, inputs, args["title"],
-                                      args["sections"])
-            data = with_digest(fmt, rendered, digest).encode("utf-8", "replace")
-            existing = _read(path)
-            if existing is not None and digest_of(existing.decode("utf-8", "replace")) == digest:
-                continue
-            changed_paths.append(path)
-            diff_before.append(f"{path}: " + ("absent" if existing is None else f"{len(existing)} bytes"))
-            diff_after.append(f"{path}: {len(data)} bytes")
-            if not check_mode:
+        dest = os.path.abspath(os.path.expanduser(args["dest"]))
+        try:
+            planned = _plan_files(formats, dest, args, model, inputs, templates)
+        except _PlanError as exc:
+            return self._fail(result, str(exc))
+        paths = {one.fmt: one.path for one in planned}
+        changes = [one for one in planned if one.changes]
+        if not self._task.check_mode:
+            for one in changes:
                 try:
-                    _write_atomic(path, data)
+                    _write_atomic(one.path, one.data)
                 except OSError as exc:
-                    return self._fail(result, f"cannot write {path}: {to_native(exc)}", paths=paths)
-
-        model["generated_at"] = generated_at
-        result.update(
-            changed=bool(changed_paths),
-            paths=paths,
-            changed_paths=changed_paths,
-            summary=model["summary"],
-            summary_lines=model["summary_lines"],
-            model=model,
-        )
+                    return self._fail(result, f"cannot write {one.path}: {to_native(exc)}", paths=paths)
+        result.update(_describe(dest, paths, changes, model, with_diff=bool(self._task.diff)))
         if args["show_summary"]:
             # Printed by the action itself, so a playbook needs no extra task just to show the outcome.
             for line in [*model["summary_lines"], "report: " + ", ".join(paths.values())]:
                 display.display(line)
-        if self._task.diff and changed_paths:
-            result["diff"] = {
-                "before_header": dest,
-                "after_header": dest,
-                "before": "\n".join(diff_before) + "\n",
-                "after": "\n".join(diff_after) + "\n",
-            }
         return result
 
     def _templates(self, formats: t.Sequence[str], template_dir: t.Optional[str]) -> t.Union[t.Dict[str, str], str]:
@@ -159,6 +115,96 @@ class ActionModule(ActionBase):
     def _fail(result: t.Dict[str, t.Any], msg: str, **extra: t.Any) -> t.Dict[str, t.Any]:
         result.update(failed=True, changed=False, msg=msg, **extra)
         return result
+
+
+class _PlanError(Exception):
+    """A file cannot be planned: its format does not render (a broken override template) or the file in its place
+    cannot be read; the message says which."""
+
+
+class _PlannedFile(t.NamedTuple):
+    fmt: str
+    path: str
+    data: bytes
+    existing_size: t.Optional[int]  # None: the file does not exist yet
+    changes: bool
+
+
+def _option_problem(formats: t.Sequence[str], basename: str) -> t.Optional[str]:
+    if not formats:
+        return "formats must name at least one of: {}".format(", ".join(FORMATS))
+    if not basename or basename in (".", "..") or "/" in basename or os.sep in basename or "\0" in basename:
+        return f"basename must be a plain file name without a directory, got {basename!r}"
+    return None
+
+
+def _build_model(args: t.Mapping[str, t.Any]) -> t.Tuple[t.List[t.Dict[str, t.Any]], t.Dict[str, t.Any]]:
+    inputs = normalize_phases(results=args["results"], phases=args["phases"], phase=args["phase"], hosts=args["hosts"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    generated_at = args["generated_at"] or now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"])
+    return inputs, model
+
+
+def _plan_files(
+    formats: t.Sequence[str],
+    dest: str,
+    args: t.Mapping[str, t.Any],
+    model: t.Mapping[str, t.Any],
+    inputs: t.Sequence[t.Mapping[str, t.Any]],
+    templates: t.Mapping[str, str],
+) -> t.List[_PlannedFile]:
+    """Each format's file with its new content, and whether writing it would change what the file says."""
+    planned = []
+    for fmt in formats:
+        path = os.path.join(dest, "{}.{}".format(args["basename"], FORMATS[fmt][1]))
+        template = templates.get(fmt)
+        try:
+            rendered = render(fmt, model, inputs, template)
+        except Exception as exc:  # a broken override template must say which one
+            raise _PlanError(f"cannot render the {fmt} report: {to_native(exc)}") from exc
+        # A report that differs only in timings and the time of writing says nothing new: it is left as it
+        # is, so a second run over an unchanged network reports no change.
+        digest = substance_digest(fmt, _read(template) if template else None, inputs, args["title"], args["sections"])
+        try:
+            existing = _read(path)
+        except OSError as exc:  # e.g. dest runs through a regular file
+            raise _PlanError(f"cannot read {path}: {to_native(exc)}") from exc
+        same = existing is not None and digest_of(existing.decode("utf-8", "replace")) == digest
+        data = with_digest(fmt, rendered, digest).encode("utf-8", "replace")
+        planned.append(_PlannedFile(fmt, path, data, None if existing is None else len(existing), not same))
+    return planned
+
+
+def _describe(
+    dest: str,
+    paths: t.Mapping[str, str],
+    changes: t.Sequence[_PlannedFile],
+    model: t.Mapping[str, t.Any],
+    with_diff: bool,
+) -> t.Dict[str, t.Any]:
+    """The task result: the collection's change vocabulary (files, commands) beside this action's own keys."""
+    described: t.Dict[str, t.Any] = {
+        "changed": bool(changes),
+        "paths": dict(paths),
+        "changed_paths": [one.path for one in changes],
+        "files": [{"path": one.path, "action": "updated" if one.existing_size is not None else "created"}
+                  for one in changes],
+        "commands": [],
+        "summary": model["summary"],
+        "summary_lines": model["summary_lines"],
+        "model": model,
+    }
+    if with_diff and changes:
+        before = [f"{one.path}: " + ("absent" if one.existing_size is None else f"{one.existing_size} bytes")
+                  for one in changes]
+        described["diff"] = {
+            "before_header": dest,
+            "after_header": dest,
+            "before": "\n".join(before) + "\n",
+            "after": "".join(f"{one.path}: {len(one.data)} bytes\n" for one in changes),
+        }
+    return described
 
 
 def _read(path: str) -> t.Optional[bytes]:

@@ -195,6 +195,22 @@ changed_paths:
   type: list
   elements: str
   sample: ["/srv/reports/epns-report.html"]
+files:
+  description:
+    - The files that were written (in check mode, that would be written), each with C(path) and C(action)
+      (V(created) when the file did not exist, V(updated) when it did).
+    - The same files as RV(changed_paths), in the vocabulary every module of the collection that changes something
+      uses.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"path": "/srv/reports/epns-report.html", "action": "updated"}]
+commands:
+  description: The commands run on the controller to write the report; always empty, the files are written directly.
+  returned: success
+  type: list
+  elements: dict
+  sample: []
 summary:
   description: Number of hosts per state in the last phase.
   returned: success

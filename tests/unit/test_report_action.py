@@ -147,6 +147,14 @@ MISC_PLAYBOOK = """\
         dest: "{{{{ out }}}}/time"
       register: time_now
 
+    - name: Another title over an existing file is an update
+      protectnet.epns.epns_report:
+        results: {{a: "{{{{ healthy }}}}"}}
+        dest: "{{{{ out }}}}/time"
+        formats: [json]
+        title: Retitled
+      register: retitled
+
     - name: Own templates
       protectnet.epns.epns_report:
         results: {{a: "{{{{ healthy }}}}"}}
@@ -164,11 +172,29 @@ MISC_PLAYBOOK = """\
       register: own_missing
       ignore_errors: true
 
+    - name: A broken own template
+      protectnet.epns.epns_report:
+        results: {{a: "{{{{ healthy }}}}"}}
+        dest: "{{{{ out }}}}/broken"
+        formats: [markdown]
+        template_dir: "{{{{ out }}}}/broken-templates"
+      register: broken_template
+      ignore_errors: true
+
+    - name: A destination under a regular file
+      protectnet.epns.epns_report:
+        results: {{a: "{{{{ healthy }}}}"}}
+        dest: "{{{{ out }}}}/templates/report.md.j2/under"
+        formats: [markdown]
+      register: unwritable
+      ignore_errors: true
+
     - name: Keep the results for the test
       ansible.builtin.copy:
         content: "{{{{ {{'bad_format': bad_format, 'bad_both': bad_both, 'bad_section': bad_section,
-                     'phases': phases, 'time_fixed': time_fixed, 'time_now': time_now, 'own': own,
-                     'own_missing': own_missing}} | to_json }}}}"
+                     'phases': phases, 'time_fixed': time_fixed, 'time_now': time_now, 'retitled': retitled,
+                     'own': own, 'own_missing': own_missing, 'broken_template': broken_template,
+                     'unwritable': unwritable}} | to_json }}}}"
         dest: "{{{{ result_file }}}}"
         mode: "0644"
       check_mode: false
@@ -212,6 +238,8 @@ def test_fleet_report_check_mode_then_write_then_idempotent(workdir: Path):
     checked = json.loads(result_file.read_text())
     assert checked["changed"] is True
     assert [Path(p).name for p in checked["changed_paths"]] == FILES
+    assert checked["files"] == [{"path": str(out / name), "action": "created"} for name in FILES]
+    assert checked["commands"] == []
     assert f"+{out}/epns-report.html: " in proc.stdout and f"-{out}/epns-report.html: absent" in proc.stdout
     assert checked["summary"]["not_probed"] == 2  # agent3's command is skipped in check mode; agent9 unreachable
 
@@ -220,6 +248,7 @@ def test_fleet_report_check_mode_then_write_then_idempotent(workdir: Path):
     assert proc.returncode == 4, proc.stdout + proc.stderr
     first = json.loads(result_file.read_text())
     assert first["changed"] is True
+    assert first["files"] == [{"path": str(out / name), "action": "created"} for name in FILES]
     assert sorted(os.listdir(out)) == sorted(FILES)  # no temporary files left behind
     assert first["paths"] == {
         "markdown": str(out / "epns-report.md"),
@@ -252,6 +281,8 @@ def test_fleet_report_check_mode_then_write_then_idempotent(workdir: Path):
     second = json.loads(result_file.read_text())
     assert second["changed"] is False
     assert second["changed_paths"] == []
+    assert second["files"] == []
+    assert second["commands"] == []
     assert {name: (out / name).stat().st_mtime_ns for name in FILES} == mtimes
     report_task = proc.stdout.split("TASK [Write the fleet report on the controller]")[1].split("TASK [")[0]
     assert "ok: [agent1 -> localhost]" in report_task
@@ -261,6 +292,8 @@ def test_options_errors_phases_time_and_templates(workdir: Path):
     out = workdir / "out"
     (out / "templates").mkdir(parents=True)
     (out / "templates" / "report.md.j2").write_text("custom {{ report.title }} {{ report.summary.total }}\n")
+    (out / "broken-templates").mkdir()
+    (out / "broken-templates" / "report.md.j2").write_text("{{ report.no_such_key }}\n")
     result_file = workdir / "misc.json"
     proc = _run(workdir, "misc.yml", out=str(out), result_file=str(result_file))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -290,6 +323,10 @@ def test_options_errors_phases_time_and_templates(workdir: Path):
 
     assert r["time_fixed"]["changed"] is True
     assert r["time_now"]["changed"] is False  # only the time differs
+    assert r["time_now"]["files"] == []
+    assert r["retitled"]["changed"] is True
+    assert r["retitled"]["files"] == [{"path": str(out / "time" / "epns-report.json"), "action": "updated"}]
+    assert r["retitled"]["changed_paths"] == [str(out / "time" / "epns-report.json")]
     assert "Generated 2000-01-01T00:00:00Z." in (out / "time" / "epns-report.md").read_text()
 
     assert r["own"]["changed"] is True
@@ -297,6 +334,15 @@ def test_options_errors_phases_time_and_templates(workdir: Path):
     assert own.startswith("custom EPNS reachability 1\n<!-- epns-report-digest")
     assert r["own_missing"]["failed"] is True
     assert "has no report.html.j2" in r["own_missing"]["msg"]
+
+    # Every format is rendered before any file is written: a broken template leaves nothing behind.
+    assert r["broken_template"]["failed"] is True
+    assert r["broken_template"]["msg"].startswith("cannot render the markdown report: ")
+    assert "no_such_key" in r["broken_template"]["msg"]
+    assert not (out / "broken").exists()
+    under = out / "templates" / "report.md.j2" / "under"
+    assert r["unwritable"]["failed"] is True
+    assert r["unwritable"]["msg"].startswith(f"cannot read {under}/epns-report.md: ")
 
 
 def test_role_templates_override_the_collections(workdir: Path):
