@@ -135,59 +135,66 @@ def render_json(report: t.Mapping[str, t.Any], inputs: t.Sequence[t.Mapping[str,
     return json.dumps(_jsonable(document), sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def _verdict_case(row: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """A host's 'verdict' case: an error when it was not probed, a failure when it is not reachable."""
+    case: t.Dict[str, t.Any] = {
+        "classname": row["host"],
+        "name": "verdict",
+        "time": row["elapsed_ms"],
+        "failure": None,
+        "error": None,
+    }
+    if row["state"] == NOT_PROBED:
+        case["error"] = {"type": NOT_PROBED, "message": row["verdict_reason"], "text": row["verdict_reason"]}
+    elif row["state"] != REACHABLE:
+        text = row["verdict_reason"]
+        if row["working_fallback"]:
+            text += "\nworking fallback: {}".format(row["working_fallback"])
+        case["failure"] = {"type": row["state"], "message": row["verdict_reason"], "text": text}
+    return case
+
+
+def _path_case(
+    row: t.Mapping[str, t.Any], column: t.Mapping[str, t.Any], cell: t.Mapping[str, t.Any]
+) -> t.Dict[str, t.Any]:
+    """One case per path a host has: a failure with everything the probe said when the path failed."""
+    case: t.Dict[str, t.Any] = {
+        "classname": row["host"],
+        "name": column["id"],
+        "time": cell["elapsed_ms"],
+        "failure": None,
+        "error": None,
+    }
+    if cell["state"] == CELL_FAILED:
+        lines = [
+            "class: {}".format(cell["failure_class"]),
+            "stage: %s" % (cell["stage"] or "-"),
+            "message: %s" % (cell["message"] or "-"),
+        ]
+        for key in ("raw_error", "hint", "proxy_status", "tls_issuer", "note"):
+            if cell[key]:
+                lines.append("{}: {}".format(key.replace("_", " "), cell[key]))
+        lines.extend(f"address: {note}" for note in cell["address_notes"])
+        case["failure"] = {
+            "type": cell["failure_class"],
+            "message": "{} at {}: {}".format(cell["failure_class"], cell["stage"] or "-", cell["message"] or "-"),
+            "text": "\n".join(lines),
+        }
+    return case
+
+
 def junit_view(report: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
     """Test suites for JUnit: one per phase; per host a 'verdict' case, then one case per path it has."""
     suites = []
     for phase in report["phases"]:
         cases = []
         for row in phase["rows"]:
-            verdict_case: t.Dict[str, t.Any] = {
-                "classname": row["host"],
-                "name": "verdict",
-                "time": row["elapsed_ms"],
-                "failure": None,
-                "error": None,
-            }
-            if row["state"] == NOT_PROBED:
-                verdict_case["error"] = {
-                    "type": NOT_PROBED,
-                    "message": row["verdict_reason"],
-                    "text": row["verdict_reason"],
-                }
-            elif row["state"] != REACHABLE:
-                text = row["verdict_reason"]
-                if row["working_fallback"]:
-                    text += "\nworking fallback: {}".format(row["working_fallback"])
-                verdict_case["failure"] = {"type": row["state"], "message": row["verdict_reason"], "text": text}
-            cases.append(verdict_case)
-            for column, cell in zip(phase["columns"], row["cells"]):
-                if cell["state"] in (CELL_NOT_TESTED, CELL_NOT_PROBED):
-                    continue
-                case: t.Dict[str, t.Any] = {
-                    "classname": row["host"],
-                    "name": column["id"],
-                    "time": cell["elapsed_ms"],
-                    "failure": None,
-                    "error": None,
-                }
-                if cell["state"] == CELL_FAILED:
-                    lines = [
-                        "class: {}".format(cell["failure_class"]),
-                        "stage: %s" % (cell["stage"] or "-"),
-                        "message: %s" % (cell["message"] or "-"),
-                    ]
-                    for key in ("raw_error", "hint", "proxy_status", "tls_issuer", "note"):
-                        if cell[key]:
-                            lines.append("{}: {}".format(key.replace("_", " "), cell[key]))
-                    lines.extend(f"address: {note}" for note in cell["address_notes"])
-                    case["failure"] = {
-                        "type": cell["failure_class"],
-                        "message": "{} at {}: {}".format(
-                            cell["failure_class"], cell["stage"] or "-", cell["message"] or "-"
-                        ),
-                        "text": "\n".join(lines),
-                    }
-                cases.append(case)
+            cases.append(_verdict_case(row))
+            cases.extend(
+                _path_case(row, column, cell)
+                for column, cell in zip(phase["columns"], row["cells"])
+                if cell["state"] not in (CELL_NOT_TESTED, CELL_NOT_PROBED)
+            )
         suites.append(
             {
                 "name": "{}: {}".format(report["title"], phase["title"])
