@@ -214,92 +214,98 @@ def _dest(item: t.Any) -> t.Dict[str, t.Any]:
         raise ValueError(str(exc)) from exc
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "mode": {"type": "str", "choices": ["listen", "send", "report"], "required": True},
-        "port": {"type": "int", "choices": [7, 9], "default": 9},
-        "mac": {"type": "str", "default": "02:50:4e:57:4f:4c"},
-        "secureon": {"type": "str", "no_log": True},
-        "groups": {"type": "list", "elements": "str", "default": []},
-        "expect": {"type": "list", "elements": "str", "default": []},
-        "listen_seconds": {"type": "float", "default": 10},
-        "ready_file": {"type": "path"},
-        "stop_file": {"type": "path"},
-        "interface": {"type": "str"},
-        "destinations": {"type": "list", "elements": "raw", "default": []},
-        "count": {"type": "int", "default": 3},
-        "interval": {"type": "float", "default": 0.3},
-        "ttl": {"type": "int", "default": 1},
-        "sends": {"type": "list", "elements": "dict", "default": []},
-        "agents": {"type": "dict", "default": {}},
-    }, supports_check_mode=True)
-    p = module.params
+ARGUMENT_SPEC = {
+    "mode": {"type": "str", "choices": ["listen", "send", "report"], "required": True},
+    "port": {"type": "int", "choices": [7, 9], "default": 9},
+    "mac": {"type": "str", "default": "02:50:4e:57:4f:4c"},
+    "secureon": {"type": "str", "no_log": True},
+    "groups": {"type": "list", "elements": "str", "default": []},
+    "expect": {"type": "list", "elements": "str", "default": []},
+    "listen_seconds": {"type": "float", "default": 10},
+    "ready_file": {"type": "path"},
+    "stop_file": {"type": "path"},
+    "interface": {"type": "str"},
+    "destinations": {"type": "list", "elements": "raw", "default": []},
+    "count": {"type": "int", "default": 3},
+    "interval": {"type": "float", "default": 0.3},
+    "ttl": {"type": "int", "default": 1},
+    "sends": {"type": "list", "elements": "dict", "default": []},
+    "agents": {"type": "dict", "default": {}},
+}
+
+
+def _send(module: AnsibleModule, dests: t.List[t.Dict[str, t.Any]], mac: bytes, secureon: bytes) -> None:
+    params = module.params
+    problems = [f"{name} {params[name]}: expected {accepted}" for name, ok, accepted in (
+        ("count", 1 <= params["count"] <= 20, "1 to 20 packets per destination"),
+        ("interval", 0 <= params["interval"] <= 5, "0 to 5 seconds"),
+        ("ttl", 0 <= params["ttl"] <= 255, "0 to 255")) if not ok]
+    if not dests:
+        problems.insert(0, "destinations is empty: mode send needs the addresses to send to")
+    if problems:
+        module.fail_json(msg="; ".join(problems))
     try:
-        mac = parse_mac(p["mac"])
-        secureon = parse_secureon(p["secureon"])
-        dests = [_dest(d) for d in p["destinations"]]
-    except (PacketError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-        raise
-    if p["mode"] == "report":
-        module.exit_json(changed=False, **_report.matrix(dests, p["sends"], p["agents"], p["port"]))
-    if p["mode"] == "send":
-        problems = [f"{name} {p[name]}: expected {accepted}" for name, ok, accepted in (
-            ("count", 1 <= p["count"] <= 20, "1 to 20 packets per destination"),
-            ("interval", 0 <= p["interval"] <= 5, "0 to 5 seconds"),
-            ("ttl", 0 <= p["ttl"] <= 255, "0 to 255")) if not ok]
-        if not dests:
-            problems.insert(0, "destinations is empty: mode send needs the addresses to send to")
-        if problems:
-            module.fail_json(msg="; ".join(problems))
-        try:
-            sends = _wire.send(dests, p["port"], mac, secureon, p["count"], p["interval"], p["ttl"], p["interface"])
-        except OSError as exc:
-            module.fail_json(msg=f"cannot send: {exc}")
-            raise
-        first = min((s["first_sent_at"] for s in sends if s["first_sent_at"]), default=None)
-        module.exit_json(changed=False, sends=sends, started_at=first)
-    # listen
-    if not 0 < p["listen_seconds"] <= 600:
-        module.fail_json(msg=f"listen_seconds {p['listen_seconds']}: expected more than 0 and at most 600 seconds")
-    addresses = _addresses(module)
-    groups, expect = list(p["groups"]), list(p["expect"])
-    for dest in dests:  # destinations given: join their groups, expect those meant for this host
-        if dest.get("kind") in ("ipv4_multicast", "ipv6_multicast"):
-            if dest["address"] not in groups and dest.get("scope") != "interface":
-                groups.append(dest["address"])
-        elif dest.get("subnet") and not _report.in_subnet(addresses, dest["subnet"]):
-            continue
-        if dest["address"] not in expect:
-            expect.append(dest["address"])
-    started = _wire.now_iso()
-    try:
-        listener = _wire.Listener(p["port"], groups, p["interface"])
+        sends = _wire.send(dests, params["port"], mac, secureon, params["count"], params["interval"], params["ttl"],
+                           params["interface"])
     except OSError as exc:
-        module.fail_json(msg=f"cannot listen on UDP port {p['port']}: {exc}", listening=False, addresses=addresses)
+        module.fail_json(msg=f"cannot send: {exc}")
         raise
-    ready = p["ready_file"]
-    if p["stop_file"]:
+    first = min((s["first_sent_at"] for s in sends if s["first_sent_at"]), default=None)
+    module.exit_json(changed=False, sends=sends, started_at=first)
+
+
+def _remove(path: t.Optional[str]) -> None:
+    if path:
         try:
-            os.unlink(p["stop_file"])  # a leftover from an interrupted run must not end this one
+            os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def _listen(module: AnsibleModule, dests: t.List[t.Dict[str, t.Any]], mac: bytes, secureon: bytes) -> None:
+    params = module.params
+    if not 0 < params["listen_seconds"] <= 600:
+        module.fail_json(msg=f"listen_seconds {params['listen_seconds']}: expected more than 0 and at most 600 seconds")
+    addresses = _addresses(module)
+    groups, expect = _report.listen_targets(dests, params["groups"], params["expect"], addresses)
+    started = _wire.now_iso()
+    try:
+        listener = _wire.Listener(params["port"], groups, params["interface"])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot listen on UDP port {params['port']}: {exc}", listening=False, addresses=addresses)
+        raise
+    ready = params["ready_file"]
+    _remove(params["stop_file"])  # a leftover from an interrupted run must not end this one
     try:
         if ready:
             os.makedirs(os.path.dirname(ready) or ".", exist_ok=True)
             with open(ready, "w", encoding="utf-8") as handle:
                 handle.write(str(os.getpid()) + "\n")
-        arrivals = listener.collect(p["listen_seconds"], mac, secureon, expect, stop_file=p["stop_file"])
+        arrivals = listener.collect(params["listen_seconds"], mac, secureon, expect, stop_file=params["stop_file"])
     finally:
         listener.close()
-        for path in (ready, p["stop_file"]):
-            if path:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+        _remove(ready)
+        _remove(params["stop_file"])
     module.exit_json(changed=False, listening=True, joined=listener.joined, errors=listener.errors, expected=expect,
                      arrivals=arrivals, addresses=addresses, started_at=started, ended_at=_wire.now_iso())
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    try:
+        mac = parse_mac(params["mac"])
+        secureon = parse_secureon(params["secureon"])
+        dests = [_dest(d) for d in params["destinations"]]
+    except (PacketError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+        raise
+    if params["mode"] == "report":  # pure: the verdict from the other two modes' results, no host I/O
+        module.exit_json(changed=False, **_report.matrix(dests, params["sends"], params["agents"], params["port"]))
+    elif params["mode"] == "send":
+        _send(module, dests, mac, secureon)
+    else:
+        _listen(module, dests, mac, secureon)
 
 
 if __name__ == "__main__":

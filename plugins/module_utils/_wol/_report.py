@@ -35,6 +35,26 @@ def in_subnet(addresses: t.Sequence[str], subnet: str) -> bool:
     return False
 
 
+def listen_targets(destinations: t.Sequence[t.Mapping[str, t.Any]], groups: t.Sequence[str],
+                   expect: t.Sequence[str], addresses: t.Sequence[str]) -> t.Tuple[t.List[str], t.List[str]]:
+    """The groups a listener on this host joins and the destinations it waits for, given its ``addresses``.
+
+    Every multicast destination is expected, its group joined unless it is interface-local (such a group never
+    leaves the sending host); a directed broadcast only when this host is on its subnet (``cell`` reports the
+    others as not_applicable).
+    """
+    joined, expected = list(groups), list(expect)
+    for dest in destinations:
+        if dest.get("kind") in ("ipv4_multicast", "ipv6_multicast"):
+            if dest["address"] not in joined and dest.get("scope") != "interface":
+                joined.append(dest["address"])
+        elif dest.get("subnet") and not in_subnet(addresses, dest["subnet"]):
+            continue
+        if dest["address"] not in expected:
+            expected.append(dest["address"])
+    return joined, expected
+
+
 def cell(dest: t.Mapping[str, t.Any], sent: t.Optional[t.Mapping[str, t.Any]],
          agent: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
     """One destination seen from one agent: {status, reason, detail, source, at, latency_ms, ttl}."""
