@@ -27,7 +27,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Writes nothing and returns in RV(changed_paths) the files that would change.
+      - Writes nothing and returns in RV(changed_paths) and RV(files) the files that would change.
   diff_mode:
     support: partial
     details:

@@ -7,4 +7,5 @@
 # report model (_model, schema_version 1) with its counts and summary lines (_summary) and its before/after
 # comparison (_compare) -> files (_render). The words they share are in _states, the text rules (redaction, terminal
 # safety, host order) in _text. Modules of this package import each other relatively only.
-# Standard library only except _render (jinja2); no Ansible imports; no I/O except _render reading templates.
+# Standard library only except _render (jinja2); no Ansible imports (module_utils/_epns is the collection's own,
+# standard library only); no I/O except _render reading templates.

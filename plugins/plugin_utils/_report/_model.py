@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import typing as t
 
+from ...module_utils._epns import DEGRADED_WHY
 from ._compare import comparison
 from ._normalise import ReportInputError, host_row, normalize_sections, phase_columns
-from ._states import CELL_STATES, DEGRADED_WHY, ROW_STATES, STATE_LABELS
+from ._states import CELL_STATES, ROW_STATES, STATE_LABELS
 from ._summary import column_totals, failure_legend, host_totals, summary_lines
 from ._text import natural_key
 

@@ -3,15 +3,9 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# The report's words: row and cell states, the tones a renderer colours, their labels, and the failure classes'
-# wording (shared with the probe).
+# The report's words: row and cell states, the tones a renderer colours, and their labels. The failure classes'
+# wording has its one home in module_utils/_epns.py, shared with the probe.
 from __future__ import annotations
-
-try:  # the one home of the failure classes' wording (stdlib only, shared with the probe)
-    from ...module_utils._epns import DEGRADED_WHY, FAILURE_CLASSES
-except ImportError:  # pragma: no cover - only when this package is used outside the collection
-    FAILURE_CLASSES = {}
-    DEGRADED_WHY = ""
 
 # Row states: the probe verdicts, plus hosts that could not be probed at all.
 REACHABLE = "reachable"

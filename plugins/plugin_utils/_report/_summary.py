@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import typing as t
 
+from ...module_utils._epns import FAILURE_CLASSES
 from ._normalise import optional_text
-from ._states import CELL_FAILED, CELL_OK, CELL_PROVEN_BY_AUTH, CELL_STATES, FAILURE_CLASSES, ROW_STATES, STATE_LABELS
+from ._states import CELL_FAILED, CELL_OK, CELL_PROVEN_BY_AUTH, CELL_STATES, ROW_STATES, STATE_LABELS
 from ._text import plain_text
 
 
