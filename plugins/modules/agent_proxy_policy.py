@@ -257,8 +257,8 @@ api:
 before:
   description:
     - The policies with O(name) and their assignments before the run - C(policies) (each C(uuid), C(name),
-      C(product), C(description), C(settings)) and C(assignments) (each C(policy), C(target), C(rank)). RV(commands)
-      and RV(files) are always empty - every step is an ESET PROTECT API call (RV(planned), RV(actions)).
+      C(product), C(description), C(settings)) and C(assignments) (each C(policy), C(target), C(rank)). C(commands)
+      and C(files) are always empty - every step is an ESET PROTECT API call (RV(planned), RV(actions)).
   returned: always
   type: dict
 after:

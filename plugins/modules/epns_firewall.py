@@ -195,7 +195,7 @@ notes:
     which never load a table.
   - With ufw, the rules are saved by ufw as they are added, so with O(rollback_seconds) a reboot before the
     confirmation keeps them (they only allow egress to EPNS). The other backends write nothing before it.
-  - Runs the Python standard library on the managed host; the controller side needs C(netaddr).
+  - Runs the Python standard library on the managed host and on the controller.
 seealso:
   - module: protectnet.epns.epns_probe
   - module: protectnet.epns.epns_firewall_confirm

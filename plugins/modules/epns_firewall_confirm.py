@@ -96,9 +96,8 @@ def main() -> None:
     except OSError as exc:
         module.fail_json(msg=f"the change was kept, but writing its files failed: {exc}")
     token = module.params["token"]
-    exit_changed(module, change_result(True, before={"token": token, "state": "armed"},
-                                       after={"token": token, "state": result.pop("state")}, state="confirmed",
-                                       **result))
+    result.update(before={"token": token, "state": "armed"}, after={"token": token, "state": result["state"]})
+    exit_changed(module, change_result(True, **result))
 
 
 if __name__ == "__main__":

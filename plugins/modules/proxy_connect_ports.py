@@ -270,7 +270,7 @@ before:
   sample: {snippet: null, included: false}
 after:
   description:
-    - The same after the run (as it would be, in check mode). The commands (RV(commands)) are the validation of the
+    - The same after the run (as it would be, in check mode). The commands (C(commands)) are the validation of the
       new files in a scratch directory (in check mode too), then, on a change, the validation in place and the reload.
   returned: always
   type: dict

@@ -12,8 +12,8 @@ description:
     (web console, More > Settings). This module validates and normalises those destinations, applies them to the
     server where its API allows it, and prepares the server host's own network to send them.
   - "Destinations: IPv4 multicast groups, IPv6 multicast groups and IPv4 subnet-directed broadcasts, given directly
-    (a broadcast as V(ADDRESS/PREFIX), for example V(10.1.2.255/24)) or computed from O(subnets) on the controller with
-    netaddr (V(10.1.2.0/24) gives V(10.1.2.255)). Unicast, loopback, the unspecified address and the limited broadcast
+    (a broadcast as V(ADDRESS/PREFIX), for example V(10.1.2.255/24)) or computed from O(subnets) on the controller
+    (V(10.1.2.0/24) gives V(10.1.2.255)). Unicast, loopback, the unspecified address and the limited broadcast
     V(255.255.255.255) are refused, with the reason they will not cross a router, unless O(allow) names them.
     Link-local multicast (V(224.0.0.0/24), V(ff02::/16)) is kept with a warning: it stays on one link. Duplicates are
     removed; the normalised list is returned."
@@ -68,8 +68,8 @@ options:
   subnets:
     description:
       - IPv4 agent subnets (V(10.1.2.0/24)) or agent interface addresses (V(10.1.2.7/24)); each adds the subnet's
-        directed broadcast, computed on the controller with netaddr (the action plugin hands the module
-        V(BROADCAST/PREFIX), which the module checks again with Python's ipaddress).
+        directed broadcast, computed on the controller (the action plugin hands the module
+        V(BROADCAST/PREFIX), which the module checks again, with the same code).
     type: list
     elements: str
     default: []
@@ -234,7 +234,7 @@ host_network:
   description: C(interface), C(routes) (C(before), C(after), C(commands)), C(firewall) (C(backend), C(backend_reason),
     C(changes), C(files), C(commands), C(multicast_ttl) (C(ttl), C(by), and for a TTL table its C(changes),
     C(files) and C(commands))); the routes also list the boot hook C(files). Commands and files have the shapes of
-    RV(commands) and RV(files), which list them all.
+    the common C(commands) and C(files) keys, which list them all.
   returned: when O(host_network=true)
   type: dict
 before:
