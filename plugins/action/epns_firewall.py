@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Controller side of epns_firewall (documentation in plugins/modules/epns_firewall.py):
-#   1. validate and normalise extra_destinations with netaddr (host bits rejected, overlaps merged);
+#   1. validate and normalise extra_destinations (host bits rejected, overlaps merged) with the module's own
+#      normalise_destinations, so a bad entry fails before the host is contacted;
 #   2. run the module on the host;
 #   3. with rollback_seconds, when the module armed a rollback: reset the connection and confirm over a fresh
 #      one (epns_firewall_confirm). No confirmation -> the host reverts by itself; the task fails saying so.
@@ -16,45 +17,15 @@ import typing as t
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
-
-try:
-    import netaddr
-except ImportError:  # pragma: no cover - reported when the task runs
-    netaddr = None
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
+    FirewallError,
+    normalise_destinations,
+)
 
 MODULE = "protectnet.epns.epns_firewall"
 CONFIRM = "protectnet.epns.epns_firewall_confirm"
 # How long after the host's deadline to keep trying to read its record of the revert.
 REVERT_GRACE = 20
-
-
-class DestinationError(ValueError):
-    pass
-
-
-def normalise_destinations(entries: t.Sequence[t.Any]) -> t.List[str]:
-    """Validate every entry (address or CIDR, no host bits) and merge overlaps; raise naming each bad entry."""
-    if netaddr is None:
-        raise DestinationError("the netaddr Python library is required on the controller (pip install netaddr)")
-    problems: t.List[str] = []
-    networks = []
-    for entry in entries:
-        text = str(entry).strip()
-        try:
-            network = netaddr.IPNetwork(text)
-        except (netaddr.AddrFormatError, ValueError, TypeError):
-            problems.append(f"{text!r} is not an IPv4/IPv6 address or CIDR (expected e.g. 91.228.165.144/28 "
-                            "or 2001:db8::/64)")
-            continue
-        if "/" in text and network.ip != network.network:
-            single = f"{network.ip}/{32 if network.version == 4 else 128}"
-            problems.append(f"{text!r} has host bits set: the network is {network.cidr} (or write the single address "
-                            f"as {single})")
-            continue
-        networks.append(network.cidr)
-    if problems:
-        raise DestinationError("extra_destinations: " + "; ".join(problems))
-    return [str(n) for n in netaddr.cidr_merge(networks)]
 
 
 class ActionModule(ActionBase):
@@ -69,10 +40,10 @@ class ActionModule(ActionBase):
             if isinstance(entries, str):
                 entries = [e for e in entries.replace(",", " ").split() if e]
             if not isinstance(entries, list):
-                raise DestinationError(f"extra_destinations must be a list of addresses or CIDRs, got {entries!r}")
+                raise FirewallError(f"extra_destinations must be a list of addresses or CIDRs, got {entries!r}")
             given = len(entries)
             args["extra_destinations"] = normalise_destinations(entries)
-        except DestinationError as exc:
+        except FirewallError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result
 

@@ -2,39 +2,29 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Controller side of wol_multicast (documentation in plugins/modules/wol_multicast.py): work out the directed
-# broadcast of every entry of `subnets` with netaddr and hand it to the module as BROADCAST/PREFIX (10.1.2.0/24 ->
-# 10.1.2.255/24). The module derives the same with the standard library, so it also works without this plugin;
-# entries netaddr cannot use are passed unchanged for the module to refuse with its message.
+# broadcast of every entry of `subnets` with the module's own broadcast_of and hand it to the module as
+# BROADCAST/PREFIX (10.1.2.0/24 -> 10.1.2.255/24). The module derives the same by itself, so it also works without
+# this plugin; entries it refuses are passed unchanged for the module to refuse with its message.
 from __future__ import annotations
 
 import typing as t
 
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
-
-try:
-    import netaddr
-except ImportError:  # pragma: no cover - reported when the task runs
-    netaddr = None
+from ansible_collections.protectnet.epns.plugins.module_utils._wol._validate import DestinationError, broadcast_of
 
 MODULE = "protectnet.epns.wol_multicast"
 
 
 def broadcasts(subnets: t.Sequence[t.Any]) -> t.Dict[str, t.List[str]]:
     """'10.1.2.0/24' or an interface address '10.1.2.7/24' -> {entry: ['10.1.2.255', '10.1.2.0/24']}.
-    Entries netaddr cannot read, IPv6 ones and /31-/32 are left for the module to refuse with its message."""
-    if netaddr is None:
-        return {}
+    Entries that are not IPv4 networks, and /31-/32, are left for the module to refuse with its message."""
     out: t.Dict[str, t.List[str]] = {}
     for entry in subnets:
-        text = str(entry).strip()
         try:
-            net = netaddr.IPNetwork(text)
-        except (netaddr.AddrFormatError, ValueError, TypeError):
+            out[str(entry)] = list(broadcast_of(str(entry)))
+        except DestinationError:
             continue
-        if net.version != 4 or net.prefixlen > 30 or net.broadcast is None:
-            continue
-        out[str(entry)] = [str(net.broadcast), str(net.cidr)]
     return out
 
 

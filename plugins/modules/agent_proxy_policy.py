@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - protectnet.epns.eset_api
   - protectnet.epns._attributes
   - protectnet.epns._attributes.ACTIONGROUP_EPNS
+  - protectnet.epns._result
 attributes:
   check_mode:
     support: full
@@ -253,6 +254,17 @@ api:
   description: Request counters (requests, retries, logins, token refreshes, re-authentications, collected 202).
   returned: always
   type: dict
+before:
+  description:
+    - The policies with O(name) and their assignments before the run - C(policies) (each C(uuid), C(name),
+      C(product), C(description), C(settings)) and C(assignments) (each C(policy), C(target), C(rank)). C(commands)
+      and C(files) are always empty - every step is an ESET PROTECT API call (RV(planned), RV(actions)).
+  returned: always
+  type: dict
+after:
+  description: The same after the run (as it would be, in check mode).
+  returned: always
+  type: dict
 map_confirmed:
   description: Whether the settings map in use is confirmed against a real server (false for the built-in one).
   returned: always
@@ -281,6 +293,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors 
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import PolicyApi  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._policy_codec import PolicyDataError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 
 DEFAULT_DESCRIPTION = "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
 NO_PROXY_AUTH = ("proxy credentials are not supported: ESET's push notification service (EPNS) and agent "
@@ -400,10 +413,10 @@ def main() -> None:
     except EsetApiError as exc:
         module.fail_json(msg=str(exc), error=exc.to_dict(), actions=runner.actions, changed=bool(runner.actions),
                          api=api_summary(client), **common)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(api=api_summary(client), **common, **result)
+    # before/after: the run's own, else the policies and assignments its diff compares
+    result.setdefault("before", result["diff"]["before"])
+    result.setdefault("after", result["diff"]["after"])
+    exit_changed(module, change_result(commands=[], files=[], api=api_summary(client), **common, **result))
 
 
 if __name__ == "__main__":

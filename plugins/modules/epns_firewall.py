@@ -45,6 +45,7 @@ author:
 extends_documentation_fragment:
   - protectnet.epns._attributes
   - protectnet.epns._attributes.ACTIONGROUP_EPNS
+  - protectnet.epns._result
 attributes:
   check_mode:
     support: full
@@ -194,7 +195,7 @@ notes:
     which never load a table.
   - With ufw, the rules are saved by ufw as they are added, so with O(rollback_seconds) a reboot before the
     confirmation keeps them (they only allow egress to EPNS). The other backends write nothing before it.
-  - Runs the Python standard library on the managed host; the controller side needs C(netaddr).
+  - Runs the Python standard library on the managed host and on the controller.
 seealso:
   - module: protectnet.epns.epns_probe
   - module: protectnet.epns.epns_firewall_confirm
@@ -267,11 +268,16 @@ changes:
   description: Owned objects added and removed; C(sets.changed) lists the addresses added to and removed from sets.
   returned: always
   type: dict
-files:
-  description: Files written or removed (or that would be, in check mode), each with C(path) and C(action).
+before:
+  description:
+    - The objects the module owns in the chosen backend before the run - C(containers) (tables, chains, ipset
+      definitions, hooks into foreign chains - id to spec), C(sets) (id to sorted networks) and C(rules) (id to text).
   returned: always
-  type: list
-  elements: dict
+  type: dict
+after:
+  description: The same objects after the run (as they would be, in check mode); empty for O(state=absent).
+  returned: always
+  type: dict
 not_applied:
   description:
     - Parts of the policy the backend cannot carry on this host, each with C(family), C(networks) and C(reason);
@@ -281,11 +287,6 @@ not_applied:
   type: list
   elements: dict
   sample: [{"family": "ipv6", "networks": ["2001:db8:0:1::10/128"], "reason": "IPv6 is turned off in ufw (...)"}]
-commands:
-  description: The commands the change runs (or would run, in check mode), each with C(argv) and C(stdin).
-  returned: always
-  type: list
-  elements: dict
 rollback:
   description:
     - C(null) without a rollback. Otherwise C(token), C(deadline) (epoch seconds), C(seconds) and, from the action
@@ -313,6 +314,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._refresh import check_interval  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import check_seconds  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 
 
 class ModuleRunner(Runner):
@@ -373,11 +375,7 @@ def main() -> None:
         module.fail_json(msg=str(exc), rolled_back=exc.rolled_back, changed=not exc.rolled_back)
     except FirewallError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    exit_changed(module, change_result(**result))
 
 
 if __name__ == "__main__":

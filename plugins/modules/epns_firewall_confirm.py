@@ -20,6 +20,7 @@ author:
   - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
+  - protectnet.epns._result
 attributes:
   check_mode:
     support: none
@@ -53,11 +54,20 @@ state:
   description: V(confirmed).
   returned: success
   type: str
-files:
-  description: The files written on confirmation.
+token:
+  description: The confirmed change's token.
   returned: success
-  type: list
-  elements: str
+  type: str
+before:
+  description: The pending change before the run, C(token) and C(state) (V(armed)).
+  returned: success
+  type: dict
+  sample: {token: 20260101T120000-0f3c2a9e, state: armed}
+after:
+  description: The same after the run, C(state) V(confirmed).
+  returned: success
+  type: dict
+  sample: {token: 20260101T120000-0f3c2a9e, state: confirmed}
 kept:
   description: V(true) when the change was kept but completing it failed (see the message).
   returned: failure after the change was kept
@@ -70,6 +80,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollbac
     KeptButIncomplete,
     confirm,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 
 
 def main() -> None:
@@ -84,7 +95,9 @@ def main() -> None:
         module.fail_json(msg=str(exc), rolled_back="too late" in str(exc))
     except OSError as exc:
         module.fail_json(msg=f"the change was kept, but writing its files failed: {exc}")
-    module.exit_json(changed=True, **result)
+    token = module.params["token"]
+    result.update(before={"token": token, "state": "armed"}, after={"token": token, "state": result["state"]})
+    exit_changed(module, change_result(True, **result))
 
 
 if __name__ == "__main__":

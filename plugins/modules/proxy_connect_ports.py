@@ -41,6 +41,7 @@ author:
   - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
+  - protectnet.epns._result
   - protectnet.epns._attributes.ACTIONGROUP_EPNS
 attributes:
   check_mode:
@@ -259,11 +260,20 @@ reloaded:
   description: Whether the proxy was reloaded.
   returned: unless eset_bridge
   type: bool
-commands:
-  description: The validation and reload commands run (argv lists).
-  returned: unless eset_bridge
-  type: list
-  elements: list
+before:
+  description:
+    - The managed part of the proxy's configuration before the run - C(snippet) (the managed snippet's content,
+      C(null) when there was none) and C(included) (the main file carries the marked include block). C(null) with
+      O(proxy=eset_bridge).
+  returned: always
+  type: dict
+  sample: {snippet: null, included: false}
+after:
+  description:
+    - The same after the run (as it would be, in check mode). The commands (C(commands)) are the validation of the
+      new files in a scratch directory (in check mode too), then, on a change, the validation in place and the reload.
+  returned: always
+  type: dict
 eset_bridge:
   description: With O(proxy=eset_bridge) - C(known) (facts, with their status) and C(manual_steps).
   returned: when proxy is eset_bridge
@@ -291,6 +301,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model impo
     check_ports,
     check_seconds,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 
 
 class ModuleRunner(Runner):
@@ -360,11 +371,7 @@ def main() -> None:
         module.fail_json(msg=str(exc), restored=exc.restored, changed=not exc.restored)
     except ProxyError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    exit_changed(module, change_result(**result))
 
 
 if __name__ == "__main__":

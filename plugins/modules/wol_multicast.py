@@ -12,8 +12,8 @@ description:
     (web console, More > Settings). This module validates and normalises those destinations, applies them to the
     server where its API allows it, and prepares the server host's own network to send them.
   - "Destinations: IPv4 multicast groups, IPv6 multicast groups and IPv4 subnet-directed broadcasts, given directly
-    (a broadcast as V(ADDRESS/PREFIX), for example V(10.1.2.255/24)) or computed from O(subnets) on the controller with
-    netaddr (V(10.1.2.0/24) gives V(10.1.2.255)). Unicast, loopback, the unspecified address and the limited broadcast
+    (a broadcast as V(ADDRESS/PREFIX), for example V(10.1.2.255/24)) or computed from O(subnets) on the controller
+    (V(10.1.2.0/24) gives V(10.1.2.255)). Unicast, loopback, the unspecified address and the limited broadcast
     V(255.255.255.255) are refused, with the reason they will not cross a router, unless O(allow) names them.
     Link-local multicast (V(224.0.0.0/24), V(ff02::/16)) is kept with a warning: it stays on one link. Duplicates are
     removed; the normalised list is returned."
@@ -47,6 +47,7 @@ author:
 extends_documentation_fragment:
   - protectnet.epns.eset_api
   - protectnet.epns._attributes
+  - protectnet.epns._result
 attributes:
   check_mode:
     support: full
@@ -67,8 +68,8 @@ options:
   subnets:
     description:
       - IPv4 agent subnets (V(10.1.2.0/24)) or agent interface addresses (V(10.1.2.7/24)); each adds the subnet's
-        directed broadcast, computed on the controller with netaddr (the action plugin hands the module
-        V(BROADCAST/PREFIX), which the module checks again with Python's ipaddress).
+        directed broadcast, computed on the controller (the action plugin hands the module
+        V(BROADCAST/PREFIX), which the module checks again, with the same code).
     type: list
     elements: str
     default: []
@@ -231,9 +232,23 @@ server:
   type: dict
 host_network:
   description: C(interface), C(routes) (C(before), C(after), C(commands)), C(firewall) (C(backend), C(backend_reason),
-    C(changes), C(files), C(multicast_ttl) (C(ttl), C(by), and for a TTL table its C(changes) and C(files))); the
-    routes also list the boot hook C(files).
+    C(changes), C(files), C(commands), C(multicast_ttl) (C(ttl), C(by), and for a TTL table its C(changes),
+    C(files) and C(commands))); the routes also list the boot hook C(files). Commands and files have the shapes of
+    the common C(commands) and C(files) keys, which list them all.
   returned: when O(host_network=true)
+  type: dict
+before:
+  description:
+    - What the module owns before the run - C(host_network) (C(routes), destination to interface; C(firewall) and,
+      for a TTL table, C(multicast_ttl) - the owned objects, C(containers), C(sets) and C(rules)) and
+      C(server_setting) (the addresses the server setting held). Each C(null) when not managed or not read.
+  returned: always
+  type: dict
+  sample: {host_network: {routes: {239.255.0.9/32: eth0}, firewall: {containers: {}, sets: {}, rules: {}}},
+           server_setting: [239.255.0.9]}
+after:
+  description: The same after the run (as it would be, in check mode).
+  returned: always
   type: dict
 api:
   description: Request counters of the API client.
@@ -250,6 +265,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors 
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _server, _settings_map  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol._validate import (  # noqa: E402
     ALLOWABLE,
@@ -285,11 +301,9 @@ def argument_spec() -> t.Dict[str, t.Any]:
     return spec
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("server_settings", True, ("username", "password"))])
+def checked_destinations(module: AnsibleModule, result: t.Dict[str, t.Any]) -> t.Any:
+    """Validate every option before anything is read or sent; fill the destination keys of the result."""
     p = module.params
-    result: t.Dict[str, t.Any] = {"changed": False, "action_required": None, "applied": False}
     if not 0 <= p["multicast_ttl"] <= 255:
         module.fail_json(msg=f"multicast_ttl {p['multicast_ttl']}: expected 0 (leave the TTL alone) to 255")
     try:
@@ -299,68 +313,96 @@ def main() -> None:
         raise  # unreachable
     for warning in checked.warnings:
         module.warn(warning)
-    dests = [d.as_dict(p["wol_port"]) for d in checked.destinations]
-    wanted = values(checked.destinations)
-    result.update(destinations=dests, values=wanted, duplicates_removed=checked.duplicates)
-    diff_before: t.List[str] = []
-    diff_after: t.List[str] = []
+    result.update(destinations=[d.as_dict(p["wol_port"]) for d in checked.destinations],
+                  values=values(checked.destinations), duplicates_removed=checked.duplicates)
     try:
-        smap = _settings_map.merged(p["settings_map"])
+        settings_map = _settings_map.merged(p["settings_map"])
     except ValueError as exc:
         module.fail_json(msg=str(exc), **result)
         raise
     if p["interface"] is not None and not _INTERFACE_RE.match(p["interface"]):
         module.fail_json(msg=f"interface {p['interface']!r} is not an interface name (1-15 characters, no '/', "
                          "blanks or ':')", **result)
+    return settings_map
 
+
+def host_network(module: AnsibleModule, result: t.Dict[str, t.Any], diff: t.Dict[str, t.List[str]],
+                 shape: t.Dict[str, t.Any]) -> None:
+    """Routes and firewall on this host; their commands, files and owned objects go into the common keys."""
+    p = module.params
+    try:
+        net = _hostnet.apply(SubprocessRunner(), result["destinations"], p["wol_port"], state=p["state"],
+                             interface=p["interface"], ttl=p["multicast_ttl"] or None, routes=True,
+                             firewall=p["firewall"], backend_name=p["firewall_backend"], persist=p["persist"],
+                             check_mode=module.check_mode)
+    except (FirewallError, _hostnet.HostNetError) as exc:
+        module.fail_json(msg=f"host network: {exc}", **result)
+        raise
+    for warning in net.pop("warnings"):
+        module.warn(warning)
+    net_diff = net.pop("diff")
+    diff["before"].append(net_diff["before"])
+    diff["after"].append(net_diff["after"])
+    shape["before"]["host_network"], shape["after"]["host_network"] = net.pop("before"), net.pop("after")
+    firewall = net["firewall"]
+    for part in (net["routes"], firewall.get("multicast_ttl", {}), firewall):
+        shape["commands"] += part.get("commands", [])
+        shape["files"] += part.get("files", [])
+    result["host_network"] = net
+    result["changed"] = bool(net["changed"])
+
+
+def _setting_line(setting: str, shown: t.Optional[t.Sequence[str]], note: str = "") -> str:
+    return f"server setting {setting}: " + (", ".join(shown) if shown is not None else "(unknown)") + note + "\n"
+
+
+def server_setting(module: AnsibleModule, settings_map: t.Any, result: t.Dict[str, t.Any],
+                   diff: t.Dict[str, t.List[str]], shape: t.Dict[str, t.Any]) -> None:
+    """The ESET PROTECT server's Wake-on-LAN setting, written through the API where the server allows it."""
+    wanted = result["values"]
+    client = client_from_module(module)
+    try:
+        server = _server.apply(client, settings_map, wanted, module.check_mode)
+    except _server.PermissionMissing as exc:
+        result["action_required"] = exc.action_required
+        module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
+        raise
+    except EsetApiError as exc:
+        module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
+        raise
+    result.update(server=server, api=api_summary(client), applied=server["applied"],
+                  action_required=server["action_required"])
+    result["changed"] = result["changed"] or server["changed"]
+    current = server["current"]
+    shape["before"]["server_setting"] = current
+    shape["after"]["server_setting"] = list(wanted) if server["applied"] else current
+    diff["before"].append(_setting_line(server["setting"], current))
+    diff["after"].append(_setting_line(server["setting"], wanted) if server["applied"] else
+                         _setting_line(server["setting"], current, " (action required: enter "
+                                       + ", ".join(wanted) + ")"))
+    if server["action_required"] and module.params["require_applied"]:
+        module.fail_json(msg="the Wake-on-LAN addresses are not applied on the server: "
+                         + server["action_required"]["message"], **result)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("server_settings", True, ("username", "password"))])
+    p = module.params
+    result: t.Dict[str, t.Any] = {"changed": False, "action_required": None, "applied": False}
+    settings_map = checked_destinations(module, result)
+    diff: t.Dict[str, t.List[str]] = {"before": [], "after": []}
+    shape: t.Dict[str, t.Any] = {"before": {"host_network": None, "server_setting": None},
+                                 "after": {"host_network": None, "server_setting": None}, "commands": [], "files": []}
     if p["host_network"]:
-        try:
-            net = _hostnet.apply(SubprocessRunner(), dests, p["wol_port"], state=p["state"], interface=p["interface"],
-                                 ttl=p["multicast_ttl"] or None, routes=True, firewall=p["firewall"],
-                                 backend_name=p["firewall_backend"], persist=p["persist"],
-                                 check_mode=module.check_mode)
-        except (FirewallError, _hostnet.HostNetError) as exc:
-            module.fail_json(msg=f"host network: {exc}", **result)
-            raise
-        for warning in net.pop("warnings"):
-            module.warn(warning)
-        diff = net.pop("diff")
-        diff_before.append(diff["before"])
-        diff_after.append(diff["after"])
-        result["host_network"] = net
-        result["changed"] = bool(net["changed"])
-
+        host_network(module, result, diff, shape)
     if not p["server_settings"] and p["state"] == "present":
         result["action_required"] = _server.action_required(
-            smap, wanted, None, "the server setting was not checked (server_settings is false)")
+            settings_map, result["values"], None, "the server setting was not checked (server_settings is false)")
     if p["server_settings"]:
-        client = client_from_module(module)
-        try:
-            server = _server.apply(client, smap, wanted, module.check_mode)
-        except _server.PermissionMissing as exc:
-            result["action_required"] = exc.action_required
-            module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
-            raise
-        except EsetApiError as exc:
-            module.fail_json(msg=f"ESET PROTECT API: {exc}", error=exc.to_dict(), api=api_summary(client), **result)
-            raise
-        result.update(server=server, api=api_summary(client), applied=server["applied"],
-                      action_required=server["action_required"])
-        result["changed"] = result["changed"] or server["changed"]
-        current = server["current"]
-        diff_before.append(f"server setting {server['setting']}: "
-                           + (", ".join(current) if current is not None else "(unknown)") + "\n")
-        diff_after.append(f"server setting {server['setting']}: "
-                          + (", ".join(wanted) if server["applied"] else
-                             (", ".join(current) if current is not None else "(unknown)")
-                             + " (action required: enter " + ", ".join(wanted) + ")") + "\n")
-        if server["action_required"] and p["require_applied"]:
-            module.fail_json(msg="the Wake-on-LAN addresses are not applied on the server: "
-                             + server["action_required"]["message"], **result)
-    if module._diff:
-        result["diff"] = {"before": "".join(diff_before), "after": "".join(diff_after)}
-    module.exit_json(**result)
-
+        server_setting(module, settings_map, result, diff, shape)
+    result["diff"] = {"before": "".join(diff["before"]), "after": "".join(diff["after"])}
+    exit_changed(module, change_result(**shape, **result))
 
 if __name__ == "__main__":
     main()

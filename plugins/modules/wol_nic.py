@@ -19,6 +19,7 @@ author:
   - protectnet.epns contributors (@protectnet)
 extends_documentation_fragment:
   - protectnet.epns._attributes
+  - protectnet.epns._result
 attributes:
   check_mode:
     support: full
@@ -115,15 +116,16 @@ before:
   returned: always
   type: dict
   sample: {wake_on: d, persistent: false}
-commands:
-  description: What was (or would be) run or written.
+after:
+  description: The same after the run (as it would be, in check mode).
   returned: always
-  type: list
-  elements: str
+  type: dict
+  sample: {wake_on: g, persistent: true}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _nic, _routes  # noqa: E402
 
 
@@ -144,12 +146,9 @@ def main() -> None:
     except (_nic.NicError, OSError) as exc:
         module.fail_json(msg=str(exc), interface=interface)
         raise
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = {"before": _nic.describe(interface, result["before"], result["method"]),
-                          "after": _nic.describe(interface, result, result["method"])}
-    module.exit_json(**result)
+    result["diff"] = {"before": _nic.describe(interface, result["before"], result["method"]),
+                      "after": _nic.describe(interface, result, result["method"])}
+    exit_changed(module, change_result(**result))
 
 
 if __name__ == "__main__":

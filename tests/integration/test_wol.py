@@ -113,7 +113,7 @@ def test_host_network_check_mode_apply_idempotent_and_absent(wlab: Any, tmp_path
     assert "ip6 hoplimit set 16" in rules and "198.18.2.255" in rules
     assert "239.255.0.9 dev eth0" in routes(wlab) and "ff05::9 dev eth0" in routes(wlab)
     # the boot hook brings the routes back when ifupdown brings eth0 up
-    assert applied["host_network"]["routes"]["files"] == [{"path": HOOK, "action": "written"}]
+    assert applied["host_network"]["routes"]["files"] == [{"path": HOOK, "action": "created"}]
     sh(wlab, wlab.server, ["ip", "route", "flush", "proto", "186"])
     sh(wlab, wlab.server, ["ip", "-6", "route", "flush", "proto", "186"])
     assert routes(wlab).strip() == ""

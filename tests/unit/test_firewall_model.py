@@ -1,20 +1,17 @@
-"""The backend-neutral firewall model and the action plugin's destination normalisation: pure, no host."""
+"""The backend-neutral firewall model and its destination normalisation (the action plugin's too): pure, no host."""
 from __future__ import annotations
 
 import socket
 import typing as t
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.action.epns_firewall import (
-    DestinationError,
-    normalise_destinations,
-)
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     PolicySpec,
     State,
     build_policy,
     diff,
+    normalise_destinations,
     split_host_port,
 )
 
@@ -92,7 +89,7 @@ def test_render_is_sorted_and_stable() -> None:
     assert State().render() == ""
 
 
-def test_action_normalises_destinations_with_netaddr() -> None:
+def test_destinations_are_normalised_once_for_the_action_plugin_and_the_module() -> None:
     assert normalise_destinations(["91.228.165.144/30", "91.228.165.148", "91.228.165.146", "2001:db8::/64",
                                    "2001:db8::1"]) == ["91.228.165.144/30", "91.228.165.148/32", "2001:db8::/64"]
     assert normalise_destinations(["10.0.0.0/25", "10.0.0.128/25"]) == ["10.0.0.0/24"]
@@ -106,7 +103,7 @@ def test_action_normalises_destinations_with_netaddr() -> None:
     ("10.0.0.0/33", "'10.0.0.0/33' is not"),
 ])
 def test_action_rejects_bad_destinations(entry: str, words: str) -> None:
-    with pytest.raises(DestinationError) as caught:
+    with pytest.raises(FirewallError) as caught:
         normalise_destinations(["1.2.3.4", entry])
     assert words in str(caught.value)
     assert str(caught.value).startswith("extra_destinations: ")

@@ -184,7 +184,7 @@ def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one
            "backend_name": "nftables", "persist": True}
     out = _hostnet.apply(runner, DESTS, 9, check_mode=False, **run)  # type: ignore[arg-type]
     assert out["firewall"]["multicast_ttl"]["files"] == [
-        {"path": ttl_names.persist_file, "action": "removed"}, {"path": str(main), "action": "written"}]
+        {"path": ttl_names.persist_file, "action": "removed"}, {"path": str(main), "action": "updated"}]
     assert main.read_text() == _nftables._with_include(host_own, True, wol_names)
     assert not Path(ttl_names.persist_file).exists() and Path(wol_names.persist_file).exists()
     again = _hostnet.apply(runner, DESTS, 9, check_mode=True, **run)  # type: ignore[arg-type]

@@ -94,14 +94,19 @@ def test_networkmanager_enables_runtime_and_connection_check_mode_first() -> Non
     runner = NicRunner(tools=("ethtool", "nmcli"), answers=answers)
     check = _nic.run(runner, "eth0", enable=True, method="auto", check_mode=True)
     assert check["method"] == "networkmanager" and check["changed"] and not runner.writes()
-    assert check["commands"] == ["ethtool -s eth0 wol g",
-                                 "nmcli connection modify Wired connection 1 802-3-ethernet.wake-on-lan magic"]
+    assert check["commands"] == [
+        {"argv": ["ethtool", "-s", "eth0", "wol", "g"], "stdin": None},
+        {"argv": ["nmcli", "connection", "modify", "Wired connection 1", "802-3-ethernet.wake-on-lan", "magic"],
+         "stdin": None}]
+    assert check["files"] == []
     assert check["before"] == {"wake_on": "d", "persistent": False} and check["enabled"] is True
+    assert check["after"] == {"wake_on": "g", "persistent": True}
     done = _nic.run(runner, "eth0", enable=True, method="auto", check_mode=False)
     assert runner.writes() == [("ethtool", "-s", "eth0", "wol", "g"),
                                ("nmcli", "connection", "modify", "Wired connection 1", "802-3-ethernet.wake-on-lan",
                                 "magic")]
     assert done["wake_on"] == "g" and done["enabled"] and done["persistent"] is True
+    assert done["after"] == {"wake_on": "g", "persistent": True}
     assert _nic.describe("eth0", done["before"], "networkmanager") == "eth0 wake-on: d, not persistent\n"
     assert _nic.describe("eth0", done, "networkmanager") == "eth0 wake-on: g, persistent (networkmanager)\n"
     # the connection now says magic: a second run changes nothing
@@ -116,10 +121,12 @@ def test_systemd_link_file_matches_the_mac_and_a_second_run_is_quiet(sys_and_etc
     done = _nic.run(runner, "eth0", enable=True, method="systemd_link", check_mode=False)
     link = sys_and_etc / "network/50-protectnet-wol-eth0.link"
     assert done["changed"] and done["persistent"] is True
+    assert done["files"] == [{"path": str(link), "action": "created"}]
+    assert [c["argv"] for c in done["commands"]] == [["ethtool", "-s", "eth0", "wol", "g"]]
     assert link.read_text() == f"# Managed by protectnet.epns.wol_nic\n[Match]\nMACAddress={MAC}\n\n[Link]\n" \
                                "WakeOnLan=magic\n"
     again = _nic.run(runner, "eth0", enable=True, method="systemd_link", check_mode=False)
-    assert again["changed"] is False
+    assert again["changed"] is False and again["files"] == [] and again["commands"] == []
 
 
 def test_plain_ethtool_warns_that_it_does_not_survive_a_reboot() -> None:

@@ -135,6 +135,8 @@ def run(request: Request, runner: Runner, check_mode: bool, resolver: Resolver =
         "destinations": _policy_doc(policy),
         "resolved": dict(policy.sources) if policy else {},
         "changes": change.as_dict(),
+        "before": current.as_dict(),
+        "after": desired.as_dict(),
         "files": [_file_doc(f) for f in files],
         "commands": [c.as_dict() for c in plan.commands],
         "diff": [{"before_header": f"{backend.name}: EPNS objects before", "after_header":

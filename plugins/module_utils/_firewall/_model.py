@@ -46,21 +46,44 @@ def check_owner_tag(tag: str, max_length: int) -> str:
 
 
 # -- destinations ---------------------------------------------------------------------------------------------
-def parse_network(text: str, what: str = "destination") -> Network:
-    """One address or CIDR, strictly: host bits set is an error that says which network was probably meant."""
+def _network_or_problem(text: str) -> t.Tuple[t.Optional[Network], str]:
+    """One address or CIDR, strictly; else why not (host bits set names the network probably meant)."""
     value = str(text).strip()
     try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
+        return ipaddress.ip_network(value, strict=True), ""
+    except ValueError:
         try:
             loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise FirewallError(
-                f"{what} {value!r} is not an IPv4/IPv6 address or CIDR (expected e.g. 91.228.165.144/28 or "
-                f"2001:db8::/64)") from exc
-        raise FirewallError(
-            f"{what} {value!r} has host bits set: the network is {loose.with_prefixlen} (or give the single "
-            f"address as {loose.network_address}/{loose.max_prefixlen})") from exc
+            return None, (f"{value!r} is not an IPv4/IPv6 address or CIDR (expected e.g. 91.228.165.144/28 or "
+                          "2001:db8::/64)")
+    address = value.split("/", 1)[0]
+    return None, (f"{value!r} has host bits set: the network is {loose.with_prefixlen} (or write the single "
+                  f"address as {address}/{loose.max_prefixlen})")
+
+
+def parse_network(text: str, what: str = "destination") -> Network:
+    network, problem = _network_or_problem(text)
+    if network is None:
+        raise FirewallError(f"{what} {problem}")
+    return network
+
+
+def normalise_destinations(entries: t.Sequence[t.Any], what: str = "extra_destinations") -> t.List[str]:
+    """Every entry checked (each bad one named in one FirewallError), overlapping and adjacent networks merged:
+    IPv4 first, then IPv6, each sorted. The action plugin's normalisation on the controller and the module's."""
+    networks: t.List[Network] = []
+    problems: t.List[str] = []
+    for entry in entries:
+        network, problem = _network_or_problem(entry)
+        if network is None:
+            problems.append(problem)
+        else:
+            networks.append(network)
+    if problems:
+        raise FirewallError(f"{what}: " + "; ".join(problems))
+    merged = collapse(networks)
+    return [*merged["ipv4"], *merged["ipv6"]]
 
 
 def collapse(networks: t.Iterable[Network]) -> t.Dict[str, t.Tuple[str, ...]]:
@@ -238,7 +261,7 @@ def build_policy(spec: PolicySpec, resolver: Resolver = socket.getaddrinfo,
     if not spec.ports:
         raise FirewallError("ports must name at least one TCP port (e.g. [8883, 443])")
     ports = tuple(sorted({check_port(p, "ports") for p in spec.ports}))
-    extra = [parse_network(d, "extra_destinations entry") for d in spec.extra_destinations]
+    extra = [ipaddress.ip_network(n) for n in normalise_destinations(spec.extra_destinations)]
     groups: t.List[Group] = []
     sources: t.Dict[str, t.Any] = {}
     direct = spec.via_proxy is None or spec.also_direct

@@ -126,11 +126,22 @@ def confirm(token: str, base: str = ROLLBACK_DIR) -> t.Dict[str, t.Any]:
         spec = json.load(handle)
     for command in spec.get("before", []):
         _run_checked(command)
-    for change in spec.get("files", []):
-        write_file(change)
+    files = [_written(change) for change in spec.get("files", [])]
     for command in spec.get("after", []):
         _run_checked(command)
-    return {"token": token, "state": "confirmed", "files": [f["path"] for f in spec.get("files", [])]}
+    return {"token": token, "state": "confirmed", "files": [f for f in files if f is not None],
+            "commands": [*spec.get("before", []), *spec.get("after", [])]}
+
+
+def _written(change: t.Mapping[str, t.Any]) -> t.Optional[t.Dict[str, str]]:
+    """Write one pending file; its `files` entry of the module result (module_utils/_result.py, which checks the
+    action; not imported, since this package runs on its own as the refresh job), None for the removal of a file
+    that was not there."""
+    existed = os.path.exists(change["path"])
+    write_file(change)
+    if change.get("content") is None:
+        return {"path": change["path"], "action": "removed"} if existed else None
+    return {"path": change["path"], "action": "updated" if existed else "created"}
 
 
 def _run_checked(command: t.Mapping[str, t.Any]) -> None:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import typing as t
 
+from .._result import command, file_change
 from . import _bridge
 from ._apache import Apache
 from ._backend import Backend
@@ -81,9 +82,18 @@ def _limits(items: t.Sequence[Limit]) -> t.List[t.Dict[str, t.Any]]:
     return [limit.as_dict() for limit in items]
 
 
+def _files(snippet: t.Tuple[str, t.Optional[str], t.Optional[str]], main: t.Tuple[str, t.Optional[str], str],
+           snippet_first: bool) -> t.List[t.Dict[str, str]]:
+    """The `files` of the result, in the order they are written: the main file never names a missing snippet."""
+    ordered = (snippet, main) if snippet_first else (main, snippet)
+    changes = (file_change(path, before, after) for path, before, after in ordered)
+    return [change for change in changes if change is not None]
+
+
 def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
     if settings.proxy == "eset_bridge":
-        return {"changed": False, "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
+        return {"changed": False, "before": None, "after": None, "commands": [], "files": [],
+                "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
                 "manual": True, "eset_bridge": _bridge.report(settings.ports, settings.allowed_sources),
                 "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
                              "eset_bridge.manual_steps"]}
@@ -100,7 +110,7 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
     snippet_path = os.path.abspath(settings.snippet_path or backend.snippet_path(config))
     snippet_before = read_text(snippet_path)
     root = backend.server_root(config)
-    commands: t.List[t.List[str]] = []
+    commands: t.List[t.Dict[str, t.Any]] = []
 
     try:
         running, how = backend.is_running(runner, binary, config)
@@ -143,6 +153,10 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
         "snippet": snippet_after, "limits": _limits(limits_before), "limits_after": _limits(limits_after),
         "limits_tradeoff": backend.limits_tradeoff, "epns_denied_by": denied_by,
         "validated": False, "reloaded": False, "commands": commands,
+        "before": {"snippet": snippet_before, "included": without_block(main_before) != main_before},
+        "after": {"snippet": snippet_after, "included": settings.state == "present"},
+        "files": _files((snippet_path, snippet_before, snippet_after), (config, main_before, main_after),
+                        snippet_first=snippet_after is not None),
         "diff": [{"before_header": snippet_path, "after_header": snippet_path,
                   "before": snippet_before or "", "after": snippet_after or ""},
                  {"before_header": config, "after_header": config, "before": main_before, "after": main_after}],
@@ -162,7 +176,7 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
 
 
 def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: str, root: str, snippet_path: str,
-                        main_after: str, snippet_after: t.Optional[str], commands: t.List[t.List[str]]) -> None:
+                        main_after: str, snippet_after: t.Optional[str], commands: t.List[t.Dict[str, t.Any]]) -> None:
     """Validate the new files in a scratch directory (the same in check mode): nothing under /etc changes."""
     scratch = tempfile.mkdtemp(prefix="protectnet_epns_proxy.")
     try:
@@ -174,7 +188,7 @@ def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: s
             text = with_block(main_after, backend.include_line(cand_snippet), backend.include_position)
         put(cand_main, text)
         argv = backend.validate_argv(binary, cand_main, root)
-        commands.append(argv)
+        commands.append(command(argv))
         rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
         if backend.failed(rc, out, err):
             current = backend.validate_argv(binary, config, root)
@@ -192,7 +206,7 @@ def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: s
 
 def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str, snippet_path: str,
            before: t.Tuple[str, t.Optional[str]], after: t.Tuple[str, t.Optional[str]], reload: bool,
-           commands: t.List[t.List[str]]) -> None:
+           commands: t.List[t.Dict[str, t.Any]]) -> None:
     main_before, snippet_before = before
     main_after, snippet_after = after
 
@@ -218,7 +232,7 @@ def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str
                          f"{'previous files restored' if restored else 'RESTORE FAILED, check ' + config}",
                          restored) from None
     argv = backend.validate_argv(binary, config, root)
-    commands.append(argv)
+    commands.append(command(argv))
     rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
     if backend.failed(rc, out, err):
         restored = restore()
@@ -228,7 +242,7 @@ def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str
     if not reload:
         return
     argv = backend.reload_argv(binary, config, root)
-    commands.append(argv)
+    commands.append(command(argv))
     rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
     if rc != 0:
         restored = restore()

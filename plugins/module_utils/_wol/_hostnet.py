@@ -18,6 +18,7 @@ from .._firewall._base import FileChange, Runner, Settings, write_file
 from .._firewall._engine import select_backend
 from .._firewall._model import FirewallError, Group, Policy, State
 from .._firewall._nftables import NftablesBackend
+from .._result import command, file_entry
 from . import _routes
 from ._routes import ROUTE_PROTO, RouteError
 
@@ -48,6 +49,11 @@ def firewall_backend(wanted: str, runner: Runner, persist: bool) -> t.Tuple[t.An
     return backend, reason
 
 
+def _file_docs(files: t.Sequence[FileChange]) -> t.List[t.Dict[str, str]]:
+    return [file_entry(f.path, "removed" if f.content is None else "created" if f.before is None else "updated")
+            for f in files]
+
+
 class _Part:
     """One firewall owner's read -> desired -> diff -> files, and the run that applies them."""
 
@@ -67,9 +73,9 @@ class _Part:
         return bool(self.change.changed or self.files)
 
     def summary(self) -> t.Dict[str, t.Any]:
-        return {"changes": self.change.as_dict(),
-                "files": [{"path": f.path, "action": "removed" if f.content is None else "written"}
-                          for f in self.files]}
+        plan = self.backend.plan(self.current, self.desired).commands if self.change.changed else []
+        return {"changes": self.change.as_dict(), "files": _file_docs(self.files),
+                "commands": [c.as_dict() for c in plan]}
 
     def apply(self) -> None:
         """All or nothing: the backend's own apply rolls its steps back; a file that cannot be written puts the
@@ -117,9 +123,11 @@ def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Ma
 def apply(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, *, state: str,
           interface: t.Optional[str], ttl: t.Optional[int], routes: bool, firewall: bool, backend_name: str,
           persist: bool, check_mode: bool) -> t.Dict[str, t.Any]:
-    """One run for the host network. Returns {changed, interface, routes, firewall, warnings, diff}. Everything is
+    """One run for the host network. Returns {changed, interface, routes, firewall, warnings, diff, before, after}
+    (before/after: the owned routes and firewall objects). Everything is
     read and computed before anything changes; a failure part-way puts the firewall parts already applied back."""
-    out: t.Dict[str, t.Any] = {"changed": False, "interface": None, "routes": {}, "firewall": {}, "warnings": []}
+    out: t.Dict[str, t.Any] = {"changed": False, "interface": None, "routes": {}, "firewall": {}, "warnings": [],
+                               "before": {}, "after": {}}
     before_lines: t.List[str] = []
     after_lines: t.List[str] = []
     route_cmds: t.List[t.List[str]] = []
@@ -139,9 +147,9 @@ def apply(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port:
             route_cmds = _routes.route_commands(current, want)
             hook_files, warnings = _routes.hook_files(want, persist)
             out["warnings"] += warnings
-            out["routes"] = {"before": current, "after": want, "commands": [" ".join(c) for c in route_cmds],
-                             "files": [{"path": f.path, "action": "removed" if f.content is None else "written"}
-                                       for f in hook_files]}
+            out["routes"] = {"before": current, "after": want, "commands": [command(c) for c in route_cmds],
+                             "files": _file_docs(hook_files)}
+            out["before"]["routes"], out["after"]["routes"] = current, want
             before_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(current.items())]
             after_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(want.items())]
             before_lines += [f"file {f.path}" for f in hook_files if f.before is not None]
@@ -155,6 +163,10 @@ def apply(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port:
             out["firewall"] = {"backend": backend.name, "backend_reason": reason, **main.summary(),
                                "multicast_ttl": ttl_info}
             parts = [p for p in (ttl_part, main) if p is not None]
+            out["before"]["firewall"], out["after"]["firewall"] = main.current.as_dict(), main.desired.as_dict()
+            if ttl_part is not None:
+                out["before"]["multicast_ttl"] = ttl_part.current.as_dict()
+                out["after"]["multicast_ttl"] = ttl_part.desired.as_dict()
             for part in parts:
                 before_lines += part.current.render().splitlines()
                 after_lines += part.desired.render().splitlines()

@@ -11,6 +11,7 @@ import os
 import re
 import typing as t
 
+from .. import _result
 from .._firewall._base import Runner, read_text, write_file
 
 LINK_DIR = "/etc/systemd/network"
@@ -94,6 +95,22 @@ def addresses_of(runner: Runner, interface: str) -> t.List[str]:
             if a.get("scope") == "global"]
 
 
+def _persistence(runner: Runner, interface: str, method: str, enabling: bool) -> t.Dict[str, t.Any]:
+    """Whether the method already keeps Wake-on-LAN across a reboot: {persistent[, connection]}."""
+    if method == "networkmanager":
+        conn = nm_connection(runner, interface)
+        if not conn and enabling:
+            raise NicError(f"method networkmanager: NetworkManager has no active connection on {interface} (nmcli "
+                           "device); use method auto, systemd_link or ethtool")
+        if conn:
+            rc, value, _e = runner.run(["nmcli", "-g", "802-3-ethernet.wake-on-lan", "connection", "show", conn])
+            return {"persistent": rc == 0 and "magic" in value, "connection": conn}
+    elif method == "systemd_link":
+        text = read_text(link_file(interface)) or ""
+        return {"persistent": "WakeOnLan=magic" in text}
+    return {}
+
+
 def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: bool) -> t.Dict[str, t.Any]:
     eth = read_ethtool(runner, interface)
     out: t.Dict[str, t.Any] = {"interface": interface, "mac": mac_of(interface), "supported": eth["supported"],
@@ -101,29 +118,19 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
                                "supports": eth["supports"], "wake_on": eth["wake_on"],
                                "wake_on_modes": [MODES.get(c, c) for c in eth["wake_on"]],
                                "enabled": "g" in eth["wake_on"], "method": None, "persistent": None,
-                               "changed": False, "reason": eth["reason"], "commands": []}
+                               "changed": False, "reason": eth["reason"], "commands": [], "files": []}
     if method == "auto":
         conn = nm_connection(runner, interface)
         method = "networkmanager" if conn else "systemd_link" if networkd_manages(runner, interface) else "ethtool"
     out["method"] = method
-    if method == "networkmanager":
-        conn = nm_connection(runner, interface)
-        if not conn and enable and eth["supported"] is True:
-            raise NicError(f"method networkmanager: NetworkManager has no active connection on {interface} (nmcli "
-                           "device); use method auto, systemd_link or ethtool")
-        if conn:
-            rc, value, _e = runner.run(["nmcli", "-g", "802-3-ethernet.wake-on-lan", "connection", "show", conn])
-            out["persistent"] = rc == 0 and "magic" in value
-            out["connection"] = conn
-    elif method == "systemd_link":
-        text = read_text(link_file(interface)) or ""
-        out["persistent"] = "WakeOnLan=magic" in text
+    out.update(_persistence(runner, interface, method, enable and eth["supported"] is True))
     out["before"] = {"wake_on": eth["wake_on"], "persistent": out["persistent"]}
     if method == "ethtool" and eth["supported"] is True and (enable or out["enabled"]):
         out["warnings"] = [f"Wake-on-LAN on {interface} is set with ethtool only and is lost at the next reboot: "
                            "neither NetworkManager nor systemd-networkd manages it (method networkmanager or "
                            "systemd_link makes it persistent)"]
     if not enable or eth["supported"] is not True:
+        out["after"] = dict(out["before"])
         return out
     cmds: t.List[t.List[str]] = []
     if not out["enabled"]:
@@ -138,8 +145,9 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
         content = ("# Managed by protectnet.epns.wol_nic\n[Match]\n" + f"MACAddress={out['mac']}\n"
                    + "\n[Link]\nWakeOnLan=magic\n")
         file_change = {"path": link_file(interface), "content": content, "mode": 0o644}
-        out["commands"].append(f"write {link_file(interface)}")
-    out["commands"] += [" ".join(c) for c in cmds]
+        out["files"].append(_result.file_entry(file_change["path"],
+                                               "updated" if os.path.exists(file_change["path"]) else "created"))
+    out["commands"] += [_result.command(c) for c in cmds]
     if cmds or file_change:
         out["changed"] = True
         if not check_mode:
@@ -156,6 +164,9 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
                 out["persistent"] = True
         else:
             out.update(enabled=True, persistent=True if method != "ethtool" else out["persistent"])
+    # `ethtool -s IFACE wol g` leaves exactly "g": what check mode predicts
+    out["after"] = {"wake_on": "g" if check_mode and cmds and cmds[0][:2] == ["ethtool", "-s"] else out["wake_on"],
+                    "persistent": out["persistent"]}
     return out
 
 
