@@ -3,6 +3,7 @@ state=absent, detection (inactive fails cleanly), check mode reads only."""
 from __future__ import annotations
 
 import pytest
+from _fake_runner import FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _ufw
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
@@ -12,7 +13,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     PolicySpec,
     State,
 )
-from test_firewall_backends import FakeRunner
 
 POLICY = Policy((Group("epns", (443, 8883), ("91.228.165.144/30", "198.18.1.10/32"), ("2001:db8:0:1::10/128",)),))
 MOVED = Policy((Group("epns", (443, 8883), ("91.228.165.144/30", "198.18.1.11/32"), ("2001:db8:0:1::10/128",)),))
@@ -133,6 +133,7 @@ def test_persist_false_is_refused_before_any_change() -> None:
 def test_engine_auto_picks_active_ufw_and_check_mode_only_reads() -> None:
     fake = runner()
     fake.tools |= {"nft"}
+    fake.answers[("nft", "-j", "list", "ruleset")] = (0, '{"nftables": [{"metainfo": {"version": "1.0.6"}}]}', "")
     result = _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (8883, 443))), fake, check_mode=True)
     assert result["backend"] == "ufw" and result["changed"] is True
     assert result["backend_reason"].startswith("auto: ufw is the running firewall daemon (ufw is active")

@@ -124,7 +124,8 @@ def test_option_checks() -> None:
 
 
 class FakeRunner(Runner):
-    """squid: running, validation fails when a candidate names `bad`; records every argv."""
+    """squid: running, validation fails when a candidate names `bad`; records every argv. Any other command fails
+    the test."""
 
     def __init__(self, reload_rc: int = 0) -> None:
         self.calls: t.List[t.List[str]] = []
@@ -142,7 +143,9 @@ class FakeRunner(Runner):
             return (1, "", "FATAL: Bungled bad") if "bad" in text + included else (0, "", "")
         if argv[1:3] == ["-k", "reconfigure"]:
             return self.reload_rc, "", "reload failed" if self.reload_rc else ""
-        return 0, "", ""
+        if argv[1:3] == ["-k", "check"]:
+            return 0, "", ""
+        pytest.fail(f"unexpected command {list(argv)}: this squid fake does not name it")
 
 
 def settings_for(tmp_path: Path, **over: t.Any) -> Settings:
