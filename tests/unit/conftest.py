@@ -27,6 +27,8 @@ SERVER_NAME = "epns.eset.com"
 # names, and declare the markers pyproject.toml declares for a plain pytest run.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _module_run import run_module  # noqa: E402,F401 (the fixture, for every unit test)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs root and builds the network-namespace lab")
