@@ -85,7 +85,7 @@ def life_cycle_absent(lab: Any, rec: Dict[str, Any], *, ruleset: HostCheck, file
     rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
 
 
-# What every backend's life cycle must show (each test file adds its backend's own checks).
+# What every backend's life cycle must show (test_firewall_backends_lab.py adds each backend's own checks).
 def assert_check_mode_predicts_and_touches_nothing(flow: Mapping[str, Any], backend: Optional[str] = None) -> None:
     for host in flow["hosts"]:
         result = flow["check"][host]
