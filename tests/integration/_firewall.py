@@ -85,7 +85,7 @@ def life_cycle_absent(lab: Any, rec: Dict[str, Any], *, ruleset: HostCheck, file
     rec["probe_absent"] = probe(lab, {h: s["probe"] for h, s in hosts.items()})
 
 
-# What every backend's life cycle must show (each test file adds its backend's own checks).
+# What every backend's life cycle must show (test_firewall_backends_lab.py adds each backend's own checks).
 def assert_check_mode_predicts_and_touches_nothing(flow: Mapping[str, Any], backend: Optional[str] = None) -> None:
     for host in flow["hosts"]:
         result = flow["check"][host]
@@ -140,8 +140,9 @@ def files_snapshot(lab: Any, host: str) -> Dict[str, Optional[str]]:
         done = lab.run(host, ["cat", path])
         snap[path] = done.stdout if done.returncode == 0 else None
         snap[f"{path} (mode owner group)"] = file_mode(lab, host, path)
-    done = lab.run(host, ["find", OWN_DIR, "/etc/iptables", "-type", "f"])
-    snap["(own files)"] = "\n".join(sorted(done.stdout.split())) if done.returncode == 0 else ""
+    # every file of ours with its mode, owner and group (the refresh job's script too, which WATCHED_FILES lacks)
+    done = lab.run(host, ["find", OWN_DIR, "/etc/iptables", "-type", "f", "-printf", "%m %u:%g %p\n"])
+    snap["(own files)"] = "\n".join(sorted(done.stdout.splitlines())) if done.returncode == 0 else ""
     return snap
 
 

@@ -19,6 +19,15 @@ LAB_AGENTS = int(os.environ.get("PNLAB_AGENTS", "3"))
 LAB_WOL = os.environ.get("PNLAB_WOL", "1") != "0"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the lab must say so with the `lab` marker, so that `pytest -m "not lab"` runs without root."""
+    unmarked = [item.nodeid for item in items
+                if "lab" in getattr(item, "fixturenames", ()) and item.get_closest_marker("lab") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use the lab fixture without the lab marker (pytestmark = "
+                                f"pytest.mark.lab): {', '.join(unmarked)}")
+
+
 def _needs_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("the namespace lab needs root (network namespaces, mounts, nftables in the lab)")

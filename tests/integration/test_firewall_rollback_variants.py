@@ -1,9 +1,10 @@
 """The rollback of an unconfirmed change on the variants the backend tests do not cover, in the lab: iptables-nft
-(test_firewall_iptables.py proves legacy), firewalld direct mode, and firewalld with the default persist: true
-(test_firewall_firewalld.py proves persist: false). New SSH sessions are refused on each host, so the confirmation
-over a fresh connection cannot arrive and the host's own watchdog must put everything back: the netfilter state
-and every file of /etc (content, mode, owner). On the firewalld hosts a restart of firewalld afterwards (it loads
-its permanent configuration) must not bring the change back: the permanent configuration was never changed.
+(test_firewall_backends_lab.py[iptables] proves legacy), firewalld direct mode, and firewalld with the default
+persist: true (test_firewall_backends_lab.py[firewalld] proves persist: false). New SSH sessions are refused on each
+host, so the confirmation over a fresh connection cannot arrive and the host's own watchdog must put everything
+back: the netfilter state and every file of /etc (content, mode, owner). On the firewalld hosts a restart of
+firewalld afterwards (it loads its permanent configuration) must not bring the change back: the permanent
+configuration was never changed.
 """
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from pnlab import Lab
 
+pytestmark = pytest.mark.lab
+
 LAB_CLI = Path(__file__).resolve().parent.parent / "lab" / "lab.py"
 BROKER4, BROKER6 = "198.18.1.10", "2001:db8:0:1::10"
 EPNS = "epns.eset.com"

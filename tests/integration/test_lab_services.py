@@ -13,6 +13,8 @@ from pnlab import Lab
 from pnlab.proc import alive
 from pnlab.teardown import lab_namespaces
 
+pytestmark = pytest.mark.lab
+
 BROKER4, BROKER6 = "198.18.1.10", "2001:db8:0:1::10"
 POLICY = "pnlab-test-egress"
 RICH = f'rule family="ipv4" destination address="{BROKER4}" port port="8883" protocol="tcp" accept'

@@ -31,11 +31,13 @@ def _iptables_deny(lab: Any, host: str) -> None:
 
 def _firewall_text(lab: Any, host: str) -> str:
     """Every firewall the host has (nftables with firewalld's and the TTL table, iptables legacy, ipsets, ufw's and
-    firewalld's saved files), counters and volatile ordering removed."""
+    firewalld's saved files with their modes and owners), counters and volatile ordering removed."""
     text = sh(lab, host, ["nft", "list", "ruleset"])
     text += sh(lab, host, ["sh", "-c", "iptables-legacy-save; ip6tables-legacy-save; ipset list -n; "
                            "cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null; "
-                           "cd /etc/firewalld 2>/dev/null && find . -type f | sort | xargs -r md5sum"])
+                           "stat -c '%a %U:%G %n' /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null; "
+                           "cd /etc/firewalld 2>/dev/null && find . -type f | sort | xargs -r md5sum && "
+                           "find . -printf '%y %m %u:%g %p\\n' | sort"])
     text = re.sub(r"counter packets \d+ bytes \d+", "counter", text)
     text = "\n".join(re.sub(r" \[\d+:\d+\]$", "", line) for line in text.splitlines()
                      if not line.startswith("# "))  # iptables-save's dated comments; ufw's "### tuple" lines stay

@@ -5,7 +5,6 @@ resolves or contacts a real name.
 """
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -27,31 +26,13 @@ SERVER_NAME = "epns.eset.com"
 # names, and declare the markers pyproject.toml declares for a plain pytest run.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _host_files import host_files  # noqa: E402
+from _module_run import run_module  # noqa: E402,F401 (the fixture, for every unit test)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs root and builds the network-namespace lab")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
-
-
-# What the firewall, proxy and Wake-on-LAN code writes on a real host. A unit test drives that code with fake
-# commands, but its file writes are real: one that forgot to point a path at tmp_path would change this machine.
-HOST_FILES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf", "/etc/protectnet_epns/**", "/etc/iptables/*",
-              "/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables", "/etc/sysconfig/ipset", "/etc/firewalld/**",
-              "/etc/ufw/*.rules", "/etc/cron.d/protectnet*", "/etc/systemd/system/protectnet*",
-              "/etc/network/if-up.d/*", "/etc/NetworkManager/dispatcher.d/*", "/etc/networkd-dispatcher/**",
-              "/etc/systemd/network/*", "/etc/squid/**", "/etc/apache2/**")
-
-
-def host_files() -> t.Dict[str, t.Tuple[int, int]]:
-    found: t.Dict[str, t.Tuple[int, int]] = {}
-    for pattern in HOST_FILES:
-        for name in glob.glob(pattern, recursive=True):
-            try:
-                info = os.stat(name)
-            except OSError:
-                continue
-            found[name] = (info.st_mtime_ns, info.st_size)
-    return found
 
 
 @pytest.fixture(autouse=True)

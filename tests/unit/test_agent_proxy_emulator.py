@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy
-from test_agent_proxy_logic import Runner
 
 TESTS = Path(__file__).resolve().parents[1]
 if not (TESTS / "emulator" / "server.py").exists():  # ansible-test units copies only tests/unit
@@ -66,10 +66,10 @@ def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[Runner]:
-    runner = Runner(capsys, monkeypatch)
-    yield runner
-    assert PASSWORD not in "\n".join(runner.outputs)
+def run(run_module: ModuleRun) -> ModuleRun:
+    run_module.diff = True
+    run_module.never_prints(PASSWORD)
+    return run_module
 
 
 def args(emu: Emulator, **extra: t.Any) -> dict:
@@ -104,7 +104,7 @@ def covered(emu: Emulator) -> bool:
 
 
 @pytest.mark.parametrize("step", list(STEPS))
-def test_failure_at_each_replacement_step(emu: Emulator, run: Runner, step: str) -> None:
+def test_failure_at_each_replacement_step(emu: Emulator, run: ModuleRun, step: str) -> None:
     run(agent_proxy_policy, args(emu))
     (old,) = mine(emu)
     rule = dict(STEPS[step], action="status", status=500, times=0)
@@ -157,7 +157,7 @@ def assert_one_policy_one_assignment_per_target(emu: Emulator) -> dict:
 
 @pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize("step", list(LOST))
-def test_a_lost_answer_to_a_replacement_post_creates_no_duplicate(emu: Emulator, run: Runner, step: str,
+def test_a_lost_answer_to_a_replacement_post_creates_no_duplicate(emu: Emulator, run: ModuleRun, step: str,
                                                                   loss: str) -> None:
     run(agent_proxy_policy, args(emu))
     (old,) = mine(emu)
@@ -173,7 +173,7 @@ def test_a_lost_answer_to_a_replacement_post_creates_no_duplicate(emu: Emulator,
 
 
 def test_a_lost_create_whose_lookup_fails_says_what_may_exist_and_a_rerun_converges(emu: Emulator,
-                                                                                     run: Runner) -> None:
+                                                                                     run: ModuleRun) -> None:
     run(agent_proxy_policy, args(emu))
     (old,) = mine(emu)
     control(emu, "POST", "faults", {"method": "POST", "path": "/v2/policies", "action": "status", "status": 502,
@@ -195,7 +195,7 @@ def test_a_lost_create_whose_lookup_fails_says_what_may_exist_and_a_rerun_conver
 
 
 def test_a_create_that_failed_before_the_server_acted_is_made_once_after_looking(emu: Emulator,
-                                                                                  run: Runner) -> None:
+                                                                                  run: ModuleRun) -> None:
     run(agent_proxy_policy, args(emu))
     control(emu, "POST", "faults", {"method": "POST", "path": "/v2/policy*", "action": "status", "status": 503,
                                     "times": 3})
@@ -205,7 +205,7 @@ def test_a_create_that_failed_before_the_server_acted_is_made_once_after_looking
 
 
 @pytest.mark.parametrize("loss", list(LOSSES))
-def test_a_lost_answer_to_an_unassign_is_not_a_failure(emu: Emulator, run: Runner, loss: str) -> None:
+def test_a_lost_answer_to_an_unassign_is_not_a_failure(emu: Emulator, run: ModuleRun, loss: str) -> None:
     run(agent_proxy_policy, args(emu))
     (policy,) = mine(emu)
     control(emu, "POST", "faults", dict(method="DELETE", path="/v2/policy-assignments/*", commit=True,

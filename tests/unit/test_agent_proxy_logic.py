@@ -6,46 +6,19 @@ import typing as t
 
 import pytest
 from _fake_eset import PASSWORD, FakeEset, Fault
+from _module_run import ModuleRun
 from _policy_vectors import b64, format2
-from ansible.module_utils import basic
 from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy, eset_policy_info
 
 NAME = "EPNS via bridge"
 
 
-class Runner:
-    def __init__(self, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.capsys = capsys
-        self.monkeypatch = monkeypatch
-        self.outputs: t.List[str] = []
-        self.warnings: t.List[str] = []
-        original = basic.AnsibleModule.warn
-
-        def warn(module: t.Any, msg: str) -> None:  # the controller's Display may swallow warnings in-process
-            self.warnings.append(msg)
-            original(module, msg)
-
-        monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
-
-    def __call__(self, module: t.Any, args: dict, check: bool = False, diff: bool = True) -> dict:
-        payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-        self.monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
-        self.monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-        self.warnings.clear()
-        with pytest.raises(SystemExit):
-            module.main()
-        captured = self.capsys.readouterr()
-        self.outputs += [captured.out, captured.err]
-        return t.cast(dict, json.loads(captured.out))
-
-
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[Runner]:
-    runner = Runner(capsys, monkeypatch)
-    yield runner
-    everything = "\n".join(runner.outputs)
-    assert PASSWORD not in everything  # the secret scan every test in this file gets for free
+def run(run_module: ModuleRun) -> ModuleRun:
+    run_module.diff = True
+    run_module.never_prints(PASSWORD)  # the secret scan every test in this file gets for free
+    return run_module
 
 
 @pytest.fixture(params=["on_prem", "cloud"])
@@ -86,7 +59,7 @@ def covered(fake: FakeEset, groups: t.Iterable[str]) -> bool:
     return all(any(names.get(policy) == NAME for policy, _rank in fake.ranks(g)) for g in groups)
 
 
-def test_full_lifecycle(fake: FakeEset, run: Runner) -> None:
+def test_full_lifecycle(fake: FakeEset, run: ModuleRun) -> None:
     w = world(fake)
     first = run(agent_proxy_policy, args(fake))
     assert first["changed"] is True and not first["replaced"], first
@@ -128,7 +101,7 @@ def test_full_lifecycle(fake: FakeEset, run: Runner) -> None:
     assert run(agent_proxy_policy, args(fake, state="absent"))["changed"] is False
 
 
-def test_check_mode_sends_no_write_request(fake: FakeEset, run: Runner) -> None:
+def test_check_mode_sends_no_write_request(fake: FakeEset, run: ModuleRun) -> None:
     world(fake)
     fake.requests.clear()
     predicted = run(agent_proxy_policy, args(fake), check=True)
@@ -143,14 +116,14 @@ def test_check_mode_sends_no_write_request(fake: FakeEset, run: Runner) -> None:
     assert fake.writes() == [] and len(mine(fake)) == 1
 
 
-def test_a_map_of_ones_own_is_confirmed_only_when_it_says_so(fake: FakeEset, run: Runner) -> None:
+def test_a_map_of_ones_own_is_confirmed_only_when_it_says_so(fake: FakeEset, run: ModuleRun) -> None:
     own = {"product": "eset.local.products.agent"}
     assert run(agent_proxy_policy, args(fake, settings_map=own), check=True)["map_confirmed"] is False
     confirmed = run(agent_proxy_policy, args(fake, settings_map=dict(own, confirmed=True)), check=True)
     assert confirmed["map_confirmed"] is True and not any("NOT confirmed" in w for w in run.warnings)
 
 
-def test_per_service_settings(fake: FakeEset, run: Runner) -> None:
+def test_per_service_settings(fake: FakeEset, run: ModuleRun) -> None:
     result = run(agent_proxy_policy, args(fake, targets=None, services=["replication"], fallback_direct=False))
     assert result["map_confirmed"] is False and any("NOT confirmed" in w for w in run.warnings)
     flat = settings_of(mine(fake)[0])
@@ -162,7 +135,7 @@ def test_per_service_settings(fake: FakeEset, run: Runner) -> None:
     assert flat["agent/settings/HttpProxy/UseDirectConnectionIfProxyUnavailable"] == "0"
 
 
-def test_targets_and_rank_are_desired_state(fake: FakeEset, run: Runner) -> None:
+def test_targets_and_rank_are_desired_state(fake: FakeEset, run: ModuleRun) -> None:
     w = world(fake)
     run(agent_proxy_policy, args(fake))
     (policy,) = mine(fake)
@@ -187,7 +160,7 @@ STEPS = [  # (step, fault factory): a Fault counts down, so each test gets its o
 
 
 @pytest.mark.parametrize("step", [s for s, _f in STEPS])
-def test_a_failure_at_each_step_never_leaves_a_target_uncovered(fake: FakeEset, run: Runner, step: str) -> None:
+def test_a_failure_at_each_step_never_leaves_a_target_uncovered(fake: FakeEset, run: ModuleRun, step: str) -> None:
     w = world(fake)
     groups = [w["servers"], w["linux"]]
     run(agent_proxy_policy, args(fake))
@@ -233,7 +206,7 @@ def test_a_failure_at_each_step_never_leaves_a_target_uncovered(fake: FakeEset, 
     assert run(agent_proxy_policy, args(fake, proxy_host="new.lab"))["changed"] is False
 
 
-def test_a_failed_rollback_keeps_both_policies_and_a_rerun_finishes(fake: FakeEset, run: Runner) -> None:
+def test_a_failed_rollback_keeps_both_policies_and_a_rerun_finishes(fake: FakeEset, run: ModuleRun) -> None:
     w = world(fake)
     run(agent_proxy_policy, args(fake))
     (old,) = mine(fake)
@@ -250,7 +223,7 @@ def test_a_failed_rollback_keeps_both_policies_and_a_rerun_finishes(fake: FakeEs
         assert fake.ranks(group) == [(w["other"], 1), (new["uuid"], 2)]
 
 
-def test_expired_token_and_429_storm_mid_run(fake: FakeEset, run: Runner) -> None:
+def test_expired_token_and_429_storm_mid_run(fake: FakeEset, run: ModuleRun) -> None:
     world(fake)
     fake.faults.append(Fault("GET", "/v1/device_groups", 401))
     fake.faults.append(Fault("POST", "/v2/policies", 429, times=3, headers={"Retry-After": "0"}))
@@ -260,7 +233,7 @@ def test_expired_token_and_429_storm_mid_run(fake: FakeEset, run: Runner) -> Non
     assert len(mine(fake)) == 1
 
 
-def test_202_is_collected_during_a_run(run: Runner) -> None:
+def test_202_is_collected_during_a_run(run: ModuleRun) -> None:
     with FakeEset(deployment="cloud") as fake:
         world(fake)
         fake.answer_202 += ["/v2/policies", "/v2/policy-assignments"]
@@ -268,7 +241,7 @@ def test_202_is_collected_during_a_run(run: Runner) -> None:
         assert result["changed"] and result["api"]["collected_202"] == 2 and len(mine(fake)) == 1
 
 
-def test_template_policy_is_cloned_with_only_mapped_values_changed(fake: FakeEset, run: Runner) -> None:
+def test_template_policy_is_cloned_with_only_mapped_values_changed(fake: FakeEset, run: ModuleRun) -> None:
     world(fake)
     raw = format2(product="agent_vector")
     template = fake.add_policy("Agent proxy (console)", "eset.real.agent.id", b64(raw))
@@ -295,7 +268,7 @@ def test_template_policy_is_cloned_with_only_mapped_values_changed(fake: FakeEse
     assert again["changed"] is False
 
 
-def test_settings_map_file(fake: FakeEset, run: Runner, tmp_path: t.Any) -> None:
+def test_settings_map_file(fake: FakeEset, run: ModuleRun, tmp_path: t.Any) -> None:
     path = tmp_path / "map.yml"
     path.write_text("product: my.agent\nsection: agentx\n")
     result = run(agent_proxy_policy, args(fake, targets=None, settings_map_file=str(path)))
@@ -345,7 +318,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("extra", "words"), BAD_INPUT, ids=[w[:40] for _e, w in BAD_INPUT])
-def test_bad_input_fails_cleanly(fake: FakeEset, run: Runner, extra: dict, words: str) -> None:
+def test_bad_input_fails_cleanly(fake: FakeEset, run: ModuleRun, extra: dict, words: str) -> None:
     world(fake)
     fake.requests.clear()
     params = args(fake, **extra)
@@ -356,13 +329,13 @@ def test_bad_input_fails_cleanly(fake: FakeEset, run: Runner, extra: dict, words
     assert fake.writes() == []
 
 
-def test_builtin_policy_name_is_refused(fake: FakeEset, run: Runner) -> None:
+def test_builtin_policy_name_is_refused(fake: FakeEset, run: ModuleRun) -> None:
     fake.add_policy(NAME, "eset.local.products.agent", b64(b'{"policy":{"format":"1"}}'), built_in=True)
     result = run(agent_proxy_policy, args(fake, targets=None))
     assert result["failed"] and "built-in policy" in result["msg"] and fake.writes() == []
 
 
-def test_nothing_secret_in_any_output(fake: FakeEset, run: Runner) -> None:
+def test_nothing_secret_in_any_output(fake: FakeEset, run: ModuleRun) -> None:
     world(fake)
     outputs = [run(agent_proxy_policy, args(fake), diff=True),
                run(agent_proxy_policy, args(fake, proxy_host="b.lab"), check=True),
@@ -378,7 +351,7 @@ def test_nothing_secret_in_any_output(fake: FakeEset, run: Runner) -> None:
             assert PASSWORD not in recorded.body and PASSWORD not in json.dumps(recorded.headers)
 
 
-def test_credentials_from_environment(fake: FakeEset, run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_from_environment(fake: FakeEset, run: ModuleRun, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ESET_PROTECT_USERNAME", fake.username)
     monkeypatch.setenv("ESET_PROTECT_PASSWORD", fake.password)
     monkeypatch.setenv("ESET_PROTECT_DEPLOYMENT", fake.deployment)
@@ -387,7 +360,7 @@ def test_credentials_from_environment(fake: FakeEset, run: Runner, monkeypatch: 
     assert result["changed"] is True and result["api"]["deployment"] == fake.deployment
 
 
-def test_policy_info(fake: FakeEset, run: Runner) -> None:
+def test_policy_info(fake: FakeEset, run: ModuleRun) -> None:
     w = world(fake)
     raw = format2()
     nested = b'{"policy":{"format":1}}\n' + __import__("_policy_vectors").ar(

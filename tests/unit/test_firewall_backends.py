@@ -5,8 +5,9 @@ import json
 import typing as t
 
 import pytest
+from _fake_runner import OK, FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _iptables, _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
     FirewallError,
@@ -21,24 +22,6 @@ MOVED = Policy((Group("epns", (443, 8883), ("198.18.1.11/32",), ("2001:db8:0:1::
 READ_ONLY = {("nft", "-j", "list", "ruleset"), ("iptables-legacy-save",), ("ip6tables-legacy-save",),
              ("iptables-nft-save",), ("ip6tables-nft-save",), ("ipset", "save"), ("ipset", "list", "-n"),
              ("iptables", "-V")}
-
-
-class FakeRunner(Runner):
-    """Answers from a table keyed by argv; records every call."""
-
-    def __init__(self, answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]],
-                 tools: t.Sequence[str] = ("nft",)) -> None:
-        self.answers = answers
-        self.tools = set(tools)
-        self.calls: t.List[t.Tuple[t.Tuple[str, ...], t.Optional[str]]] = []
-
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        key = tuple(a.rsplit("/", 1)[-1] if i == 0 else a for i, a in enumerate(argv))
-        self.calls.append((key, data))
-        return self.answers.get(key, (0, "", ""))
-
-    def which(self, name: str) -> t.Optional[str]:
-        return f"/usr/sbin/{name}" if name in self.tools else None
 
 
 def nft_json(*items: t.Dict[str, t.Any]) -> str:
@@ -182,7 +165,10 @@ def test_engine_unknown_and_missing_backends_fail_cleanly() -> None:
 
 
 def test_failed_apply_undoes_earlier_steps() -> None:
-    runner = FakeRunner({("iptables-legacy-restore", "--noflush"): (1, "", "iptables-restore: line 3 failed")},
+    empty = (0, "", "")  # a host with no rules and no ipsets yet
+    runner = FakeRunner({("iptables-legacy-restore", "--noflush"): (1, "", "iptables-restore: line 3 failed"),
+                         ("iptables-legacy-save",): empty, ("ipset", "list", "-n"): empty, ("ipset", "save"): empty,
+                         ("ipset", "-exist", "restore"): OK, ("ipset", "destroy", "protectnet_epns_epns_v4"): OK},
                         tools=("iptables-legacy-save", "iptables-legacy-restore", "ipset"))
     backend = _iptables.IptablesBackend(runner, Settings(options={"iptables_variant": "legacy", "ipset": True}))
     current = backend.read_current()

@@ -6,6 +6,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from _fake_runner import FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _firewalld
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
@@ -16,7 +17,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     PolicySpec,
     State,
 )
-from test_firewall_backends import FakeRunner
 
 POLICY = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ("2001:db8:0:1::10/128",)),))
 MOVED = Policy((Group("epns", (443, 8883), ("198.18.1.11/32",), ("2001:db8:0:1::10/128",)),))
@@ -65,6 +65,9 @@ def runner(installed: bool = True, running: bool = True) -> FakeRunner:
                                            if installed else "allow-host-ipv6\n", ""),
         ("firewall-cmd", "--info-ipset", "protectnet_epns_epns_v4"): (0, INFO_V4, ""),
         ("firewall-cmd", "--info-ipset", "protectnet_epns_epns_v6"): (0, INFO_V6, ""),
+        ("firewall-cmd", "--version"): (0, "1.3.3\n", ""),
+        ("firewall-cmd", "--direct", "--get-all-rules"): (0, "", ""),
+        ("firewall-cmd", "--direct", "--get-all-chains"): (0, "", ""),
     }
     return FakeRunner(answers, tools=("firewall-cmd", "tee", "rm"))
 
@@ -143,9 +146,14 @@ def test_absent_removes_the_objects_and_the_persisted_files(firewalld_config_dir
         c.content for c in removals)
 
 
-def test_failed_reload_undoes_the_staged_files_and_reloads() -> None:
+def test_failed_reload_undoes_the_staged_files_and_reloads(firewalld_config_dir: Path) -> None:
     fake = runner(installed=False)
     fake.answers[("firewall-cmd", "--check-config")] = (1, "", "Error: INVALID_IPSET: bad entry\n")
+    fake.answers[("firewall-cmd", "--reload")] = (0, "success\n", "")
+    for staged in ("ipsets/protectnet_epns_epns_v4.xml", "ipsets/protectnet_epns_epns_v6.xml",
+                   "policies/protectnet_epns.xml"):
+        fake.answers[("tee", str(firewalld_config_dir / staged))] = (0, "", "")
+        fake.answers[("rm", "-f", str(firewalld_config_dir / staged))] = (0, "", "")
     backend = _firewalld.FirewalldBackend(fake)
     current = backend.read_current()
     with pytest.raises(ApplyError) as caught:
@@ -183,6 +191,8 @@ def test_old_firewalld_without_policies_fails_clearly_in_policy_mode() -> None:
 def test_engine_auto_picks_running_firewalld_and_check_mode_only_reads() -> None:
     fake = runner(installed=False)
     fake.tools |= {"nft", "ufw"}
+    fake.answers[("nft", "-j", "list", "ruleset")] = (0, '{"nftables": [{"metainfo": {"version": "1.0.6"}}]}', "")
+    fake.answers[("ufw", "status", "verbose")] = (0, "Status: inactive\n", "")
     result = _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (8883, 443))), fake, check_mode=True)
     assert result["backend"] == "firewalld"
     assert result["backend_reason"] == "auto: firewalld is the running firewall daemon (firewalld is running)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+from _fake_runner import FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _iptables
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
@@ -14,7 +15,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     State,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet
-from test_firewall_backends import FakeRunner as SharedFakeRunner
 
 EPNS = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ()),))
 WOL = Policy((Group("wol", (9,), ("239.255.0.9/32", "10.1.2.255/32"), (), "udp", 16),))
@@ -44,10 +44,10 @@ add protectnet_wol_wol_v4 239.255.0.9
 """
 
 
-def FakeRunner(answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]],
-               tools: t.Sequence[str] = TOOLS) -> SharedFakeRunner:
-    """The shared fake runner, with the legacy iptables tools and ipset installed."""
-    return SharedFakeRunner(answers, tools=tools)
+def legacy_host(answers: t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]],
+                tools: t.Sequence[str] = TOOLS) -> FakeRunner:
+    """A host with the legacy iptables tools and a working ipset (no sets unless `ipset save` is answered)."""
+    return FakeRunner({("ipset", "list", "-n"): (0, "", ""), ("ipset", "save"): (0, "", ""), **answers}, tools=tools)
 
 
 def _backend(runner: Runner, tag: t.Optional[str], ipset: bool = True, persist: bool = True
@@ -58,8 +58,8 @@ def _backend(runner: Runner, tag: t.Optional[str], ipset: bool = True, persist: 
     return _iptables.IptablesBackend(runner, Settings(persist=persist, options=options))
 
 
-def _both() -> SharedFakeRunner:
-    return FakeRunner({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, "")})
+def _both() -> FakeRunner:
+    return legacy_host({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, "")})
 
 
 def test_names_per_tag() -> None:
@@ -107,7 +107,7 @@ def test_two_owners_plans_touch_only_their_own_objects() -> None:
 
 
 def test_udp_rules_fresh_install_with_and_without_ipset() -> None:
-    runner = FakeRunner({("iptables-legacy-save",): (0, "*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "")})
+    runner = legacy_host({("iptables-legacy-save",): (0, "*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "")})
     backend = _backend(runner, "protectnet_wol")
     current = backend.read_current()
     desired = backend.compute_desired(WOL, current)
@@ -135,7 +135,7 @@ def test_udp_rules_without_ipset_read_back_idempotent() -> None:
              '"protectnet_wol wol ipv4 udp 9" -j ACCEPT\n'
              '-A PROTECTNET_WOL -d 239.255.0.9/32 -p udp -m multiport --dports 9 -m comment --comment '
              '"protectnet_wol wol ipv4 udp 9" -j ACCEPT\nCOMMIT\n')
-    runner = FakeRunner({("iptables-legacy-save",): (0, saved, "")})
+    runner = legacy_host({("iptables-legacy-save",): (0, saved, "")})
     backend = _backend(runner, "protectnet_wol", ipset=False)
     current = backend.read_current()
     assert not backend.diff(current, backend.compute_desired(WOL, current)).changed
@@ -194,7 +194,7 @@ def test_persist_per_owner(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(_iptables.PERSIST_PATHS, "debian", paths)
     monkeypatch.setattr(_iptables.IptablesBackend, "distro", lambda self: "debian")
     (tmp_path / "rules.v4").write_text(HOST_FILE)
-    runner = FakeRunner({("iptables-legacy-save",): (0, "*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "")})
+    runner = legacy_host({("iptables-legacy-save",): (0, "*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "")})
     epns = _backend(runner, None)
     wol = _backend(runner, "protectnet_wol")
     for backend, policy in ((epns, EPNS), (wol, WOL)):

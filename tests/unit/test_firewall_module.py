@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils import basic
+from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import epns_firewall, epns_firewall_confirm
 
 
-def run_module(module: object, args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command",
-                        lambda *a, **k: pytest.fail(f"no command may run for bad input: {a} {k}"))
-    with pytest.raises(SystemExit):
-        module.main()  # type: ignore[attr-defined]
-    return json.loads(capsys.readouterr().out)
+@pytest.fixture
+def refused(run_module: ModuleRun) -> ModuleRun:
+    run_module.refuse_commands()
+    return run_module
 
 
 @pytest.mark.parametrize(("args", "words"), [
@@ -29,14 +25,13 @@ def run_module(module: object, args: dict, capsys: pytest.CaptureFixture, monkey
     ({"via_proxy": "proxy.lab:0"}, "via_proxy: '0' is not a TCP port"),
     ({"bogus": 1}, "bogus"),
 ])
-def test_bad_options_fail_cleanly(args: dict, words: str, capsys: pytest.CaptureFixture,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(epns_firewall, args, capsys, monkeypatch)
+def test_bad_options_fail_cleanly(args: dict, words: str, refused: ModuleRun) -> None:
+    result = refused(epns_firewall, args)
     assert result["failed"] is True
     assert words in result["msg"], result["msg"]
     assert "Traceback" not in json.dumps(result)
 
 
-def test_confirm_unknown_token(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(epns_firewall_confirm, {"token": "20260101T000000-deadbeef"}, capsys, monkeypatch)
+def test_confirm_unknown_token(refused: ModuleRun) -> None:
+    result = refused(epns_firewall_confirm, {"token": "20260101T000000-deadbeef"})
     assert result["failed"] is True and "no pending change" in result["msg"]

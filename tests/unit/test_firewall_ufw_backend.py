@@ -2,7 +2,11 @@
 state=absent, detection (inactive fails cleanly), check mode reads only."""
 from __future__ import annotations
 
+import typing as t
+from pathlib import Path
+
 import pytest
+from _fake_runner import FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _ufw
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
@@ -12,7 +16,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     PolicySpec,
     State,
 )
-from test_firewall_backends import FakeRunner
 
 POLICY = Policy((Group("epns", (443, 8883), ("91.228.165.144/30", "198.18.1.10/32"), ("2001:db8:0:1::10/128",)),))
 MOVED = Policy((Group("epns", (443, 8883), ("91.228.165.144/30", "198.18.1.11/32"), ("2001:db8:0:1::10/128",)),))
@@ -133,6 +136,7 @@ def test_persist_false_is_refused_before_any_change() -> None:
 def test_engine_auto_picks_active_ufw_and_check_mode_only_reads() -> None:
     fake = runner()
     fake.tools |= {"nft"}
+    fake.answers[("nft", "-j", "list", "ruleset")] = (0, '{"nftables": [{"metainfo": {"version": "1.0.6"}}]}', "")
     result = _engine.run(_engine.Request(spec=PolicySpec("198.18.1.10", (8883, 443))), fake, check_mode=True)
     assert result["backend"] == "ufw" and result["changed"] is True
     assert result["backend_reason"].startswith("auto: ufw is the running firewall daemon (ufw is active")
@@ -141,19 +145,28 @@ def test_engine_auto_picks_active_ufw_and_check_mode_only_reads() -> None:
 
 
 # -- ufw with IPv6 turned off (IPV6=no in /etc/default/ufw) --------------------------------------------------------
+@pytest.fixture
+def etc_default_ufw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t.Callable[[str], Path]:
+    """/etc/default/ufw in tmp_path: call it with the file's text."""
+    defaults = tmp_path / "ufw"
+    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+
+    def write(text: str) -> Path:
+        defaults.write_text(text)
+        return defaults
+    return write
+
+
 @pytest.mark.parametrize("line, on", [("IPV6=yes", True), ("IPV6=no", False), ('IPV6="no"', False),
                                       ("IPV6=NO", False), ("#IPV6=no", True)])
-def test_ipv6_setting_is_read_from_etc_default_ufw(tmp_path, monkeypatch, line: str, on: bool) -> None:
-    defaults = tmp_path / "ufw"
-    defaults.write_text(f"# /etc/default/ufw\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n{line}\n")
-    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+def test_ipv6_setting_is_read_from_etc_default_ufw(etc_default_ufw: t.Callable[[str], Path], line: str,
+                                                   on: bool) -> None:
+    etc_default_ufw(f"# /etc/default/ufw\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n{line}\n")
     assert _ufw.ipv6_enabled() is on
 
 
-def test_ipv6_off_leaves_the_ipv6_part_unapplied_and_says_why(tmp_path, monkeypatch) -> None:
-    defaults = tmp_path / "ufw"
-    defaults.write_text("IPV6=no\n")
-    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+def test_ipv6_off_leaves_the_ipv6_part_unapplied_and_says_why(etc_default_ufw: t.Callable[[str], Path]) -> None:
+    defaults = etc_default_ufw("IPV6=no\n")
     backend = _ufw.UfwBackend(runner())
     desired = backend.compute_desired(POLICY, backend.read_current())
     assert V6 not in desired.rules and V4 in desired.rules
@@ -164,19 +177,15 @@ def test_ipv6_off_leaves_the_ipv6_part_unapplied_and_says_why(tmp_path, monkeypa
     assert all("2001:db8" not in " ".join(c.argv) for c in backend.plan(State(), desired).commands)
 
 
-def test_ipv6_on_applies_both_families(tmp_path, monkeypatch) -> None:
-    defaults = tmp_path / "ufw"
-    defaults.write_text("IPV6=yes\n")
-    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+def test_ipv6_on_applies_both_families(etc_default_ufw: t.Callable[[str], Path]) -> None:
+    etc_default_ufw("IPV6=yes\n")
     backend = _ufw.UfwBackend(runner())
     desired = backend.compute_desired(POLICY, backend.read_current())
     assert {V4, V6} <= set(desired.rules) and backend.not_applied == []
 
 
-def test_engine_reports_what_was_not_applied(tmp_path, monkeypatch) -> None:
-    defaults = tmp_path / "ufw"
-    defaults.write_text("IPV6=no\n")
-    monkeypatch.setattr(_ufw, "DEFAULTS_FILE", str(defaults))
+def test_engine_reports_what_was_not_applied(etc_default_ufw: t.Callable[[str], Path]) -> None:
+    etc_default_ufw("IPV6=no\n")
     request = _engine.Request(backend="ufw", spec=PolicySpec(host="198.18.1.10", extra_destinations=(
         "2001:db8:0:1::10",), ports=(8883,)))
     result = _engine.run(request, runner(), check_mode=True)

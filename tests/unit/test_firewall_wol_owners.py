@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _fake_runner import FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _firewalld, _nftables, _ufw
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
@@ -13,7 +14,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     Policy,
     State,
 )
-from test_firewall_backends import HOST_DENY, FakeRunner, nft_json
+from test_firewall_backends import HOST_DENY, nft_json
 from test_firewall_firewalld_backend import DIRECT_CHAINS, DIRECT_RULES, HOST_DIRECT_XML, old_runner
 from test_firewall_firewalld_backend import runner as firewalld_runner
 from test_firewall_ufw_backend import ADDED_OURS
@@ -67,6 +68,9 @@ def test_firewalld_wol_reads_back_its_udp_rules_and_a_second_run_is_empty() -> N
             ""),
         ("firewall-cmd", "--info-ipset", "protectnet_wol_wol_v6"): (
             0, "protectnet_wol_wol_v6\n  type: hash:net\n  options: family=inet6\n  entries: ff05::9\n", ""),
+        ("firewall-cmd", "--version"): (0, "1.3.3\n", ""),
+        ("firewall-cmd", "--direct", "--get-all-rules"): (0, "", ""),
+        ("firewall-cmd", "--direct", "--get-all-chains"): (0, "", ""),
     }, tools=("firewall-cmd", "tee", "rm"))
     wol = _firewalld.FirewalldBackend(fake, Settings(options=WOL_TAG))
     current = wol.read_current()

@@ -9,10 +9,11 @@ import typing as t
 
 import pytest
 from _fake_eset import FakeEset, Fault
+from _module_run import ModuleRun
 from _policy_vectors import ar, b64, compact, format1, lzma_alone
 from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy, eset_policy_info
-from test_agent_proxy_logic import Runner, args, world
+from test_agent_proxy_logic import args, world
 
 NAMED = "Named-S3cret-55"
 TYPED = "Typed-S3cret-44"
@@ -45,8 +46,9 @@ def secret_policy() -> bytes:
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Runner:
-    return Runner(capsys, monkeypatch)
+def run(run_module: ModuleRun) -> ModuleRun:
+    run_module.diff = True
+    return run_module
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ def fake() -> t.Iterator[FakeEset]:
         yield running
 
 
-def shown(run: Runner) -> str:
+def shown(run: ModuleRun) -> str:
     return "\n".join(run.outputs)
 
 
@@ -74,7 +76,7 @@ def test_the_codec_masks_by_name_type_value_and_opaque_member() -> None:
     assert codec.flatten(codec.masked_sections(inner, opaque=True)) == {"endpoint/Comment": codec.MASK}
 
 
-def test_eset_policy_info_masks_secrets_unless_revealed(fake: FakeEset, run: Runner) -> None:
+def test_eset_policy_info_masks_secrets_unless_revealed(fake: FakeEset, run: ModuleRun) -> None:
     fake.add_policy("Agent (console)", "eset.local.products.agent", b64(secret_policy()))
     result = run(eset_policy_info, fake.params(name="Agent (console)", include_nested=True))
     (policy,) = result["policies"]
@@ -89,7 +91,7 @@ def test_eset_policy_info_masks_secrets_unless_revealed(fake: FakeEset, run: Run
     assert policy["nested"][0]["settings_flat"] == {"endpoint/Comment": NESTED}
 
 
-def test_agent_proxy_policy_masks_secrets_in_its_diff_and_errors(fake: FakeEset, run: Runner) -> None:
+def test_agent_proxy_policy_masks_secrets_in_its_diff_and_errors(fake: FakeEset, run: ModuleRun) -> None:
     world(fake)
     fake.add_policy("Agent proxy (console)", "eset.real.agent.id", b64(secret_policy()))
     options = dict(template_policy="Agent proxy (console)", settings_map=SETTINGS_MAP)

@@ -516,10 +516,36 @@ def test_no_threads_left_behind(run: t.Any, tls_server: t.Any, lo: t.Any) -> Non
     assert threading.active_count() <= before + 1   # the server's own handler may still be closing
 
 
-def test_ssl_module_exposes_the_message_callback() -> None:
-    # The probe reads certificates and alerts of failed handshakes through it.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx._msg_callback = lambda *args: None  # type: ignore[attr-defined]
+def test_ssl_module_exposes_the_message_callback(pki: t.Any) -> None:
+    """The probe reads certificates and alerts of failed handshakes through SSLContext._msg_callback. Setting an
+    attribute of that name would succeed on any Python (SSLContext takes any attribute), so prove the hook: it is
+    the C context's own descriptor, and a handshake calls it with the server's Certificate message."""
+    assert "_msg_callback" in vars(ssl.SSLContext.__mro__[1])  # _ssl._SSLContext, not an instance attribute
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(str(pki.ca))
+    seen: t.List[t.Tuple[str, t.Any]] = []
+    client._msg_callback = (  # type: ignore[attr-defined]
+        lambda conn, direction, version, content_type, msg_type, data: seen.append((direction, msg_type)))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    from_client, from_server = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ends = [client.wrap_bio(to_client, from_client, server_hostname="epns.eset.com"),
+            server.wrap_bio(to_server, from_server, server_side=True)]
+    done = [False, False]
+    for _round in range(10):
+        for i, end in enumerate(ends):
+            try:
+                end.do_handshake()
+                done[i] = True
+            except ssl.SSLWantReadError:
+                pass
+        to_server.write(from_client.read())
+        to_client.write(from_server.read())
+        if all(done):
+            break
+    assert all(done), "the in-memory handshake did not finish"
+    assert ("read", ssl._TLSMessageType.CERTIFICATE) in seen, seen  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- what proves a path (issue 11)

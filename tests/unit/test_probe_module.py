@@ -5,16 +5,8 @@ import json
 import typing as t
 
 import pytest
-from ansible.module_utils import basic
+from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import epns_probe
-
-
-def run_module(args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    with pytest.raises(SystemExit):
-        epns_probe.main()
-    return json.loads(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(("args", "words"), [
@@ -31,16 +23,15 @@ def run_module(args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.Mo
     ({"client_key": "/tmp/x.key"}, "client_key"),
     ({"bogus": 1}, "bogus"),
 ])
-def test_bad_options_fail_cleanly(args: dict, words: str, capsys: pytest.CaptureFixture,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(args, capsys, monkeypatch)
+def test_bad_options_fail_cleanly(args: dict, words: str, run_module: ModuleRun) -> None:
+    result = run_module(epns_probe, args)
     assert result["failed"] is True
     assert words in result["msg"], result["msg"]
     assert "Traceback" not in json.dumps(result)
 
 
-def test_proxy_password_is_not_echoed(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module({"proxies": ["http://agent:s3cret@proxy.lab:3128"]}, capsys, monkeypatch)
+def test_proxy_password_is_not_echoed(run_module: ModuleRun) -> None:
+    result = run_module(epns_probe, {"proxies": ["http://agent:s3cret@proxy.lab:3128"]})
     assert "s3cret" not in json.dumps(result)
 
 
@@ -52,9 +43,9 @@ def probe_args(lo: t.Any, pki: t.Any, **extra: t.Any) -> dict:
 
 
 @pytest.mark.parametrize(("fail_on", "failed"), [("unreachable", True), ("never", False)])
-def test_fail_on_returns_the_full_result(lo: t.Any, pki: t.Any, capsys: pytest.CaptureFixture,
-                                         monkeypatch: pytest.MonkeyPatch, fail_on: str, failed: bool) -> None:
-    result = run_module(probe_args(lo, pki, fail_on=fail_on), capsys, monkeypatch)
+def test_fail_on_returns_the_full_result(lo: t.Any, pki: t.Any, run_module: ModuleRun, fail_on: str,
+                                         failed: bool) -> None:
+    result = run_module(epns_probe, probe_args(lo, pki, fail_on=fail_on))
     assert result.get("failed", False) is failed
     assert result["changed"] is False and result["verdict"] == "unreachable"
     assert len(result["paths"]) == 2
@@ -62,16 +53,15 @@ def test_fail_on_returns_the_full_result(lo: t.Any, pki: t.Any, capsys: pytest.C
         assert result["msg"].startswith("EPNS is unreachable: No path reaches EPNS")
 
 
-def test_degraded_and_check_mode(lo: t.Any, pki: t.Any, servers: list, capsys: pytest.CaptureFixture,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_degraded_and_check_mode(lo: t.Any, pki: t.Any, servers: list, run_module: ModuleRun) -> None:
     broker = lo.LoopbackServer(lo.mqtt_broker(), lo.tls_server_context(pki.server_cert, pki.server_key))
     servers.append(broker)
     args = probe_args(lo, pki, fallback_port=broker.port, _ansible_check_mode=True)
-    result = run_module(args, capsys, monkeypatch)
+    result = run_module(epns_probe, args)
     assert "failed" not in result and result["changed"] is False
     assert result["verdict"] == "degraded" and result["working_fallback"] == f"{broker.port} direct"
     args["fail_on"] = "degraded"
-    result = run_module(args, capsys, monkeypatch)
+    result = run_module(epns_probe, args)
     assert result["failed"] is True and result["verdict"] == "degraded"
 
 

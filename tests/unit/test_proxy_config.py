@@ -2,12 +2,11 @@
 engine's validate-swap-reload-restore sequence against a fake runner, and bad options."""
 from __future__ import annotations
 
-import json
 import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import basic
+from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy import _conf, _engine
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._apache import Apache
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (
@@ -124,7 +123,8 @@ def test_option_checks() -> None:
 
 
 class FakeRunner(Runner):
-    """squid: running, validation fails when a candidate names `bad`; records every argv."""
+    """squid: running, validation fails when a candidate names `bad`; records every argv. Any other command fails
+    the test."""
 
     def __init__(self, reload_rc: int = 0) -> None:
         self.calls: t.List[t.List[str]] = []
@@ -142,7 +142,9 @@ class FakeRunner(Runner):
             return (1, "", "FATAL: Bungled bad") if "bad" in text + included else (0, "", "")
         if argv[1:3] == ["-k", "reconfigure"]:
             return self.reload_rc, "", "reload failed" if self.reload_rc else ""
-        return 0, "", ""
+        if argv[1:3] == ["-k", "check"]:
+            return 0, "", ""
+        pytest.fail(f"unexpected command {list(argv)}: this squid fake does not name it")
 
 
 def settings_for(tmp_path: Path, **over: t.Any) -> Settings:
@@ -190,14 +192,10 @@ def test_engine_refuses_a_stopped_proxy(tmp_path: Path) -> None:
         _engine.run(settings_for(tmp_path), Stopped(), check_mode=False)
 
 
-def run_module(args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command",
-                        lambda *a, **k: pytest.fail(f"no command may run for bad input: {a} {k}"))
-    with pytest.raises(SystemExit):
-        proxy_connect_ports.main()
-    return t.cast(dict, json.loads(capsys.readouterr().out))
+@pytest.fixture
+def refused(run_module: ModuleRun) -> ModuleRun:
+    run_module.refuse_commands()
+    return run_module
 
 
 @pytest.mark.parametrize("args,message", [
@@ -209,15 +207,13 @@ def run_module(args: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.Mo
     ({"allowed_sources": ["10.0.0.0/8"], "epns_host": ""}, "no EPNS destination"),
     ({"allowed_sources": ["10.0.0.0/8"], "idle_timeout": 5}, "idle_timeout must be"),
 ])
-def test_bad_options_fail_before_any_command(args: dict, message: str, capsys: pytest.CaptureFixture,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(args, capsys, monkeypatch)
+def test_bad_options_fail_before_any_command(args: dict, message: str, refused: ModuleRun) -> None:
+    result = refused(proxy_connect_ports, args)
     assert result["failed"] and message in result["msg"] and not result["changed"]
 
 
-def test_eset_bridge_reports_and_changes_nothing(capsys: pytest.CaptureFixture,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module({"proxy": "eset_bridge", "allowed_sources": ["10.0.0.0/8"]}, capsys, monkeypatch)
+def test_eset_bridge_reports_and_changes_nothing(refused: ModuleRun) -> None:
+    result = refused(proxy_connect_ports, {"proxy": "eset_bridge", "allowed_sources": ["10.0.0.0/8"]})
     assert not result["changed"] and result["manual"]
     assert any("8883" in step for step in result["eset_bridge"]["manual_steps"])
 

@@ -8,11 +8,11 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from _fake_runner import OK, FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError, Group, Policy
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
-from test_firewall_backends import FakeRunner
 from test_firewall_iptables_owners import BOTH, IPSETS, TOOLS
 from test_firewall_ufw_backend import STATUS_ACTIVE
 
@@ -21,11 +21,18 @@ DESTS = [{"address": "239.255.0.9", "kind": "ipv4_multicast", "family": "ipv4", 
          {"address": "224.0.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "link"},
          {"address": "10.1.2.255", "kind": "directed_broadcast", "family": "ipv4", "scope": "routed"}]
 
+# The host's network as `ip -j` shows it: the default route on eth0, and none of our multicast routes yet.
+HOST_NET = {("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), ""),
+            ("ip", "-j", "link", "show"): (0, json.dumps([{"ifname": "lo"}, {"ifname": "eth0"}]), ""),
+            ("ip", "-j", "-4", "route", "show", "proto", "186"): (0, "[]", ""),
+            ("ip", "-j", "-6", "route", "show", "proto", "186"): (0, "[]", "")}
+ROUTES_ADDED = {("ip", "-4", "route", "replace", "239.255.0.9/32", "dev", "eth0", "proto", "186"): OK,
+                ("ip", "-6", "route", "replace", "ff05::9/128", "dev", "eth0", "proto", "186"): OK}
+
 
 def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", {"/nonexistent/protectnet-test/if-up.d": "hook"})
-    runner = FakeRunner({("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), ""),
-                         ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    runner = FakeRunner({**HOST_NET, ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
     out = _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
                          backend_name="nftables", persist=False, check_mode=True)
     assert out["changed"] and out["interface"] == "eth0"
@@ -93,10 +100,10 @@ HOOKS_OFF = {"/nonexistent/protectnet-test/if-up.d": "hook"}
 
 
 def _iptables_runner(tools: t.Sequence[str] = (*TOOLS, "nft")) -> FakeRunner:
-    return FakeRunner({("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, ""),
-                          ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
-                          ("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), "")},
-                         tools=tools)
+    return FakeRunner({**HOST_NET, ("iptables-legacy-save",): (0, BOTH, ""), ("ipset", "save"): (0, IPSETS, ""),
+                       ("ipset", "list", "-n"): OK,
+                       ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")},
+                      tools=tools)
 
 
 def _nft_scripts(runner: FakeRunner) -> t.List[str]:
@@ -106,6 +113,7 @@ def _nft_scripts(runner: FakeRunner) -> t.List[str]:
 def test_iptables_gets_the_udp_rules_and_a_ttl_table_for_the_groups_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
     runner = _iptables_runner()
+    runner.answers.update({("nft", "-f", "-"): OK, ("ipset", "-exist", "restore"): OK})
     out = _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=False, firewall=True,
                          backend_name="iptables", persist=False, check_mode=False)
     fw = out["firewall"]
@@ -135,6 +143,7 @@ def test_a_ttl_needs_nft_beside_iptables_and_fails_before_any_change(monkeypatch
 def test_a_failing_firewall_puts_the_routes_and_the_ttl_table_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
     runner = _iptables_runner()
+    runner.answers.update({**ROUTES_ADDED, ("nft", "-f", "-"): OK})
     runner.answers[("ipset", "-exist", "restore")] = (1, "", "ipset v7.17: Error in line 3\n")
     with pytest.raises(FirewallError, match="Error in line 3"):
         _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
@@ -152,9 +161,9 @@ def test_a_failing_firewall_puts_the_routes_and_the_ttl_table_back(monkeypatch: 
 def test_ufw_without_persistence_fails_before_any_change(monkeypatch: pytest.MonkeyPatch) -> None:
     """ufw saves every rule it adds, so persist: false cannot be honoured: refused before routes or the TTL table."""
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
-    runner = FakeRunner({("ufw", "status", "verbose"): (0, STATUS_ACTIVE, ""), ("ufw", "show", "added"): (0, "", ""),
-                         ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
-                         ("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), "")},
+    runner = FakeRunner({**HOST_NET, ("ufw", "status", "verbose"): (0, STATUS_ACTIVE, ""),
+                         ("ufw", "show", "added"): (0, "", ""),
+                         ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")},
                         tools=("ufw", "nft"))
     with pytest.raises(FirewallError, match="ufw has no runtime-only rules"):
         _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=True, firewall=True,
@@ -179,7 +188,8 @@ def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one
     main.write_text(_nftables._with_include(host_own, True, ttl_names))
     (tmp_path / "own").mkdir()
     Path(ttl_names.persist_file).write_text("table inet protectnet_wolttl\ndelete table inet protectnet_wolttl\n")
-    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
+                         ("nft", "-f", "-"): OK})
     run = {"state": "present", "interface": None, "ttl": 16, "routes": False, "firewall": True,
            "backend_name": "nftables", "persist": True}
     out = _hostnet.apply(runner, DESTS, 9, check_mode=False, **run)  # type: ignore[arg-type]

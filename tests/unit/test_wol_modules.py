@@ -3,31 +3,24 @@ what is accepted, never a traceback, and before any command runs or any packet i
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import typing as t
 
 import pytest
-from ansible.module_utils import basic
+from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import wol_multicast, wol_nic, wol_probe
 
 
-def run_module(module: object, args: t.Dict[str, t.Any], capsys: pytest.CaptureFixture,
-               monkeypatch: pytest.MonkeyPatch) -> t.Dict[str, t.Any]:
-    def refuse(*a: t.Any, **k: t.Any) -> t.NoReturn:
-        pytest.fail(f"nothing may run for bad input: {a} {k}")
+@pytest.fixture
+def refused(run_module: ModuleRun) -> t.Callable[[t.Any, t.Dict[str, t.Any]], t.Dict[str, t.Any]]:
+    """The module on bad input: nothing runs or is sent, and it fails cleanly."""
+    run_module.refuse_commands()
 
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", refuse)
-    monkeypatch.setattr(subprocess, "run", refuse)
-    monkeypatch.setattr(socket.socket, "sendto", refuse)
-    with pytest.raises(SystemExit):
-        module.main()  # type: ignore[attr-defined]
-    result: t.Dict[str, t.Any] = json.loads(capsys.readouterr().out)
-    assert result.get("failed") is True, result
-    assert "Traceback" not in json.dumps(result)
-    return result
+    def run(module: t.Any, args: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
+        result = run_module(module, args)
+        assert result.get("failed") is True, result
+        assert "Traceback" not in json.dumps(result)
+        return result
+    return run
 
 
 @pytest.mark.parametrize(("args", "words"), [
@@ -40,9 +33,8 @@ def run_module(module: object, args: t.Dict[str, t.Any], capsys: pytest.CaptureF
     ({"destinations": ["239.255.0.9"], "wol_port": 10}, "wol_port"),
     ({"destinations": ["239.255.0.9"], "allow": ["everything"]}, "allow"),
 ])
-def test_wol_multicast_bad_options(args: t.Dict[str, t.Any], words: str, capsys: pytest.CaptureFixture,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(wol_multicast, {"server_settings": False, **args}, capsys, monkeypatch)
+def test_wol_multicast_bad_options(args: t.Dict[str, t.Any], words: str, refused: t.Any) -> None:
+    result = refused(wol_multicast, {"server_settings": False, **args})
     assert words in result["msg"], result["msg"]
 
 
@@ -57,14 +49,13 @@ def test_wol_multicast_bad_options(args: t.Dict[str, t.Any], words: str, capsys:
     ({"mode": "listen", "mac": "00:11:22"}, "mac '00:11:22' is not a MAC address"),
     ({"mode": "send", "destinations": ["239.255.0.9"], "secureon": "x1"}, "secureon: expected 6 bytes like a MAC"),
 ])
-def test_wol_probe_bad_options(args: t.Dict[str, t.Any], words: str, capsys: pytest.CaptureFixture,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(wol_probe, args, capsys, monkeypatch)
+def test_wol_probe_bad_options(args: t.Dict[str, t.Any], words: str, refused: t.Any) -> None:
+    result = refused(wol_probe, args)
     assert words in result["msg"], result["msg"]
     assert "x1" not in json.dumps(result)  # a SecureOn password is never echoed
 
 
-def test_wol_nic_unknown_interface_is_named(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = run_module(wol_nic, {"interface": "pn-no-such-nic0"}, capsys, monkeypatch)
+def test_wol_nic_unknown_interface_is_named(refused: t.Any) -> None:
+    result = refused(wol_nic, {"interface": "pn-no-such-nic0"})
     assert "interface 'pn-no-such-nic0' does not exist on this host (its interfaces: " in result["msg"]
     assert result["interface"] == "pn-no-such-nic0"

@@ -9,9 +9,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import wol_multicast
 from test_agent_proxy_emulator import control
-from test_agent_proxy_logic import Runner
 
 TESTS = Path(__file__).resolve().parents[1]
 if not (TESTS / "emulator" / "server.py").exists():  # ansible-test units copies only tests/unit
@@ -39,10 +39,10 @@ def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[Runner]:
-    runner = Runner(capsys, monkeypatch)
-    yield runner
-    assert PASSWORD not in "\n".join(runner.outputs)
+def run(run_module: ModuleRun) -> ModuleRun:
+    run_module.diff = True
+    run_module.never_prints(PASSWORD)
+    return run_module
 
 
 def args(emu: Emulator, **extra: t.Any) -> dict:
@@ -54,7 +54,7 @@ def args(emu: Emulator, **extra: t.Any) -> dict:
 
 
 @pytest.mark.parametrize("status", [400, 404, 501])
-def test_a_refused_setting_path_returns_action_required_instead_of_failing(emu: Emulator, run: Runner,
+def test_a_refused_setting_path_returns_action_required_instead_of_failing(emu: Emulator, run: ModuleRun,
                                                                            status: int) -> None:
     control(emu, "POST", "faults", {"method": "POST", "path": READ, "status": status, "times": 0,
                                     "body": {"code": 3, "message": "no such setting"}})
@@ -68,7 +68,7 @@ def test_a_refused_setting_path_returns_action_required_instead_of_failing(emu: 
     assert [r["path"] for r in emu.requests if r["path"] == READ] == [READ]
 
 
-def test_a_403_says_which_permission_the_api_user_lacks(emu: Emulator, run: Runner) -> None:
+def test_a_403_says_which_permission_the_api_user_lacks(emu: Emulator, run: ModuleRun) -> None:
     control(emu, "POST", "faults", {"method": "POST", "path": READ, "status": 403, "times": 0})
     failed = run(wol_multicast, args(emu))
     assert failed.get("failed") is True
@@ -77,7 +77,7 @@ def test_a_403_says_which_permission_the_api_user_lacks(emu: Emulator, run: Runn
     assert failed["action_required"]["values"] == WANTED
 
 
-def test_api_urls_takes_the_configuration_service(emu: Emulator, run: Runner) -> None:
+def test_api_urls_takes_the_configuration_service(emu: Emulator, run: ModuleRun) -> None:
     result = run(wol_multicast, args(emu))
     assert result.get("failed") is not True, result.get("msg")
     assert result["action_required"]["values"] == WANTED

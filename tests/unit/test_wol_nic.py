@@ -35,12 +35,15 @@ MAC = "52:54:00:12:34:56"
 
 
 class NicRunner(Runner):
-    """ethtool answers from a mutable Wake-on value, so `ethtool -s eth0 wol g` changes what is read next."""
+    """ethtool answers from a mutable Wake-on value, so `ethtool -s eth0 wol g` changes what is read next; eth0 has
+    no global address; any other command must be in answers, or the test fails."""
 
     def __init__(self, ethtool: str = E1000E, wake_on: str = "d", tools: t.Sequence[str] = ("ethtool",),
                  answers: t.Optional[t.Dict[t.Tuple[str, ...], t.Tuple[int, str, str]]] = None) -> None:
         self.ethtool, self.wake_on, self.tools = ethtool, wake_on, set(tools)
-        self.answers = answers or {}
+        self.answers = answers if answers is not None else {}  # the test may change an answer between runs
+        self.answers.setdefault(("ip", "-j", "addr", "show", "dev", "eth0"),
+                                (0, '[{"ifname": "eth0", "addr_info": []}]', ""))
         self.calls: t.List[t.Tuple[str, ...]] = []
 
     def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
@@ -54,7 +57,8 @@ class NicRunner(Runner):
             return 0, "driver: veth\nversion: 1.0\n", ""
         if key == ("ethtool", "-s", "eth0", "wol", "g"):
             self.wake_on = "g"
-        return 0, "", ""
+            return 0, "", ""
+        pytest.fail(f"unexpected command {list(key)}: NicRunner does not name it")
 
     def which(self, name: str) -> t.Optional[str]:
         return f"/usr/sbin/{name}" if name in self.tools else None
@@ -90,7 +94,9 @@ def test_without_ethtool_support_is_unknown() -> None:
 def test_networkmanager_enables_runtime_and_connection_check_mode_first() -> None:
     answers = {("nmcli", "-t", "-f", "DEVICE,STATE,CONNECTION", "device"): (0, NM_DEVICES, ""),
                ("nmcli", "-g", "802-3-ethernet.wake-on-lan", "connection", "show", "Wired connection 1"):
-                   (0, "default\n", "")}
+                   (0, "default\n", ""),
+               ("nmcli", "connection", "modify", "Wired connection 1", "802-3-ethernet.wake-on-lan", "magic"):
+                   (0, "", "")}
     runner = NicRunner(tools=("ethtool", "nmcli"), answers=answers)
     check = _nic.run(runner, "eth0", enable=True, method="auto", check_mode=True)
     assert check["method"] == "networkmanager" and check["changed"] and not runner.writes()
@@ -143,8 +149,9 @@ def test_failures_name_the_problem() -> None:
         _nic.check_interface("eth9")
     _nic.check_interface("eth0")
     with pytest.raises(_nic.NicError, match="NetworkManager has no active connection on eth0"):
-        _nic.run(NicRunner(tools=("ethtool", "nmcli")), "eth0", enable=True, method="networkmanager",
-                 check_mode=False)
+        no_connection = {("nmcli", "-t", "-f", "DEVICE,STATE,CONNECTION", "device"): (0, "eth0:disconnected:\n", "")}
+        _nic.run(NicRunner(tools=("ethtool", "nmcli"), answers=no_connection), "eth0", enable=True,
+                 method="networkmanager", check_mode=False)
     failing = NicRunner(answers={("ethtool", "-s", "eth0", "wol", "g"): (1, "", "Operation not supported\n")})
     with pytest.raises(_nic.NicError, match="ethtool -s eth0 wol g failed: Operation not supported"):
         _nic.run(failing, "eth0", enable=True, method="ethtool", check_mode=False)
