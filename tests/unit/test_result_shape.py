@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from _fake_eset import FakeEset
+from _fake_runner import FakeRunner
 from ansible.module_utils import basic
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _rollback
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _nic, _routes
@@ -22,9 +23,7 @@ from ansible_collections.protectnet.epns.plugins.modules import (
     wol_multicast,
     wol_nic,
 )
-from test_agent_proxy_logic import Runner
 from test_agent_proxy_logic import args as policy_args
-from test_firewall_backends import FakeRunner
 from test_proxy_config import SQUID_CONF
 from test_proxy_config import FakeRunner as SquidRunner
 from test_wol_nic import MAC, NicRunner
@@ -71,6 +70,9 @@ def multicast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: bool) -> t
     monkeypatch.setattr(_routes, "HOOK_DIRS", {str(tmp_path / "if-up.d"): "hook"})
     on_the_host(monkeypatch, FakeRunner({
         ("ip", "-j", "-4", "route", "show", "default"): (0, json.dumps([{"dev": "eth0"}]), ""),
+        ("ip", "-j", "link", "show"): (0, json.dumps([{"ifname": "lo"}, {"ifname": "eth0"}]), ""),
+        ("ip", "-j", "-4", "route", "show", "proto", "186"): (0, "[]", ""),
+        ("ip", "-j", "-6", "route", "show", "proto", "186"): (0, "[]", ""),
         ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")}, tools=("nft", "ip")))
     wanted = {"destinations": ["239.255.0.9"], "server_settings": False, "firewall_backend": "nftables",
               "persist": False}
@@ -119,11 +121,11 @@ def assert_the_one_shape(result: t.Mapping[str, t.Any]) -> None:
 
 @pytest.mark.parametrize(("name", "check"), RUNS, ids=[f"{n}-{'check' if c else 'apply'}" for n, c in RUNS])
 def test_every_changing_module_returns_the_one_result_shape(name: str, check: bool, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture,
+                                                            run_module: t.Any,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     module, args = SCENARIOS[name](tmp_path, monkeypatch, check)
     try:
-        result = Runner(capsys, monkeypatch)(module, args, check=check)
+        result = run_module(module, args, check=check)
     finally:
         running = getattr(FakeEset, "_shape_test_running", None)
         if running is not None:
@@ -131,14 +133,14 @@ def test_every_changing_module_returns_the_one_result_shape(name: str, check: bo
     assert_the_one_shape(result)
 
 
-def test_the_runs_show_commands_and_files_where_the_module_has_them(tmp_path: Path, capsys: pytest.CaptureFixture,
+def test_the_runs_show_commands_and_files_where_the_module_has_them(tmp_path: Path, run_module: t.Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Not only empty lists: a proxy run validates and writes, a wol_nic run creates its .link file."""
     module, args = proxy(tmp_path, monkeypatch, False)
-    done = Runner(capsys, monkeypatch)(module, args)
+    done = run_module(module, args)
     assert [f["action"] for f in done["files"]] == ["created", "updated"]
     assert done["commands"][0]["argv"][1:3] == ["-k", "parse"] and done["commands"][0]["stdin"] is None
     assert done["before"] == {"snippet": None, "included": False} and done["after"]["included"] is True
     module, args = nic(tmp_path / "nic", monkeypatch, False)
-    done = Runner(capsys, monkeypatch)(module, args)
+    done = run_module(module, args)
     assert done["files"] == [{"path": str(tmp_path / "nic/network/50-protectnet-wol-eth0.link"), "action": "created"}]
