@@ -27,7 +27,7 @@ FAIL_ON_CHOICES = ("unreachable", "degraded", "never")
 STAGES = ("dns", "tcp", "proxy_connect", "tls", "mqtt", "hold")
 
 DNS_NO_ANSWER = "dns_no_answer"
-# What the nameservers said when getaddrinfo gave no usable address (_probe_dns asks them itself).
+# What the nameservers said when getaddrinfo gave no usable address (_probe/_dns asks them itself).
 DNS_NXDOMAIN = "dns_nxdomain"
 DNS_SERVFAIL = "dns_servfail"
 DNS_REFUSED = "dns_refused"

@@ -392,12 +392,12 @@ from ansible_collections.protectnet.epns.plugins.module_utils._epns import (  # 
     HOST,
     PRIMARY_PORT,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe import run_probe  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._classify import (  # noqa: E402
     verdict_fails,
     verdict_failure_message,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._engine import run_probe  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import (  # noqa: E402
     ADDRESS_FAMILIES,
     ProbeConfigError,
     ProbeSettings,

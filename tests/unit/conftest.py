@@ -58,8 +58,8 @@ def host_files() -> t.Dict[str, t.Tuple[int, int]]:
 def _no_real_nameservers(monkeypatch: pytest.MonkeyPatch) -> None:
     """After a failed lookup the probe asks the nameservers of resolv.conf itself: in unit tests it finds none,
     unless a test points it at its own loopback server."""
-    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns
-    monkeypatch.setattr(_probe_dns, "RESOLV_CONF", os.devnull)
+    from ansible_collections.protectnet.epns.plugins.module_utils._probe import _dns
+    monkeypatch.setattr(_dns, "RESOLV_CONF", os.devnull)
 
 
 @pytest.fixture(autouse=True)

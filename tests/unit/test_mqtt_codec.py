@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils import _mqtt as M
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import CONNACK_MEANINGS
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _mqtt as M
 
 
 @pytest.mark.parametrize(("value", "encoded"), [

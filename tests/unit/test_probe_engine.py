@@ -10,10 +10,10 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe as P
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import DEGRADED_WHY
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import new_client_id
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tls import TlsStage
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeSettings, new_client_id
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._tls import TlsStage
 
 SNI = "epns.eset.com"
 
@@ -26,7 +26,7 @@ def run(pki: t.Any) -> t.Callable[..., dict]:
         kwargs.setdefault("ca_path", str(pki.ca))
         kwargs.setdefault("timeout", 4.0)
         kwargs.setdefault("connect_timeout", 1.0)
-        return P.run_probe(P.ProbeSettings(**kwargs))
+        return P.run_probe(ProbeSettings(**kwargs))
 
     return run
 
@@ -602,10 +602,10 @@ def test_every_address_of_the_proxy_is_tried(run: t.Any, tls_server: t.Any, lo: 
 
 def test_a_deadline_between_stages_names_the_next_stage(run: t.Any, tls_server: t.Any, lo: t.Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_tunnel
+    from ansible_collections.protectnet.epns.plugins.module_utils._probe import _tunnel
 
     server = tls_server(lo.mqtt_broker())
-    real_tcp = _probe_tunnel.tcp_stage
+    real_tcp = _tunnel.tcp_stage
 
     def slow_after_tcp(*args: t.Any, **kwargs: t.Any) -> t.Any:
         sock = real_tcp(*args, **kwargs)
@@ -623,14 +623,14 @@ def test_a_deadline_between_stages_names_the_next_stage(run: t.Any, tls_server: 
 
 def test_a_slow_disconnect_after_connack_keeps_the_success(run: t.Any, tls_server: t.Any, lo: t.Any,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_session
+    from ansible_collections.protectnet.epns.plugins.module_utils._probe import _session
 
     server = tls_server(lo.mqtt_broker())
 
     def slow_courtesy(tls: t.Any, data: bytes) -> None:
         time.sleep(0.6)   # the deadline comes while the DISCONNECT courtesy send is under way
 
-    monkeypatch.setattr(_probe_session, "_send_quietly", slow_courtesy)
+    monkeypatch.setattr(_session, "_send_quietly", slow_courtesy)
     result = run(primary_port=server.port, fallback_port=lo.free_port(), timeout=0.4)
     path, _ = one_path(result)
     assert path["ok"] is True and path["failure"] is None, path["failure"]
@@ -639,14 +639,14 @@ def test_a_slow_disconnect_after_connack_keeps_the_success(run: t.Any, tls_serve
 
 def test_an_unexpected_error_in_the_hold_is_a_probe_error(run: t.Any, tls_server: t.Any, lo: t.Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.protectnet.epns.plugins.module_utils import _probe_session
+    from ansible_collections.protectnet.epns.plugins.module_utils._probe import _session
 
     server = tls_server(lo.mqtt_broker())
 
     def broken(*args: t.Any, **kwargs: t.Any) -> t.Any:
         raise KeyError("a bug in the probe")
 
-    monkeypatch.setattr(_probe_session, "parse_pingresp", broken)
+    monkeypatch.setattr(_session, "parse_pingresp", broken)
     result = run(primary_port=server.port, fallback_port=lo.free_port(), hold_seconds=0.1)
     path, _ = one_path(result)
     assert path["failure"]["class"] == "probe_error", path["failure"]

@@ -8,7 +8,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils import _x509 as X
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _x509 as X
 
 
 def openssl(*args: str, cwd: Path) -> None:

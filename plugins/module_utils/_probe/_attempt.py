@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns as E
+from ._classify import (
     Result,
     StageFailure,
     make_failure,

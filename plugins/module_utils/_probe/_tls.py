@@ -14,9 +14,9 @@ import ssl
 import threading
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns as E
+from ._attempt import AttemptLog, StageClock
+from ._classify import (
     CERT_ALERTS,
     Result,
     StageFailure,
@@ -24,10 +24,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify im
     deadline_failure,
     ssl_reason,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import assess, issuer_spec_matches
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tunnel import Route, open_tunnel_quietly
-from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
+from ._settings import ProbePlan
+from ._trust import assess, issuer_spec_matches
+from ._tunnel import Route, open_tunnel_quietly
+from ._x509 import (
     Certificate,
     X509Error,
     certificates_from_tls_handshake,

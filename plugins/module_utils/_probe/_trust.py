@@ -19,7 +19,7 @@ import ssl
 import threading
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
+from ._x509 import (
     OID_NAMES,
     Certificate,
     X509Error,

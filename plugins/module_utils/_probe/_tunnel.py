@@ -13,16 +13,16 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns as E
+from ._attempt import AttemptLog, StageClock
+from ._classify import (
     StageFailure,
     classify_connect_error,
     deadline_failure,
     printable,
     proxy_refusal_message,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProxySpec
+from ._settings import ProxySpec
 
 MAX_PROXY_HEADER = 16 * 1024
 _USER_AGENT = "protectnet-epns-probe"

@@ -12,7 +12,7 @@ import errno
 import socket
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from .. import _epns as E
 
 Result = t.Dict[str, t.Any]
 

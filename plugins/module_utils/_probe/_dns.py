@@ -18,7 +18,7 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from .. import _epns as E
 
 RESOLV_CONF = "/etc/resolv.conf"
 DNS_PORT = 53

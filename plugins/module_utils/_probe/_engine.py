@@ -4,9 +4,9 @@
 # PRIVATE to the collection: not a public API, may change without notice.
 #
 # The staged EPNS reachability probe: which paths to try, the threads that try them, the overall
-# deadline, and the result document. The stages live in _probe_tunnel (TCP, proxy CONNECT),
-# _probe_tls and _probe_session (MQTT, hold); options in _probe_settings; the naming of failures
-# and the verdict in _probe_classify. Standard library only; runs on managed hosts with Python 3.8+.
+# deadline, and the result document. The stages live in _tunnel (TCP, proxy CONNECT),
+# _tls and _session (MQTT, hold); options in _settings; the naming of failures
+# and the verdict in _classify. Standard library only; runs on managed hosts with Python 3.8+.
 #
 # Timing model: one overall deadline for the call, and a per-stage deadline (connect_timeout)
 # inside it. Every blocking operation gets a socket timeout computed from the nearer of the two,
@@ -22,34 +22,30 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock, ms
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns as E
+from . import _dns as D
+from ._attempt import AttemptLog, StageClock, ms
+from ._classify import (
     Result,
     StageFailure,
     compute_verdict,
     make_failure,
     summarize_path,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_session import MqttSession
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (
-    ProbeConfigError,
+from ._session import MqttSession
+from ._settings import (
     ProbePlan,
     ProbeSettings,
     ProxySpec,
     new_client_id,
     prepare,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tls import TlsStage, close_quietly
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tunnel import (
+from ._tls import TlsStage, close_quietly
+from ._tunnel import (
     Route,
     proxy_connect_stage,
     tcp_stage,
 )
-
-# Callers (the module, tests) know these names from here; they live in _probe_settings.
-__all__ = ["Probe", "ProbeConfigError", "ProbeSettings", "prepare", "run_probe"]
 
 MAX_ADDRESSES = 16
 # Kept back from the caller's timeout so the result can still be built and printed in time.
@@ -61,7 +57,7 @@ _MIN_ASK_SECONDS = 0.1
 class _Lookup:
     """getaddrinfo in a daemon thread, bounded by the DNS stage's own deadline (connect_timeout), so
     a hanging resolver cannot hold the probe. For the EPNS name (`sinkholes` given), a failure, a
-    timeout or a sinkhole answer is then explained by asking the nameservers directly (_probe_dns)
+    timeout or a sinkhole answer is then explained by asking the nameservers directly (_dns)
     before `done` is set; `addresses` never holds a sinkholed address."""
 
     def __init__(self, name: str, family: str, stage: StageBound,

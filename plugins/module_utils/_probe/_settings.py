@@ -16,9 +16,9 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import (
+from .. import _epns as E
+from . import _dns as D
+from ._trust import (
     ISSUER_FORMS,
     InspectionName,
     IssuerSpec,
@@ -58,7 +58,7 @@ class ProbeSettings:
     client_cert: str | None = None
     client_key: str | None = None
     mqtt_client_id: str | None = None
-    # None: _probe_dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
+    # None: _dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
     dns_sinkhole_addresses: list[str] | None = None
 
 

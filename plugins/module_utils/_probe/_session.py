@@ -12,8 +12,17 @@ import socket
 import ssl
 import time
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._mqtt import (
+from .. import _epns as E
+from ._attempt import AttemptLog, StageClock
+from ._classify import (
+    CERT_ALERTS,
+    StageFailure,
+    deadline_failure,
+    printable,
+    received_alerts,
+    ssl_reason,
+)
+from ._mqtt import (
     CONNACK,
     DISCONNECT,
     PINGREQ,
@@ -25,17 +34,8 @@ from ansible_collections.protectnet.epns.plugins.module_utils._mqtt import (
     parse_pingresp,
     split_packet,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
-    CERT_ALERTS,
-    StageFailure,
-    deadline_failure,
-    printable,
-    received_alerts,
-    ssl_reason,
-)
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tls import TlsStage
+from ._settings import ProbePlan
+from ._tls import TlsStage
 
 # include/net/tcp_states.h
 _TCP_CLOSE = 7
