@@ -59,7 +59,7 @@ class FailureClass(t.NamedTuple):
     hint: str
 
 
-FAILURE_CLASSES: dict[str, FailureClass] = {
+FAILURE_CLASSES: t.Dict[str, FailureClass] = {
     DNS_NO_ANSWER: FailureClass(
         "The name exists but has no address of the family asked for (or the host's name service "
         "returned none although DNS has one).",
@@ -188,7 +188,7 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
 }
 
 # MQTT 3.1.1 table 3.1; 6-255 are reserved.
-CONNACK_MEANINGS: dict[int, str] = {
+CONNACK_MEANINGS: t.Dict[int, str] = {
     0: "Connection accepted",
     1: "Connection refused, unacceptable protocol version",
     2: "Connection refused, identifier rejected",

@@ -404,7 +404,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings i
 )
 
 
-def argument_spec() -> dict[str, t.Any]:
+def argument_spec() -> t.Dict[str, t.Any]:
     return dict(
         host=dict(type="str", default=HOST),
         server_name=dict(type="str"),
@@ -461,7 +461,7 @@ def main() -> None:
     module.exit_json(**result)
 
 
-def _fail_with_verdict(module: AnsibleModule, result: dict[str, t.Any]) -> None:
+def _fail_with_verdict(module: AnsibleModule, result: t.Dict[str, t.Any]) -> None:
     message = verdict_failure_message(result)
     # ansible-core 2.19+ (keyword-only `exception`) would attach the module's call stack, shown with
     # ANSIBLE_DISPLAY_TRACEBACK=error as if the probe had crashed; the verdict stands in for it. Older releases

@@ -54,7 +54,7 @@ _UNREACHABLE_ERRNOS = {
 class StageFailure(Exception):
     """A stage ended with a known failure class; the attempt records it as its outcome."""
 
-    def __init__(self, cls: str, message: str, raw_error: str = "", detail: Result | None = None,
+    def __init__(self, cls: str, message: str, raw_error: str = "", detail: t.Optional[Result] = None,
                  proven_by_auth: bool = False) -> None:
         super().__init__(message)
         self.cls = cls
@@ -82,7 +82,7 @@ def deadline_failure(what: str, raw_error: str) -> StageFailure:
 
 
 def classify_connect_error(exc: BaseException, target: str, via_proxy: bool,
-                           deadline_bound: bool, seconds: float) -> tuple[str, str]:
+                           deadline_bound: bool, seconds: float) -> t.Tuple[str, str]:
     """(class, message) for a failed TCP connect to target (the EPNS address or the proxy)."""
     if isinstance(exc, socket.timeout) or getattr(exc, "errno", None) == errno.ETIMEDOUT:
         if deadline_bound:
@@ -116,7 +116,7 @@ def proxy_refusal_message(code: int, status: str, target: str) -> str:
     return f"the proxy refused CONNECT {target} ({status})"
 
 
-def received_alerts(recorded: list[int], exc: BaseException | None) -> list[int]:
+def received_alerts(recorded: t.List[int], exc: t.Optional[BaseException]) -> t.List[int]:
     """The peer's alerts: those the TLS message callback saw, and the one an SSLError names."""
     alerts = list(recorded)
     code = _ALERT_REASONS.get(str(getattr(exc, "reason", None) or ""))
@@ -125,7 +125,7 @@ def received_alerts(recorded: list[int], exc: BaseException | None) -> list[int]
     return alerts
 
 
-def client_cert_refusal_message(client_cert_given: bool, peer_alerts: list[int],
+def client_cert_refusal_message(client_cert_given: bool, peer_alerts: t.List[int],
                                 during_handshake: bool) -> str:
     alerts = ", ".join(_ALERT_NAMES.get(a, str(a)) for a in peer_alerts) or "none"
     if client_cert_given:
@@ -159,7 +159,7 @@ def _stage_rank(stage: str) -> int:
     return E.STAGES.index(stage) if stage in E.STAGES else -1
 
 
-def summarize_path(attempts: list[Result]) -> tuple[bool, bool, Result | None, str | None]:
+def summarize_path(attempts: t.List[Result]) -> t.Tuple[bool, bool, t.Optional[Result], t.Optional[str]]:
     """(ok, proven_by_auth, failure, note) of a path from its attempts' results."""
     full = [a for a in attempts if a["ok"] and not a["proven_by_auth"]]
     auth = [a for a in attempts if a["ok"] and a["proven_by_auth"]]
@@ -186,8 +186,8 @@ def summarize_path(attempts: list[Result]) -> tuple[bool, bool, Result | None, s
     return False, False, best["failure"], None
 
 
-def compute_verdict(paths: list[Result], dns: Result | None = None
-                    ) -> tuple[str, str, str | None]:
+def compute_verdict(paths: t.List[Result], dns: t.Optional[Result] = None
+                    ) -> t.Tuple[str, str, t.Optional[str]]:
     """(verdict, verdict_reason, working_fallback) from the path results."""
     primary_ok = [p for p in paths if p["role"] == "primary" and p["ok"]]
     fallback_ok = [p for p in paths if p["role"] == "fallback" and p["ok"]]

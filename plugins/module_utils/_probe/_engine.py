@@ -61,18 +61,18 @@ class _Lookup:
     before `done` is set; `addresses` never holds a sinkholed address."""
 
     def __init__(self, name: str, family: str, stage: StageBound,
-                 sinkholes: list[D.Network] | None = None) -> None:
+                 sinkholes: t.Optional[t.List[D.Network]] = None) -> None:
         self.name = name
         self.family = family
         self.stage = stage
         self.sinkholes = sinkholes
         self.done = threading.Event()
-        self.addresses: list[tuple[int, t.Any]] = []
-        self.sinkholed: list[str] = []
-        self.error: BaseException | None = None
+        self.addresses: t.List[t.Tuple[int, t.Any]] = []
+        self.sinkholed: t.List[str] = []
+        self.error: t.Optional[BaseException] = None
         self.timed_out = False
-        self.replies: list[D.Reply] = []
-        self.explained: tuple[str, str] | None = None  # (class, message) for the EPNS name
+        self.replies: t.List[D.Reply] = []
+        self.explained: t.Optional[t.Tuple[str, str]] = None  # (class, message) for the EPNS name
         self.started = time.monotonic()
         self.elapsed = 0.0
 
@@ -81,7 +81,7 @@ class _Lookup:
         return self
 
     def _run(self) -> None:
-        found: dict[str, t.Any] = {}
+        found: t.Dict[str, t.Any] = {}
         worker = threading.Thread(target=self._getaddrinfo, args=(found,), name="epns-gai", daemon=True)
         worker.start()
         worker.join(self.stage.seconds)
@@ -98,14 +98,14 @@ class _Lookup:
             self._explain()
         self.done.set()
 
-    def _getaddrinfo(self, found: dict[str, t.Any]) -> None:
+    def _getaddrinfo(self, found: t.Dict[str, t.Any]) -> None:
         af = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(self.family, socket.AF_UNSPEC)
         try:
             infos = socket.getaddrinfo(self.name, None, af, socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             found["error"] = exc
             return
-        unique: dict[str, tuple[int, t.Any]] = {}
+        unique: t.Dict[str, t.Tuple[int, t.Any]] = {}
         for fam, _type, _proto, _canon, sockaddr in infos:
             if fam in (socket.AF_INET, socket.AF_INET6):
                 unique.setdefault(str(sockaddr[0]), (fam, sockaddr))
@@ -147,14 +147,14 @@ def _family_name(af: int) -> str:
 
 
 class _Path:
-    def __init__(self, port: int, role: str, proxy: ProxySpec | None, index: int) -> None:
+    def __init__(self, port: int, role: str, proxy: t.Optional[ProxySpec], index: int) -> None:
         self.index = index
         self.port = port
         self.role = role
         self.proxy = proxy
         self.id = f"{port} {'via ' + proxy.url if proxy else 'direct'}"
         self.lock = threading.Lock()
-        self.attempts: list[AttemptLog] = []
+        self.attempts: t.List[AttemptLog] = []
         self.closed = False
 
     def add(self, attempt: AttemptLog) -> bool:
@@ -206,7 +206,7 @@ class Probe:
 
     def run(self) -> Result:
         s = self.s
-        routes: list[tuple[int, str, ProxySpec | None]] = []
+        routes: t.List[t.Tuple[int, str, t.Optional[ProxySpec]]] = []
         if s.direct:
             routes += [(s.primary_port, "primary", None), (s.fallback_port, "fallback", None)]
         for proxy in self.plan.proxies:
@@ -219,7 +219,7 @@ class Probe:
         dns = _Lookup(s.host, s.address_family, stage, sinkholes).start() if s.direct else None
         proxy_lookups = {p.host: _Lookup(p.host, s.address_family, stage).start()
                          for p in self.plan.proxies}
-        lookups: dict[str, _Lookup] = {}
+        lookups: t.Dict[str, _Lookup] = {}
         for path in paths:
             lookup = dns if path.proxy is None else proxy_lookups[path.proxy.host]
             if lookup is None:  # direct paths exist only when dns was started
@@ -272,14 +272,14 @@ class Probe:
         for th in workers:
             th.join(self._left())
 
-    def _planned_stages(self, path: _Path) -> tuple[str, ...]:
+    def _planned_stages(self, path: _Path) -> t.Tuple[str, ...]:
         proxy = ("proxy_connect",) if path.proxy else ()
         hold = ("hold",) if self.s.hold_seconds > 0 else ()
         return ("tcp", *proxy, "tls", "mqtt", *hold)
 
     def _run_attempt(self, att: AttemptLog, route: Route) -> None:
-        sock: socket.socket | None = None
-        tls: ssl.SSLSocket | None = None
+        sock: t.Optional[socket.socket] = None
+        tls: t.Optional[ssl.SSLSocket] = None
         try:
             sock = tcp_stage(att, self.clock, route)
             if route.proxy is not None:
@@ -301,7 +301,7 @@ class Probe:
 
     # -- result assembly ---------------------------------------------------------------------
 
-    def _dns_result(self, dns: _Lookup | None) -> Result:
+    def _dns_result(self, dns: t.Optional[_Lookup]) -> Result:
         if dns is None:
             # The proxy resolves the name on proxy-only probes; the host's resolver is not asked.
             return {"ok": None, "addresses": [], "ipv4": [], "ipv6": [], "sinkholed": [], "nameservers": [],
@@ -320,7 +320,7 @@ class Probe:
             "failure": failure,
         }
 
-    def _lookup_failure(self, lookup: _Lookup, cls: str, s_name: str) -> Result | None:
+    def _lookup_failure(self, lookup: _Lookup, cls: str, s_name: str) -> t.Optional[Result]:
         if not lookup.done.is_set():
             return make_failure(E.TIMEOUT, "dns",
                                 f"the resolver gave no answer for {s_name} before the overall deadline",
@@ -349,7 +349,7 @@ class Probe:
         for attempt in attempts:
             attempt.abandon()
         results = [a.result() for a in attempts]
-        failure: Result | None
+        failure: t.Optional[Result]
         note = None
         if path.proxy is not None:
             failure = self._lookup_failure(lookup, E.PROXY_UNREACHABLE, s_name=f"proxy host {path.proxy.host}")

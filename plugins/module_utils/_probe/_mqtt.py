@@ -66,7 +66,7 @@ def encode_remaining_length(length: int) -> bytes:
             return bytes(out)
 
 
-def decode_remaining_length(data: bytes, offset: int = 1) -> tuple[int, int] | None:
+def decode_remaining_length(data: bytes, offset: int = 1) -> t.Optional[t.Tuple[int, int]]:
     """Return (value, bytes used), or None when data ends inside the varint."""
     value = 0
     for i in range(4):
@@ -93,8 +93,8 @@ def encode_connect(
     client_id: str,
     keepalive: int,
     clean_session: bool = True,
-    username: str | None = None,
-    password: bytes | None = None,
+    username: t.Optional[str] = None,
+    password: t.Optional[bytes] = None,
 ) -> bytes:
     if not 0 <= keepalive <= 65535:
         raise MqttCodecError(f"keepalive {keepalive} is outside 0..65535")
@@ -116,7 +116,7 @@ def encode_connect(
 
 
 def split_packet(data: bytes, max_body: int = MAX_EXPECTED_BODY,
-                 expect: int | None = None) -> tuple[Packet, bytes] | None:
+                 expect: t.Optional[int] = None) -> t.Optional[t.Tuple[Packet, bytes]]:
     """Take one packet off the front of data: (packet, rest), or None when more bytes are needed.
 
     Raises MqttCodecError as soon as the bytes seen cannot start the packet expected, so a peer
@@ -143,7 +143,7 @@ def split_packet(data: bytes, max_body: int = MAX_EXPECTED_BODY,
     return Packet(ptype, flags, bytes(data[1 + used:end])), bytes(data[end:])
 
 
-def decode_packet(data: bytes, expect: int | None = None) -> Packet:
+def decode_packet(data: bytes, expect: t.Optional[int] = None) -> Packet:
     """Decode exactly one whole packet; truncation or trailing bytes are errors."""
     split = split_packet(data, max_body=MAX_REMAINING_LENGTH, expect=expect)
     if split is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import typing as t
 
 from .. import _epns as E
 from ._attempt import AttemptLog, StageClock
@@ -43,7 +44,7 @@ _TCP_CLOSE = 7
 _MIN_VERDICT_WAIT = 0.05
 
 
-def ping_schedule(hold: float, interval: float) -> list[float]:
+def ping_schedule(hold: float, interval: float) -> t.List[float]:
     """Seconds into the hold at which to ping: every interval, and once more at the end."""
     times = []
     k = 1
@@ -231,7 +232,7 @@ class MqttSession:
                 raise MqttCodecError(f"the broker sent {split[0].name} without being asked")
 
 
-def _how_it_ended(exc: BaseException, alerts: list[int], eof: bool, alert: bool) -> str:
+def _how_it_ended(exc: BaseException, alerts: t.List[int], eof: bool, alert: bool) -> str:
     if alert:
         return ssl_reason(exc)
     if 0 in alerts:

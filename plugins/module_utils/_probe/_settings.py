@@ -41,25 +41,25 @@ class ProbeConfigError(ValueError):
 @dataclass
 class ProbeSettings:
     host: str = E.HOST
-    server_name: str | None = None
+    server_name: t.Optional[str] = None
     primary_port: int = E.PRIMARY_PORT
     fallback_port: int = E.FALLBACK_PORT
     direct: bool = True
-    proxies: list[str] = field(default_factory=list)
+    proxies: t.List[str] = field(default_factory=list)
     address_family: str = "any"
     timeout: float = 10.0
     connect_timeout: float = 3.0
     hold_seconds: float = 0.0
-    ping_interval: float | None = None
-    ca_path: str | None = None
+    ping_interval: t.Optional[float] = None
+    ca_path: t.Optional[str] = None
     validate_certs: bool = True
-    expected_issuer: str | None = None
-    inspection_issuers: list[str] | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    mqtt_client_id: str | None = None
+    expected_issuer: t.Optional[str] = None
+    inspection_issuers: t.Optional[t.List[str]] = None
+    client_cert: t.Optional[str] = None
+    client_key: t.Optional[str] = None
+    mqtt_client_id: t.Optional[str] = None
     # None: _dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
-    dns_sinkhole_addresses: list[str] | None = None
+    dns_sinkhole_addresses: t.Optional[t.List[str]] = None
 
 
 class ProxySpec(t.NamedTuple):
@@ -140,7 +140,7 @@ def _check_port(option: str, value: t.Any) -> int:
     return value
 
 
-def _check_file(option: str, path: str | None, directory_ok: bool = False) -> str | None:
+def _check_file(option: str, path: t.Optional[str], directory_ok: bool = False) -> t.Optional[str]:
     if path is None:
         return None
     if not isinstance(path, str) or not path:
@@ -154,7 +154,7 @@ def _check_file(option: str, path: str | None, directory_ok: bool = False) -> st
     return path
 
 
-def _check_expected_issuer(value: t.Any) -> IssuerSpec | None:
+def _check_expected_issuer(value: t.Any) -> t.Optional[IssuerSpec]:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
@@ -166,7 +166,7 @@ def _check_expected_issuer(value: t.Any) -> IssuerSpec | None:
             f"expected_issuer: {value!r} is not accepted ({exc}); accepted: {ISSUER_FORMS}") from None
 
 
-def _check_inspection_issuers(value: t.Any) -> list[str] | None:
+def _check_inspection_issuers(value: t.Any) -> t.Optional[t.List[str]]:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
@@ -188,8 +188,8 @@ def _refuse_password() -> bytes:
     return b""
 
 
-def build_ssl_context(verify: bool, ca_path: str | None, client_cert: str | None,
-                      client_key: str | None) -> ssl.SSLContext:
+def build_ssl_context(verify: bool, ca_path: t.Optional[str], client_cert: t.Optional[str],
+                      client_key: t.Optional[str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if verify:
@@ -223,23 +223,23 @@ class ProbePlan:
 
     settings: ProbeSettings
     server_name: str
-    proxies: list[ProxySpec]
+    proxies: t.List[ProxySpec]
     client_id: str
     keepalive: int
     ping_interval: float
     context: ssl.SSLContext
     look_context: ssl.SSLContext
-    issuer_spec: IssuerSpec | None = None
-    inspection_names: tuple[InspectionName, ...] = ()
-    trust: TrustStore | None = None
-    sinkholes: list[D.Network] = field(default_factory=list)
+    issuer_spec: t.Optional[IssuerSpec] = None
+    inspection_names: t.Tuple[InspectionName, ...] = ()
+    trust: t.Optional[TrustStore] = None
+    sinkholes: t.List[D.Network] = field(default_factory=list)
 
 
 # Connecting to 0.0.0.0 or :: reaches this host itself, so no list may make them usable.
 _ALWAYS_SINKHOLES = ("0.0.0.0/8", "::/128")
 
 
-def _check_sinkholes(values: list[str] | None) -> list[D.Network]:
+def _check_sinkholes(values: t.Optional[t.List[str]]) -> t.List[D.Network]:
     if values is None:
         values = list(D.DEFAULT_SINKHOLES)
     if not isinstance(values, (list, tuple)):
@@ -280,7 +280,7 @@ def prepare(settings: ProbeSettings) -> ProbePlan:
     if s.primary_port == s.fallback_port:
         raise ProbeConfigError(
             f"primary_port and fallback_port are both {s.primary_port}; they must differ")
-    proxies: list[ProxySpec] = []
+    proxies: t.List[ProxySpec] = []
     for url in s.proxies or []:
         spec = parse_proxy_url(url)
         if spec.url not in [p.url for p in proxies]:

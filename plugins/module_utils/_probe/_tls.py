@@ -46,10 +46,10 @@ class TlsRecorder:
 
     def __init__(self) -> None:
         self.cert_requested = False
-        self.version: str | None = None
-        self.leaf_der: bytes | None = None
-        self.chain_der: list[bytes] = []   # as the server sent it, leaf first
-        self.peer_alerts: list[int] = []
+        self.version: t.Optional[str] = None
+        self.leaf_der: t.Optional[bytes] = None
+        self.chain_der: t.List[bytes] = []   # as the server sent it, leaf first
+        self.peer_alerts: t.List[int] = []
 
 
 class TlsStage:
@@ -57,7 +57,7 @@ class TlsStage:
         self.plan = plan
         self.s = plan.settings
         self.clock = clock
-        self._recorders: dict[int, TlsRecorder] = {}
+        self._recorders: t.Dict[int, TlsRecorder] = {}
         self._recorders_lock = threading.Lock()
         # A private but long-standing (3.8+) hook: it shows the certificate and alerts of a
         # handshake that fails. Without it, _second_look fetches the certificate instead.
@@ -92,7 +92,7 @@ class TlsStage:
             self._recorders.pop(id(tls), None)
 
     def fail_client_cert_required(self, att: AttemptLog, rec: TlsRecorder, raw: str,
-                                  during_handshake: bool, alerts: list[int] | None = None) -> t.NoReturn:
+                                  during_handshake: bool, alerts: t.Optional[t.List[int]] = None) -> t.NoReturn:
         alerts = rec.peer_alerts if alerts is None else alerts
         message = client_cert_refusal_message(bool(self.s.client_cert), alerts, during_handshake)
         failure = StageFailure(E.TLS_CLIENT_CERT_REQUIRED, message, raw,
@@ -101,7 +101,7 @@ class TlsStage:
         raise failure
 
     @staticmethod
-    def _genuine_refusal(att: AttemptLog, alerts: list[int], during_handshake: bool) -> bool:
+    def _genuine_refusal(att: AttemptLog, alerts: t.List[int], during_handshake: bool) -> bool:
         """Whether only the server whose certificate we verified can have refused us.
 
         A TLS 1.3 alert after the handshake is encrypted with that session's keys, so no device on the
@@ -151,7 +151,7 @@ class TlsStage:
                       "verified": self.s.validate_certs,
                       "client_cert_requested": rec.cert_requested})
 
-    def _check_trust(self, att: AttemptLog, cert: Certificate | None, rec: TlsRecorder) -> None:
+    def _check_trust(self, att: AttemptLog, cert: t.Optional[Certificate], rec: TlsRecorder) -> None:
         """A chain this host verified can still belong to an interceptor whose CA the host trusts."""
         if cert is None or self.plan.trust is None:
             return
@@ -165,7 +165,7 @@ class TlsStage:
             raise StageFailure(E.TLS_INTERCEPTED, f"{finding.message}: TLS is intercepted by a CA this host "
                                "trusts", "issuer check")
 
-    def _check_issuer(self, cert: Certificate | None, reason: str, raw: str) -> None:
+    def _check_issuer(self, cert: t.Optional[Certificate], reason: str, raw: str) -> None:
         spec = self.plan.issuer_spec
         # Without a verified chain there is no CA whose key a pin could be compared with.
         if cert is None or spec is None or spec.kind == "pin":
@@ -176,8 +176,8 @@ class TlsStage:
                                f"not by {self.s.expected_issuer!r}: TLS is intercepted{reason}", raw)
 
     @staticmethod
-    def _describe(att: AttemptLog, der: bytes | None, tls_version: str | None,
-                  cipher: str | None, verified: bool) -> Certificate | None:
+    def _describe(att: AttemptLog, der: t.Optional[bytes], tls_version: t.Optional[str],
+                  cipher: t.Optional[str], verified: bool) -> t.Optional[Certificate]:
         info: Result = {"version": tls_version, "cipher": cipher, "subject": None,
                         "issuer": None, "sans": [], "not_after": None, "sha256": None,
                         "verified": verified}
@@ -193,7 +193,7 @@ class TlsStage:
         att.tls = info
         return cert
 
-    def _second_look(self, route: Route, deadline: float) -> bytes | None:
+    def _second_look(self, route: Route, deadline: float) -> t.Optional[bytes]:
         """The certificate the server shows, fetched again without verification."""
         try:
             sock = open_tunnel_quietly(route, deadline)
@@ -238,7 +238,7 @@ class TlsStage:
             pass
 
 
-def close_quietly(tls: ssl.SSLSocket | None, sock: socket.socket | None) -> None:
+def close_quietly(tls: t.Optional[ssl.SSLSocket], sock: t.Optional[socket.socket]) -> None:
     if tls is not None:
         try:
             tls.setblocking(False)

@@ -42,14 +42,14 @@ class Route:
     sockaddr: t.Any
     host: str
     port: int
-    proxy: ProxySpec | None
+    proxy: t.Optional[ProxySpec]
 
     @property
     def first_hop_port(self) -> int:
         return self.proxy.port if self.proxy else self.port
 
     @property
-    def first_hop(self) -> tuple[t.Any, ...]:
+    def first_hop(self) -> t.Tuple[t.Any, ...]:
         # IPv6 sockaddrs carry flowinfo and scope id after the port; keep them.
         return (self.sockaddr[0], self.first_hop_port, *self.sockaddr[2:])
 
@@ -136,7 +136,7 @@ def _no_head_in_time(received: int) -> StageFailure:
                         f"no complete response head from the proxy in time ({received} bytes received)", "timeout")
 
 
-def read_http_head(sock: socket.socket, deadline: float) -> tuple[str, bytes]:
+def read_http_head(sock: socket.socket, deadline: float) -> t.Tuple[str, bytes]:
     """Read an HTTP response head: (status line, bytes after the head).
 
     Bounded in time (deadline) and size (MAX_PROXY_HEADER), and gives up as soon as the bytes
