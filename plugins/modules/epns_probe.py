@@ -449,14 +449,14 @@ def main() -> None:
         supports_check_mode=True,
     )
     _mask_proxy_secrets(module)
-    p = module.params
-    settings = ProbeSettings(**{k: v for k, v in p.items() if k != "fail_on"})
+    params = module.params
+    settings = ProbeSettings(**{k: v for k, v in params.items() if k != "fail_on"})
     try:
         result = run_probe(settings)
     except ProbeConfigError as exc:
         module.fail_json(msg=str(exc))
     result["changed"] = False
-    if verdict_fails(result["verdict"], p["fail_on"]):
+    if verdict_fails(result["verdict"], params["fail_on"]):
         _fail_with_verdict(module, result)
     module.exit_json(**result)
 

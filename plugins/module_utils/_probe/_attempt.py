@@ -14,7 +14,7 @@ import threading
 import time
 import typing as t
 
-from .. import _epns as E
+from .. import _epns
 from ._classify import (
     Result,
     StageFailure,
@@ -119,7 +119,7 @@ class AttemptLog:
         with self.lock:
             if self.finished is not None:
                 return
-            self._end_stage_failed(E.TIMEOUT, f"the overall deadline ended the {self._current_stage()} stage",
+            self._end_stage_failed(_epns.TIMEOUT, f"the overall deadline ended the {self._current_stage()} stage",
                                    "deadline")
             self.abandoned = True
 

@@ -12,7 +12,7 @@ import errno
 import socket
 import typing as t
 
-from .. import _epns as E
+from .. import _epns
 
 Result = t.Dict[str, t.Any]
 
@@ -72,13 +72,13 @@ def make_failure(cls: str, stage: str, message: str, raw_error: str = "",
         "message": message,
         "raw_error": raw_error,
         "elapsed_ms": elapsed_ms,
-        "hint": E.FAILURE_CLASSES[cls].hint,
+        "hint": _epns.FAILURE_CLASSES[cls].hint,
     }
 
 
 def deadline_failure(what: str, raw_error: str) -> StageFailure:
     """The failure of a wait that the overall deadline, not the stage's own timeout, cut short."""
-    return StageFailure(E.TIMEOUT, f"the overall deadline ended {what}", raw_error)
+    return StageFailure(_epns.TIMEOUT, f"the overall deadline ended {what}", raw_error)
 
 
 def classify_connect_error(exc: BaseException, target: str, via_proxy: bool,
@@ -86,21 +86,21 @@ def classify_connect_error(exc: BaseException, target: str, via_proxy: bool,
     """(class, message) for a failed TCP connect to target (the EPNS address or the proxy)."""
     if isinstance(exc, socket.timeout) or getattr(exc, "errno", None) == errno.ETIMEDOUT:
         if deadline_bound:
-            return E.TIMEOUT, f"the overall deadline ended the TCP connect to {target}"
+            return _epns.TIMEOUT, f"the overall deadline ended the TCP connect to {target}"
         reason = f"no answer to the TCP connect within {seconds:g}s (packets dropped)"
         if via_proxy:
-            return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
-        return E.TCP_TIMEOUT, f"{target}: {reason}"
+            return _epns.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+        return _epns.TCP_TIMEOUT, f"{target}: {reason}"
     code = getattr(exc, "errno", None)
     if code == errno.ECONNREFUSED:
         reason = f"connection refused (a TCP reset or ICMP port unreachable: a closed port, or rejected {_ON_THE_WAY})"
         if via_proxy:
-            return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
-        return E.TCP_REFUSED, f"{target}: {reason}"
+            return _epns.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+        return _epns.TCP_REFUSED, f"{target}: {reason}"
     reason = _UNREACHABLE_ERRNOS.get(code or 0, f"connect failed ({exc})")
     if via_proxy:
-        return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
-    return E.TCP_UNREACHABLE, f"{target}: {reason}"
+        return _epns.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+    return _epns.TCP_UNREACHABLE, f"{target}: {reason}"
 
 
 def proxy_refusal_message(code: int, status: str, target: str) -> str:
@@ -156,7 +156,7 @@ def printable(raw: bytes, limit: int = 200) -> str:
 
 
 def _stage_rank(stage: str) -> int:
-    return E.STAGES.index(stage) if stage in E.STAGES else -1
+    return _epns.STAGES.index(stage) if stage in _epns.STAGES else -1
 
 
 def summarize_path(attempts: t.List[Result]) -> t.Tuple[bool, bool, t.Optional[Result], t.Optional[str]]:
@@ -196,7 +196,7 @@ def compute_verdict(paths: t.List[Result], dns: t.Optional[Result] = None
         how = " (proven by the broker's request for credentials)" if best["proven_by_auth"] else ""
         others = [p["id"] for p in primary_ok if p is not best]
         also = "; also {}".format(", ".join(others)) if others else ""
-        return E.VERDICT_REACHABLE, "{} works{}{}.".format(best["id"], how, also), None
+        return _epns.VERDICT_REACHABLE, "{} works{}{}.".format(best["id"], how, also), None
 
     def why(p: Result) -> str:
         f = p.get("failure")
@@ -206,22 +206,22 @@ def compute_verdict(paths: t.List[Result], dns: t.Optional[Result] = None
     if fallback_ok:
         fb = fallback_ok[0]
         return (
-            E.VERDICT_DEGRADED,
+            _epns.VERDICT_DEGRADED,
             "Only the fallback {} works ({}); {}.".format(
-                fb["id"], "; ".join(primary_failed) or "no primary path probed", E.DEGRADED_WHY),
+                fb["id"], "; ".join(primary_failed) or "no primary path probed", _epns.DEGRADED_WHY),
             fb["id"],
         )
     if dns is not None and dns.get("failure") and not any(p.get("proxy") for p in paths):
-        return (E.VERDICT_UNREACHABLE,
+        return (_epns.VERDICT_UNREACHABLE,
                 "EPNS is unreachable: {}.".format(dns["failure"]["message"]), None)
-    return (E.VERDICT_UNREACHABLE,
+    return (_epns.VERDICT_UNREACHABLE,
             "No path reaches EPNS ({}).".format("; ".join(why(p) for p in paths)), None)
 
 
 def verdict_fails(verdict: str, fail_on: str) -> bool:
     if fail_on == "never":
         return False
-    return E.VERDICTS.index(verdict) >= E.VERDICTS.index(fail_on)
+    return _epns.VERDICTS.index(verdict) >= _epns.VERDICTS.index(fail_on)
 
 
 def verdict_failure_message(result: Result) -> str:

@@ -18,7 +18,7 @@ import threading
 import time
 import typing as t
 
-from .. import _epns as E
+from .. import _epns
 
 RESOLV_CONF = "/etc/resolv.conf"
 DNS_PORT = 53
@@ -239,8 +239,8 @@ def _server_outcome(replies: t.List[Reply]) -> str:
     return "silent"
 
 
-_OUTCOME_CLASS = {"nxdomain": E.DNS_NXDOMAIN, "nodata": E.DNS_NO_ANSWER, "addresses": E.DNS_NO_ANSWER,
-                  "servfail": E.DNS_SERVFAIL, "refused": E.DNS_REFUSED, "silent": E.DNS_TIMEOUT}
+_OUTCOME_CLASS = {"nxdomain": _epns.DNS_NXDOMAIN, "nodata": _epns.DNS_NO_ANSWER, "addresses": _epns.DNS_NO_ANSWER,
+                  "servfail": _epns.DNS_SERVFAIL, "refused": _epns.DNS_REFUSED, "silent": _epns.DNS_TIMEOUT}
 
 
 def said(replies: t.List[Reply]) -> str:
@@ -262,7 +262,7 @@ def failure_class(replies: t.List[Reply]) -> str:
     for outcome in ("servfail", "refused"):
         if outcome in outcomes:
             return _OUTCOME_CLASS[outcome]
-    return E.DNS_TIMEOUT
+    return _epns.DNS_TIMEOUT
 
 
 def explain_failure(name: str, family: str, error: str, servers: t.List[str],
@@ -271,10 +271,10 @@ def explain_failure(name: str, family: str, error: str, servers: t.List[str],
     wanted = {"ipv4": "IPv4 ", "ipv6": "IPv6 "}.get(family)
     failed = f"{name} has no {wanted}address ({error})" if wanted else f"{name} does not resolve ({error})"
     if not servers:
-        return E.DNS_NO_ANSWER, (f"{failed}; {RESOLV_CONF} names no nameserver, so only other name sources "
+        return _epns.DNS_NO_ANSWER, (f"{failed}; {RESOLV_CONF} names no nameserver, so only other name sources "
                                  "(nsswitch.conf: /etc/hosts, ...) were asked")
     cls = failure_class(replies)
-    if cls == E.DNS_NO_ANSWER and any(r.addresses for r in replies):
+    if cls == _epns.DNS_NO_ANSWER and any(r.addresses for r in replies):
         return cls, (f"{failed}, although DNS has one: {said(replies)}; the host's name service "
                      "(nsswitch.conf hosts line) does not use that answer")
     return cls, f"{failed}; asked directly, {said(replies)}"
@@ -288,12 +288,12 @@ def explain_timeout(name: str, limit: str, servers: t.List[str], replies: t.List
         heard = f"no time was left to ask its nameservers ({', '.join(servers)}) directly"
     else:
         heard = f"{RESOLV_CONF} names no nameserver"
-    return E.DNS_TIMEOUT, f"the resolver gave no answer for {name} within {limit}; {heard}"
+    return _epns.DNS_TIMEOUT, f"the resolver gave no answer for {name} within {limit}; {heard}"
 
 
 def explain_sinkhole(name: str, sinkholed: t.List[str], replies: t.List[Reply]) -> t.Tuple[str, str]:
     heard = f"; asked directly, {said(replies)}" if replies else ""
-    return E.DNS_SINKHOLED, (f"{name} resolves only to {', '.join(sinkholed)}, a DNS filter's block answer "
+    return _epns.DNS_SINKHOLED, (f"{name} resolves only to {', '.join(sinkholed)}, a DNS filter's block answer "
                              f"(sinkhole), not EPNS{heard}")
 
 

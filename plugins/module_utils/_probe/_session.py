@@ -13,7 +13,7 @@ import ssl
 import time
 import typing as t
 
-from .. import _epns as E
+from .. import _epns
 from ._attempt import AttemptLog, StageClock
 from ._classify import (
     CERT_ALERTS,
@@ -58,7 +58,7 @@ def ping_schedule(hold: float, interval: float) -> t.List[float]:
 class MqttSession:
     def __init__(self, plan: ProbePlan, clock: StageClock, tls_stage: TlsStage) -> None:
         self.plan = plan
-        self.s = plan.settings
+        self.settings = plan.settings
         self.clock = clock
         self.tls_stage = tls_stage
 
@@ -76,30 +76,30 @@ class MqttSession:
         except socket.timeout as exc:
             if bound:
                 raise deadline_failure("the wait for CONNACK", str(exc)) from None
-            raise StageFailure(E.MQTT_NO_CONNACK, "no CONNACK within {:g}s after CONNECT{}".format(
-                self.s.connect_timeout,
+            raise StageFailure(_epns.MQTT_NO_CONNACK, "no CONNACK within {:g}s after CONNECT{}".format(
+                self.settings.connect_timeout,
                 f" ({len(buf)} bytes of a packet arrived)" if buf else ""),
                 str(exc)) from None
         except MqttCodecError as exc:
-            raise StageFailure(E.MQTT_BAD_RESPONSE, f"the answer to CONNECT is not a CONNACK: {exc}",
+            raise StageFailure(_epns.MQTT_BAD_RESPONSE, f"the answer to CONNECT is not a CONNACK: {exc}",
                                f"{exc}; first bytes: {printable(bytes(buf[:32]))}") from None
         except (EOFError, OSError) as exc:
             raise self._ended_without_connack(att, tls, bytes(buf), exc) from None
-        meaning = E.CONNACK_MEANINGS[connack.return_code]
+        meaning = _epns.CONNACK_MEANINGS[connack.return_code]
         att.mqtt = {"return_code": connack.return_code, "meaning": meaning,
                     "session_present": connack.session_present}
         if connack.return_code != 0:
             # A broker that judges our credentials is the real service, if TLS proved its identity.
             failure = StageFailure(
-                E.MQTT_REFUSED, f"the broker refused the MQTT connection: {connack.return_code} {meaning}",
+                _epns.MQTT_REFUSED, f"the broker refused the MQTT connection: {connack.return_code} {meaning}",
                 f"CONNACK return code {connack.return_code}", detail={"return_code": connack.return_code},
-                proven_by_auth=att.tls_verified and connack.return_code in E.CONNACK_AUTH_CODES)
+                proven_by_auth=att.tls_verified and connack.return_code in _epns.CONNACK_AUTH_CODES)
             # Recorded before the DISCONNECT so the outcome stands even if the deadline comes meanwhile.
             att.record(failure)
             _send_quietly(tls, DISCONNECT)
             raise failure
         att.stage_ok({"return_code": 0, "keepalive": self.plan.keepalive, "client_id": client_id})
-        if self.s.hold_seconds <= 0:
+        if self.settings.hold_seconds <= 0:
             # The outcome is known: the deadline or a failure during the courtesy DISCONNECT must not undo it.
             att.succeed()
             _send_quietly(tls, DISCONNECT)
@@ -129,33 +129,33 @@ class MqttSession:
     def _ended_without_connack(self, att: AttemptLog, tls: ssl.SSLSocket, partial: bytes,
                                exc: BaseException) -> StageFailure:
         """The failure for a session that ended (EOF, reset, alert, broken record) before CONNACK."""
-        rec = self.tls_stage.recorder(tls)
+        recorder = self.tls_stage.recorder(tls)
         if partial:
-            return StageFailure(E.MQTT_BAD_RESPONSE, f"the connection ended inside a packet after {len(partial)} "
+            return StageFailure(_epns.MQTT_BAD_RESPONSE, f"the connection ended inside a packet after {len(partial)} "
                                 "bytes", str(exc))
-        alerts = received_alerts(rec.peer_alerts, exc)
-        if rec.cert_requested and any(a in CERT_ALERTS for a in alerts):
+        alerts = received_alerts(recorder.peer_alerts, exc)
+        if recorder.cert_requested and any(a in CERT_ALERTS for a in alerts):
             # TLS 1.3: the server judges our (missing) certificate only after the handshake.
-            self.tls_stage.fail_client_cert_required(att, rec, str(exc), during_handshake=False, alerts=alerts)
+            self.tls_stage.fail_client_cert_required(att, recorder, str(exc), during_handshake=False, alerts=alerts)
         eof = isinstance(exc, (EOFError, ConnectionError, ssl.SSLZeroReturnError, ssl.SSLEOFError))
         alert = isinstance(exc, ssl.SSLError) and "ALERT" in (getattr(exc, "reason", None) or "")
         if isinstance(exc, ssl.SSLError) and not eof and not alert:
-            return StageFailure(E.MQTT_BAD_RESPONSE,
+            return StageFailure(_epns.MQTT_BAD_RESPONSE,
                                 f"the TLS stream broke after the handshake ({ssl_reason(exc)}): the peer or a "
                                 "device in between sent bytes that are not TLS records", str(exc))
         unproven = ("; the server had asked for a client certificate, but no certificate alert came, so this "
                     "proves nothing about who ended the session (a device on the path that cuts TLS sessions "
-                    "looks the same)" if rec.cert_requested else "")
+                    "looks the same)" if recorder.cert_requested else "")
         if _peer_reset(tls, exc):
-            return StageFailure(E.CONNECTION_RESET, "the connection was reset (TCP RST) after the TLS handshake, "
+            return StageFailure(_epns.CONNECTION_RESET, "the connection was reset (TCP RST) after the TLS handshake, "
                                 f"without a TLS alert or CONNACK{unproven}", str(exc) or "reset")
-        return StageFailure(E.MQTT_NO_CONNACK, "the server ended the session without CONNACK "
+        return StageFailure(_epns.MQTT_NO_CONNACK, "the server ended the session without CONNACK "
                             f"({_how_it_ended(exc, alerts, eof, alert)}){unproven}", str(exc))
 
     def hold(self, att: AttemptLog, tls: ssl.SSLSocket) -> None:
         att.begin("hold")
         start = time.monotonic()
-        hold, interval = self.s.hold_seconds, self.plan.ping_interval
+        hold, interval = self.settings.hold_seconds, self.plan.ping_interval
         overall = self.clock.deadline
         pings = 0
         buf = bytearray()
@@ -165,13 +165,14 @@ class MqttSession:
                 # Waiting for readability, not sleeping: a cut shows up the moment it happens.
                 self._idle(tls, min(idle_until, overall), buf)
             except EOFError as exc:
-                raise StageFailure(E.IDLE_DROPPED, f"the connection was closed after {time.monotonic() - start:.1f}s "
+                raise StageFailure(_epns.IDLE_DROPPED,
+                                   f"the connection was closed after {time.monotonic() - start:.1f}s "
                                    f"idle ({pings} pings answered)", str(exc)) from None
             except MqttCodecError as exc:
-                raise StageFailure(E.MQTT_BAD_RESPONSE, f"unexpected data while idle: {exc}", str(exc)) from None
+                raise StageFailure(_epns.MQTT_BAD_RESPONSE, f"unexpected data while idle: {exc}", str(exc)) from None
             except OSError as exc:
                 how = "reset" if _peer_reset(tls, exc) else "closed"
-                raise StageFailure(E.IDLE_DROPPED,
+                raise StageFailure(_epns.IDLE_DROPPED,
                                    f"the connection was {how} after {time.monotonic() - start:.1f}s idle ({exc})",
                                    str(exc)) from None
             if idle_until > overall:
@@ -184,13 +185,14 @@ class MqttSession:
             except socket.timeout as exc:
                 if bound:
                     raise deadline_failure("the wait for PINGRESP", str(exc)) from None
-                raise StageFailure(E.IDLE_DROPPED, f"no PINGRESP within {self.s.connect_timeout:g}s after {at:.1f}s "
+                raise StageFailure(_epns.IDLE_DROPPED,
+                                   f"no PINGRESP within {self.settings.connect_timeout:g}s after {at:.1f}s "
                                    "idle: the connection is silently dead", str(exc)) from None
             except MqttCodecError as exc:
-                raise StageFailure(E.MQTT_BAD_RESPONSE, f"the answer to PINGREQ is not PINGRESP: {exc}",
+                raise StageFailure(_epns.MQTT_BAD_RESPONSE, f"the answer to PINGREQ is not PINGRESP: {exc}",
                                    str(exc)) from None
             except (EOFError, OSError) as exc:
-                raise StageFailure(E.IDLE_DROPPED, f"the connection dropped at the ping after {at:.1f}s idle "
+                raise StageFailure(_epns.IDLE_DROPPED, f"the connection dropped at the ping after {at:.1f}s idle "
                                    f"({exc or exc.__class__.__name__})", str(exc)) from None
             pings += 1
         att.stage_ok({"seconds": hold, "ping_interval": interval, "pings": pings})
