@@ -34,10 +34,8 @@ OID_SAN = "2.5.29.17"
 OID_SKI = "2.5.29.14"
 OID_AKI = "2.5.29.35"
 
-_TAG_BOOLEAN = 0x01
 _TAG_INTEGER = 0x02
 _TAG_OCTET_STRING = 0x04
-_TAG_OID = 0x06
 _TAG_UTCTIME = 0x17
 _TAG_GENERALIZEDTIME = 0x18
 _TAG_SEQUENCE = 0x30
@@ -315,19 +313,6 @@ def _escape_value(value: str) -> str:
 def format_name(rdns: t.List[t.Tuple[str, str]]) -> str:
     """RFC 4514 order and escaping, most specific first: "CN=..., O=..., C=..."."""
     return ", ".join(f"{attr}={_escape_value(value)}" for attr, value in reversed(rdns))
-
-
-def pem_to_der(pem: str) -> bytes:
-    import base64
-    lines = [line.strip() for line in pem.strip().splitlines()]
-    if not lines or not lines[0].startswith("-----BEGIN"):
-        raise X509Error("not a PEM certificate")
-    body: t.List[str] = []
-    for line in lines[1:]:
-        if line.startswith("-----END"):
-            return base64.b64decode("".join(body))
-        body.append(line)
-    raise X509Error("PEM certificate has no END line")
 
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
