@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -12,7 +11,12 @@ import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import DEGRADED_WHY
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeSettings, new_client_id
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._attempt import StageClock
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import (
+    ProbeSettings,
+    new_client_id,
+    prepare,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._tls import TlsStage
 
 SNI = "epns.eset.com"
@@ -516,10 +520,28 @@ def test_no_threads_left_behind(run: t.Any, tls_server: t.Any, lo: t.Any) -> Non
     assert threading.active_count() <= before + 1   # the server's own handler may still be closing
 
 
-def test_ssl_module_exposes_the_message_callback() -> None:
-    # The probe reads certificates and alerts of failed handshakes through it.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx._msg_callback = lambda *args: None  # type: ignore[attr-defined]
+def test_ssl_module_exposes_the_message_callback(tls_server: t.Any, lo: t.Any, pki: t.Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe reads the certificate and alerts of a failed handshake through ssl's private message callback.
+
+    On a Python without that hook, setting the attribute still succeeds and nothing ever calls it: so this
+    handshakes through the probe's own context and checks that the probe's handler saw the server's Certificate
+    message (decrypted, in TLS 1.3 too)."""
+    seen: t.List[t.Tuple[str, int, int]] = []
+
+    def spy(stage: t.Any, conn: t.Any, direction: t.Any, version: t.Any, content_type: t.Any, msg_type: t.Any,
+            data: bytes) -> None:
+        seen.append((getattr(direction, "value", str(direction)), int(content_type), data[0] if data else -1))
+
+    monkeypatch.setattr(TlsStage, "_on_tls_message", spy)
+    plan = prepare(ProbeSettings(ca_path=str(pki.ca)))
+    TlsStage(plan, StageClock(time.monotonic() + 5, 1.0))
+    server = tls_server(lo.silent)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock, \
+            plan.context.wrap_socket(sock, server_hostname=plan.server_name) as tls:
+        assert tls.version() == "TLSv1.3"
+    handshake, certificate = 22, 11
+    assert ("read", handshake, certificate) in seen, seen
 
 
 # --------------------------------------------------------------------------- what proves a path (issue 11)
