@@ -117,14 +117,7 @@ class MqttSession:
         if not self.tls_stage.recorder(tls).cert_requested or tls.version() != "TLSv1.3":
             return
         grace = min(self.clock.remaining(deadline), max(_MIN_VERDICT_WAIT, 2 * att.stage_seconds("tls")))
-        tls.settimeout(grace)
-        try:
-            chunk = tls.recv(4096)
-        except socket.timeout:
-            return
-        if not chunk:
-            raise EOFError("connection closed before CONNECT")
-        buf.extend(chunk)
+        _receive(tls, buf, grace, "connection closed before CONNECT")
 
     def _ended_without_connack(self, att: AttemptLog, tls: ssl.SSLSocket, partial: bytes,
                                exc: BaseException) -> StageFailure:
@@ -219,19 +212,24 @@ class MqttSession:
     def _idle(tls: ssl.SSLSocket, until: float, buf: bytearray) -> None:
         while True:
             left = until - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not _receive(tls, buf, left, "EOF"):
                 return
-            tls.settimeout(left)
-            try:
-                chunk = tls.recv(4096)
-            except socket.timeout:
-                return
-            if not chunk:
-                raise EOFError("EOF")
-            buf.extend(chunk)
             split = split_packet(bytes(buf))
             if split is not None:
                 raise MqttCodecError(f"the broker sent {split[0].name} without being asked")
+
+
+def _receive(tls: ssl.SSLSocket, buf: bytearray, timeout: float, eof_message: str) -> bool:
+    """Append what arrives within timeout to buf; False when nothing did, EOFError when the peer closed."""
+    tls.settimeout(timeout)
+    try:
+        chunk = tls.recv(4096)
+    except socket.timeout:
+        return False
+    if not chunk:
+        raise EOFError(eof_message)
+    buf.extend(chunk)
+    return True
 
 
 def _how_it_ended(exc: BaseException, alerts: t.List[int], eof: bool, alert: bool) -> str:
