@@ -27,7 +27,7 @@ FAIL_ON_CHOICES = ("unreachable", "degraded", "never")
 STAGES = ("dns", "tcp", "proxy_connect", "tls", "mqtt", "hold")
 
 DNS_NO_ANSWER = "dns_no_answer"
-# What the nameservers said when getaddrinfo gave no usable address (_probe_dns asks them itself).
+# What the nameservers said when getaddrinfo gave no usable address (_probe/_dns asks them itself).
 DNS_NXDOMAIN = "dns_nxdomain"
 DNS_SERVFAIL = "dns_servfail"
 DNS_REFUSED = "dns_refused"
@@ -59,7 +59,7 @@ class FailureClass(t.NamedTuple):
     hint: str
 
 
-FAILURE_CLASSES: dict[str, FailureClass] = {
+FAILURE_CLASSES: t.Dict[str, FailureClass] = {
     DNS_NO_ANSWER: FailureClass(
         "The name exists but has no address of the family asked for (or the host's name service "
         "returned none although DNS has one).",
@@ -188,7 +188,7 @@ FAILURE_CLASSES: dict[str, FailureClass] = {
 }
 
 # MQTT 3.1.1 table 3.1; 6-255 are reserved.
-CONNACK_MEANINGS: dict[int, str] = {
+CONNACK_MEANINGS: t.Dict[int, str] = {
     0: "Connection accepted",
     1: "Connection refused, unacceptable protocol version",
     2: "Connection refused, identifier rejected",

@@ -392,19 +392,19 @@ from ansible_collections.protectnet.epns.plugins.module_utils._epns import (  # 
     HOST,
     PRIMARY_PORT,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe import run_probe  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._classify import (  # noqa: E402
     verdict_fails,
     verdict_failure_message,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._engine import run_probe  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import (  # noqa: E402
     ADDRESS_FAMILIES,
     ProbeConfigError,
     ProbeSettings,
 )
 
 
-def argument_spec() -> dict[str, t.Any]:
+def argument_spec() -> t.Dict[str, t.Any]:
     return dict(
         host=dict(type="str", default=HOST),
         server_name=dict(type="str"),
@@ -449,19 +449,19 @@ def main() -> None:
         supports_check_mode=True,
     )
     _mask_proxy_secrets(module)
-    p = module.params
-    settings = ProbeSettings(**{k: v for k, v in p.items() if k != "fail_on"})
+    params = module.params
+    settings = ProbeSettings(**{k: v for k, v in params.items() if k != "fail_on"})
     try:
         result = run_probe(settings)
     except ProbeConfigError as exc:
         module.fail_json(msg=str(exc))
     result["changed"] = False
-    if verdict_fails(result["verdict"], p["fail_on"]):
+    if verdict_fails(result["verdict"], params["fail_on"]):
         _fail_with_verdict(module, result)
     module.exit_json(**result)
 
 
-def _fail_with_verdict(module: AnsibleModule, result: dict[str, t.Any]) -> None:
+def _fail_with_verdict(module: AnsibleModule, result: t.Dict[str, t.Any]) -> None:
     message = verdict_failure_message(result)
     # ansible-core 2.19+ (keyword-only `exception`) would attach the module's call stack, shown with
     # ANSIBLE_DISPLAY_TRACEBACK=error as if the probe had crashed; the verdict stands in for it. Older releases

@@ -87,7 +87,8 @@ def part_a(lab: Lab, report_dir: Path) -> None:
 
 PROBE_SNIPPET = """
 import json, sys
-from ansible_collections.protectnet.epns.plugins.module_utils._probe import ProbeSettings, Probe, prepare
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._engine import Probe
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeSettings, prepare
 plan = prepare(ProbeSettings())
 result = Probe(plan).run()
 print(json.dumps({"elapsed_ms": result["elapsed_ms"], "verdict": result["verdict"],

@@ -106,7 +106,7 @@ def reason_of(errno_name: str) -> str:
     import errno as errno_mod
     import socket
 
-    from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import classify_connect_error
+    from ansible_collections.protectnet.epns.plugins.module_utils._probe._classify import classify_connect_error
 
     exc: BaseException
     if errno_name == "timeout":

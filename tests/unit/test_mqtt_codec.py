@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils import _mqtt as M
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import CONNACK_MEANINGS
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _mqtt as M
 
 
 @pytest.mark.parametrize(("value", "encoded"), [
@@ -71,13 +71,24 @@ def test_connect_rejects_invalid(kwargs: dict) -> None:
         M.encode_connect("a", **kwargs)
 
 
+def first_packet(data: bytes, expect: int) -> M.Packet:
+    """The packet the probe's session reads first from these bytes (split_packet, as _session does)."""
+    split = M.split_packet(data, expect=expect)
+    assert split is not None, f"{data!r} is not a whole packet yet"
+    return split[0]
+
+
+def read_connack(data: bytes) -> M.Connack:
+    return M.parse_connack(first_packet(data, M.CONNACK))
+
+
 @pytest.mark.parametrize("code", sorted(CONNACK_MEANINGS))
 def test_connack_every_return_code(code: int) -> None:
-    assert M.decode_connack(bytes((0x20, 2, 0, code))) == M.Connack(False, code)
+    assert read_connack(bytes((0x20, 2, 0, code))) == M.Connack(False, code)
 
 
 def test_connack_session_present() -> None:
-    assert M.decode_connack(b"\x20\x02\x01\x00") == M.Connack(True, 0)
+    assert read_connack(b"\x20\x02\x01\x00") == M.Connack(True, 0)
 
 
 @pytest.mark.parametrize(("data", "match"), [
@@ -86,10 +97,6 @@ def test_connack_session_present() -> None:
     (b"\x21\x02\x00\x00", "reserved flags"),
     (b"\x20\x03\x00\x00\x00", "must be 2"),
     (b"\x20\x01\x00", "must be 2"),
-    (b"\x20\x02\x00", "truncated"),
-    (b"\x20", "truncated"),
-    (b"", "truncated"),
-    (b"\x20\x02\x00\x00\xff", "1 unexpected bytes after CONNACK"),
     (b"\x20\x02\x02\x00", "reserved bits"),
     (b"\x20\x02\x00\x06", "reserved in MQTT 3.1.1"),
     (b"\x20\x02\x00\x84", "return code 132"),
@@ -99,7 +106,16 @@ def test_connack_session_present() -> None:
 ])
 def test_connack_malformed(data: bytes, match: str) -> None:
     with pytest.raises(M.MqttCodecError, match=match):
-        M.decode_connack(data)
+        read_connack(data)
+
+
+@pytest.mark.parametrize("data", [b"\x20\x02\x00", b"\x20", b""])
+def test_a_truncated_connack_waits_for_more_bytes(data: bytes) -> None:
+    assert M.split_packet(data, expect=M.CONNACK) is None
+
+
+def test_bytes_after_the_connack_are_left_for_the_next_read() -> None:
+    assert M.split_packet(b"\x20\x02\x00\x00\xff", expect=M.CONNACK) == (M.Packet(2, 0, b"\x00\x00"), b"\xff")
 
 
 def test_split_packet_stops_early_on_huge_announcement() -> None:
@@ -122,7 +138,8 @@ def test_pingreq_disconnect_bytes() -> None:
 
 
 def test_pingresp() -> None:
-    M.decode_pingresp(b"\xd0\x00")
-    for bad in (b"\xd0\x01\x00", b"\xd1\x00", b"\x20\x02\x00\x00", b"\xd0"):
+    M.parse_pingresp(first_packet(b"\xd0\x00", M.PINGRESP_TYPE))
+    for bad in (b"\xd0\x01\x00", b"\xd1\x00", b"\x20\x02\x00\x00"):
         with pytest.raises(M.MqttCodecError):
-            M.decode_pingresp(bad)
+            M.parse_pingresp(first_packet(bad, M.PINGRESP_TYPE))
+    assert M.split_packet(b"\xd0", expect=M.PINGRESP_TYPE) is None

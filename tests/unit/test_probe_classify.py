@@ -8,9 +8,9 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe as P
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_classify as C
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_settings as S
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _classify as C
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _settings as S
 
 
 def test_every_class_has_explanation_and_hint() -> None:

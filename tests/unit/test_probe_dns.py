@@ -1,4 +1,4 @@
-"""The probe's own DNS client (_probe_dns): wire format, resolv.conf, what an answer means, sinkholes; and the
+"""The probe's own DNS client (_probe/_dns): wire format, resolv.conf, what an answer means, sinkholes; and the
 engine asking a loopback nameserver after getaddrinfo failed."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe as P
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbeConfigError
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _dns as D
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeConfigError, ProbeSettings
 
 QNAME = b"\x04epns\x04eset\x03com\x00"
 
@@ -197,7 +197,7 @@ def run(pki: t.Any) -> t.Callable[..., dict]:
         kwargs.setdefault("ca_path", str(pki.ca))
         kwargs.setdefault("timeout", 4.0)
         kwargs.setdefault("connect_timeout", 1.0)
-        return P.run_probe(P.ProbeSettings(**kwargs))
+        return P.run_probe(ProbeSettings(**kwargs))
 
     return run
 

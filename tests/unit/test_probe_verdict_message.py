@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_classify as C
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _classify as C
 
 
 def _path(pid: str, role: str, cls: str | None, stage: str = "tcp") -> dict:

@@ -8,7 +8,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils import _x509 as X
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _x509 as X
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -109,10 +109,8 @@ def test_every_single_byte_corruption_is_handled(pki: t.Any) -> None:
             pass
 
 
-def test_pem_to_der(pki: t.Any) -> None:
-    assert X.pem_to_der(pki.server_cert.read_text()) == der_of(pki.server_cert)
-    with pytest.raises(X.X509Error):
-        X.pem_to_der("nothing")
+def test_pem_certificates_reads_one_certificate(pki: t.Any) -> None:
+    assert X.pem_certificates(pki.server_cert.read_text()) == [der_of(pki.server_cert)]
 
 
 def test_certificates_from_tls_handshake(pki: t.Any) -> None:

@@ -18,7 +18,7 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from .. import _epns
 
 RESOLV_CONF = "/etc/resolv.conf"
 DNS_PORT = 53
@@ -48,7 +48,7 @@ class DnsFormatError(ValueError):
 class Message(t.NamedTuple):
     rcode: int
     truncated: bool
-    addresses: list[str]
+    addresses: t.List[str]
 
 
 class Reply(t.NamedTuple):
@@ -56,9 +56,9 @@ class Reply(t.NamedTuple):
 
     server: str
     qtype: str
-    rcode: str | None
-    addresses: list[str]
-    error: str | None
+    rcode: t.Optional[str]
+    addresses: t.List[str]
+    error: t.Optional[str]
     truncated: bool = False
     elapsed: float = 0.0
 
@@ -100,7 +100,7 @@ def _skip_name(data: bytes, offset: int) -> int:
         offset += 1 + length
 
 
-def _answers(data: bytes, offset: int, count: int, qtype: str) -> list[str]:
+def _answers(data: bytes, offset: int, count: int, qtype: str) -> t.List[str]:
     wanted, size = QTYPES[qtype], 4 if qtype == "A" else 16
     family = socket.AF_INET if qtype == "A" else socket.AF_INET6
     found = []
@@ -145,7 +145,7 @@ def rcode_name(rcode: int) -> str:
 
 # -- asking the nameservers ----------------------------------------------------------------------
 
-def nameservers(text: str) -> list[str]:
+def nameservers(text: str) -> t.List[str]:
     """The nameserver lines of a resolv.conf, in order, as glibc reads them (first three valid ones)."""
     found = []
     for line in text.splitlines():
@@ -161,7 +161,7 @@ def nameservers(text: str) -> list[str]:
     return found[:MAX_NAMESERVERS]
 
 
-def read_nameservers(path: str | None = None) -> list[str]:
+def read_nameservers(path: t.Optional[str] = None) -> t.List[str]:
     try:
         with open(path or RESOLV_CONF, encoding="utf-8", errors="replace") as handle:
             return nameservers(handle.read())
@@ -199,10 +199,10 @@ def ask(server: str, name: str, qtype: str, timeout: float) -> Reply:
         return Reply(server, qtype, None, [], f"error: {exc}", elapsed=time.monotonic() - started)
 
 
-def ask_all(servers: list[str], name: str, family: str, timeout: float) -> list[Reply]:
+def ask_all(servers: t.List[str], name: str, family: str, timeout: float) -> t.List[Reply]:
     """Every (server, type) pair at once, each in a daemon thread, all bounded by timeout."""
     pairs = [(server, qtype) for server in servers for qtype in FAMILY_QTYPES.get(family, ("A", "AAAA"))]
-    replies: dict[tuple[str, str], Reply] = {}
+    replies: t.Dict[t.Tuple[str, str], Reply] = {}
 
     def one(server: str, qtype: str) -> None:
         replies[(server, qtype)] = ask(server, name, qtype, timeout)
@@ -222,7 +222,7 @@ def ask_all(servers: list[str], name: str, family: str, timeout: float) -> list[
 _DEFINITIVE = ("nxdomain", "addresses", "nodata")
 
 
-def _server_outcome(replies: list[Reply]) -> str:
+def _server_outcome(replies: t.List[Reply]) -> str:
     """One nameserver's answer for the name, as glibc weighs it: NXDOMAIN or NOERROR end the search;
     SERVFAIL, REFUSED and silence send glibc on to the next nameserver."""
     rcodes = [r.rcode for r in replies]
@@ -239,19 +239,19 @@ def _server_outcome(replies: list[Reply]) -> str:
     return "silent"
 
 
-_OUTCOME_CLASS = {"nxdomain": E.DNS_NXDOMAIN, "nodata": E.DNS_NO_ANSWER, "addresses": E.DNS_NO_ANSWER,
-                  "servfail": E.DNS_SERVFAIL, "refused": E.DNS_REFUSED, "silent": E.DNS_TIMEOUT}
+_OUTCOME_CLASS = {"nxdomain": _epns.DNS_NXDOMAIN, "nodata": _epns.DNS_NO_ANSWER, "addresses": _epns.DNS_NO_ANSWER,
+                  "servfail": _epns.DNS_SERVFAIL, "refused": _epns.DNS_REFUSED, "silent": _epns.DNS_TIMEOUT}
 
 
-def said(replies: list[Reply]) -> str:
+def said(replies: t.List[Reply]) -> str:
     """'198.18.1.53 answered A NXDOMAIN, AAAA NXDOMAIN; 2001:db8::53 answered ...'"""
-    by_server: dict[str, list[Reply]] = {}
+    by_server: t.Dict[str, t.List[Reply]] = {}
     for reply in replies:
         by_server.setdefault(reply.server, []).append(reply)
     return "; ".join(f"{server} answered {', '.join(r.words() for r in rs)}" for server, rs in by_server.items())
 
 
-def failure_class(replies: list[Reply]) -> str:
+def failure_class(replies: t.List[Reply]) -> str:
     """The class for a failed lookup: the first nameserver with a definitive answer decides, as in glibc."""
     outcomes = []
     for server in dict.fromkeys(r.server for r in replies):
@@ -262,24 +262,25 @@ def failure_class(replies: list[Reply]) -> str:
     for outcome in ("servfail", "refused"):
         if outcome in outcomes:
             return _OUTCOME_CLASS[outcome]
-    return E.DNS_TIMEOUT
+    return _epns.DNS_TIMEOUT
 
 
-def explain_failure(name: str, family: str, error: str, servers: list[str], replies: list[Reply]) -> tuple[str, str]:
+def explain_failure(name: str, family: str, error: str, servers: t.List[str],
+                    replies: t.List[Reply]) -> t.Tuple[str, str]:
     """(class, message) for a lookup that returned no address; error is getaddrinfo's own words."""
     wanted = {"ipv4": "IPv4 ", "ipv6": "IPv6 "}.get(family)
     failed = f"{name} has no {wanted}address ({error})" if wanted else f"{name} does not resolve ({error})"
     if not servers:
-        return E.DNS_NO_ANSWER, (f"{failed}; {RESOLV_CONF} names no nameserver, so only other name sources "
+        return _epns.DNS_NO_ANSWER, (f"{failed}; {RESOLV_CONF} names no nameserver, so only other name sources "
                                  "(nsswitch.conf: /etc/hosts, ...) were asked")
     cls = failure_class(replies)
-    if cls == E.DNS_NO_ANSWER and any(r.addresses for r in replies):
+    if cls == _epns.DNS_NO_ANSWER and any(r.addresses for r in replies):
         return cls, (f"{failed}, although DNS has one: {said(replies)}; the host's name service "
                      "(nsswitch.conf hosts line) does not use that answer")
     return cls, f"{failed}; asked directly, {said(replies)}"
 
 
-def explain_timeout(name: str, limit: str, servers: list[str], replies: list[Reply]) -> tuple[str, str]:
+def explain_timeout(name: str, limit: str, servers: t.List[str], replies: t.List[Reply]) -> t.Tuple[str, str]:
     """limit: what bounded the stage, e.g. 'connect_timeout (3 s)'."""
     if replies:
         heard = f"asked directly, {said(replies)}"
@@ -287,18 +288,18 @@ def explain_timeout(name: str, limit: str, servers: list[str], replies: list[Rep
         heard = f"no time was left to ask its nameservers ({', '.join(servers)}) directly"
     else:
         heard = f"{RESOLV_CONF} names no nameserver"
-    return E.DNS_TIMEOUT, f"the resolver gave no answer for {name} within {limit}; {heard}"
+    return _epns.DNS_TIMEOUT, f"the resolver gave no answer for {name} within {limit}; {heard}"
 
 
-def explain_sinkhole(name: str, sinkholed: list[str], replies: list[Reply]) -> tuple[str, str]:
+def explain_sinkhole(name: str, sinkholed: t.List[str], replies: t.List[Reply]) -> t.Tuple[str, str]:
     heard = f"; asked directly, {said(replies)}" if replies else ""
-    return E.DNS_SINKHOLED, (f"{name} resolves only to {', '.join(sinkholed)}, a DNS filter's block answer "
+    return _epns.DNS_SINKHOLED, (f"{name} resolves only to {', '.join(sinkholed)}, a DNS filter's block answer "
                              f"(sinkhole), not EPNS{heard}")
 
 
 # -- sinkholes -----------------------------------------------------------------------------------
 
-def parse_sinkholes(values: t.Iterable[str]) -> list[Network]:
+def parse_sinkholes(values: t.Iterable[str]) -> t.List[Network]:
     """Addresses or CIDRs; ValueError names the first value that is neither."""
     networks = []
     for value in values:
@@ -309,7 +310,7 @@ def parse_sinkholes(values: t.Iterable[str]) -> list[Network]:
     return networks
 
 
-def is_sinkhole(address: str, networks: list[Network]) -> bool:
+def is_sinkhole(address: str, networks: t.List[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:

@@ -12,7 +12,7 @@ import errno
 import socket
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
+from .. import _epns
 
 Result = t.Dict[str, t.Any]
 
@@ -54,7 +54,7 @@ _UNREACHABLE_ERRNOS = {
 class StageFailure(Exception):
     """A stage ended with a known failure class; the attempt records it as its outcome."""
 
-    def __init__(self, cls: str, message: str, raw_error: str = "", detail: Result | None = None,
+    def __init__(self, cls: str, message: str, raw_error: str = "", detail: t.Optional[Result] = None,
                  proven_by_auth: bool = False) -> None:
         super().__init__(message)
         self.cls = cls
@@ -72,35 +72,35 @@ def make_failure(cls: str, stage: str, message: str, raw_error: str = "",
         "message": message,
         "raw_error": raw_error,
         "elapsed_ms": elapsed_ms,
-        "hint": E.FAILURE_CLASSES[cls].hint,
+        "hint": _epns.FAILURE_CLASSES[cls].hint,
     }
 
 
 def deadline_failure(what: str, raw_error: str) -> StageFailure:
     """The failure of a wait that the overall deadline, not the stage's own timeout, cut short."""
-    return StageFailure(E.TIMEOUT, f"the overall deadline ended {what}", raw_error)
+    return StageFailure(_epns.TIMEOUT, f"the overall deadline ended {what}", raw_error)
 
 
 def classify_connect_error(exc: BaseException, target: str, via_proxy: bool,
-                           deadline_bound: bool, seconds: float) -> tuple[str, str]:
+                           deadline_bound: bool, seconds: float) -> t.Tuple[str, str]:
     """(class, message) for a failed TCP connect to target (the EPNS address or the proxy)."""
     if isinstance(exc, socket.timeout) or getattr(exc, "errno", None) == errno.ETIMEDOUT:
         if deadline_bound:
-            return E.TIMEOUT, f"the overall deadline ended the TCP connect to {target}"
+            return _epns.TIMEOUT, f"the overall deadline ended the TCP connect to {target}"
         reason = f"no answer to the TCP connect within {seconds:g}s (packets dropped)"
         if via_proxy:
-            return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
-        return E.TCP_TIMEOUT, f"{target}: {reason}"
+            return _epns.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+        return _epns.TCP_TIMEOUT, f"{target}: {reason}"
     code = getattr(exc, "errno", None)
     if code == errno.ECONNREFUSED:
         reason = f"connection refused (a TCP reset or ICMP port unreachable: a closed port, or rejected {_ON_THE_WAY})"
         if via_proxy:
-            return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
-        return E.TCP_REFUSED, f"{target}: {reason}"
+            return _epns.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+        return _epns.TCP_REFUSED, f"{target}: {reason}"
     reason = _UNREACHABLE_ERRNOS.get(code or 0, f"connect failed ({exc})")
     if via_proxy:
-        return E.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
-    return E.TCP_UNREACHABLE, f"{target}: {reason}"
+        return _epns.PROXY_UNREACHABLE, f"proxy {target}: {reason}"
+    return _epns.TCP_UNREACHABLE, f"{target}: {reason}"
 
 
 def proxy_refusal_message(code: int, status: str, target: str) -> str:
@@ -116,7 +116,7 @@ def proxy_refusal_message(code: int, status: str, target: str) -> str:
     return f"the proxy refused CONNECT {target} ({status})"
 
 
-def received_alerts(recorded: list[int], exc: BaseException | None) -> list[int]:
+def received_alerts(recorded: t.List[int], exc: t.Optional[BaseException]) -> t.List[int]:
     """The peer's alerts: those the TLS message callback saw, and the one an SSLError names."""
     alerts = list(recorded)
     code = _ALERT_REASONS.get(str(getattr(exc, "reason", None) or ""))
@@ -125,7 +125,7 @@ def received_alerts(recorded: list[int], exc: BaseException | None) -> list[int]
     return alerts
 
 
-def client_cert_refusal_message(client_cert_given: bool, peer_alerts: list[int],
+def client_cert_refusal_message(client_cert_given: bool, peer_alerts: t.List[int],
                                 during_handshake: bool) -> str:
     alerts = ", ".join(_ALERT_NAMES.get(a, str(a)) for a in peer_alerts) or "none"
     if client_cert_given:
@@ -156,10 +156,10 @@ def printable(raw: bytes, limit: int = 200) -> str:
 
 
 def _stage_rank(stage: str) -> int:
-    return E.STAGES.index(stage) if stage in E.STAGES else -1
+    return _epns.STAGES.index(stage) if stage in _epns.STAGES else -1
 
 
-def summarize_path(attempts: list[Result]) -> tuple[bool, bool, Result | None, str | None]:
+def summarize_path(attempts: t.List[Result]) -> t.Tuple[bool, bool, t.Optional[Result], t.Optional[str]]:
     """(ok, proven_by_auth, failure, note) of a path from its attempts' results."""
     full = [a for a in attempts if a["ok"] and not a["proven_by_auth"]]
     auth = [a for a in attempts if a["ok"] and a["proven_by_auth"]]
@@ -186,8 +186,8 @@ def summarize_path(attempts: list[Result]) -> tuple[bool, bool, Result | None, s
     return False, False, best["failure"], None
 
 
-def compute_verdict(paths: list[Result], dns: Result | None = None
-                    ) -> tuple[str, str, str | None]:
+def compute_verdict(paths: t.List[Result], dns: t.Optional[Result] = None
+                    ) -> t.Tuple[str, str, t.Optional[str]]:
     """(verdict, verdict_reason, working_fallback) from the path results."""
     primary_ok = [p for p in paths if p["role"] == "primary" and p["ok"]]
     fallback_ok = [p for p in paths if p["role"] == "fallback" and p["ok"]]
@@ -196,7 +196,7 @@ def compute_verdict(paths: list[Result], dns: Result | None = None
         how = " (proven by the broker's request for credentials)" if best["proven_by_auth"] else ""
         others = [p["id"] for p in primary_ok if p is not best]
         also = "; also {}".format(", ".join(others)) if others else ""
-        return E.VERDICT_REACHABLE, "{} works{}{}.".format(best["id"], how, also), None
+        return _epns.VERDICT_REACHABLE, "{} works{}{}.".format(best["id"], how, also), None
 
     def why(p: Result) -> str:
         f = p.get("failure")
@@ -206,22 +206,22 @@ def compute_verdict(paths: list[Result], dns: Result | None = None
     if fallback_ok:
         fb = fallback_ok[0]
         return (
-            E.VERDICT_DEGRADED,
+            _epns.VERDICT_DEGRADED,
             "Only the fallback {} works ({}); {}.".format(
-                fb["id"], "; ".join(primary_failed) or "no primary path probed", E.DEGRADED_WHY),
+                fb["id"], "; ".join(primary_failed) or "no primary path probed", _epns.DEGRADED_WHY),
             fb["id"],
         )
     if dns is not None and dns.get("failure") and not any(p.get("proxy") for p in paths):
-        return (E.VERDICT_UNREACHABLE,
+        return (_epns.VERDICT_UNREACHABLE,
                 "EPNS is unreachable: {}.".format(dns["failure"]["message"]), None)
-    return (E.VERDICT_UNREACHABLE,
+    return (_epns.VERDICT_UNREACHABLE,
             "No path reaches EPNS ({}).".format("; ".join(why(p) for p in paths)), None)
 
 
 def verdict_fails(verdict: str, fail_on: str) -> bool:
     if fail_on == "never":
         return False
-    return E.VERDICTS.index(verdict) >= E.VERDICTS.index(fail_on)
+    return _epns.VERDICTS.index(verdict) >= _epns.VERDICTS.index(fail_on)
 
 
 def verdict_failure_message(result: Result) -> str:

@@ -11,9 +11,19 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._mqtt import (
+from .. import _epns
+from ._attempt import AttemptLog, StageClock
+from ._classify import (
+    CERT_ALERTS,
+    StageFailure,
+    deadline_failure,
+    printable,
+    received_alerts,
+    ssl_reason,
+)
+from ._mqtt import (
     CONNACK,
     DISCONNECT,
     PINGREQ,
@@ -25,17 +35,8 @@ from ansible_collections.protectnet.epns.plugins.module_utils._mqtt import (
     parse_pingresp,
     split_packet,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
-    CERT_ALERTS,
-    StageFailure,
-    deadline_failure,
-    printable,
-    received_alerts,
-    ssl_reason,
-)
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tls import TlsStage
+from ._settings import ProbePlan
+from ._tls import TlsStage
 
 # include/net/tcp_states.h
 _TCP_CLOSE = 7
@@ -43,7 +44,7 @@ _TCP_CLOSE = 7
 _MIN_VERDICT_WAIT = 0.05
 
 
-def ping_schedule(hold: float, interval: float) -> list[float]:
+def ping_schedule(hold: float, interval: float) -> t.List[float]:
     """Seconds into the hold at which to ping: every interval, and once more at the end."""
     times = []
     k = 1
@@ -57,7 +58,7 @@ def ping_schedule(hold: float, interval: float) -> list[float]:
 class MqttSession:
     def __init__(self, plan: ProbePlan, clock: StageClock, tls_stage: TlsStage) -> None:
         self.plan = plan
-        self.s = plan.settings
+        self.settings = plan.settings
         self.clock = clock
         self.tls_stage = tls_stage
 
@@ -75,30 +76,30 @@ class MqttSession:
         except socket.timeout as exc:
             if bound:
                 raise deadline_failure("the wait for CONNACK", str(exc)) from None
-            raise StageFailure(E.MQTT_NO_CONNACK, "no CONNACK within {:g}s after CONNECT{}".format(
-                self.s.connect_timeout,
+            raise StageFailure(_epns.MQTT_NO_CONNACK, "no CONNACK within {:g}s after CONNECT{}".format(
+                self.settings.connect_timeout,
                 f" ({len(buf)} bytes of a packet arrived)" if buf else ""),
                 str(exc)) from None
         except MqttCodecError as exc:
-            raise StageFailure(E.MQTT_BAD_RESPONSE, f"the answer to CONNECT is not a CONNACK: {exc}",
+            raise StageFailure(_epns.MQTT_BAD_RESPONSE, f"the answer to CONNECT is not a CONNACK: {exc}",
                                f"{exc}; first bytes: {printable(bytes(buf[:32]))}") from None
         except (EOFError, OSError) as exc:
             raise self._ended_without_connack(att, tls, bytes(buf), exc) from None
-        meaning = E.CONNACK_MEANINGS[connack.return_code]
+        meaning = _epns.CONNACK_MEANINGS[connack.return_code]
         att.mqtt = {"return_code": connack.return_code, "meaning": meaning,
                     "session_present": connack.session_present}
         if connack.return_code != 0:
             # A broker that judges our credentials is the real service, if TLS proved its identity.
             failure = StageFailure(
-                E.MQTT_REFUSED, f"the broker refused the MQTT connection: {connack.return_code} {meaning}",
+                _epns.MQTT_REFUSED, f"the broker refused the MQTT connection: {connack.return_code} {meaning}",
                 f"CONNACK return code {connack.return_code}", detail={"return_code": connack.return_code},
-                proven_by_auth=att.tls_verified and connack.return_code in E.CONNACK_AUTH_CODES)
+                proven_by_auth=att.tls_verified and connack.return_code in _epns.CONNACK_AUTH_CODES)
             # Recorded before the DISCONNECT so the outcome stands even if the deadline comes meanwhile.
             att.record(failure)
             _send_quietly(tls, DISCONNECT)
             raise failure
         att.stage_ok({"return_code": 0, "keepalive": self.plan.keepalive, "client_id": client_id})
-        if self.s.hold_seconds <= 0:
+        if self.settings.hold_seconds <= 0:
             # The outcome is known: the deadline or a failure during the courtesy DISCONNECT must not undo it.
             att.succeed()
             _send_quietly(tls, DISCONNECT)
@@ -116,45 +117,38 @@ class MqttSession:
         if not self.tls_stage.recorder(tls).cert_requested or tls.version() != "TLSv1.3":
             return
         grace = min(self.clock.remaining(deadline), max(_MIN_VERDICT_WAIT, 2 * att.stage_seconds("tls")))
-        tls.settimeout(grace)
-        try:
-            chunk = tls.recv(4096)
-        except socket.timeout:
-            return
-        if not chunk:
-            raise EOFError("connection closed before CONNECT")
-        buf.extend(chunk)
+        _receive(tls, buf, grace, "connection closed before CONNECT")
 
     def _ended_without_connack(self, att: AttemptLog, tls: ssl.SSLSocket, partial: bytes,
                                exc: BaseException) -> StageFailure:
         """The failure for a session that ended (EOF, reset, alert, broken record) before CONNACK."""
-        rec = self.tls_stage.recorder(tls)
+        recorder = self.tls_stage.recorder(tls)
         if partial:
-            return StageFailure(E.MQTT_BAD_RESPONSE, f"the connection ended inside a packet after {len(partial)} "
+            return StageFailure(_epns.MQTT_BAD_RESPONSE, f"the connection ended inside a packet after {len(partial)} "
                                 "bytes", str(exc))
-        alerts = received_alerts(rec.peer_alerts, exc)
-        if rec.cert_requested and any(a in CERT_ALERTS for a in alerts):
+        alerts = received_alerts(recorder.peer_alerts, exc)
+        if recorder.cert_requested and any(a in CERT_ALERTS for a in alerts):
             # TLS 1.3: the server judges our (missing) certificate only after the handshake.
-            self.tls_stage.fail_client_cert_required(att, rec, str(exc), during_handshake=False, alerts=alerts)
+            self.tls_stage.fail_client_cert_required(att, recorder, str(exc), during_handshake=False, alerts=alerts)
         eof = isinstance(exc, (EOFError, ConnectionError, ssl.SSLZeroReturnError, ssl.SSLEOFError))
         alert = isinstance(exc, ssl.SSLError) and "ALERT" in (getattr(exc, "reason", None) or "")
         if isinstance(exc, ssl.SSLError) and not eof and not alert:
-            return StageFailure(E.MQTT_BAD_RESPONSE,
+            return StageFailure(_epns.MQTT_BAD_RESPONSE,
                                 f"the TLS stream broke after the handshake ({ssl_reason(exc)}): the peer or a "
                                 "device in between sent bytes that are not TLS records", str(exc))
         unproven = ("; the server had asked for a client certificate, but no certificate alert came, so this "
                     "proves nothing about who ended the session (a device on the path that cuts TLS sessions "
-                    "looks the same)" if rec.cert_requested else "")
+                    "looks the same)" if recorder.cert_requested else "")
         if _peer_reset(tls, exc):
-            return StageFailure(E.CONNECTION_RESET, "the connection was reset (TCP RST) after the TLS handshake, "
+            return StageFailure(_epns.CONNECTION_RESET, "the connection was reset (TCP RST) after the TLS handshake, "
                                 f"without a TLS alert or CONNACK{unproven}", str(exc) or "reset")
-        return StageFailure(E.MQTT_NO_CONNACK, "the server ended the session without CONNACK "
+        return StageFailure(_epns.MQTT_NO_CONNACK, "the server ended the session without CONNACK "
                             f"({_how_it_ended(exc, alerts, eof, alert)}){unproven}", str(exc))
 
     def hold(self, att: AttemptLog, tls: ssl.SSLSocket) -> None:
         att.begin("hold")
         start = time.monotonic()
-        hold, interval = self.s.hold_seconds, self.plan.ping_interval
+        hold, interval = self.settings.hold_seconds, self.plan.ping_interval
         overall = self.clock.deadline
         pings = 0
         buf = bytearray()
@@ -164,13 +158,14 @@ class MqttSession:
                 # Waiting for readability, not sleeping: a cut shows up the moment it happens.
                 self._idle(tls, min(idle_until, overall), buf)
             except EOFError as exc:
-                raise StageFailure(E.IDLE_DROPPED, f"the connection was closed after {time.monotonic() - start:.1f}s "
+                raise StageFailure(_epns.IDLE_DROPPED,
+                                   f"the connection was closed after {time.monotonic() - start:.1f}s "
                                    f"idle ({pings} pings answered)", str(exc)) from None
             except MqttCodecError as exc:
-                raise StageFailure(E.MQTT_BAD_RESPONSE, f"unexpected data while idle: {exc}", str(exc)) from None
+                raise StageFailure(_epns.MQTT_BAD_RESPONSE, f"unexpected data while idle: {exc}", str(exc)) from None
             except OSError as exc:
                 how = "reset" if _peer_reset(tls, exc) else "closed"
-                raise StageFailure(E.IDLE_DROPPED,
+                raise StageFailure(_epns.IDLE_DROPPED,
                                    f"the connection was {how} after {time.monotonic() - start:.1f}s idle ({exc})",
                                    str(exc)) from None
             if idle_until > overall:
@@ -183,13 +178,14 @@ class MqttSession:
             except socket.timeout as exc:
                 if bound:
                     raise deadline_failure("the wait for PINGRESP", str(exc)) from None
-                raise StageFailure(E.IDLE_DROPPED, f"no PINGRESP within {self.s.connect_timeout:g}s after {at:.1f}s "
+                raise StageFailure(_epns.IDLE_DROPPED,
+                                   f"no PINGRESP within {self.settings.connect_timeout:g}s after {at:.1f}s "
                                    "idle: the connection is silently dead", str(exc)) from None
             except MqttCodecError as exc:
-                raise StageFailure(E.MQTT_BAD_RESPONSE, f"the answer to PINGREQ is not PINGRESP: {exc}",
+                raise StageFailure(_epns.MQTT_BAD_RESPONSE, f"the answer to PINGREQ is not PINGRESP: {exc}",
                                    str(exc)) from None
             except (EOFError, OSError) as exc:
-                raise StageFailure(E.IDLE_DROPPED, f"the connection dropped at the ping after {at:.1f}s idle "
+                raise StageFailure(_epns.IDLE_DROPPED, f"the connection dropped at the ping after {at:.1f}s idle "
                                    f"({exc or exc.__class__.__name__})", str(exc)) from None
             pings += 1
         att.stage_ok({"seconds": hold, "ping_interval": interval, "pings": pings})
@@ -216,22 +212,27 @@ class MqttSession:
     def _idle(tls: ssl.SSLSocket, until: float, buf: bytearray) -> None:
         while True:
             left = until - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not _receive(tls, buf, left, "EOF"):
                 return
-            tls.settimeout(left)
-            try:
-                chunk = tls.recv(4096)
-            except socket.timeout:
-                return
-            if not chunk:
-                raise EOFError("EOF")
-            buf.extend(chunk)
             split = split_packet(bytes(buf))
             if split is not None:
                 raise MqttCodecError(f"the broker sent {split[0].name} without being asked")
 
 
-def _how_it_ended(exc: BaseException, alerts: list[int], eof: bool, alert: bool) -> str:
+def _receive(tls: ssl.SSLSocket, buf: bytearray, timeout: float, eof_message: str) -> bool:
+    """Append what arrives within timeout to buf; False when nothing did, EOFError when the peer closed."""
+    tls.settimeout(timeout)
+    try:
+        chunk = tls.recv(4096)
+    except socket.timeout:
+        return False
+    if not chunk:
+        raise EOFError(eof_message)
+    buf.extend(chunk)
+    return True
+
+
+def _how_it_ended(exc: BaseException, alerts: t.List[int], eof: bool, alert: bool) -> str:
     if alert:
         return ssl_reason(exc)
     if 0 in alerts:

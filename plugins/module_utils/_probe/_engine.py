@@ -4,9 +4,9 @@
 # PRIVATE to the collection: not a public API, may change without notice.
 #
 # The staged EPNS reachability probe: which paths to try, the threads that try them, the overall
-# deadline, and the result document. The stages live in _probe_tunnel (TCP, proxy CONNECT),
-# _probe_tls and _probe_session (MQTT, hold); options in _probe_settings; the naming of failures
-# and the verdict in _probe_classify. Standard library only; runs on managed hosts with Python 3.8+.
+# deadline, and the result document. The stages live in _tunnel (TCP, proxy CONNECT),
+# _tls and _session (MQTT, hold); options in _settings; the naming of failures
+# and the verdict in _classify. Standard library only; runs on managed hosts with Python 3.8+.
 #
 # Timing model: one overall deadline for the call, and a per-stage deadline (connect_timeout)
 # inside it. Every blocking operation gets a socket timeout computed from the nearer of the two,
@@ -22,34 +22,30 @@ import threading
 import time
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock, ms
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns
+from . import _dns
+from ._attempt import AttemptLog, StageClock, ms
+from ._classify import (
     Result,
     StageFailure,
     compute_verdict,
     make_failure,
     summarize_path,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_session import MqttSession
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import (
-    ProbeConfigError,
+from ._session import MqttSession
+from ._settings import (
     ProbePlan,
     ProbeSettings,
     ProxySpec,
     new_client_id,
     prepare,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tls import TlsStage, close_quietly
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tunnel import (
+from ._tls import TlsStage, close_quietly
+from ._tunnel import (
     Route,
     proxy_connect_stage,
     tcp_stage,
 )
-
-# Callers (the module, tests) know these names from here; they live in _probe_settings.
-__all__ = ["Probe", "ProbeConfigError", "ProbeSettings", "prepare", "run_probe"]
 
 MAX_ADDRESSES = 16
 # Kept back from the caller's timeout so the result can still be built and printed in time.
@@ -61,22 +57,22 @@ _MIN_ASK_SECONDS = 0.1
 class _Lookup:
     """getaddrinfo in a daemon thread, bounded by the DNS stage's own deadline (connect_timeout), so
     a hanging resolver cannot hold the probe. For the EPNS name (`sinkholes` given), a failure, a
-    timeout or a sinkhole answer is then explained by asking the nameservers directly (_probe_dns)
+    timeout or a sinkhole answer is then explained by asking the nameservers directly (_dns)
     before `done` is set; `addresses` never holds a sinkholed address."""
 
     def __init__(self, name: str, family: str, stage: StageBound,
-                 sinkholes: list[D.Network] | None = None) -> None:
+                 sinkholes: t.Optional[t.List[_dns.Network]] = None) -> None:
         self.name = name
         self.family = family
         self.stage = stage
         self.sinkholes = sinkholes
         self.done = threading.Event()
-        self.addresses: list[tuple[int, t.Any]] = []
-        self.sinkholed: list[str] = []
-        self.error: BaseException | None = None
+        self.addresses: t.List[t.Tuple[int, t.Any]] = []
+        self.sinkholed: t.List[str] = []
+        self.error: t.Optional[BaseException] = None
         self.timed_out = False
-        self.replies: list[D.Reply] = []
-        self.explained: tuple[str, str] | None = None  # (class, message) for the EPNS name
+        self.replies: t.List[_dns.Reply] = []
+        self.explained: t.Optional[t.Tuple[str, str]] = None  # (class, message) for the EPNS name
         self.started = time.monotonic()
         self.elapsed = 0.0
 
@@ -85,7 +81,7 @@ class _Lookup:
         return self
 
     def _run(self) -> None:
-        found: dict[str, t.Any] = {}
+        found: t.Dict[str, t.Any] = {}
         worker = threading.Thread(target=self._getaddrinfo, args=(found,), name="epns-gai", daemon=True)
         worker.start()
         worker.join(self.stage.seconds)
@@ -94,7 +90,7 @@ class _Lookup:
         self.timed_out = "infos" not in found and "error" not in found
         self.error = found.get("error")
         for fam, sockaddr in found.get("infos", []):
-            if self.sinkholes is not None and D.is_sinkhole(sockaddr[0], self.sinkholes):
+            if self.sinkholes is not None and _dns.is_sinkhole(sockaddr[0], self.sinkholes):
                 self.sinkholed.append(sockaddr[0])
             else:
                 self.addresses.append((fam, sockaddr))
@@ -102,14 +98,14 @@ class _Lookup:
             self._explain()
         self.done.set()
 
-    def _getaddrinfo(self, found: dict[str, t.Any]) -> None:
+    def _getaddrinfo(self, found: t.Dict[str, t.Any]) -> None:
         af = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(self.family, socket.AF_UNSPEC)
         try:
             infos = socket.getaddrinfo(self.name, None, af, socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             found["error"] = exc
             return
-        unique: dict[str, tuple[int, t.Any]] = {}
+        unique: t.Dict[str, t.Tuple[int, t.Any]] = {}
         for fam, _type, _proto, _canon, sockaddr in infos:
             if fam in (socket.AF_INET, socket.AF_INET6):
                 unique.setdefault(str(sockaddr[0]), (fam, sockaddr))
@@ -117,17 +113,17 @@ class _Lookup:
 
     def _explain(self) -> None:
         """Ask the nameservers in their own words: another stage's time at most, never past the deadline."""
-        servers = D.read_nameservers()
+        servers = _dns.read_nameservers()
         budget = min(self.stage.seconds, self.stage.deadline - time.monotonic() - _DEADLINE_MARGIN)
         if servers and budget > _MIN_ASK_SECONDS:
-            self.replies = D.ask_all(servers, self.name, self.family, budget)
+            self.replies = _dns.ask_all(servers, self.name, self.family, budget)
         if self.timed_out:
-            self.explained = D.explain_timeout(self.name, self.stage.limit, servers, self.replies)
+            self.explained = _dns.explain_timeout(self.name, self.stage.limit, servers, self.replies)
         elif self.sinkholed:
-            self.explained = D.explain_sinkhole(self.name, self.sinkholed, self.replies)
+            self.explained = _dns.explain_sinkhole(self.name, self.sinkholed, self.replies)
         else:
             error = str(self.error) if self.error is not None else "no addresses"
-            self.explained = D.explain_failure(self.name, self.family, error, servers, self.replies)
+            self.explained = _dns.explain_failure(self.name, self.family, error, servers, self.replies)
 
 
 class StageBound(t.NamedTuple):
@@ -151,14 +147,14 @@ def _family_name(af: int) -> str:
 
 
 class _Path:
-    def __init__(self, port: int, role: str, proxy: ProxySpec | None, index: int) -> None:
+    def __init__(self, port: int, role: str, proxy: t.Optional[ProxySpec], index: int) -> None:
         self.index = index
         self.port = port
         self.role = role
         self.proxy = proxy
         self.id = f"{port} {'via ' + proxy.url if proxy else 'direct'}"
         self.lock = threading.Lock()
-        self.attempts: list[AttemptLog] = []
+        self.attempts: t.List[AttemptLog] = []
         self.closed = False
 
     def add(self, attempt: AttemptLog) -> bool:
@@ -172,11 +168,11 @@ class _Path:
 class Probe:
     def __init__(self, plan: ProbePlan) -> None:
         self.plan = plan
-        self.s = plan.settings
+        self.settings = plan.settings
         self.started = time.monotonic()
-        margin = min(_DEADLINE_MARGIN, self.s.timeout * 0.05)
-        self.deadline = self.started + self.s.timeout - margin
-        clock = StageClock(self.deadline, self.s.connect_timeout)
+        margin = min(_DEADLINE_MARGIN, self.settings.timeout * 0.05)
+        self.deadline = self.started + self.settings.timeout - margin
+        clock = StageClock(self.deadline, self.settings.connect_timeout)
         self.tls_stage = TlsStage(plan, clock)
         self.mqtt_session = MqttSession(plan, clock, self.tls_stage)
         self.clock = clock
@@ -191,10 +187,10 @@ class Probe:
         base = self.plan.client_id
         if n == 0:
             return base
-        if self.s.mqtt_client_id is None:
+        if self.settings.mqtt_client_id is None:
             return new_client_id()
         suffix = f"-{n}"
-        return base[:E.CLIENT_ID_MAX - len(suffix)] + suffix
+        return base[:_epns.CLIENT_ID_MAX - len(suffix)] + suffix
 
     def _left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -203,27 +199,28 @@ class Probe:
 
     def _dns_stage(self) -> StageBound:
         left = self._left()
-        if left < self.s.connect_timeout:
+        if left < self.settings.connect_timeout:
             # Ends a little before the deadline, so the lookup is reported as the DNS stage's timeout.
             return StageBound(left * 0.8, f"the time left before the overall timeout ({left:.1f} s)", self.deadline)
-        return StageBound(self.s.connect_timeout, f"connect_timeout ({self.s.connect_timeout:g} s)", self.deadline)
+        limit = self.settings.connect_timeout
+        return StageBound(limit, f"connect_timeout ({limit:g} s)", self.deadline)
 
     def run(self) -> Result:
-        s = self.s
-        routes: list[tuple[int, str, ProxySpec | None]] = []
-        if s.direct:
-            routes += [(s.primary_port, "primary", None), (s.fallback_port, "fallback", None)]
+        settings = self.settings
+        routes: t.List[t.Tuple[int, str, t.Optional[ProxySpec]]] = []
+        if settings.direct:
+            routes += [(settings.primary_port, "primary", None), (settings.fallback_port, "fallback", None)]
         for proxy in self.plan.proxies:
-            routes += [(s.primary_port, "primary", proxy), (s.fallback_port, "fallback", proxy)]
+            routes += [(settings.primary_port, "primary", proxy), (settings.fallback_port, "fallback", proxy)]
         paths = [_Path(port, role, proxy, index) for index, (port, role, proxy) in enumerate(routes)]
 
         stage = self._dns_stage()
         # An address given as host involves no DNS, so there is no answer to call a sinkhole.
-        sinkholes = None if _is_address(s.host) else self.plan.sinkholes
-        dns = _Lookup(s.host, s.address_family, stage, sinkholes).start() if s.direct else None
-        proxy_lookups = {p.host: _Lookup(p.host, s.address_family, stage).start()
+        sinkholes = None if _is_address(settings.host) else self.plan.sinkholes
+        dns = _Lookup(settings.host, settings.address_family, stage, sinkholes).start() if settings.direct else None
+        proxy_lookups = {p.host: _Lookup(p.host, settings.address_family, stage).start()
                          for p in self.plan.proxies}
-        lookups: dict[str, _Lookup] = {}
+        lookups: t.Dict[str, _Lookup] = {}
         for path in paths:
             lookup = dns if path.proxy is None else proxy_lookups[path.proxy.host]
             if lookup is None:  # direct paths exist only when dns was started
@@ -246,7 +243,7 @@ class Probe:
             "verdict": verdict,
             "verdict_reason": reason,
             "working_fallback": working_fallback,
-            "host": s.host,
+            "host": settings.host,
             "elapsed_ms": ms(time.monotonic() - self.started),
             "dns": dns_result,
             "paths": path_results,
@@ -265,7 +262,7 @@ class Probe:
                                  self.client_id_for(path.index * MAX_ADDRESSES + i), planned)
             if not path.add(attempt):
                 return
-            route = Route(af, sockaddr, self.s.host, path.port, path.proxy)
+            route = Route(af, sockaddr, self.settings.host, path.port, path.proxy)
             if len(addresses) == 1:
                 self._run_attempt(attempt, route)
             else:
@@ -276,28 +273,28 @@ class Probe:
         for th in workers:
             th.join(self._left())
 
-    def _planned_stages(self, path: _Path) -> tuple[str, ...]:
+    def _planned_stages(self, path: _Path) -> t.Tuple[str, ...]:
         proxy = ("proxy_connect",) if path.proxy else ()
-        hold = ("hold",) if self.s.hold_seconds > 0 else ()
+        hold = ("hold",) if self.settings.hold_seconds > 0 else ()
         return ("tcp", *proxy, "tls", "mqtt", *hold)
 
     def _run_attempt(self, att: AttemptLog, route: Route) -> None:
-        sock: socket.socket | None = None
-        tls: ssl.SSLSocket | None = None
+        sock: t.Optional[socket.socket] = None
+        tls: t.Optional[ssl.SSLSocket] = None
         try:
             sock = tcp_stage(att, self.clock, route)
             if route.proxy is not None:
                 proxy_connect_stage(att, self.clock, route, sock)
             tls = self.tls_stage.run(att, route, sock)
             self.mqtt_session.connect(att, tls)
-            if self.s.hold_seconds > 0:
+            if self.settings.hold_seconds > 0:
                 self.mqtt_session.hold(att, tls)
             att.succeed()
         except StageFailure as exc:
             att.record(exc)
         except Exception as exc:
             # A bug here must not pass for a network fault (a crash in the hold once read as idle_dropped).
-            att.fail(E.PROBE_ERROR, f"unexpected error in the probe: {exc}", repr(exc))
+            att.fail(_epns.PROBE_ERROR, f"unexpected error in the probe: {exc}", repr(exc))
         finally:
             if tls is not None:
                 self.tls_stage.forget(tls)
@@ -305,12 +302,12 @@ class Probe:
 
     # -- result assembly ---------------------------------------------------------------------
 
-    def _dns_result(self, dns: _Lookup | None) -> Result:
+    def _dns_result(self, dns: t.Optional[_Lookup]) -> Result:
         if dns is None:
             # The proxy resolves the name on proxy-only probes; the host's resolver is not asked.
             return {"ok": None, "addresses": [], "ipv4": [], "ipv6": [], "sinkholed": [], "nameservers": [],
                     "elapsed_ms": 0, "failure": None}
-        failure = self._lookup_failure(dns, E.DNS_NO_ANSWER, s_name=self.s.host)
+        failure = self._lookup_failure(dns, _epns.DNS_NO_ANSWER, looked_up=self.settings.host)
         done = dns.done.is_set()
         addresses = dns.addresses if done else []
         return {
@@ -324,25 +321,25 @@ class Probe:
             "failure": failure,
         }
 
-    def _lookup_failure(self, lookup: _Lookup, cls: str, s_name: str) -> Result | None:
+    def _lookup_failure(self, lookup: _Lookup, cls: str, looked_up: str) -> t.Optional[Result]:
         if not lookup.done.is_set():
-            return make_failure(E.TIMEOUT, "dns",
-                                f"the resolver gave no answer for {s_name} before the overall deadline",
+            return make_failure(_epns.TIMEOUT, "dns",
+                                f"the resolver gave no answer for {looked_up} before the overall deadline",
                                 "deadline", ms(time.monotonic() - lookup.started))
         elapsed = ms(lookup.elapsed)
         if lookup.explained is not None:  # the EPNS name, in the nameservers' words
             named, message = lookup.explained
-            raw = str(lookup.error) if lookup.error is not None else D.said(lookup.replies) or "no addresses"
+            raw = str(lookup.error) if lookup.error is not None else _dns.said(lookup.replies) or "no addresses"
             return make_failure(named, "dns", message, raw, elapsed)
         if lookup.timed_out:
-            return make_failure(cls, "dns", f"{s_name}: no answer from the resolver within {lookup.stage.limit}",
+            return make_failure(cls, "dns", f"{looked_up}: no answer from the resolver within {lookup.stage.limit}",
                                 "timeout", elapsed)
         if lookup.error is not None:
-            return make_failure(cls, "dns", f"{s_name} does not resolve: {lookup.error}",
+            return make_failure(cls, "dns", f"{looked_up} does not resolve: {lookup.error}",
                                 str(lookup.error), elapsed)
         if not lookup.addresses:
-            family = {"ipv4": "IPv4 ", "ipv6": "IPv6 "}.get(self.s.address_family, "")
-            return make_failure(cls, "dns", f"{s_name} has no {family}address",
+            family = {"ipv4": "IPv4 ", "ipv6": "IPv6 "}.get(self.settings.address_family, "")
+            return make_failure(cls, "dns", f"{looked_up} has no {family}address",
                                 "no addresses", elapsed)
         return None
 
@@ -353,17 +350,17 @@ class Probe:
         for attempt in attempts:
             attempt.abandon()
         results = [a.result() for a in attempts]
-        failure: Result | None
+        failure: t.Optional[Result]
         note = None
         if path.proxy is not None:
-            failure = self._lookup_failure(lookup, E.PROXY_UNREACHABLE, s_name=f"proxy host {path.proxy.host}")
+            failure = self._lookup_failure(lookup, _epns.PROXY_UNREACHABLE, looked_up=f"proxy host {path.proxy.host}")
         else:
-            failure = self._lookup_failure(lookup, E.DNS_NO_ANSWER, s_name=self.s.host)
+            failure = self._lookup_failure(lookup, _epns.DNS_NO_ANSWER, looked_up=self.settings.host)
         if failure is not None:
             ok = proven = False
         elif not results:
             ok = proven = False
-            failure = make_failure(E.TIMEOUT, "tcp", f"the overall deadline came before {path.id} "
+            failure = make_failure(_epns.TIMEOUT, "tcp", f"the overall deadline came before {path.id} "
                                    "was tried", "deadline", 0)
         else:
             ok, proven, failure, note = summarize_path(results)
@@ -381,7 +378,7 @@ class Probe:
         }
 
 
-def _reply_result(reply: D.Reply) -> Result:
+def _reply_result(reply: _dns.Reply) -> Result:
     return {"server": reply.server, "type": reply.qtype, "rcode": reply.rcode, "addresses": reply.addresses,
             "error": reply.error, "truncated": reply.truncated, "elapsed_ms": ms(reply.elapsed)}
 

@@ -16,9 +16,9 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils import _probe_dns as D
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import (
+from .. import _epns
+from . import _dns
+from ._trust import (
     ISSUER_FORMS,
     InspectionName,
     IssuerSpec,
@@ -30,7 +30,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust impor
 ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
 MAX_TIMEOUT = 3600.0
 MAX_PINGS = 1000
-_CLIENT_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1," + str(E.CLIENT_ID_MAX) + r"}$")
+_CLIENT_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1," + str(_epns.CLIENT_ID_MAX) + r"}$")
 _HOSTNAME_RE = re.compile(r"^[0-9A-Za-z_.:%-]{1,253}$")
 
 
@@ -40,26 +40,26 @@ class ProbeConfigError(ValueError):
 
 @dataclass
 class ProbeSettings:
-    host: str = E.HOST
-    server_name: str | None = None
-    primary_port: int = E.PRIMARY_PORT
-    fallback_port: int = E.FALLBACK_PORT
+    host: str = _epns.HOST
+    server_name: t.Optional[str] = None
+    primary_port: int = _epns.PRIMARY_PORT
+    fallback_port: int = _epns.FALLBACK_PORT
     direct: bool = True
-    proxies: list[str] = field(default_factory=list)
+    proxies: t.List[str] = field(default_factory=list)
     address_family: str = "any"
     timeout: float = 10.0
     connect_timeout: float = 3.0
     hold_seconds: float = 0.0
-    ping_interval: float | None = None
-    ca_path: str | None = None
+    ping_interval: t.Optional[float] = None
+    ca_path: t.Optional[str] = None
     validate_certs: bool = True
-    expected_issuer: str | None = None
-    inspection_issuers: list[str] | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    mqtt_client_id: str | None = None
-    # None: _probe_dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
-    dns_sinkhole_addresses: list[str] | None = None
+    expected_issuer: t.Optional[str] = None
+    inspection_issuers: t.Optional[t.List[str]] = None
+    client_cert: t.Optional[str] = None
+    client_key: t.Optional[str] = None
+    mqtt_client_id: t.Optional[str] = None
+    # None: _dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
+    dns_sinkhole_addresses: t.Optional[t.List[str]] = None
 
 
 class ProxySpec(t.NamedTuple):
@@ -140,7 +140,7 @@ def _check_port(option: str, value: t.Any) -> int:
     return value
 
 
-def _check_file(option: str, path: str | None, directory_ok: bool = False) -> str | None:
+def _check_file(option: str, path: t.Optional[str], directory_ok: bool = False) -> t.Optional[str]:
     if path is None:
         return None
     if not isinstance(path, str) or not path:
@@ -154,7 +154,7 @@ def _check_file(option: str, path: str | None, directory_ok: bool = False) -> st
     return path
 
 
-def _check_expected_issuer(value: t.Any) -> IssuerSpec | None:
+def _check_expected_issuer(value: t.Any) -> t.Optional[IssuerSpec]:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
@@ -166,7 +166,7 @@ def _check_expected_issuer(value: t.Any) -> IssuerSpec | None:
             f"expected_issuer: {value!r} is not accepted ({exc}); accepted: {ISSUER_FORMS}") from None
 
 
-def _check_inspection_issuers(value: t.Any) -> list[str] | None:
+def _check_inspection_issuers(value: t.Any) -> t.Optional[t.List[str]]:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
@@ -180,7 +180,7 @@ def _check_inspection_issuers(value: t.Any) -> list[str] | None:
 
 
 def new_client_id() -> str:
-    return E.CLIENT_ID_PREFIX + secrets.token_hex(4)
+    return _epns.CLIENT_ID_PREFIX + secrets.token_hex(4)
 
 
 def _refuse_password() -> bytes:
@@ -188,8 +188,8 @@ def _refuse_password() -> bytes:
     return b""
 
 
-def build_ssl_context(verify: bool, ca_path: str | None, client_cert: str | None,
-                      client_key: str | None) -> ssl.SSLContext:
+def build_ssl_context(verify: bool, ca_path: t.Optional[str], client_cert: t.Optional[str],
+                      client_key: t.Optional[str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if verify:
@@ -223,29 +223,29 @@ class ProbePlan:
 
     settings: ProbeSettings
     server_name: str
-    proxies: list[ProxySpec]
+    proxies: t.List[ProxySpec]
     client_id: str
     keepalive: int
     ping_interval: float
     context: ssl.SSLContext
     look_context: ssl.SSLContext
-    issuer_spec: IssuerSpec | None = None
-    inspection_names: tuple[InspectionName, ...] = ()
-    trust: TrustStore | None = None
-    sinkholes: list[D.Network] = field(default_factory=list)
+    issuer_spec: t.Optional[IssuerSpec] = None
+    inspection_names: t.Tuple[InspectionName, ...] = ()
+    trust: t.Optional[TrustStore] = None
+    sinkholes: t.List[_dns.Network] = field(default_factory=list)
 
 
 # Connecting to 0.0.0.0 or :: reaches this host itself, so no list may make them usable.
 _ALWAYS_SINKHOLES = ("0.0.0.0/8", "::/128")
 
 
-def _check_sinkholes(values: list[str] | None) -> list[D.Network]:
+def _check_sinkholes(values: t.Optional[t.List[str]]) -> t.List[_dns.Network]:
     if values is None:
-        values = list(D.DEFAULT_SINKHOLES)
+        values = list(_dns.DEFAULT_SINKHOLES)
     if not isinstance(values, (list, tuple)):
         raise ProbeConfigError(f"dns_sinkhole_addresses: {values!r} must be a list of addresses or CIDRs")
     try:
-        return D.parse_sinkholes([*_ALWAYS_SINKHOLES, *values])
+        return _dns.parse_sinkholes([*_ALWAYS_SINKHOLES, *values])
     except ValueError as exc:
         raise ProbeConfigError(f"dns_sinkhole_addresses: {exc}; accepted: IPv4/IPv6 addresses and CIDRs "
                                "such as 146.112.61.104 or 10.0.0.0/8") from None
@@ -272,51 +272,50 @@ def _check_ping_interval(value: t.Any, hold_seconds: float) -> float:
 
 
 def prepare(settings: ProbeSettings) -> ProbePlan:
-    s = settings
-    _check_hostname("host", s.host)
-    server_name = _check_hostname("server_name", s.server_name or s.host)
-    _check_port("primary_port", s.primary_port)
-    _check_port("fallback_port", s.fallback_port)
-    if s.primary_port == s.fallback_port:
+    _check_hostname("host", settings.host)
+    server_name = _check_hostname("server_name", settings.server_name or settings.host)
+    _check_port("primary_port", settings.primary_port)
+    _check_port("fallback_port", settings.fallback_port)
+    if settings.primary_port == settings.fallback_port:
         raise ProbeConfigError(
-            f"primary_port and fallback_port are both {s.primary_port}; they must differ")
-    proxies: list[ProxySpec] = []
-    for url in s.proxies or []:
+            f"primary_port and fallback_port are both {settings.primary_port}; they must differ")
+    proxies: t.List[ProxySpec] = []
+    for url in settings.proxies or []:
         spec = parse_proxy_url(url)
         if spec.url not in [p.url for p in proxies]:
             proxies.append(spec)
-    if not s.direct and not proxies:
+    if not settings.direct and not proxies:
         raise ProbeConfigError("nothing to probe: direct is false and proxies is empty")
-    if s.address_family not in ADDRESS_FAMILIES:
+    if settings.address_family not in ADDRESS_FAMILIES:
         raise ProbeConfigError(
-            "address_family: {!r} is not one of {}".format(s.address_family, ", ".join(ADDRESS_FAMILIES)))
-    s.timeout = _check_seconds("timeout", s.timeout)
-    s.connect_timeout = _check_seconds("connect_timeout", s.connect_timeout)
-    s.hold_seconds = _check_seconds("hold_seconds", s.hold_seconds, allow_zero=True)
-    if s.hold_seconds and s.hold_seconds >= s.timeout:
+            "address_family: {!r} is not one of {}".format(settings.address_family, ", ".join(ADDRESS_FAMILIES)))
+    settings.timeout = _check_seconds("timeout", settings.timeout)
+    settings.connect_timeout = _check_seconds("connect_timeout", settings.connect_timeout)
+    settings.hold_seconds = _check_seconds("hold_seconds", settings.hold_seconds, allow_zero=True)
+    if settings.hold_seconds and settings.hold_seconds >= settings.timeout:
         raise ProbeConfigError(
-            f"hold_seconds: {s.hold_seconds:g} must be less than timeout ({s.timeout:g}), which bounds "
+            f"hold_seconds: {settings.hold_seconds:g} must be less than timeout ({settings.timeout:g}), which bounds "
             "the whole call; raise "
             "timeout to at least hold_seconds plus a few connect_timeouts")
-    ping_interval = _check_ping_interval(s.ping_interval, s.hold_seconds)
+    ping_interval = _check_ping_interval(settings.ping_interval, settings.hold_seconds)
     # The broker may drop a client silent for 1.5 x keepalive, so keep it well above the gap
     # between our pings, or the hold would measure the broker instead of the network.
     keepalive = min(65535, max(60, math.ceil(ping_interval) * 2))
-    issuer_spec = _check_expected_issuer(s.expected_issuer)
-    names = inspection_names(_check_inspection_issuers(s.inspection_issuers))
-    _check_file("ca_path", s.ca_path, directory_ok=True)
-    _check_file("client_cert", s.client_cert)
-    _check_file("client_key", s.client_key)
-    if s.client_key and not s.client_cert:
-        raise ProbeConfigError(f"client_key: {s.client_key!r} given without client_cert")
-    client_id = s.mqtt_client_id if s.mqtt_client_id is not None else new_client_id()
+    issuer_spec = _check_expected_issuer(settings.expected_issuer)
+    names = inspection_names(_check_inspection_issuers(settings.inspection_issuers))
+    _check_file("ca_path", settings.ca_path, directory_ok=True)
+    _check_file("client_cert", settings.client_cert)
+    _check_file("client_key", settings.client_key)
+    if settings.client_key and not settings.client_cert:
+        raise ProbeConfigError(f"client_key: {settings.client_key!r} given without client_cert")
+    client_id = settings.mqtt_client_id if settings.mqtt_client_id is not None else new_client_id()
     if not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
         raise ProbeConfigError(
-            f"mqtt_client_id: {client_id!r} is not accepted; use 1-{E.CLIENT_ID_MAX} characters from A-Z, a-z, 0-9, "
-            "'-' and '_' (the identifiers every MQTT 3.1.1 broker must accept)")
-    context = build_ssl_context(s.validate_certs, s.ca_path, s.client_cert, s.client_key)
+            f"mqtt_client_id: {client_id!r} is not accepted; use 1-{_epns.CLIENT_ID_MAX} characters "
+            "from A-Z, a-z, 0-9, '-' and '_' (the identifiers every MQTT 3.1.1 broker must accept)")
+    context = build_ssl_context(settings.validate_certs, settings.ca_path, settings.client_cert, settings.client_key)
     look_context = build_ssl_context(False, None, None, None)
     # With ca_path the user chose the trust themselves: where its anchors came from says nothing.
-    trust = TrustStore(context, system_store=s.validate_certs and not s.ca_path)
-    return ProbePlan(s, server_name, proxies, client_id, keepalive, ping_interval, context,
-                     look_context, issuer_spec, names, trust, _check_sinkholes(s.dns_sinkhole_addresses))
+    trust = TrustStore(context, system_store=settings.validate_certs and not settings.ca_path)
+    return ProbePlan(settings, server_name, proxies, client_id, keepalive, ping_interval, context,
+                     look_context, issuer_spec, names, trust, _check_sinkholes(settings.dns_sinkhole_addresses))

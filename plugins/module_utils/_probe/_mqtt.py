@@ -12,9 +12,7 @@ import typing as t
 
 CONNECT = 1
 CONNACK = 2
-PINGREQ_TYPE = 12
 PINGRESP_TYPE = 13
-DISCONNECT_TYPE = 14
 
 PACKET_NAMES = {
     1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP",
@@ -66,7 +64,7 @@ def encode_remaining_length(length: int) -> bytes:
             return bytes(out)
 
 
-def decode_remaining_length(data: bytes, offset: int = 1) -> tuple[int, int] | None:
+def decode_remaining_length(data: bytes, offset: int = 1) -> t.Optional[t.Tuple[int, int]]:
     """Return (value, bytes used), or None when data ends inside the varint."""
     value = 0
     for i in range(4):
@@ -93,8 +91,8 @@ def encode_connect(
     client_id: str,
     keepalive: int,
     clean_session: bool = True,
-    username: str | None = None,
-    password: bytes | None = None,
+    username: t.Optional[str] = None,
+    password: t.Optional[bytes] = None,
 ) -> bytes:
     if not 0 <= keepalive <= 65535:
         raise MqttCodecError(f"keepalive {keepalive} is outside 0..65535")
@@ -116,7 +114,7 @@ def encode_connect(
 
 
 def split_packet(data: bytes, max_body: int = MAX_EXPECTED_BODY,
-                 expect: int | None = None) -> tuple[Packet, bytes] | None:
+                 expect: t.Optional[int] = None) -> t.Optional[t.Tuple[Packet, bytes]]:
     """Take one packet off the front of data: (packet, rest), or None when more bytes are needed.
 
     Raises MqttCodecError as soon as the bytes seen cannot start the packet expected, so a peer
@@ -143,17 +141,6 @@ def split_packet(data: bytes, max_body: int = MAX_EXPECTED_BODY,
     return Packet(ptype, flags, bytes(data[1 + used:end])), bytes(data[end:])
 
 
-def decode_packet(data: bytes, expect: int | None = None) -> Packet:
-    """Decode exactly one whole packet; truncation or trailing bytes are errors."""
-    split = split_packet(data, max_body=MAX_REMAINING_LENGTH, expect=expect)
-    if split is None:
-        raise MqttCodecError(f"truncated packet ({len(data)} bytes)")
-    packet, rest = split
-    if rest:
-        raise MqttCodecError(f"{len(rest)} unexpected bytes after {packet.name}")
-    return packet
-
-
 def parse_connack(packet: Packet) -> Connack:
     if packet.type != CONNACK:
         raise MqttCodecError(f"expected CONNACK, got {packet.name}")
@@ -169,16 +156,8 @@ def parse_connack(packet: Packet) -> Connack:
     return Connack(bool(ack_flags & 1), code)
 
 
-def decode_connack(data: bytes) -> Connack:
-    return parse_connack(decode_packet(data, expect=CONNACK))
-
-
 def parse_pingresp(packet: Packet) -> None:
     if packet.type != PINGRESP_TYPE:
         raise MqttCodecError(f"expected PINGRESP, got {packet.name}")
     if packet.flags or packet.body:
         raise MqttCodecError("malformed PINGRESP")
-
-
-def decode_pingresp(data: bytes) -> None:
-    parse_pingresp(decode_packet(data, expect=PINGRESP_TYPE))

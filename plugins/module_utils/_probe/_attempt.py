@@ -12,9 +12,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns
+from ._classify import (
     Result,
     StageFailure,
     make_failure,
@@ -32,7 +33,7 @@ class StageClock:
         self.deadline = deadline
         self.stage_seconds = stage_seconds
 
-    def stage_deadline(self) -> tuple[float, bool]:
+    def stage_deadline(self) -> t.Tuple[float, bool]:
         """(deadline of a stage starting now, whether the overall deadline is the binding one)."""
         own = time.monotonic() + self.stage_seconds
         if own >= self.deadline:
@@ -53,23 +54,23 @@ class AttemptLog:
     """One connection attempt to one address: its stages, TLS and MQTT details, and outcome."""
 
     def __init__(self, address: str, family: str, client_id: str = "",
-                 planned: tuple[str, ...] = ("tcp", "tls", "mqtt")) -> None:
+                 planned: t.Tuple[str, ...] = ("tcp", "tls", "mqtt")) -> None:
         self.client_id = client_id
         self.planned = planned
         self.lock = threading.Lock()
         self.address = address
         self.family = family
         self.started = time.monotonic()
-        self.finished: float | None = None
-        self.stages: list[Result] = []
-        self.stage: str | None = None
+        self.finished: t.Optional[float] = None
+        self.stages: t.List[Result] = []
+        self.stage: t.Optional[str] = None
         self.stage_started = self.started
-        self.failure: Result | None = None
+        self.failure: t.Optional[Result] = None
         self.ok = False
         self.proven_by_auth = False
-        self.proxy_status: str | None = None
-        self.tls: Result | None = None
-        self.mqtt: Result | None = None
+        self.proxy_status: t.Optional[str] = None
+        self.tls: t.Optional[Result] = None
+        self.mqtt: t.Optional[Result] = None
         self.abandoned = False
 
     @property
@@ -96,7 +97,7 @@ class AttemptLog:
                                 "detail": detail})
             self.stage = None
 
-    def fail(self, cls: str, message: str, raw_error: str = "", detail: Result | None = None,
+    def fail(self, cls: str, message: str, raw_error: str = "", detail: t.Optional[Result] = None,
              proven_by_auth: bool = False) -> None:
         with self.lock:
             if self.abandoned or self.finished is not None:
@@ -118,11 +119,11 @@ class AttemptLog:
         with self.lock:
             if self.finished is not None:
                 return
-            self._end_stage_failed(E.TIMEOUT, f"the overall deadline ended the {self._current_stage()} stage",
+            self._end_stage_failed(_epns.TIMEOUT, f"the overall deadline ended the {self._current_stage()} stage",
                                    "deadline")
             self.abandoned = True
 
-    def _end_stage_failed(self, cls: str, message: str, raw_error: str, detail: Result | None = None,
+    def _end_stage_failed(self, cls: str, message: str, raw_error: str, detail: t.Optional[Result] = None,
                           proven_by_auth: bool = False) -> None:
         # Caller holds the lock. A proven_by_auth failure still counts as a working path.
         stage = self._current_stage()

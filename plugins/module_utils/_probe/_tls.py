@@ -14,9 +14,9 @@ import ssl
 import threading
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns
+from ._attempt import AttemptLog, StageClock
+from ._classify import (
     CERT_ALERTS,
     Result,
     StageFailure,
@@ -24,10 +24,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify im
     deadline_failure,
     ssl_reason,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProbePlan
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_trust import assess, issuer_spec_matches
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_tunnel import Route, open_tunnel_quietly
-from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
+from ._settings import ProbePlan
+from ._trust import assess, issuer_spec_matches
+from ._tunnel import Route, open_tunnel_quietly
+from ._x509 import (
     Certificate,
     X509Error,
     certificates_from_tls_handshake,
@@ -46,18 +46,18 @@ class TlsRecorder:
 
     def __init__(self) -> None:
         self.cert_requested = False
-        self.version: str | None = None
-        self.leaf_der: bytes | None = None
-        self.chain_der: list[bytes] = []   # as the server sent it, leaf first
-        self.peer_alerts: list[int] = []
+        self.version: t.Optional[str] = None
+        self.leaf_der: t.Optional[bytes] = None
+        self.chain_der: t.List[bytes] = []   # as the server sent it, leaf first
+        self.peer_alerts: t.List[int] = []
 
 
 class TlsStage:
     def __init__(self, plan: ProbePlan, clock: StageClock) -> None:
         self.plan = plan
-        self.s = plan.settings
+        self.settings = plan.settings
         self.clock = clock
-        self._recorders: dict[int, TlsRecorder] = {}
+        self._recorders: t.Dict[int, TlsRecorder] = {}
         self._recorders_lock = threading.Lock()
         # A private but long-standing (3.8+) hook: it shows the certificate and alerts of a
         # handshake that fails. Without it, _second_look fetches the certificate instead.
@@ -69,14 +69,14 @@ class TlsStage:
     def run(self, att: AttemptLog, route: Route, sock: socket.socket) -> ssl.SSLSocket:
         att.begin("tls")
         deadline, bound = self.clock.stage_deadline()
-        rec = TlsRecorder()
+        recorder = TlsRecorder()
         # Ragged EOFs raised, not read as b"": how the session ended (reset, FIN, close_notify) is evidence.
         tls = self.plan.context.wrap_socket(sock, server_hostname=self.plan.server_name,
                                             do_handshake_on_connect=False, suppress_ragged_eofs=False)
         with self._recorders_lock:
-            self._recorders[id(tls)] = rec
+            self._recorders[id(tls)] = recorder
         try:
-            self._handshake(att, route, tls, rec, deadline, bound)
+            self._handshake(att, route, tls, recorder, deadline, bound)
         except BaseException:
             self.forget(tls)
             tls.close()
@@ -91,17 +91,17 @@ class TlsStage:
         with self._recorders_lock:
             self._recorders.pop(id(tls), None)
 
-    def fail_client_cert_required(self, att: AttemptLog, rec: TlsRecorder, raw: str,
-                                  during_handshake: bool, alerts: list[int] | None = None) -> t.NoReturn:
-        alerts = rec.peer_alerts if alerts is None else alerts
-        message = client_cert_refusal_message(bool(self.s.client_cert), alerts, during_handshake)
-        failure = StageFailure(E.TLS_CLIENT_CERT_REQUIRED, message, raw,
+    def fail_client_cert_required(self, att: AttemptLog, recorder: TlsRecorder, raw: str,
+                                  during_handshake: bool, alerts: t.Optional[t.List[int]] = None) -> t.NoReturn:
+        alerts = recorder.peer_alerts if alerts is None else alerts
+        message = client_cert_refusal_message(bool(self.settings.client_cert), alerts, during_handshake)
+        failure = StageFailure(_epns.TLS_CLIENT_CERT_REQUIRED, message, raw,
                                proven_by_auth=self._genuine_refusal(att, alerts, during_handshake))
         att.record(failure)
         raise failure
 
     @staticmethod
-    def _genuine_refusal(att: AttemptLog, alerts: list[int], during_handshake: bool) -> bool:
+    def _genuine_refusal(att: AttemptLog, alerts: t.List[int], during_handshake: bool) -> bool:
         """Whether only the server whose certificate we verified can have refused us.
 
         A TLS 1.3 alert after the handshake is encrypted with that session's keys, so no device on the
@@ -111,73 +111,74 @@ class TlsStage:
         return (not during_handshake and tls13 and att.tls_verified
                 and any(a in CERT_ALERTS for a in alerts))
 
-    def _handshake(self, att: AttemptLog, route: Route, tls: ssl.SSLSocket, rec: TlsRecorder,
+    def _handshake(self, att: AttemptLog, route: Route, tls: ssl.SSLSocket, recorder: TlsRecorder,
                    deadline: float, bound: bool) -> None:
         name = self.plan.server_name
         try:
             tls.settimeout(self.clock.remaining(deadline))
             tls.do_handshake()
         except ssl.SSLCertVerificationError as exc:
-            der = rec.leaf_der or self._second_look(route, deadline)
-            cert = self._describe(att, der, rec.version, None, verified=False)
+            der = recorder.leaf_der or self._second_look(route, deadline)
+            cert = self._describe(att, der, recorder.version, None, verified=False)
             reason = getattr(exc, "verify_message", "") or str(exc)
             self._check_issuer(cert, f" ({reason})", str(exc))
-            raise StageFailure(E.TLS_UNTRUSTED, "the certificate for {} (issued by {}) is not trusted: "
+            raise StageFailure(_epns.TLS_UNTRUSTED, "the certificate for {} (issued by {}) is not trusted: "
                                "{}".format(name, cert.issuer_text() if cert else "an unknown issuer",
                                            reason), str(exc)) from None
         except socket.timeout as exc:
             if bound:
                 raise deadline_failure("the TLS handshake", str(exc)) from None
-            raise StageFailure(E.TLS_HANDSHAKE_FAILED,
-                               f"no complete TLS handshake within {self.s.connect_timeout:g}s", str(exc)) from None
+            limit = self.settings.connect_timeout
+            raise StageFailure(_epns.TLS_HANDSHAKE_FAILED,
+                               f"no complete TLS handshake within {limit:g}s", str(exc)) from None
         except (ssl.SSLError, OSError) as exc:
-            if rec.cert_requested and rec.peer_alerts:
+            if recorder.cert_requested and recorder.peer_alerts:
                 # TLS 1.2: the client had already accepted the server's certificate (it would
                 # have aborted with its own alert otherwise) when the server gave up on ours.
-                cert = self._describe(att, rec.leaf_der, rec.version, None,
-                                      verified=self.s.validate_certs and bool(rec.leaf_der))
+                cert = self._describe(att, recorder.leaf_der, recorder.version, None,
+                                      verified=self.settings.validate_certs and bool(recorder.leaf_der))
                 self._check_issuer(cert, "", str(exc))
-                self.fail_client_cert_required(att, rec, str(exc), during_handshake=True)
-            raise StageFailure(E.TLS_HANDSHAKE_FAILED, f"TLS handshake with {name} failed: {ssl_reason(exc)}",
+                self.fail_client_cert_required(att, recorder, str(exc), during_handshake=True)
+            raise StageFailure(_epns.TLS_HANDSHAKE_FAILED, f"TLS handshake with {name} failed: {ssl_reason(exc)}",
                                str(exc)) from None
         cipher = (tls.cipher() or ("",))[0]
         cert = self._describe(att, tls.getpeercert(binary_form=True), tls.version(), cipher,
-                              verified=self.s.validate_certs)
-        if self.s.validate_certs:
-            self._check_trust(att, cert, rec)
+                              verified=self.settings.validate_certs)
+        if self.settings.validate_certs:
+            self._check_trust(att, cert, recorder)
         else:
             self._check_issuer(cert, "", "issuer mismatch")
         att.stage_ok({"version": tls.version(), "cipher": cipher,
-                      "verified": self.s.validate_certs,
-                      "client_cert_requested": rec.cert_requested})
+                      "verified": self.settings.validate_certs,
+                      "client_cert_requested": recorder.cert_requested})
 
-    def _check_trust(self, att: AttemptLog, cert: Certificate | None, rec: TlsRecorder) -> None:
+    def _check_trust(self, att: AttemptLog, cert: t.Optional[Certificate], recorder: TlsRecorder) -> None:
         """A chain this host verified can still belong to an interceptor whose CA the host trusts."""
         if cert is None or self.plan.trust is None:
             return
         # The callback saw the Certificate message of this very handshake when its leaf is the peer's.
-        same = bool(rec.chain_der) and hashlib.sha256(rec.chain_der[0]).hexdigest() == cert.sha256
-        finding = assess(self.plan.trust, cert, rec.chain_der[1:] if same else [], self.plan.issuer_spec,
+        same = bool(recorder.chain_der) and hashlib.sha256(recorder.chain_der[0]).hexdigest() == cert.sha256
+        finding = assess(self.plan.trust, cert, recorder.chain_der[1:] if same else [], self.plan.issuer_spec,
                          self.plan.inspection_names, self.plan.server_name)
         if att.tls is not None:
             att.tls["anchor"] = finding.anchor
         if finding.intercepted:
-            raise StageFailure(E.TLS_INTERCEPTED, f"{finding.message}: TLS is intercepted by a CA this host "
+            raise StageFailure(_epns.TLS_INTERCEPTED, f"{finding.message}: TLS is intercepted by a CA this host "
                                "trusts", "issuer check")
 
-    def _check_issuer(self, cert: Certificate | None, reason: str, raw: str) -> None:
+    def _check_issuer(self, cert: t.Optional[Certificate], reason: str, raw: str) -> None:
         spec = self.plan.issuer_spec
         # Without a verified chain there is no CA whose key a pin could be compared with.
         if cert is None or spec is None or spec.kind == "pin":
             return
         if not issuer_spec_matches(spec, cert, []):
-            raise StageFailure(E.TLS_INTERCEPTED,
+            raise StageFailure(_epns.TLS_INTERCEPTED,
                                f"the certificate for {self.plan.server_name} was issued by {cert.issuer_text()}, "
-                               f"not by {self.s.expected_issuer!r}: TLS is intercepted{reason}", raw)
+                               f"not by {self.settings.expected_issuer!r}: TLS is intercepted{reason}", raw)
 
     @staticmethod
-    def _describe(att: AttemptLog, der: bytes | None, tls_version: str | None,
-                  cipher: str | None, verified: bool) -> Certificate | None:
+    def _describe(att: AttemptLog, der: t.Optional[bytes], tls_version: t.Optional[str],
+                  cipher: t.Optional[str], verified: bool) -> t.Optional[Certificate]:
         info: Result = {"version": tls_version, "cipher": cipher, "subject": None,
                         "issuer": None, "sans": [], "not_after": None, "sha256": None,
                         "verified": verified}
@@ -193,7 +194,7 @@ class TlsStage:
         att.tls = info
         return cert
 
-    def _second_look(self, route: Route, deadline: float) -> bytes | None:
+    def _second_look(self, route: Route, deadline: float) -> t.Optional[bytes]:
         """The certificate the server shows, fetched again without verification."""
         try:
             sock = open_tunnel_quietly(route, deadline)
@@ -218,27 +219,27 @@ class TlsStage:
             if str(direction) != "read" and getattr(direction, "value", None) != "read":
                 return
             with self._recorders_lock:
-                rec = self._recorders.get(id(conn))
-            if rec is None:
+                recorder = self._recorders.get(id(conn))
+            if recorder is None:
                 return
             ctype = int(content_type)
             if ctype == _CT_HANDSHAKE and data:
                 if data[0] == _HS_CERTIFICATE_REQUEST:
-                    rec.cert_requested = True
-                elif data[0] == _HS_CERTIFICATE and rec.leaf_der is None:
+                    recorder.cert_requested = True
+                elif data[0] == _HS_CERTIFICATE and recorder.leaf_der is None:
                     tls13 = int(version) >= 0x0304
-                    rec.version = "TLSv1.3" if tls13 else "TLSv1.2"
+                    recorder.version = "TLSv1.3" if tls13 else "TLSv1.2"
                     certs = certificates_from_tls_handshake(bytes(data), tls13)
                     if certs:
-                        rec.leaf_der = certs[0]
-                        rec.chain_der = certs
+                        recorder.leaf_der = certs[0]
+                        recorder.chain_der = certs
             elif ctype == _CT_ALERT and len(data) >= 2:
-                rec.peer_alerts.append(data[1])
+                recorder.peer_alerts.append(data[1])
         except Exception:  # noqa: S110 - see above
             pass
 
 
-def close_quietly(tls: ssl.SSLSocket | None, sock: socket.socket | None) -> None:
+def close_quietly(tls: t.Optional[ssl.SSLSocket], sock: t.Optional[socket.socket]) -> None:
     if tls is not None:
         try:
             tls.setblocking(False)

@@ -13,16 +13,16 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_attempt import AttemptLog, StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_classify import (
+from .. import _epns
+from ._attempt import AttemptLog, StageClock
+from ._classify import (
     StageFailure,
     classify_connect_error,
     deadline_failure,
     printable,
     proxy_refusal_message,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._probe_settings import ProxySpec
+from ._settings import ProxySpec
 
 MAX_PROXY_HEADER = 16 * 1024
 _USER_AGENT = "protectnet-epns-probe"
@@ -42,14 +42,14 @@ class Route:
     sockaddr: t.Any
     host: str
     port: int
-    proxy: ProxySpec | None
+    proxy: t.Optional[ProxySpec]
 
     @property
     def first_hop_port(self) -> int:
         return self.proxy.port if self.proxy else self.port
 
     @property
-    def first_hop(self) -> tuple[t.Any, ...]:
+    def first_hop(self) -> t.Tuple[t.Any, ...]:
         # IPv6 sockaddrs carry flowinfo and scope id after the port; keep them.
         return (self.sockaddr[0], self.first_hop_port, *self.sockaddr[2:])
 
@@ -94,19 +94,19 @@ def proxy_connect_stage(att: AttemptLog, clock: StageClock, route: Route, sock: 
         sock.sendall(route.connect_request())
         status, extra = read_http_head(sock, deadline)
     except StageFailure as exc:
-        if exc.cls == E.PROXY_BAD_RESPONSE and exc.raw_error == "timeout" and bound:
+        if exc.cls == _epns.PROXY_BAD_RESPONSE and exc.raw_error == "timeout" and bound:
             raise deadline_failure(f"the wait for the proxy's answer to CONNECT {target}", "deadline") from None
         raise
     except OSError as exc:
-        raise StageFailure(E.PROXY_BAD_RESPONSE,
+        raise StageFailure(_epns.PROXY_BAD_RESPONSE,
                            f"the proxy connection failed during CONNECT {target}: {exc}",
                            str(exc)) from None
     att.proxy_status = status
     code = int(status.split()[1])
     if not 200 <= code < 300:
-        raise StageFailure(E.PROXY_REFUSED, proxy_refusal_message(code, status, target), status)
+        raise StageFailure(_epns.PROXY_REFUSED, proxy_refusal_message(code, status, target), status)
     if extra:
-        raise StageFailure(E.PROXY_BAD_RESPONSE,
+        raise StageFailure(_epns.PROXY_BAD_RESPONSE,
                            f"the proxy sent {len(extra)} bytes after its {status} header, before any TLS",
                            printable(extra, 60))
     att.stage_ok({"status": status, "http_status": code})
@@ -132,11 +132,11 @@ def open_tunnel_quietly(route: Route, deadline: float) -> socket.socket:
 
 
 def _no_head_in_time(received: int) -> StageFailure:
-    return StageFailure(E.PROXY_BAD_RESPONSE,
+    return StageFailure(_epns.PROXY_BAD_RESPONSE,
                         f"no complete response head from the proxy in time ({received} bytes received)", "timeout")
 
 
-def read_http_head(sock: socket.socket, deadline: float) -> tuple[str, bytes]:
+def read_http_head(sock: socket.socket, deadline: float) -> t.Tuple[str, bytes]:
     """Read an HTTP response head: (status line, bytes after the head).
 
     Bounded in time (deadline) and size (MAX_PROXY_HEADER), and gives up as soon as the bytes
@@ -149,10 +149,10 @@ def read_http_head(sock: socket.socket, deadline: float) -> tuple[str, bytes]:
             break
         start = buf[:5]
         if start != b"HTTP/"[:len(start)]:
-            raise StageFailure(E.PROXY_BAD_RESPONSE, f"the proxy's answer is not HTTP: {printable(buf[:40])!r}",
+            raise StageFailure(_epns.PROXY_BAD_RESPONSE, f"the proxy's answer is not HTTP: {printable(buf[:40])!r}",
                                printable(buf[:60]))
         if len(buf) > MAX_PROXY_HEADER:
-            raise StageFailure(E.PROXY_BAD_RESPONSE,
+            raise StageFailure(_epns.PROXY_BAD_RESPONSE,
                                f"the proxy's response head exceeds {MAX_PROXY_HEADER} bytes", "header too large")
         left = deadline - time.monotonic()
         if left <= 0:
@@ -163,7 +163,7 @@ def read_http_head(sock: socket.socket, deadline: float) -> tuple[str, bytes]:
         except socket.timeout:
             raise _no_head_in_time(len(buf)) from None
         if not chunk:
-            raise StageFailure(E.PROXY_BAD_RESPONSE, "the proxy closed the connection %s" % (
+            raise StageFailure(_epns.PROXY_BAD_RESPONSE, "the proxy closed the connection %s" % (
                 f"after {len(buf)} bytes without a complete response head" if buf
                 else "without answering"), "EOF")
         buf += chunk
@@ -171,6 +171,6 @@ def read_http_head(sock: socket.socket, deadline: float) -> tuple[str, bytes]:
     status = head.split(b"\r\n", 1)[0].decode("latin-1")
     if not _STATUS_RE.match(status):
         shown = printable(status.encode("latin-1"))
-        raise StageFailure(E.PROXY_BAD_RESPONSE, f"the proxy's status line is not HTTP/1.x: {shown!r}",
+        raise StageFailure(_epns.PROXY_BAD_RESPONSE, f"the proxy's status line is not HTTP/1.x: {shown!r}",
                            printable(head[:60]))
     return printable(status.encode("latin-1")), extra

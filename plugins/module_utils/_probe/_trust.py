@@ -19,7 +19,7 @@ import ssl
 import threading
 import typing as t
 
-from ansible_collections.protectnet.epns.plugins.module_utils._x509 import (
+from ._x509 import (
     OID_NAMES,
     Certificate,
     X509Error,
@@ -121,7 +121,7 @@ def parse_expected_issuer(value: str) -> IssuerSpec:
     return IssuerSpec("name", text)
 
 
-def _split_unescaped(text: str, separators: str) -> list[str]:
+def _split_unescaped(text: str, separators: str) -> t.List[str]:
     parts, current, i = [], "", 0
     while i < len(text):
         ch = text[i]
@@ -146,7 +146,7 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\([0-9a-fA-F]{2}|.)", one, value)
 
 
-def _parse_dn(text: str) -> list[tuple[str, str]]:
+def _parse_dn(text: str) -> t.List[t.Tuple[str, str]]:
     out = []
     for part in _split_unescaped(text, ",+;"):
         attr, sep, value = part.partition("=")
@@ -161,11 +161,11 @@ def _parse_dn(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _rdn_set(rdns: list[tuple[str, str]]) -> t.FrozenSet[t.Tuple[str, str]]:
+def _rdn_set(rdns: t.List[t.Tuple[str, str]]) -> t.FrozenSet[t.Tuple[str, str]]:
     return frozenset((attr, _norm(value)) for attr, value in rdns)
 
 
-def issuer_spec_matches(spec: IssuerSpec, leaf: Certificate, cas: list[Certificate]) -> bool:
+def issuer_spec_matches(spec: IssuerSpec, leaf: Certificate, cas: t.List[Certificate]) -> bool:
     """A name matches a CN or O of the leaf's issuer or of a CA's subject; a DN matches the leaf's issuer
     or a CA's subject as a whole (any order, case and spacing); a pin matches a CA's public key."""
     if spec.kind == "pin":
@@ -179,7 +179,7 @@ def issuer_spec_matches(spec: IssuerSpec, leaf: Certificate, cas: list[Certifica
 
 # ---- inspection product names -----------------------------------------------------------------
 
-def inspection_names(overrides: list[str] | None) -> tuple[InspectionName, ...]:
+def inspection_names(overrides: t.Optional[t.List[str]]) -> t.Tuple[InspectionName, ...]:
     if overrides is None:
         return DEFAULT_INSPECTION_NAMES
     return tuple(InspectionName(name, f"the inspection CA named {name!r}", "inspection_issuers")
@@ -187,7 +187,7 @@ def inspection_names(overrides: list[str] | None) -> tuple[InspectionName, ...]:
 
 
 def inspection_match(names: t.Sequence[InspectionName], leaf: Certificate,
-                     cas: list[Certificate]) -> tuple[InspectionName, str] | None:
+                     cas: t.List[Certificate]) -> t.Optional[t.Tuple[InspectionName, str]]:
     """The first listed name that a CA of the chain carries, with that CA's name."""
     candidates = [(leaf.issuer, format_name(leaf.issuer))] + [(ca.subject, format_name(ca.subject)) for ca in cas]
     for entry in names:
@@ -208,9 +208,9 @@ def _issues(ca: Certificate, cert: Certificate) -> bool:
     return ca.ski is None or cert.aki is None or ca.ski == cert.aki
 
 
-def chain_from(leaf: Certificate, sent: list[Certificate]) -> list[Certificate]:
+def chain_from(leaf: Certificate, sent: t.List[Certificate]) -> t.List[Certificate]:
     """The CAs the server sent that lead up from the leaf, in order."""
-    chain: list[Certificate] = []
+    chain: t.List[Certificate] = []
     current = leaf
     pool = list(sent)
     while not current.self_issued():
@@ -223,7 +223,7 @@ def chain_from(leaf: Certificate, sent: list[Certificate]) -> list[Certificate]:
     return chain
 
 
-def _parse_all(ders: t.Iterable[bytes]) -> list[Certificate]:
+def _parse_all(ders: t.Iterable[bytes]) -> t.List[Certificate]:
     out = []
     for der in ders:
         try:
@@ -233,7 +233,7 @@ def _parse_all(ders: t.Iterable[bytes]) -> list[Certificate]:
     return out
 
 
-def _read_certs(path: str) -> list[bytes]:
+def _read_certs(path: str) -> t.List[bytes]:
     try:
         if os.path.getsize(path) > _MAX_FILE_BYTES:
             return []
@@ -277,14 +277,14 @@ class TrustStore:
         self.context = context
         self.system_store = system_store
         self._lock = threading.RLock()
-        self._local: list[tuple[Certificate, str]] | None = None
-        self._store: list[Certificate] | None = None
-        self._shipped: set[str] | None = None
+        self._local: t.Optional[t.List[t.Tuple[Certificate, str]]] = None
+        self._store: t.Optional[t.List[Certificate]] = None
+        self._shipped: t.Optional[t.Set[str]] = None
 
-    def local_anchors(self) -> list[tuple[Certificate, str]]:
+    def local_anchors(self) -> t.List[t.Tuple[Certificate, str]]:
         if self._local is None:
-            found: list[tuple[Certificate, str]] = []
-            seen: set[str] = set()
+            found: t.List[t.Tuple[Certificate, str]] = []
+            seen: t.Set[str] = set()
             paths = [p for top in LOCAL_ANCHOR_DIRS if os.path.isdir(top) for p in _files_under(top)]
             for path in [*paths, *_debian_hand_placed()]:
                 ders = _read_certs(path)
@@ -298,7 +298,7 @@ class TrustStore:
             self._local = found
         return self._local
 
-    def store_anchors(self) -> list[Certificate]:
+    def store_anchors(self) -> t.List[Certificate]:
         if self._store is None:
             try:
                 ders = self.context.get_ca_certs(binary_form=True)
@@ -317,12 +317,12 @@ class TrustStore:
                         self._shipped.update(c.sha256 for c in _parse_all(_read_certs(path)))
         return cert.sha256 in self._shipped
 
-    def anchor_for(self, top: Certificate) -> Anchor | None:
+    def anchor_for(self, top: Certificate) -> t.Optional[Anchor]:
         """The anchor the chain's last certificate ends in: itself when self-issued, else its issuer."""
         with self._lock:
             return self._anchor_for(top)
 
-    def _anchor_for(self, top: Certificate) -> Anchor | None:
+    def _anchor_for(self, top: Certificate) -> t.Optional[Anchor]:
         def matches(candidate: Certificate) -> bool:
             if top.self_issued():
                 return candidate.spki_der == top.spki_der and candidate.subject_der == top.subject_der
@@ -343,10 +343,10 @@ class TrustStore:
 class TrustFinding(t.NamedTuple):
     intercepted: bool
     message: str            # why it is intercepted; empty when not
-    anchor: str | None      # the anchor's name, for the result
+    anchor: t.Optional[str]      # the anchor's name, for the result
 
 
-def assess(store: TrustStore, leaf: Certificate, intermediates: list[bytes], expected: IssuerSpec | None,
+def assess(store: TrustStore, leaf: Certificate, intermediates: t.List[bytes], expected: t.Optional[IssuerSpec],
            names: t.Sequence[InspectionName], server_name: str) -> TrustFinding:
     """What a verified chain says about who answers; see the module comment for the three tests."""
     sent = _parse_all(intermediates)

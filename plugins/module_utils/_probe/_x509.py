@@ -34,10 +34,8 @@ OID_SAN = "2.5.29.17"
 OID_SKI = "2.5.29.14"
 OID_AKI = "2.5.29.35"
 
-_TAG_BOOLEAN = 0x01
 _TAG_INTEGER = 0x02
 _TAG_OCTET_STRING = 0x04
-_TAG_OID = 0x06
 _TAG_UTCTIME = 0x17
 _TAG_GENERALIZEDTIME = 0x18
 _TAG_SEQUENCE = 0x30
@@ -55,9 +53,9 @@ class X509Error(ValueError):
 
 
 class Certificate(t.NamedTuple):
-    subject: list[tuple[str, str]]   # (attribute, value) in DER order, most general first
-    issuer: list[tuple[str, str]]
-    sans: list[str]
+    subject: t.List[t.Tuple[str, str]]   # (attribute, value) in DER order, most general first
+    issuer: t.List[t.Tuple[str, str]]
+    sans: t.List[str]
     not_before: str                  # ISO 8601, UTC
     not_after: str
     sha256: str                      # hex of the whole DER, lower case, no separators
@@ -66,8 +64,8 @@ class Certificate(t.NamedTuple):
     subject_der: bytes = b""
     issuer_der: bytes = b""
     spki_der: bytes = b""
-    ski: bytes | None = None
-    aki: bytes | None = None
+    ski: t.Optional[bytes] = None
+    aki: t.Optional[bytes] = None
 
     def spki_sha256(self) -> bytes:
         return hashlib.sha256(self.spki_der).digest()
@@ -81,7 +79,7 @@ class Certificate(t.NamedTuple):
     def issuer_text(self) -> str:
         return format_name(self.issuer)
 
-    def attribute(self, which: str, name: str) -> list[str]:
+    def attribute(self, which: str, name: str) -> t.List[str]:
         rdns = self.subject if which == "subject" else self.issuer
         return [value for attr, value in rdns if attr == name]
 
@@ -118,7 +116,7 @@ def _read_tlv(data: bytes, pos: int, limit: int) -> _TLV:
     return _TLV(tag, pos, pos + length, offset)
 
 
-def _children(data: bytes, parent: _TLV) -> list[_TLV]:
+def _children(data: bytes, parent: _TLV) -> t.List[_TLV]:
     out = []
     pos = parent.start
     while pos < parent.end:
@@ -139,7 +137,7 @@ def _expect(tlv: _TLV, tag: int, what: str) -> _TLV:
 def _oid(raw: bytes) -> str:
     if not raw or raw[-1] & 0x80:
         raise X509Error("malformed OID")
-    arcs: list[int] = []
+    arcs: t.List[int] = []
     value = 0
     for byte in raw:
         value = (value << 7) | (byte & 0x7F)
@@ -161,7 +159,7 @@ def _string(tag: int, raw: bytes) -> str:
         return raw.decode(codec, errors="replace")
 
 
-def _name(data: bytes, tlv: _TLV) -> list[tuple[str, str]]:
+def _name(data: bytes, tlv: _TLV) -> t.List[t.Tuple[str, str]]:
     _expect(tlv, _TAG_SEQUENCE, "Name")
     out = []
     for rdn in _children(data, tlv):
@@ -192,16 +190,16 @@ def _time(data: bytes, tlv: _TLV) -> str:
 
 
 class _Extensions(t.NamedTuple):
-    sans: list[str]
-    ski: bytes | None
-    aki: bytes | None
+    sans: t.List[str]
+    ski: t.Optional[bytes]
+    aki: t.Optional[bytes]
 
 
 def _extensions(data: bytes, extensions: _TLV) -> _Extensions:
     seq = _children(data, extensions)
     if len(seq) != 1:
         raise X509Error("malformed extensions")
-    sans: list[str] = []
+    sans: t.List[str] = []
     ski = aki = None
     for ext in _children(data, _expect(seq[0], _TAG_SEQUENCE, "Extensions")):
         parts = _children(data, _expect(ext, _TAG_SEQUENCE, "Extension"))
@@ -219,7 +217,7 @@ def _extensions(data: bytes, extensions: _TLV) -> _Extensions:
     return _Extensions(sans, ski, aki)
 
 
-def _key_identifier(data: bytes, aki: _TLV) -> bytes | None:
+def _key_identifier(data: bytes, aki: _TLV) -> t.Optional[bytes]:
     # AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, ... }
     for part in _children(data, _expect(aki, _TAG_SEQUENCE, "AuthorityKeyIdentifier")):
         if part.tag == 0x80:
@@ -227,8 +225,8 @@ def _key_identifier(data: bytes, aki: _TLV) -> bytes | None:
     return None
 
 
-def _sans(data: bytes, inner: _TLV) -> list[str]:
-    names: list[str] = []
+def _sans(data: bytes, inner: _TLV) -> t.List[str]:
+    names: t.List[str] = []
     for gn in _children(data, _expect(inner, _TAG_SEQUENCE, "GeneralNames")):
         raw = data[gn.start:gn.end]
         # Only the name kinds TLS matches a server against; a name or an address speaks
@@ -312,28 +310,15 @@ def _escape_value(value: str) -> str:
     return "".join(out)
 
 
-def format_name(rdns: list[tuple[str, str]]) -> str:
+def format_name(rdns: t.List[t.Tuple[str, str]]) -> str:
     """RFC 4514 order and escaping, most specific first: "CN=..., O=..., C=..."."""
     return ", ".join(f"{attr}={_escape_value(value)}" for attr, value in reversed(rdns))
-
-
-def pem_to_der(pem: str) -> bytes:
-    import base64
-    lines = [line.strip() for line in pem.strip().splitlines()]
-    if not lines or not lines[0].startswith("-----BEGIN"):
-        raise X509Error("not a PEM certificate")
-    body: list[str] = []
-    for line in lines[1:]:
-        if line.startswith("-----END"):
-            return base64.b64decode("".join(body))
-        body.append(line)
-    raise X509Error("PEM certificate has no END line")
 
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
-def pem_certificates(text: str, limit: int = 1000) -> list[bytes]:
+def pem_certificates(text: str, limit: int = 1000) -> t.List[bytes]:
     """The DER of each certificate in a PEM text (a file of one, or a bundle), skipping broken ones."""
     import base64
     import binascii
@@ -348,7 +333,7 @@ def pem_certificates(text: str, limit: int = 1000) -> list[bytes]:
     return out
 
 
-def certificates_from_tls_handshake(message: bytes, tls13: bool) -> list[bytes]:
+def certificates_from_tls_handshake(message: bytes, tls13: bool) -> t.List[bytes]:
     """DER certificates from a TLS Certificate handshake message (type, 3-byte length, body)."""
     if len(message) < 4 or message[0] != 11:
         raise X509Error("not a TLS Certificate message")
@@ -361,7 +346,7 @@ def certificates_from_tls_handshake(message: bytes, tls13: bool) -> list[bytes]:
         raise X509Error("truncated TLS Certificate message")
     list_end = min(end, pos + 3 + int.from_bytes(message[pos:pos + 3], "big"))
     pos += 3
-    certs: list[bytes] = []
+    certs: t.List[bytes] = []
     while pos + 3 <= list_end and len(certs) < 16:
         size = int.from_bytes(message[pos:pos + 3], "big")
         pos += 3
