@@ -263,13 +263,13 @@ import re  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._agent_proxy import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._agent_proxy import (  # noqa: E402
     AgentProxyError,
     AgentProxyPolicy,
     Desired,
     ReplacementFailed,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._agent_proxy_map import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._settings_map import (  # noqa: E402
     ALL_SERVICES,
     GLOBAL,
     MapError,
@@ -280,7 +280,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import PolicyApi  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._policy_codec import PolicyDataError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._codec import PolicyDataError  # noqa: E402
 
 DEFAULT_DESCRIPTION = "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
 NO_PROXY_AUTH = ("proxy credentials are not supported: ESET's push notification service (EPNS) and agent "

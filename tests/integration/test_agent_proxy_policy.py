@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 
 pytestmark = pytest.mark.slow
 

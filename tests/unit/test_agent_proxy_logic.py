@@ -8,7 +8,7 @@ import pytest
 from _fake_eset import PASSWORD, FakeEset, Fault
 from _policy_vectors import b64, format2
 from ansible.module_utils import basic
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy, eset_policy_info
 
 NAME = "EPNS via bridge"

@@ -7,7 +7,7 @@ import lzma
 
 import pytest
 from _policy_vectors import AGENT_SETTINGS, ar, b64, format1, format2, lzma_alone
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 
 F1 = format1("endpoint", {"gui": {"UI_CONFIG": {"ce_flags": "0", "ShowSplash": {
     "ce_flags": "4", "ce_type": "9", "ce_value": "1"}, "Hidden": {"ce_array": "1", "ce_flags": "4",

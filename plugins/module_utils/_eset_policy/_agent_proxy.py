@@ -26,10 +26,10 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from . import _policy_codec as codec
-from ._agent_proxy_map import ALL_SERVICES, GLOBAL
-from ._eset_api._errors import EsetApiError
-from ._eset_api._resources import (
+from . import _codec as codec
+from ._settings_map import ALL_SERVICES, GLOBAL
+from .._eset_api._errors import EsetApiError
+from .._eset_api._resources import (
     GroupIndex,
     PolicyApi,
     UncertainCreate,
