@@ -187,6 +187,22 @@ policy:
   type: dict
   sample: {uuid: 8c1b..., name: EPNS via ESET Bridge, product: eset.local.products.agent, template_uuid: null,
            format: "1"}
+before:
+  description:
+    - The policies with O(name) as the run found them, each in the shape of RV(policy) (C(template_uuid) is null:
+      a policy does not record what it was cloned from; C(format) is null when its data cannot be decoded).
+    - An empty list when there was none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{uuid: 8c1b..., name: EPNS via ESET Bridge, product: eset.local.products.agent, template_uuid: null,
+            format: "1"}]
+after:
+  description: The managed policy after the run, the same as RV(policy); null for O(state=absent).
+  returned: always
+  type: dict
+  sample: {uuid: 9d2c..., name: EPNS via ESET Bridge, product: eset.local.products.agent, template_uuid: null,
+           format: "1"}
 settings:
   description: The mapped values written, by map key.
   returned: when O(state=present)
@@ -263,11 +279,18 @@ import re  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import PolicyApi  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._agent_proxy import (  # noqa: E402
-    AgentProxyError,
     AgentProxyPolicy,
-    Desired,
     ReplacementFailed,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._codec import PolicyDataError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._desired import (  # noqa: E402
+    AgentProxyError,
+    Desired,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._settings_map import (  # noqa: E402
     ALL_SERVICES,
@@ -276,11 +299,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._sett
     build_map,
     load_map_file,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import PolicyApi  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._codec import PolicyDataError  # noqa: E402
 
 DEFAULT_DESCRIPTION = "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
 NO_PROXY_AUTH = ("proxy credentials are not supported: ESET's push notification service (EPNS) and agent "

@@ -128,6 +128,27 @@ def test_full_lifecycle(fake: FakeEset, run: Runner) -> None:
     assert run(agent_proxy_policy, args(fake, state="absent"))["changed"] is False
 
 
+def test_before_and_after_show_the_managed_policies_around_the_run(fake: FakeEset, run: Runner) -> None:
+    world(fake)
+    first = run(agent_proxy_policy, args(fake))
+    assert first["before"] == [] and first["after"] == first["policy"]
+    (created,) = mine(fake)
+    assert first["after"] == {"uuid": created["uuid"], "name": NAME, "product": "eset.local.products.agent",
+                              "template_uuid": None, "format": "1"}
+
+    preview = run(agent_proxy_policy, args(fake, proxy_port=8080), check=True)
+    assert preview["before"] == [dict(first["after"])] and preview["after"]["uuid"] == "(new policy)"
+
+    replaced = run(agent_proxy_policy, args(fake, proxy_port=8080))
+    (new,) = mine(fake)
+    assert replaced["before"] == [first["after"]] and replaced["after"] == replaced["policy"]
+    assert replaced["after"]["uuid"] == new["uuid"] != created["uuid"]
+
+    gone = run(agent_proxy_policy, args(fake, state="absent"))
+    assert gone["before"] == [replaced["after"]] and gone["after"] is None and gone["policy"] is None
+    assert run(agent_proxy_policy, args(fake, state="absent"))["before"] == []
+
+
 def test_check_mode_sends_no_write_request(fake: FakeEset, run: Runner) -> None:
     world(fake)
     fake.requests.clear()

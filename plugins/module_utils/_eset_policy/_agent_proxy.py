@@ -26,8 +26,6 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from . import _codec as codec
-from ._settings_map import ALL_SERVICES, GLOBAL
 from .._eset_api._errors import EsetApiError
 from .._eset_api._resources import (
     GroupIndex,
@@ -40,27 +38,10 @@ from .._eset_api._resources import (
     with_run_mark,
     without_run_mark,
 )
+from . import _codec as codec
+from ._desired import AgentProxyError, Desired, build_policy_data, mapped_values
 
 NEW = "(new policy)"
-
-
-class AgentProxyError(Exception):
-    """Bad input or an unusable template; the message says what to change."""
-
-
-@dataclass
-class Desired:
-    name: str
-    description: str
-    state: str
-    proxy_host: t.Optional[str] = None
-    proxy_port: int = 3128
-    services: t.List[str] = field(default_factory=lambda: [ALL_SERVICES])
-    fallback_direct: bool = True
-    targets: t.Optional[t.List[str]] = None
-    rank: t.Optional[int] = None
-    template_policy: t.Optional[str] = None
-    reveal_secrets: bool = False
 
 
 @dataclass
@@ -73,65 +54,70 @@ class Candidate:
     decode_error: t.Optional[str]
     assignments: t.List[t.Dict[str, t.Any]]
     shown: t.Optional[t.Dict[str, t.Any]] = None  # flat, as results and diffs show it (secrets masked)
+    format: t.Optional[str] = None  # of its policy data; None when it cannot be decoded
 
     @property
     def uuid(self) -> str:
         return str(self.policy["uuid"])
 
 
-def mapped_values(desired: Desired, mapping: t.Mapping[str, t.Any]) -> t.List[t.Tuple[str, t.Dict[str, t.Any], t.Any]]:
-    """``(label, node, value)`` for every node the desired state sets."""
-    services = mapping["services"]
-    out: t.List[t.Tuple[str, t.Dict[str, t.Any], t.Any]] = []
-    use_all = ALL_SERVICES in desired.services
-    mode = GLOBAL if use_all else "per_service"
-    out.append(("proxy_mode", mapping["proxy_mode"], mapping["proxy_mode"]["values"][mode]))
-    if use_all:
-        entry = services[GLOBAL]
-        out += [("services.global.use", entry["use"], True), ("services.global.host", entry["host"],
-                desired.proxy_host), ("services.global.port", entry["port"], desired.proxy_port)]
-    else:
-        for name, entry in services.items():
-            if name == GLOBAL:
-                continue
-            used = name in desired.services
-            out.append((f"services.{name}.use", entry["use"], used))
-            if used:
-                out += [(f"services.{name}.host", entry["host"], desired.proxy_host),
-                        (f"services.{name}.port", entry["port"], desired.proxy_port)]
-    out.append(("fallback_direct", mapping["fallback_direct"], desired.fallback_direct))
-    return out
+def _best_ranks(policies: t.List[Candidate]) -> t.Dict[t.Tuple[str, str], int]:
+    """The best (lowest) rank any of ``policies`` has on each target."""
+    best: t.Dict[t.Tuple[str, str], int] = {}
+    for cand in policies:
+        for a in cand.assignments:
+            key = target_key(a.get("target") or {})
+            rank = a.get("rank")
+            if isinstance(rank, int) and (key not in best or rank < best[key]):
+                best[key] = rank
+    return best
 
 
-def build_policy_data(desired: Desired, mapping: t.Mapping[str, t.Any],
-                      template: t.Optional[codec.PolicyData]) -> t.Tuple[codec.PolicyData, t.List[str]]:
-    """The desired data: the template (or an empty format 1 policy) with only the mapped values changed."""
-    data = template if template is not None else codec.new_format1(mapping["section"])
-    sections = data.sections()
-    section = sections.get(mapping["section"])
-    if section is None:
-        if template is not None and data.has_archive:
-            raise AgentProxyError(
-                "the template policy has no settings section {!r} (it has: {}); set settings_map.section to "
-                "the right one (eset_policy_info shows them)".format(mapping["section"], ", ".join(sections) or
-                                                                     "none"))
-        section = data.add_section(mapping["section"])
-    created: t.List[str] = []
-    for _label, node, value in mapped_values(desired, mapping):
-        created += ["{}/{}".format(mapping["section"], p) for p in
-                    codec.set_leaf(section, node["path"], value, node.get("ce_type"), data.string_scalars)]
-    return data, created
+class PlannedCall:
+    """One API call the run needs: ``kind`` says which, ``text`` is how ``planned`` and ``actions`` list it."""
 
-
-class Step:
     def __init__(self, kind: str, text: str, **args: t.Any) -> None:
         self.kind = kind
         self.text = text
         self.args = args
 
 
+TargetKey = t.Tuple[str, str]
+WantedTarget = t.Tuple[TargetKey, t.Dict[str, str], t.Optional[int]]  # rank None: wherever it lands
+
+
+@dataclass
+class DesiredPolicy:
+    """The policy data the managed policy must carry."""
+
+    data: codec.PolicyData
+    product: str
+    template_uuid: t.Optional[str]
+    flat: t.Dict[str, t.Any]
+    shown: t.Dict[str, t.Any]
+
+
+@dataclass
+class Plan:
+    """The calls of one run and what they lead to."""
+
+    calls: t.List[PlannedCall]
+    keeper: t.Optional[Candidate]  # the policy that stays; None: a new one is created (or, for absent, none stays)
+    others: t.List[Candidate]  # the policies with the managed name that are deleted
+    desired: t.Optional[DesiredPolicy] = None  # None for state absent
+    assignments: t.List[t.Dict[str, t.Any]] = field(default_factory=list)  # the kept policy's, after the run
+
+    @property
+    def creates(self) -> bool:
+        return self.desired is not None and self.keeper is None
+
+    @property
+    def keeper_uuid(self) -> str:
+        return self.keeper.uuid if self.keeper else NEW
+
+
 class AgentProxyPolicy:
-    """Reads the current state, computes the steps, runs them (unless check mode) and describes the result."""
+    """Reads the current state, plans the calls, makes them (unless check mode) and describes the result."""
 
     def __init__(self, api: PolicyApi, desired: Desired, mapping: t.Mapping[str, t.Any], check_mode: bool,
                  warn: t.Callable[[str], None]) -> None:
@@ -143,6 +129,17 @@ class AgentProxyPolicy:
         self.groups: t.Optional[GroupIndex] = None
         self.actions: t.List[str] = []
         self.run_mark = new_run_mark()
+
+    def run(self) -> t.Dict[str, t.Any]:
+        policies = self.api.list_policies()
+        candidates = self._candidates(policies)
+        diff_before = self._diff_view(candidates)
+        if self.desired.state == "absent":
+            plan = self._plan_removal(candidates)
+        else:
+            plan = self._plan_replacement(policies, candidates)
+        executed = self._execute(plan)
+        return self._result(candidates, plan, executed, diff_before)
 
     # -- secrets -----------------------------------------------------------------------------------------
     def _shown(self, data: codec.PolicyData) -> t.Dict[str, t.Any]:
@@ -166,28 +163,29 @@ class AgentProxyPolicy:
                 continue
             if listed.get("builtIn"):
                 raise AgentProxyError(f"{self.desired.name!r} is the name of a built-in policy, which cannot be "
-                                      "changed or deleted; "
-                                      "choose another name")
-            policy = self.api.full(listed)
-            feature = legacy_feature(policy)
-            product, flat, shown, error = None, None, None, None
-            if feature is None:
-                error = "it has no ESET PROTECT policy data (featureId 4294967295)"
-            else:
-                conf = feature.get("configuration") or {}
-                product = conf.get("product")
-                try:
-                    data = codec.decode(conf.get("data") or "")
-                except codec.PolicyDataError as exc:
-                    error = str(exc)
-                else:
-                    flat, shown = codec.flatten(data.sections()), self._shown(data)
-            if error:
-                self.warn("policy {} named {!r} cannot be decoded ({}); it will be replaced".format(
-                    policy.get("uuid"), self.desired.name, error))
-            found.append(Candidate(policy, product, flat, error, self.api.list_assignments(str(policy["uuid"])),
-                                   shown))
+                                      "changed or deleted; choose another name")
+            found.append(self._candidate(self.api.full(listed)))
         return found
+
+    def _candidate(self, policy: t.Dict[str, t.Any]) -> Candidate:
+        feature = legacy_feature(policy)
+        product, flat, shown, error, data_format = None, None, None, None, None
+        if feature is None:
+            error = "it has no ESET PROTECT policy data (featureId 4294967295)"
+        else:
+            conf = feature.get("configuration") or {}
+            product = conf.get("product")
+            try:
+                data = codec.decode(conf.get("data") or "")
+            except codec.PolicyDataError as exc:
+                error = str(exc)
+            else:
+                flat, shown, data_format = codec.flatten(data.sections()), self._shown(data), data.format
+        if error:
+            self.warn("policy {} named {!r} cannot be decoded ({}); it will be replaced".format(
+                policy.get("uuid"), self.desired.name, error))
+        return Candidate(policy, product, flat, error, self.api.list_assignments(str(policy["uuid"])), shown,
+                         data_format)
 
     def _template(self, policies: t.List[t.Dict[str, t.Any]]) -> t.Tuple[codec.PolicyData, str, str]:
         ref = self.desired.template_policy or ""
@@ -211,6 +209,117 @@ class AgentProxyPolicy:
             raise AgentProxyError(f"template_policy {ref!r} cannot be decoded: {exc}") from None
         return data, str(conf.get("product") or self.mapping["product"]), str(policy.get("uuid"))
 
+    # -- planning ------------------------------------------------------------------------------------------
+    def _plan_removal(self, candidates: t.List[Candidate]) -> Plan:
+        calls = [PlannedCall("delete_policy", f"delete policy {c.uuid}", uuid=c.uuid) for c in candidates]
+        return Plan(calls, keeper=None, others=candidates)
+
+    def _plan_replacement(self, policies: t.List[t.Dict[str, t.Any]], candidates: t.List[Candidate]) -> Plan:
+        """Keep the policy equal to the desired one (or create it), move every wanted target to it, delete the rest."""
+        desired = self._desired_policy(policies)
+        keeper = next((c for c in candidates if self._is_desired(c, desired)), None)
+        plan = Plan([], keeper, [c for c in candidates if c is not keeper], desired)
+        if keeper is None:
+            plan.calls.append(self._create_call(desired, plan.others))
+        self._plan_assignments(plan)
+        plan.calls += [PlannedCall("delete_policy", "delete the old policy {}{}".format(
+            cand.uuid, " (it could not be decoded)" if cand.decode_error else ""), uuid=cand.uuid)
+            for cand in plan.others]
+        return plan
+
+    def _desired_policy(self, policies: t.List[t.Dict[str, t.Any]]) -> DesiredPolicy:
+        template, product, template_uuid = (None, str(self.mapping["product"]), None)
+        if self.desired.template_policy:
+            template, product, template_uuid = self._template(policies)
+        data, created_nodes = build_policy_data(self.desired, self.mapping, template)
+        if created_nodes and template is not None:
+            self.warn("the template policy had no node at {}; it was added. If the settings map is right this is "
+                      "expected for unset values; otherwise check the node names with eset_policy_info".format(
+                          ", ".join(created_nodes)))
+        return DesiredPolicy(data, product, template_uuid, codec.flatten(data.sections()), self._shown(data))
+
+    def _is_desired(self, cand: Candidate, desired: DesiredPolicy) -> bool:
+        return cand.flat == desired.flat and cand.product == desired.product and \
+            without_run_mark(cand.policy.get("description") or "") == self.desired.description
+
+    def _create_call(self, desired: DesiredPolicy, others: t.List[Candidate]) -> PlannedCall:
+        replacing = " (replacing {})".format(", ".join(c.uuid for c in others)) if others else ""
+        body = legacy_policy_body(self.desired.name, with_run_mark(self.desired.description, self.run_mark),
+                                  desired.product, desired.data.encode_b64())
+        return PlannedCall("create_policy", f"create policy {self.desired.name!r}{replacing}", body=body)
+
+    def _plan_assignments(self, plan: Plan) -> None:
+        """The calls that leave the kept policy on exactly the wanted targets, at the wanted ranks."""
+        wanted = self._targets_from_option() if self.desired.targets is not None else \
+            self._targets_from_assignments(plan.keeper, plan.others)
+        old_rank = _best_ranks(plan.others)
+        have = self._kept_assignments(plan)
+        for key, target, rank in wanted:
+            label = self._group_index().label(target)
+            current = have.get(key)
+            if current is None:
+                wanted_rank = rank if rank is not None else old_rank.get(key) if self.desired.rank is None \
+                    else self.desired.rank
+                plan.calls.append(PlannedCall("assign", "assign {} to {}{}".format(
+                    "the new policy" if plan.keeper is None else plan.keeper_uuid, label,
+                    f" at rank {wanted_rank}" if wanted_rank else ""), target=target, rank=wanted_rank))
+                plan.assignments.append(self._assignment_view(plan.keeper_uuid, target, wanted_rank))
+                continue
+            if self.desired.rank is not None and current.get("rank") != self.desired.rank:
+                plan.calls.append(PlannedCall("rerank", "move the assignment on {} from rank {} to {}".format(
+                    label, current.get("rank"), self.desired.rank), uuid=current.get("uuid"), rank=self.desired.rank))
+            plan.assignments.append(self._assignment_view(plan.keeper_uuid, target,
+                                                          self.desired.rank or current.get("rank")))
+        wanted_keys = {key for key, _target, _rank in wanted}
+        plan.calls += [PlannedCall("unassign", "unassign {} from {}".format(
+            plan.keeper_uuid, self._group_index().label(a.get("target") or {})), uuid=a.get("uuid"))
+            for key, a in have.items() if key not in wanted_keys]
+
+    def _targets_from_option(self) -> t.List[WantedTarget]:
+        index = self._group_index()
+        wanted: t.List[WantedTarget] = []
+        seen: t.Set[str] = set()
+        for ref in self.desired.targets or []:
+            try:
+                uuid, _path = index.resolve(ref)
+            except ValueError as exc:
+                raise AgentProxyError(f"targets: {exc}") from None
+            if uuid not in seen:
+                seen.add(uuid)
+                target = {"deviceGroupUuid": uuid}
+                wanted.append((target_key(target), target, self.desired.rank))
+        return wanted
+
+    def _targets_from_assignments(self, keeper: t.Optional[Candidate],
+                                  others: t.List[Candidate]) -> t.List[WantedTarget]:
+        """Every target of a policy with the managed name, at its best rank; the kept policy's own keep theirs."""
+        order: t.Dict[TargetKey, t.Tuple[t.Dict[str, str], t.Optional[int]]] = {}
+        for cand in ([keeper] if keeper else []) + others:
+            for a in cand.assignments:
+                target = dict(a.get("target") or {})
+                key = target_key(target)
+                rank = a.get("rank")
+                known = order.get(key)
+                if known is None or (rank is not None and (known[1] is None or rank < known[1])):
+                    order[key] = (target, rank if self.desired.rank is None else self.desired.rank)
+        wanted = [(key, target, rank) for key, (target, rank) in order.items()]
+        if keeper is not None and self.desired.rank is None:
+            kept = {target_key(a.get("target") or {}) for a in keeper.assignments}
+            wanted = [(key, target, None if key in kept else rank) for key, target, rank in wanted]
+        return wanted
+
+    def _kept_assignments(self, plan: Plan) -> t.Dict[TargetKey, t.Dict[str, t.Any]]:
+        """The kept policy's assignments by target; a second one on the same target gets an unassign call."""
+        have: t.Dict[TargetKey, t.Dict[str, t.Any]] = {}
+        for a in sorted(plan.keeper.assignments if plan.keeper else [], key=lambda a: a.get("rank") or 0):
+            key = target_key(a.get("target") or {})
+            if key in have:
+                plan.calls.append(PlannedCall("unassign", "remove the duplicate assignment {} of {}".format(
+                    a.get("uuid"), self._group_index().label(a.get("target") or {})), uuid=a.get("uuid")))
+            else:
+                have[key] = a
+        return have
+
     # -- describing --------------------------------------------------------------------------------------
     def _policy_view(self, uuid: str, product: t.Optional[str], description: t.Any,
                      flat: t.Optional[t.Dict[str, t.Any]]) -> t.Dict[str, t.Any]:
@@ -221,198 +330,107 @@ class AgentProxyPolicy:
                          rank: t.Optional[int]) -> t.Dict[str, t.Any]:
         return {"policy": policy_uuid, "target": self._group_index().label(target), "rank": rank}
 
-    # -- the run ---------------------------------------------------------------------------------------------
-    def run(self) -> t.Dict[str, t.Any]:
-        desired = self.desired
-        policies = self.api.list_policies()
-        candidates = self._candidates(policies)
-        before = {"policies": [self._policy_view(c.uuid, c.product, c.policy.get("description"), c.shown)
-                               for c in candidates],
-                  "assignments": [self._assignment_view(c.uuid, a.get("target") or {}, a.get("rank"))
-                                  for c in candidates for a in c.assignments]}
-        if desired.state == "absent":
-            removals = [Step("delete_policy", f"delete policy {c.uuid}", uuid=c.uuid) for c in candidates]
-            after: t.Dict[str, t.Any] = {"policies": [], "assignments": []}
-            result = self._execute(removals, keeper_new=False, keeper_uuid=None, others=candidates)
-            result.update({"diff": {"before": before, "after": after}, "policy": None})
+    def _policy_summary(self, uuid: str, product: t.Optional[str], template_uuid: t.Optional[str],
+                        data_format: t.Optional[str]) -> t.Dict[str, t.Any]:
+        """One policy as ``policy``, ``before`` and ``after`` show it."""
+        return {"uuid": uuid, "name": self.desired.name, "product": product, "template_uuid": template_uuid,
+                "format": data_format}
+
+    def _diff_view(self, candidates: t.List[Candidate]) -> t.Dict[str, t.Any]:
+        return {"policies": [self._policy_view(c.uuid, c.product, c.policy.get("description"), c.shown)
+                             for c in candidates],
+                "assignments": [self._assignment_view(c.uuid, a.get("target") or {}, a.get("rank"))
+                                for c in candidates for a in c.assignments]}
+
+    def _result(self, candidates: t.List[Candidate], plan: Plan, executed: t.Mapping[str, t.Any],
+                diff_before: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
+        """The module result; every key of a successful run is set here."""
+        result: t.Dict[str, t.Any] = {
+            "changed": bool(plan.calls), "replaced": plan.creates and bool(plan.others),
+            "removed_policies": [c.uuid for c in plan.others], "planned": [c.text for c in plan.calls],
+            "actions": self.actions, "run_mark": self.run_mark, **executed,
+            "before": [self._policy_summary(c.uuid, c.product, None, c.format) for c in candidates],
+            "after": None, "policy": None,
+            "diff": {"before": diff_before, "after": {"policies": [], "assignments": []}},
+        }
+        desired = plan.desired
+        if desired is None:
             return result
-
-        template, product, template_uuid = (None, str(self.mapping["product"]), None)
-        if desired.template_policy:
-            template, product, template_uuid = self._template(policies)
-        data, created_nodes = build_policy_data(desired, self.mapping, template)
-        if created_nodes and template is not None:
-            self.warn("the template policy had no node at {}; it was added. If the settings map is right this is "
-                      "expected for unset values; otherwise check the node names with eset_policy_info".format(
-                          ", ".join(created_nodes)))
-        desired_flat = codec.flatten(data.sections())
-        desired_shown = self._shown(data)
-        data_b64 = data.encode_b64()
-
-        keeper: t.Optional[Candidate] = None
-        for cand in candidates:
-            if cand.flat == desired_flat and cand.product == product and \
-                    without_run_mark(cand.policy.get("description") or "") == desired.description:
-                keeper = cand
-                break
-        others = [c for c in candidates if c is not keeper]
-        keeper_uuid = keeper.uuid if keeper else NEW
-        steps: t.List[Step] = []
-        if keeper is None:
-            steps.append(Step("create_policy", "create policy {!r}{}".format(
-                desired.name, " (replacing {})".format(", ".join(c.uuid for c in others)) if others else ""),
-                body=legacy_policy_body(desired.name, with_run_mark(desired.description, self.run_mark), product,
-                                        data_b64)))
-
-        # Targets the kept policy must cover, each with the rank it should have (None: wherever it lands).
-        wanted: t.List[t.Tuple[t.Tuple[str, str], t.Dict[str, str], t.Optional[int]]] = []
-        if desired.targets is not None:
-            index = self._group_index()
-            seen: t.Set[str] = set()
-            for ref in desired.targets:
-                try:
-                    uuid, _path = index.resolve(ref)
-                except ValueError as exc:
-                    raise AgentProxyError(f"targets: {exc}") from None
-                if uuid not in seen:
-                    seen.add(uuid)
-                    target = {"deviceGroupUuid": uuid}
-                    wanted.append((target_key(target), target, desired.rank))
-        else:
-            order: t.Dict[t.Tuple[str, str], t.Tuple[t.Dict[str, str], t.Optional[int]]] = {}
-            for cand in ([keeper] if keeper else []) + others:
-                for a in cand.assignments:
-                    target = dict(a.get("target") or {})
-                    key = target_key(target)
-                    rank = a.get("rank")
-                    known = order.get(key)
-                    if known is None or (rank is not None and (known[1] is None or rank < known[1])):
-                        order[key] = (target, rank if desired.rank is None else desired.rank)
-            wanted = [(key, target, rank) for key, (target, rank) in order.items()]
-            if keeper is not None and desired.rank is None:
-                # the kept policy's own assignments keep their rank
-                wanted = [(key, target, None if any(target_key(a.get("target") or {}) == key
-                                                    for a in keeper.assignments) else rank)
-                          for key, target, rank in wanted]
-
-        old_rank: t.Dict[t.Tuple[str, str], int] = {}
-        for cand in others:
-            for a in cand.assignments:
-                key = target_key(a.get("target") or {})
-                rank = a.get("rank")
-                if isinstance(rank, int) and (key not in old_rank or rank < old_rank[key]):
-                    old_rank[key] = rank
-        have = {}
-        if keeper is not None:
-            for a in sorted(keeper.assignments, key=lambda a: a.get("rank") or 0):
-                key = target_key(a.get("target") or {})
-                if key in have:
-                    steps.append(Step("unassign", "remove the duplicate assignment {} of {}".format(
-                        a.get("uuid"), self._group_index().label(a.get("target") or {})), uuid=a.get("uuid")))
-                else:
-                    have[key] = a
-        after_assignments = []
-        for key, target, rank in wanted:
-            label = self._group_index().label(target)
-            desired_rank = rank if rank is not None else old_rank.get(key) if desired.rank is None else desired.rank
-            current = have.get(key)
-            if current is None:
-                steps.append(Step("assign", "assign {} to {}{}".format(
-                    "the new policy" if keeper is None else keeper_uuid, label,
-                    f" at rank {desired_rank}" if desired_rank else ""), target=target, rank=desired_rank))
-                after_assignments.append(self._assignment_view(keeper_uuid, target, desired_rank))
-            else:
-                if desired.rank is not None and current.get("rank") != desired.rank:
-                    steps.append(Step("rerank", "move the assignment on {} from rank {} to {}".format(
-                        label, current.get("rank"), desired.rank), uuid=current.get("uuid"), rank=desired.rank))
-                after_assignments.append(self._assignment_view(keeper_uuid, target, desired.rank or
-                                                               current.get("rank")))
-        wanted_keys = {key for key, _target, _rank in wanted}
-        for key, a in have.items():
-            if key not in wanted_keys:
-                steps.append(Step("unassign", "unassign {} from {}".format(
-                    keeper_uuid, self._group_index().label(a.get("target") or {})), uuid=a.get("uuid")))
-        for cand in others:
-            steps.append(Step("delete_policy", "delete the old policy {}{}".format(
-                cand.uuid, " (it could not be decoded)" if cand.decode_error else ""), uuid=cand.uuid))
-
-        result = self._execute(steps, keeper_new=keeper is None, keeper_uuid=None if keeper is None else keeper_uuid,
-                               others=others, body=steps[0].args.get("body") if keeper is None else None)
-        final_uuid = result.get("policy_uuid") or keeper_uuid
-        after = {"policies": [self._policy_view(final_uuid, product, desired.description, desired_shown)],
-                 "assignments": [dict(a, policy=final_uuid) for a in after_assignments]}
+        uuid = executed.get("policy_uuid") or plan.keeper_uuid
+        after = self._policy_summary(uuid, desired.product, desired.template_uuid, desired.data.format)
+        assignments = [dict(a, policy=uuid) for a in plan.assignments]
+        mapped = mapped_values(self.desired, self.mapping)
         result.update({
-            "diff": {"before": before, "after": after},
-            "policy": {"uuid": final_uuid, "name": desired.name, "product": product,
-                       "template_uuid": template_uuid, "format": data.format},
-            "settings": {label: value for label, _node, value in mapped_values(desired, self.mapping)},
+            "after": after, "policy": after, "assignments": assignments,
+            "diff": {"before": diff_before, "after": {
+                "policies": [self._policy_view(uuid, desired.product, self.desired.description, desired.shown)],
+                "assignments": assignments}},
+            "settings": {label: value for label, _node, value in mapped},
             "settings_nodes": {"{}/{}".format(self.mapping["section"], node["path"]): codec.normalize(value)
-                               for _label, node, value in mapped_values(desired, self.mapping)},
-            "assignments": after["assignments"],
+                               for _label, node, value in mapped},
         })
         return result
 
     # -- executing -------------------------------------------------------------------------------------------
-    def _execute(self, steps: t.List[Step], keeper_new: bool, keeper_uuid: t.Optional[str],
-                 others: t.List[Candidate], body: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Any]:
-        result: t.Dict[str, t.Any] = {"changed": bool(steps), "replaced": keeper_new and bool(others),
-                                      "removed_policies": [c.uuid for c in others],
-                                      "planned": [s.text for s in steps], "actions": self.actions,
-                                      "run_mark": self.run_mark}
-        if self.check_mode or not steps:
-            return result
-        current = keeper_uuid
+    def _execute(self, plan: Plan) -> t.Dict[str, t.Any]:
+        """Make the planned calls (not in check mode); what the execution adds to the result (``policy_uuid``)."""
+        if self.check_mode or not plan.calls:
+            return {}
+        current = plan.keeper.uuid if plan.keeper else None
         in_place = False  # the kept policy covers every wanted target
-        for index, step in enumerate(steps):
-            found = False
+        for index, call in enumerate(plan.calls):
             try:
-                if step.kind == "create_policy":
-                    created, found = self.api.create_marked_policy(step.args["body"], self.run_mark)
-                    current = str(created["uuid"])
-                    result["policy_uuid"] = current
-                elif step.kind == "assign":
-                    assignment, found = self.api.assign_once(str(current), step.args["target"])
-                    rank = step.args.get("rank")
-                    if rank and assignment.get("rank") != rank:
-                        self.api.rerank(str(assignment["uuid"]), rank)
-                elif step.kind == "rerank":
-                    self.api.rerank(str(step.args["uuid"]), int(step.args["rank"]))
-                elif step.kind == "unassign":
+                if call.kind in ("unassign", "delete_policy"):
                     in_place = True
-                    self.api.unassign(str(step.args["uuid"]))
-                elif step.kind == "delete_policy":
-                    in_place = True
-                    self.api.remove_policy(str(step.args["uuid"]))
-                self.actions.append(step.text.replace("the new policy", str(current)) + (
+                current, found = self._call(call, current)
+                self.actions.append(call.text.replace("the new policy", str(current)) + (
                     " (its answer was lost; found by the run mark)" if found else ""))
             except EsetApiError as exc:
-                raise ReplacementFailed(self._failure(exc, step, steps[index + 1:], keeper_new, in_place, current,
-                                                      others)) from None
-        result["policy_uuid"] = current
-        return result
+                raise ReplacementFailed(self._failure(exc, call, plan.calls[index + 1:], plan.creates, in_place,
+                                                      current, plan.others)) from None
+        return {"policy_uuid": current}
 
-    def _failure(self, exc: EsetApiError, step: Step, remaining: t.List[Step], keeper_new: bool, in_place: bool,
-                 current: t.Optional[str], others: t.List[Candidate]) -> t.Dict[str, t.Any]:
-        info: t.Dict[str, t.Any] = {"failed_step": step.text, "error": exc.to_dict(), "actions": self.actions,
+    def _call(self, call: PlannedCall, current: t.Optional[str]) -> t.Tuple[t.Optional[str], bool]:
+        """Make one call; the kept policy's uuid after it, and whether a lost answer was found by the run mark."""
+        found = False
+        if call.kind == "create_policy":
+            created, found = self.api.create_marked_policy(call.args["body"], self.run_mark)
+            current = str(created["uuid"])
+        elif call.kind == "assign":
+            assignment, found = self.api.assign_once(str(current), call.args["target"])
+            rank = call.args.get("rank")
+            if rank and assignment.get("rank") != rank:
+                self.api.rerank(str(assignment["uuid"]), rank)
+        elif call.kind == "rerank":
+            self.api.rerank(str(call.args["uuid"]), int(call.args["rank"]))
+        elif call.kind == "unassign":
+            self.api.unassign(str(call.args["uuid"]))
+        elif call.kind == "delete_policy":
+            self.api.remove_policy(str(call.args["uuid"]))
+        return current, found
+
+    def _failure(self, exc: EsetApiError, call: PlannedCall, remaining: t.List[PlannedCall], keeper_new: bool,
+                 in_place: bool, current: t.Optional[str], others: t.List[Candidate]) -> t.Dict[str, t.Any]:
+        """The failure result: what was done, what was not, and which policy covers the targets now."""
+        info: t.Dict[str, t.Any] = {"failed_step": call.text, "error": exc.to_dict(), "actions": self.actions,
                                     "not_done": [s.text for s in remaining], "rollback": None,
                                     "changed": bool(self.actions) or exc.outcome_unknown,
                                     "run_mark": self.run_mark}
         old = ", ".join(c.uuid for c in others) or "none"
-        if isinstance(exc, UncertainCreate) and step.kind == "create_policy":
+        if isinstance(exc, UncertainCreate) and call.kind == "create_policy":
             info["coverage"] = (f"{exc.what} may have been created next to the old policy ({old}), which still "
                                 "covers every target; run again: the rerun keeps that policy if it matches, "
                                 "or removes it")
         elif self.desired.state == "absent":
             info["coverage"] = (f"the deletion stopped; of the policies named {self.desired.name!r} ({old}) those not "
                                 "listed in actions are still there; run again to finish")
-        elif keeper_new and not in_place and current and current != NEW:
+        elif keeper_new and not in_place and current:
             try:
                 self.api.remove_policy(current)
                 self.actions.append(f"rollback: deleted the new policy {current}")
                 info["rollback"] = {"deleted": current, "ok": True}
                 info["coverage"] = (f"rolled back: the new policy {current} was deleted again; every target keeps "
-                                    "the old "
-                                    f"policy ({old})")
+                                    f"the old policy ({old})")
             except EsetApiError as rb:
                 info["rollback"] = {"deleted": None, "ok": False, "error": rb.to_dict()}
                 info["coverage"] = (f"the new policy {current} could not be deleted again, so it stays next to the old "
@@ -426,9 +444,9 @@ class AgentProxyPolicy:
         else:
             info["coverage"] = (f"the policy {current} is partly assigned; the old policy ({old}) still covers every "
                                 "target; run again to finish")
-        info["policy_uuid"] = current if current != NEW else None
+        info["policy_uuid"] = current
         coverage = info["coverage"][0].upper() + info["coverage"][1:]
-        info["msg"] = f"{step.text} failed: {exc}. {coverage}."
+        info["msg"] = f"{call.text} failed: {exc}. {coverage}."
         return info
 
 
