@@ -189,8 +189,8 @@ policy:
            format: "1"}
 before:
   description:
-    - The policies with O(name) as the run found them, each in the shape of RV(policy) (C(template_uuid) is null:
-      a policy does not record what it was cloned from; C(format) is null when its data cannot be decoded).
+    - The policies with O(name) as the run found them, each in the shape of RV(policy). C(template_uuid) is null,
+      because a policy does not record what it was cloned from; C(format) is null when its data cannot be decoded.
     - An empty list when there was none.
   returned: always
   type: list
