@@ -98,7 +98,7 @@ class DesiredPolicy:
 
 
 @dataclass
-class Plan:
+class PolicyPlan:
     """The calls of one run and what they lead to."""
 
     calls: t.List[PlannedCall]
@@ -210,15 +210,15 @@ class AgentProxyPolicy:
         return data, str(conf.get("product") or self.mapping["product"]), str(policy.get("uuid"))
 
     # -- planning ------------------------------------------------------------------------------------------
-    def _plan_removal(self, candidates: t.List[Candidate]) -> Plan:
+    def _plan_removal(self, candidates: t.List[Candidate]) -> PolicyPlan:
         calls = [PlannedCall("delete_policy", f"delete policy {c.uuid}", uuid=c.uuid) for c in candidates]
-        return Plan(calls, keeper=None, others=candidates)
+        return PolicyPlan(calls, keeper=None, others=candidates)
 
-    def _plan_replacement(self, policies: t.List[t.Dict[str, t.Any]], candidates: t.List[Candidate]) -> Plan:
+    def _plan_replacement(self, policies: t.List[t.Dict[str, t.Any]], candidates: t.List[Candidate]) -> PolicyPlan:
         """Keep the policy equal to the desired one (or create it), move every wanted target to it, delete the rest."""
         desired = self._desired_policy(policies)
         keeper = next((c for c in candidates if self._is_desired(c, desired)), None)
-        plan = Plan([], keeper, [c for c in candidates if c is not keeper], desired)
+        plan = PolicyPlan([], keeper, [c for c in candidates if c is not keeper], desired)
         if keeper is None:
             plan.calls.append(self._create_call(desired, plan.others))
         self._plan_assignments(plan)
@@ -248,7 +248,7 @@ class AgentProxyPolicy:
                                   desired.product, desired.data.encode_b64())
         return PlannedCall("create_policy", f"create policy {self.desired.name!r}{replacing}", body=body)
 
-    def _plan_assignments(self, plan: Plan) -> None:
+    def _plan_assignments(self, plan: PolicyPlan) -> None:
         """The calls that leave the kept policy on exactly the wanted targets, at the wanted ranks."""
         wanted = self._targets_from_option() if self.desired.targets is not None else \
             self._targets_from_assignments(plan.keeper, plan.others)
@@ -308,7 +308,7 @@ class AgentProxyPolicy:
             wanted = [(key, target, None if key in kept else rank) for key, target, rank in wanted]
         return wanted
 
-    def _kept_assignments(self, plan: Plan) -> t.Dict[TargetKey, t.Dict[str, t.Any]]:
+    def _kept_assignments(self, plan: PolicyPlan) -> t.Dict[TargetKey, t.Dict[str, t.Any]]:
         """The kept policy's assignments by target; a second one on the same target gets an unassign call."""
         have: t.Dict[TargetKey, t.Dict[str, t.Any]] = {}
         for a in sorted(plan.keeper.assignments if plan.keeper else [], key=lambda a: a.get("rank") or 0):
@@ -342,7 +342,7 @@ class AgentProxyPolicy:
                 "assignments": [self._assignment_view(c.uuid, a.get("target") or {}, a.get("rank"))
                                 for c in candidates for a in c.assignments]}
 
-    def _result(self, candidates: t.List[Candidate], plan: Plan, executed: t.Mapping[str, t.Any],
+    def _result(self, candidates: t.List[Candidate], plan: PolicyPlan, executed: t.Mapping[str, t.Any],
                 diff_before: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
         """The module result; every key of a successful run is set here."""
         result: t.Dict[str, t.Any] = {
@@ -372,7 +372,7 @@ class AgentProxyPolicy:
         return result
 
     # -- executing -------------------------------------------------------------------------------------------
-    def _execute(self, plan: Plan) -> t.Dict[str, t.Any]:
+    def _execute(self, plan: PolicyPlan) -> t.Dict[str, t.Any]:
         """Make the planned calls (not in check mode); what the execution adds to the result (``policy_uuid``)."""
         if self.check_mode or not plan.calls:
             return {}
