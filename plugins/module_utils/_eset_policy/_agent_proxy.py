@@ -42,6 +42,8 @@ from . import _codec as codec
 from ._desired import AgentProxyError, Desired, build_policy_data, mapped_values
 
 NEW = "(new policy)"
+TargetKey = t.Tuple[str, str]
+WantedTarget = t.Tuple[TargetKey, t.Dict[str, str], t.Optional[int]]  # rank None: wherever it lands
 
 
 @dataclass
@@ -61,9 +63,9 @@ class Candidate:
         return str(self.policy["uuid"])
 
 
-def _best_ranks(policies: t.List[Candidate]) -> t.Dict[t.Tuple[str, str], int]:
+def _best_ranks(policies: t.List[Candidate]) -> t.Dict[TargetKey, int]:
     """The best (lowest) rank any of ``policies`` has on each target."""
-    best: t.Dict[t.Tuple[str, str], int] = {}
+    best: t.Dict[TargetKey, int] = {}
     for cand in policies:
         for a in cand.assignments:
             key = target_key(a.get("target") or {})
@@ -80,10 +82,6 @@ class PlannedCall:
         self.kind = kind
         self.text = text
         self.args = args
-
-
-TargetKey = t.Tuple[str, str]
-WantedTarget = t.Tuple[TargetKey, t.Dict[str, str], t.Optional[int]]  # rank None: wherever it lands
 
 
 @dataclass
