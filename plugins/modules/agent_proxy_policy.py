@@ -188,6 +188,26 @@ policy:
   type: dict
   sample: {uuid: 8c1b..., name: EPNS via ESET Bridge, product: eset.local.products.agent, template_uuid: null,
            format: "1"}
+before:
+  description:
+    - The policies with O(name) as the run found them, each in the shape of RV(policy). C(template_uuid) is null,
+      because a policy does not record what it was cloned from; C(format) is null when its data cannot be decoded.
+    - An empty list when there was none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{uuid: 8c1b..., name: EPNS via ESET Bridge, product: eset.local.products.agent, template_uuid: null,
+            format: "1"}]
+after:
+  description:
+    - The policies with O(name) after the run (as they would be, in check mode), in the same shape as RV(before) -
+      the managed policy, RV(policy), alone; an empty list for O(state=absent).
+    - C(commands) and C(files) are always empty - every step is an ESET PROTECT API call (RV(planned), RV(actions)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{uuid: 9d2c..., name: EPNS via ESET Bridge, product: eset.local.products.agent, template_uuid: null,
+            format: "1"}]
 settings:
   description: The mapped values written, by map key.
   returned: when O(state=present)
@@ -254,17 +274,6 @@ api:
   description: Request counters (requests, retries, logins, token refreshes, re-authentications, collected 202).
   returned: always
   type: dict
-before:
-  description:
-    - The policies with O(name) and their assignments before the run - C(policies) (each C(uuid), C(name),
-      C(product), C(description), C(settings)) and C(assignments) (each C(policy), C(target), C(rank)). C(commands)
-      and C(files) are always empty - every step is an ESET PROTECT API call (RV(planned), RV(actions)).
-  returned: always
-  type: dict
-after:
-  description: The same after the run (as it would be, in check mode).
-  returned: always
-  type: dict
 map_confirmed:
   description: Whether the settings map in use is confirmed against a real server (false for the built-in one).
   returned: always
@@ -275,24 +284,26 @@ import re  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._agent_proxy import (  # noqa: E402
-    AgentProxyError,
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import PolicyApi  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._agent_proxy import (  # noqa: E402
     AgentProxyPolicy,
-    Desired,
     ReplacementFailed,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._agent_proxy_map import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._codec import PolicyDataError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._desired import (  # noqa: E402
+    AgentProxyError,
+    Desired,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._settings_map import (  # noqa: E402
     ALL_SERVICES,
     GLOBAL,
     MapError,
     build_map,
     load_map_file,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import PolicyApi  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._policy_codec import PolicyDataError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 
 DEFAULT_DESCRIPTION = "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
@@ -413,9 +424,6 @@ def main() -> None:
     except EsetApiError as exc:
         module.fail_json(msg=str(exc), error=exc.to_dict(), actions=runner.actions, changed=bool(runner.actions),
                          api=api_summary(client), **common)
-    # before/after: the run's own, else the policies and assignments its diff compares
-    result.setdefault("before", result["diff"]["before"])
-    result.setdefault("after", result["diff"]["after"])
     exit_changed(module, change_result(commands=[], files=[], api=api_summary(client), **common, **result))
 
 

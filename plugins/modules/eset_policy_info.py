@@ -152,7 +152,6 @@ api:
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
@@ -161,6 +160,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resourc
     PolicyApi,
     legacy_feature,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec  # noqa: E402
 
 
 def settings_view(data: codec.PolicyData, reveal: bool, opaque: bool = False) -> t.Dict[str, t.Dict[str, t.Any]]:

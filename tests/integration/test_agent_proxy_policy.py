@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 import sys
 import typing as t
-import urllib.request
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 from emulator import DEFAULT_USERS, Emulator, group_uuid, uid  # noqa: E402
+from emulator.client import connection, control  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "agent_proxy_policy.yml"
@@ -38,24 +37,6 @@ OTHER = uid("test:Connection - site policy")  # another policy ranked first on b
 AUTH_PATHS = ("/GetTokens", "/oauth/token")
 OUTPUTS: t.List[str] = []  # every stdout, stderr and result text of this module, scanned at the end
 TASK = "TASK [Manage the agent proxy policy]"
-
-
-def control(emu: Emulator, method: str, path: str, body: t.Any = None) -> t.Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(emu.url + "/_emulator/" + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=emu.ca_path)) as answer:
-        return json.loads(answer.read() or b"{}")
-
-
-def connection(emu: Emulator) -> t.Dict[str, t.Any]:
-    if emu.deployment == "onprem":
-        return {"deployment": "on_prem", "api_urls": {"default": emu.url}, "ca_path": emu.ca_path}
-    urls = emu.base_urls
-    return {"deployment": "cloud", "ca_path": emu.ca_path,
-            "api_urls": {"business-account": urls["business-account.iam"],
-                         "policy-management": urls["policy-management"],
-                         "device-management": urls["device-management"]}}
 
 
 def env() -> t.Dict[str, str]:

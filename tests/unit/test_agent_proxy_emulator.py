@@ -5,24 +5,13 @@ module logic, and ansible-playbook start-up made it slow); test_agent_proxy_logi
 the small fake."""
 from __future__ import annotations
 
-import json
-import ssl
-import sys
 import typing as t
-import urllib.request
-from pathlib import Path
 
 import pytest
+from _emulator import PASSWORD, Emulator, connection, control, group_uuid, reset, scanned
 from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy
 
-TESTS = Path(__file__).resolve().parents[1]
-if not (TESTS / "emulator" / "server.py").exists():  # ansible-test units copies only tests/unit
-    pytest.skip("the emulator (tests/emulator) is not here", allow_module_level=True)
-sys.path.insert(0, str(TESTS))
-from emulator import DEFAULT_USERS, Emulator, group_uuid  # noqa: E402
-
-PASSWORD = DEFAULT_USERS["api-user"]
 NAME = "EPNS via ESET Bridge"
 SERVERS = "All/Linux/Servers"
 LAPTOPS = "All/Windows/Laptops"
@@ -37,14 +26,6 @@ STEPS = {
 }
 
 
-def control(emu: Emulator, method: str, path: str, body: t.Any = None) -> t.Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(emu.url + "/_emulator/" + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=emu.ca_path)) as answer:
-        return json.loads(answer.read() or b"{}")
-
-
 @pytest.fixture(scope="module", params=["onprem", "cloud"])
 def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
     with Emulator(request.param) as running:
@@ -54,9 +35,7 @@ def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
 @pytest.fixture
 def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     """Reset, with another policy ranked first on both groups, so rank keeping is visible."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    control(emulator, "POST", "reset")
+    reset(emulator, monkeypatch)
     other = control(emulator, "POST", "seed", {"policies": [{"displayName": "Connection - site policy"}]})
     emulator.other = other["policies"][0]["uuid"]  # type: ignore[attr-defined]
     control(emulator, "POST", "seed", {"assignments": [
@@ -67,21 +46,13 @@ def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
 
 @pytest.fixture
 def run(run_module: ModuleRun) -> ModuleRun:
-    run_module.diff = True
-    run_module.never_prints(PASSWORD)
-    return run_module
+    return scanned(run_module)
 
 
 def args(emu: Emulator, **extra: t.Any) -> dict:
-    if emu.deployment == "onprem":
-        conn = {"deployment": "on_prem", "api_urls": {"default": emu.url}}
-    else:
-        urls = emu.base_urls
-        conn = {"deployment": "cloud", "api_urls": {"business-account": urls["business-account.iam"],
-                                                    "policy-management": urls["policy-management"],
-                                                    "device-management": urls["device-management"]}}
-    conn.update(ca_path=emu.ca_path, username="api-user", password=PASSWORD, name=NAME,
-                proxy_host="bridge.example.lan", targets=[SERVERS, LAPTOPS])
+    conn = connection(emu)
+    conn.update(username="api-user", password=PASSWORD, name=NAME, proxy_host="bridge.example.lan",
+                targets=[SERVERS, LAPTOPS])
     conn.update(extra)
     return conn
 

@@ -8,7 +8,7 @@ import pytest
 from _fake_eset import PASSWORD, FakeEset, Fault
 from _module_run import ModuleRun
 from _policy_vectors import b64, format2
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy, eset_policy_info
 
 NAME = "EPNS via bridge"
@@ -99,6 +99,27 @@ def test_full_lifecycle(fake: FakeEset, run: ModuleRun) -> None:
     assert gone["changed"] is True and mine(fake) == []
     assert fake.ranks(w["servers"]) == [(w["other"], 1)]
     assert run(agent_proxy_policy, args(fake, state="absent"))["changed"] is False
+
+
+def test_before_and_after_show_the_managed_policies_around_the_run(fake: FakeEset, run: ModuleRun) -> None:
+    world(fake)
+    first = run(agent_proxy_policy, args(fake))
+    assert first["before"] == [] and first["after"] == [first["policy"]]
+    (created,) = mine(fake)
+    assert first["policy"] == {"uuid": created["uuid"], "name": NAME, "product": "eset.local.products.agent",
+                              "template_uuid": None, "format": "1"}
+
+    preview = run(agent_proxy_policy, args(fake, proxy_port=8080), check=True)
+    assert preview["before"] == first["after"] and preview["after"][0]["uuid"] == "(new policy)"
+
+    replaced = run(agent_proxy_policy, args(fake, proxy_port=8080))
+    (new,) = mine(fake)
+    assert replaced["before"] == first["after"] and replaced["after"] == [replaced["policy"]]
+    assert replaced["policy"]["uuid"] == new["uuid"] != created["uuid"]
+
+    gone = run(agent_proxy_policy, args(fake, state="absent"))
+    assert gone["before"] == replaced["after"] and gone["after"] == [] and gone["policy"] is None
+    assert run(agent_proxy_policy, args(fake, state="absent"))["before"] == []
 
 
 def test_check_mode_sends_no_write_request(fake: FakeEset, run: ModuleRun) -> None:

@@ -11,7 +11,7 @@ import pytest
 from _fake_eset import FakeEset, Fault
 from _module_run import ModuleRun
 from _policy_vectors import ar, b64, compact, format1, lzma_alone
-from ansible_collections.protectnet.epns.plugins.module_utils import _policy_codec as codec
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy, eset_policy_info
 from test_agent_proxy_logic import args, world
 

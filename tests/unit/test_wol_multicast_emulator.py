@@ -4,22 +4,13 @@ action_required with the server's answer, a 403 names the missing permission, an
 ``configuration`` service the read call belongs to (issue 12)."""
 from __future__ import annotations
 
-import sys
 import typing as t
-from pathlib import Path
 
 import pytest
+from _emulator import PASSWORD, Emulator, control, reset, scanned
 from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import wol_multicast
-from test_agent_proxy_emulator import control
 
-TESTS = Path(__file__).resolve().parents[1]
-if not (TESTS / "emulator" / "server.py").exists():  # ansible-test units copies only tests/unit
-    pytest.skip("the emulator (tests/emulator) is not here", allow_module_level=True)
-sys.path.insert(0, str(TESTS))
-from emulator import DEFAULT_USERS, Emulator  # noqa: E402
-
-PASSWORD = DEFAULT_USERS["api-user"]
 READ = "/v2/configuration:batchGetValues"
 WANTED = ["239.255.0.9", "239.255.0.10"]
 
@@ -32,17 +23,12 @@ def emulator() -> t.Iterator[Emulator]:
 
 @pytest.fixture
 def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    control(emulator, "POST", "reset")
-    return emulator
+    return reset(emulator, monkeypatch)
 
 
 @pytest.fixture
 def run(run_module: ModuleRun) -> ModuleRun:
-    run_module.diff = True
-    run_module.never_prints(PASSWORD)
-    return run_module
+    return scanned(run_module)
 
 
 def args(emu: Emulator, **extra: t.Any) -> dict:

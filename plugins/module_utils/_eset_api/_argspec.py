@@ -36,7 +36,3 @@ def eset_api_argument_spec() -> t.Dict[str, t.Dict[str, t.Any]]:
         "retries": {"type": "int", "default": 6},
         "api_urls": {"type": "dict"},
     }
-
-
-def connection_params(params: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
-    return {k: params.get(k) for k in eset_api_argument_spec()}

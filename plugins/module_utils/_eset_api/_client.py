@@ -105,6 +105,15 @@ def _retry_after(value: t.Optional[str]) -> t.Optional[float]:
     return max(0.0, when.timestamp() - time.time())
 
 
+@dataclass
+class _PendingResult:
+    """A cloud 202 being collected: its response-id, when to give up, how often it was polled."""
+
+    response_id: t.Optional[str] = None
+    deadline: t.Optional[float] = None
+    polls: int = 0
+
+
 class EsetClient:
     """Talks to one ESET PROTECT deployment with one set of credentials."""
 
@@ -274,18 +283,16 @@ class EsetClient:
         url = self.url(service, path, query)
         data = json.dumps(body).encode("utf-8") if body is not None else None
         renewed = False
-        response_id: t.Optional[str] = None
-        deadline: t.Optional[float] = None
-        polls = 0
+        pending = _PendingResult()
         while True:
             headers = {"Accept": "application/json",
                        "Authorization": f"Bearer {self.tokens.token()}"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            if response_id:
-                headers["response-id"] = response_id
-            status, got, text = self._send_with_retries(method, url, data, headers, idempotent or bool(response_id))
-            rid = got.get("request-id")
+            if pending.response_id:
+                headers["response-id"] = pending.response_id
+            status, got, text = self._send_with_retries(method, url, data, headers,
+                                                        idempotent or bool(pending.response_id))
             if status == 401 and not renewed:
                 renewed = True
                 self.stats.reauthentications += 1
@@ -293,42 +300,55 @@ class EsetClient:
                 self.tokens.token(renew=True)
                 continue
             if status == 202 and (self.settings.deployment == CLOUD or got.get("response-id")):
-                new_id = got.get("response-id") or response_id
-                if not new_id:
-                    raise EsetApiError(status, method, url, text, rid, secrets=self._secrets,
-                                       message="202 without a response-id header: the result cannot be collected")
-                response_id = new_id
-                if deadline is None:
-                    deadline = self._clock() + COLLECT_TIMEOUT
-                if self._clock() >= deadline:
-                    raise EsetApiError(status, method, url, text, rid, secrets=self._secrets,
-                                       message=f"the result was still pending after {COLLECT_TIMEOUT:.0f}s "
-                                               f"(response-id {response_id})")
-                delay = min(COLLECT_INTERVAL_CAP, 0.5 * (2 ** polls))
-                polls += 1
-                self.stats.collected_202 += 1
-                self.stats.slept += delay
-                self._sleep(delay)
+                self._wait_for_result(pending, method, url, got, text)
                 continue
             if status >= 300:
-                message = {401: "the token was refused even after logging in again",
-                           403: "the API user lacks the permission for this call",
-                           404: "not found" + (" (the pending result expired or was already collected)"
-                                               if response_id else ""),
-                           429: f"still rate-limited after {self.settings.retries} retries"}.get(status, "")
-                unknown = not idempotent and status in UNKNOWN_OUTCOME_STATUSES
-                if unknown:
-                    message = OUTCOME_UNKNOWN
-                error = EsetApiError(status, method, url, text, rid, message=message, secrets=self._secrets)
-                error.outcome_unknown = unknown
-                raise error
-            if not text.strip():
-                return {}
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise EsetApiError(status, method, url, text, rid, message="the answer is not JSON",
-                                   secrets=self._secrets) from None
+                raise self._status_error(method, url, status, text, got.get("request-id"), idempotent,
+                                         pending.response_id)
+            return self._parsed(method, url, status, text, got.get("request-id"))
+
+    def _wait_for_result(self, pending: _PendingResult, method: str, url: str, got: t.Mapping[str, str],
+                         text: str) -> None:
+        """After a 202: remember its response-id and wait before collecting, within COLLECT_TIMEOUT."""
+        new_id = got.get("response-id") or pending.response_id
+        if not new_id:
+            raise EsetApiError(202, method, url, text, got.get("request-id"), secrets=self._secrets,
+                               message="202 without a response-id header: the result cannot be collected")
+        pending.response_id = new_id
+        if pending.deadline is None:
+            pending.deadline = self._clock() + COLLECT_TIMEOUT
+        if self._clock() >= pending.deadline:
+            raise EsetApiError(202, method, url, text, got.get("request-id"), secrets=self._secrets,
+                               message=f"the result was still pending after {COLLECT_TIMEOUT:.0f}s "
+                                       f"(response-id {pending.response_id})")
+        delay = min(COLLECT_INTERVAL_CAP, 0.5 * (2 ** pending.polls))
+        pending.polls += 1
+        self.stats.collected_202 += 1
+        self.stats.slept += delay
+        self._sleep(delay)
+
+    def _status_error(self, method: str, url: str, status: int, text: str, rid: t.Optional[str], idempotent: bool,
+                      response_id: t.Optional[str]) -> EsetApiError:
+        message = {401: "the token was refused even after logging in again",
+                   403: "the API user lacks the permission for this call",
+                   404: "not found" + (" (the pending result expired or was already collected)"
+                                       if response_id else ""),
+                   429: f"still rate-limited after {self.settings.retries} retries"}.get(status, "")
+        unknown = not idempotent and status in UNKNOWN_OUTCOME_STATUSES
+        if unknown:
+            message = OUTCOME_UNKNOWN
+        error = EsetApiError(status, method, url, text, rid, message=message, secrets=self._secrets)
+        error.outcome_unknown = unknown
+        return error
+
+    def _parsed(self, method: str, url: str, status: int, text: str, rid: t.Optional[str]) -> t.Any:
+        if not text.strip():
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise EsetApiError(status, method, url, text, rid, message="the answer is not JSON",
+                               secrets=self._secrets) from None
 
     def paginate(self, service: str, path: str, key: str, query: t.Optional[t.Mapping[str, t.Any]] = None,
                  page_size: t.Optional[int] = None) -> t.List[t.Any]:

@@ -188,11 +188,6 @@ class PolicyApi:
         # A server that ignores the filter must not make us act on other policies' assignments.
         return [_assignment(a) for a in found if a.get("policyUuid") in (None, policy_uuid)]
 
-    def list_target_assignments(self, target: t.Mapping[str, str]) -> t.List[t.Dict[str, t.Any]]:
-        kind, uuid = target_key(target)
-        pages = self.client.paginate(POLICY, "/v2/policy-assignments", "assignments", {"target." + kind: uuid})
-        return [_assignment(a) for a in pages]
-
     def assign(self, policy_uuid: str, target: t.Mapping[str, str]) -> t.Dict[str, t.Any]:
         answer = self.client.request("POST", POLICY, "/v2/policy-assignments",
                                      body={"assignment": {"policyUuid": policy_uuid, "target": dict(target)}})

@@ -335,15 +335,6 @@ def split_path(path: t.Union[str, t.Sequence[str]]) -> t.List[str]:
     return parts
 
 
-def get_node(tree: t.Mapping[str, t.Any], path: t.Union[str, t.Sequence[str]]) -> t.Optional[t.Dict[str, t.Any]]:
-    node: t.Any = tree
-    for part in split_path(path):
-        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
-            return None
-        node = node[part]
-    return t.cast(t.Dict[str, t.Any], node)
-
-
 def _scalar(value: t.Any, as_string: bool) -> t.Any:
     if isinstance(value, bool):
         value = int(value)

@@ -37,7 +37,7 @@ CONFIRMED = False
 _BOOL, _ENUM, _STR, _INT = 6, 2, 1, 3
 
 
-def _svc(prefix: str) -> t.Dict[str, t.Dict[str, t.Any]]:
+def _service_nodes(prefix: str) -> t.Dict[str, t.Dict[str, t.Any]]:
     return {
         "use": {"path": f"settings/HttpProxy/{prefix}/UseProxy", "ce_type": _BOOL},
         "host": {"path": f"settings/HttpProxy/{prefix}/Host", "ce_type": _STR},
@@ -53,9 +53,9 @@ DEFAULT_MAP: t.Dict[str, t.Any] = {
                    "values": {"global": 0, "per_service": 1}},
     "fallback_direct": {"path": "settings/HttpProxy/UseDirectConnectionIfProxyUnavailable", "ce_type": _BOOL},
     "services": {
-        "global": _svc("Global"),
-        "replication": _svc("Replication"),
-        "eset_services": _svc("EsetServices"),
+        "global": _service_nodes("Global"),
+        "replication": _service_nodes("Replication"),
+        "eset_services": _service_nodes("EsetServices"),
     },
 }
 
