@@ -13,64 +13,9 @@ import typing as t
 from dataclasses import dataclass, field
 
 from . import _refresh, _rollback
-from ._base import Command, Detection, FileChange, FirewallBackend, Runner, Settings, write_file
-from ._firewalld import FirewalldBackend
-from ._iptables import IptablesBackend
+from ._backends import select_backend
+from ._base import Command, FileChange, FirewallBackend, Runner, Settings, write_file
 from ._model import ApplyError, FirewallError, Policy, PolicySpec, Resolver, State, build_policy
-from ._nftables import NftablesBackend
-from ._ufw import UfwBackend
-
-# Registered implementations. A new backend adds itself here (and to AUTO_ORDER); see README.md.
-BACKENDS: t.Dict[str, t.Type[FirewallBackend]] = {
-    "nftables": NftablesBackend,
-    "iptables": IptablesBackend,
-    "firewalld": FirewalldBackend,
-    "ufw": UfwBackend,
-}
-# Every backend name the module accepts, implemented or not yet.
-KNOWN_BACKENDS = ("nftables", "firewalld", "iptables", "ufw")
-# auto: the first backend in this order that is a running daemon (firewalld, ufw), already holds our objects,
-# carries a default-deny egress, or has rules at all; failing all that, the first usable in FALLBACK_ORDER.
-AUTO_ORDER = ("firewalld", "ufw", "iptables", "nftables")
-FALLBACK_ORDER = ("nftables", "iptables")
-DAEMON_BACKENDS = ("firewalld", "ufw")
-
-
-def make_backend(name: str, runner: Runner, settings: Settings) -> FirewallBackend:
-    if name not in KNOWN_BACKENDS:
-        raise FirewallError(f"backend {name!r} is unknown (expected auto or one of {', '.join(KNOWN_BACKENDS)})")
-    if name not in BACKENDS:
-        raise FirewallError(f"backend {name} is not implemented in this version of protectnet.epns (implemented: "
-                            f"{', '.join(sorted(BACKENDS))})")
-    return BACKENDS[name](runner, settings)
-
-
-def select_backend(wanted: str, runner: Runner, settings: Settings) -> t.Tuple[FirewallBackend, str,
-                                                                               t.Dict[str, Detection]]:
-    """The backend to use and a sentence saying why (auto says which one it picked)."""
-    if wanted != "auto":
-        backend = make_backend(wanted, runner, settings)
-        backend.require_usable()
-        return backend, f"{wanted} (as requested)", {}
-    found = {name: cls.detect(runner) for name, cls in BACKENDS.items()}
-    usable = {name: d for name, d in found.items() if d.installed and d.usable}
-    reasons = [
-        ("is the running firewall daemon", lambda d: d.name in DAEMON_BACKENDS and d.active),
-        ("already holds the EPNS rules", lambda d: d.owns),
-        ("carries the host's default-deny egress", lambda d: d.deny),
-        ("has the host's rules", lambda d: d.active),
-    ]
-    for reason, test in reasons:
-        for name in AUTO_ORDER:
-            if name in usable and test(usable[name]):
-                return make_backend(name, runner, settings), f"auto: {name} {reason} ({usable[name].detail})", found
-    for name in FALLBACK_ORDER:
-        if name in usable:
-            return (make_backend(name, runner, settings),
-                    f"auto: {name} (no firewall in use yet; {name} is installed)", found)
-    details = "; ".join(f"{name}: {d.detail}" for name, d in found.items())
-    raise FirewallError(f"backend auto: no usable firewall backend on this host ({details})")
-
 
 @dataclass
 class Request:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import typing as t
 
 from .._firewall._base import FileChange, Runner, Settings, write_file
-from .._firewall._engine import select_backend
+from .._firewall._backends import select_backend
 from .._firewall._model import FirewallError, Group, Policy, State
 from .._firewall._nftables import NftablesBackend
 from . import _routes
