@@ -6,7 +6,7 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _iptables, _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions, Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
     FirewallError,
@@ -138,7 +138,7 @@ def test_nftables_persist_file_and_include_block(tmp_path: t.Any, monkeypatch: p
     monkeypatch.setattr(_nftables, "MAIN_CONFS", (str(main),))
     monkeypatch.setattr(_nftables, "PERSIST_FILE", str(tmp_path / "own.nft"))
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, nft_json(*HOST_DENY), "")})
-    backend = _nftables.NftablesBackend(runner, Settings(persist=True))
+    backend = _nftables.NftablesBackend(runner, BackendOptions(persist=True))
     current = backend.read_current()
     changes = {c.path: c for c in backend.persist(backend.compute_desired(POLICY, current))}
     included = changes[str(main)].content or ""
@@ -184,7 +184,7 @@ def test_engine_unknown_and_missing_backends_fail_cleanly() -> None:
 def test_failed_apply_undoes_earlier_steps() -> None:
     runner = FakeRunner({("iptables-legacy-restore", "--noflush"): (1, "", "iptables-restore: line 3 failed")},
                         tools=("iptables-legacy-save", "iptables-legacy-restore", "ipset"))
-    backend = _iptables.IptablesBackend(runner, Settings(options={"iptables_variant": "legacy", "ipset": True}))
+    backend = _iptables.IptablesBackend(runner, BackendOptions(options={"iptables_variant": "legacy", "ipset": True}))
     current = backend.read_current()
     plan = backend.plan(current, backend.compute_desired(POLICY, current))
     with pytest.raises(ApplyError) as caught:
@@ -211,7 +211,7 @@ COMMIT
 def test_iptables_without_ipset_rewrites_only_its_chain() -> None:
     runner = FakeRunner({("iptables-legacy-save",): (0, SAVED, "")},
                         tools=("iptables-legacy-save", "iptables-legacy-restore"))
-    backend = _iptables.IptablesBackend(runner, Settings(options={"iptables_variant": "legacy", "ipset": False}))
+    backend = _iptables.IptablesBackend(runner, BackendOptions(options={"iptables_variant": "legacy", "ipset": False}))
     current = backend.read_current()
     v4_only = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ()),))
     assert not backend.diff(current, backend.compute_desired(v4_only, current)).changed

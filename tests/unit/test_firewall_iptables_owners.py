@@ -6,7 +6,7 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _iptables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions, Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     Group,
@@ -55,7 +55,7 @@ def _backend(runner: Runner, tag: t.Optional[str], ipset: bool = True, persist: 
     options: t.Dict[str, t.Any] = {"iptables_variant": "legacy", "ipset": ipset}
     if tag:
         options["tag"] = tag
-    return _iptables.IptablesBackend(runner, Settings(persist=persist, options=options))
+    return _iptables.IptablesBackend(runner, BackendOptions(persist=persist, options=options))
 
 
 def _both() -> SharedFakeRunner:

@@ -53,13 +53,10 @@ class FakeBackend(FirewallBackend):
     def persist(self, desired: State, planned: t.Any = None) -> t.List[FileChange]:
         return []
 
-    def ruleset(self) -> str:
-        return ""
-
 
 @pytest.fixture(autouse=True)
 def fake_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
-    monkeypatch.setattr(_backends, "make_backend", lambda name, runner, settings: FakeBackend(runner, settings))
+    monkeypatch.setattr(_backends, "make_backend", lambda name, runner, options: FakeBackend(runner, options))
     monkeypatch.setattr(_rollback, "pending", functools.partial(_rollback.pending, str(tmp_path / "rollback")))
     FakeBackend.applied = []
 

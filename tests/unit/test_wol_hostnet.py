@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError, Group, Policy
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
 from test_firewall_backends import FakeRunner
@@ -35,7 +35,7 @@ def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_nftables_udp_group_under_its_own_tag() -> None:
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
-    backend = _nftables.NftablesBackend(runner, Settings(persist=False, options={"tag": "protectnet_wol"}))
+    backend = _nftables.NftablesBackend(runner, BackendOptions(persist=False, options={"tag": "protectnet_wol"}))
     current = backend.read_current()
     policy = _hostnet.wol_policy(DESTS, 9, 16)
     desired = backend.compute_desired(policy, current)
@@ -57,7 +57,7 @@ def test_epns_backend_ignores_wol_objects_and_the_other_way_round() -> None:
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": wol_table}), "")})
     epns = _nftables.NftablesBackend(runner)
     assert epns.read_current().empty
-    wol = _nftables.NftablesBackend(runner, Settings(options={"tag": "protectnet_wol"}))
+    wol = _nftables.NftablesBackend(runner, BackendOptions(options={"tag": "protectnet_wol"}))
     found = wol.read_current()
     assert "table inet protectnet_wol" in found.containers
     assert any("hostfw output: protectnet_wol wol ipv4 udp 9 ttl 16" in k for k in found.rules)
@@ -83,7 +83,7 @@ def test_another_owners_hook_above_ours_does_not_move_ours() -> None:
         {"rule": {"family": "inet", "table": "hostfw", "chain": "output", "handle": 7, "expr": []}},
     ]}
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps(ruleset), "")})
-    rules = _nftables.NftablesBackend(runner, Settings(persist=False)).read_current().rules
+    rules = _nftables.NftablesBackend(runner, BackendOptions(persist=False)).read_current().rules
     assert len(rules) == 1
     assert all(text.endswith(_nftables.FIRST) for text in rules.values()), rules
 

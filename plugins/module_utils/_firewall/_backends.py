@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ._base import Detection, FirewallBackend, Runner, Settings
+from ._base import BackendOptions, FirewallBackend, Runner
 from ._firewalld import FirewalldBackend
 from ._iptables import IptablesBackend
 from ._model import FirewallError
@@ -33,22 +33,21 @@ FALLBACK_ORDER = ("nftables", "iptables")
 DAEMON_BACKENDS = ("firewalld", "ufw")
 
 
-def make_backend(name: str, runner: Runner, settings: Settings) -> FirewallBackend:
+def make_backend(name: str, runner: Runner, options: BackendOptions) -> FirewallBackend:
     if name not in KNOWN_BACKENDS:
         raise FirewallError(f"backend {name!r} is unknown (expected auto or one of {', '.join(KNOWN_BACKENDS)})")
     if name not in BACKENDS:
         raise FirewallError(f"backend {name} is not implemented in this version of protectnet.epns (implemented: "
                             f"{', '.join(sorted(BACKENDS))})")
-    return BACKENDS[name](runner, settings)
+    return BACKENDS[name](runner, options)
 
 
-def select_backend(wanted: str, runner: Runner, settings: Settings) -> t.Tuple[FirewallBackend, str,
-                                                                               t.Dict[str, Detection]]:
+def select_backend(wanted: str, runner: Runner, options: BackendOptions) -> t.Tuple[FirewallBackend, str]:
     """The backend to use and a sentence saying why (auto says which one it picked)."""
     if wanted != "auto":
-        backend = make_backend(wanted, runner, settings)
+        backend = make_backend(wanted, runner, options)
         backend.require_usable()
-        return backend, f"{wanted} (as requested)", {}
+        return backend, f"{wanted} (as requested)"
     found = {name: cls.detect(runner) for name, cls in BACKENDS.items()}
     usable = {name: d for name, d in found.items() if d.installed and d.usable}
     reasons = [
@@ -60,10 +59,10 @@ def select_backend(wanted: str, runner: Runner, settings: Settings) -> t.Tuple[F
     for reason, test in reasons:
         for name in AUTO_ORDER:
             if name in usable and test(usable[name]):
-                return make_backend(name, runner, settings), f"auto: {name} {reason} ({usable[name].detail})", found
+                return make_backend(name, runner, options), f"auto: {name} {reason} ({usable[name].detail})"
     for name in FALLBACK_ORDER:
         if name in usable:
-            return (make_backend(name, runner, settings),
-                    f"auto: {name} (no firewall in use yet; {name} is installed)", found)
+            return (make_backend(name, runner, options),
+                    f"auto: {name} (no firewall in use yet; {name} is installed)")
     details = "; ".join(f"{name}: {d.detail}" for name, d in found.items())
     raise FirewallError(f"backend auto: no usable firewall backend on this host ({details})")

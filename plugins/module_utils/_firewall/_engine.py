@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from . import _refresh, _rollback
 from ._backends import select_backend
-from ._base import Command, FileChange, FirewallBackend, Runner, Settings, write_file
+from ._base import BackendOptions, Command, FileChange, FirewallBackend, Runner, write_file
 from ._model import ApplyError, FirewallError, Policy, PolicySpec, Resolver, State, build_policy
+
 
 @dataclass
 class Request:
@@ -54,11 +55,11 @@ def _file_diff(change: FileChange) -> t.Dict[str, str]:
 def run(request: Request, runner: Runner, check_mode: bool, resolver: Resolver = socket.getaddrinfo,
         sources: t.Optional[t.Mapping[str, str]] = None) -> t.Dict[str, t.Any]:
     """Raises FirewallError (nothing changed) or ApplyError (the previous state was restored)."""
-    settings = Settings(persist=request.persist, options=dict(request.options))
+    options = BackendOptions(persist=request.persist, options=dict(request.options))
     if request.state == "present" and request.spec is None:
         raise FirewallError("state=present needs a policy")
     policy = build_policy(request.spec, resolver) if request.state == "present" and request.spec else None
-    backend, reason, _found = select_backend(request.backend, runner, settings)
+    backend, reason = select_backend(request.backend, runner, options)
     current = backend.read_current()
     desired = backend.compute_desired(policy, current) if policy is not None else State()
     change = backend.diff(current, desired)

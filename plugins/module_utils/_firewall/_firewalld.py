@@ -32,7 +32,7 @@
 # runtime `--direct --add-rule/--remove-rule` of the affected rules (no reload).
 #
 # Owners: the default tag (protectnet_epns) is epns_firewall's; wol_multicast passes its own tag in
-# Settings.options['tag'] and gets its own policy (protectnet_wol, priority -32767), ipsets (protectnet_wol_*),
+# BackendOptions.options['tag'] and gets its own policy (protectnet_wol, priority -32767), ipsets (protectnet_wol_*),
 # direct chain (PROTECTNET_WOL) and rules for UDP (Group.proto). Each owner reads, changes and removes only its own
 # objects and its own lines of direct.xml. firewalld cannot rewrite a TTL.
 from __future__ import annotations
@@ -45,6 +45,7 @@ import typing as t
 from xml.sax.saxutils import escape, quoteattr
 
 from ._base import (
+    BackendOptions,
     Command,
     CommandError,
     Detection,
@@ -53,7 +54,6 @@ from ._base import (
     Plan,
     Planned,
     Runner,
-    Settings,
     Step,
     file_change,
     planned_text,
@@ -240,9 +240,9 @@ def parse_info(text: str) -> t.Dict[str, t.Any]:
 class FirewalldBackend(FirewallBackend):
     name = "firewalld"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = Names(str(self.options.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -285,8 +285,8 @@ class FirewalldBackend(FirewallBackend):
         fc = self._fc()
         _rc, out, err = self.runner.run([fc, "--version"])
         version = parse_version(out or err)
-        mode = pick_mode(str(self.settings.get("firewalld_mode", "auto")), version)
-        ipsets = (version is None or version >= IPSET_VERSION) and self.settings.get("ipset", True) is not False
+        mode = pick_mode(str(self.options.get("firewalld_mode", "auto")), version)
+        ipsets = (version is None or version >= IPSET_VERSION) and self.options.get("ipset", True) is not False
         if mode == "direct" and version is not None and version >= POLICY_VERSION:
             self.warnings.append(
                 f"firewalld_mode direct on firewalld {_v(version)}: the direct rules open EPNS in iptables only; a "
@@ -338,7 +338,7 @@ class FirewalldBackend(FirewallBackend):
             # an unknown version without policy objects: direct rules instead (policy mode fails)
             caps["policies"] = False
             state.meta["policies"] = False
-            if str(self.settings.get("firewalld_mode", "auto")) == "policy":
+            if str(self.options.get("firewalld_mode", "auto")) == "policy":
                 raise FirewallError("backend firewalld: this firewalld has no policy objects (firewalld 0.9 or "
                                     "later is needed); use firewalld_mode direct (or auto) on this host")
             caps["mode"] = state.meta["mode"] = "direct"
@@ -546,23 +546,12 @@ class FirewalldBackend(FirewallBackend):
     # -- persistence -------------------------------------------------------------------------------------------
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """firewalld's permanent configuration: our XML objects (none with persist: false or state=absent)."""
-        target: t.Dict[str, t.Optional[str]] = dict(self.render_files(desired)) if self.settings.persist else {}
+        target: t.Dict[str, t.Optional[str]] = dict(self.render_files(desired)) if self.options.persist else {}
         paths = sorted(set(target) | set(self.own_paths_on_disk()))
         direct = self.direct_path()
         before = planned_text(direct, planned)
-        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.settings.persist else [],
+        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.options.persist else [],
                                           self.names)
         if target[direct] != before:
             paths.append(direct)
         return [c for c in (file_change(p, target.get(p), planned=planned) for p in paths) if c.changed]
-
-    def ruleset(self) -> str:
-        fc = self._fc()
-        parts = [self.runner.check([fc, "--list-all-zones"], what="listing the firewalld zones"),
-                 self.runner.check([fc, "--direct", "--get-all-rules"], what="listing the direct rules")]
-        rc, out, _err = self.runner.run([fc, "--list-all-policies"])
-        if rc == 0:
-            parts.insert(0, out)
-        for name in self.runner.check([fc, "--get-ipsets"], what="listing the firewalld ipsets").split():
-            parts.append(self.runner.check([fc, "--info-ipset", name], what=f"reading ipset {name}"))
-        return "".join(parts)

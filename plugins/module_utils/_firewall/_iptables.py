@@ -18,7 +18,7 @@
 # Each step carries its undo: a failure part-way undoes the steps already done.
 #
 # Owners: the default tag (protectnet_epns) is epns_firewall's. Another capability (wol_multicast) passes its own tag
-# in Settings.options['tag'] and gets its own chain (the tag upper-cased: PROTECTNET_WOL), jump comment, rule
+# in BackendOptions.options['tag'] and gets its own chain (the tag upper-cased: PROTECTNET_WOL), jump comment, rule
 # comments, ipsets and persisted lines; two owners never see, change or remove each other's objects. Groups may be
 # UDP (Group.proto). A TTL/hop-limit rewrite (Group.ttl) is not done by this backend (it would need the mangle table
 # and the TTL/HL targets): a warning says so, and the TTL stays what the sending program sets.
@@ -29,6 +29,7 @@ import re
 import typing as t
 
 from ._base import (
+    BackendOptions,
     Command,
     Detection,
     FileChange,
@@ -36,7 +37,6 @@ from ._base import (
     Plan,
     Planned,
     Runner,
-    Settings,
     Step,
     file_change,
     planned_text,
@@ -173,9 +173,9 @@ def has_content(save_output: str, ignore_ours: bool = True, names: t.Optional[Na
 class IptablesBackend(FirewallBackend):
     name = "iptables"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = Names(str(self.options.get("tag", TAG)))
 
     # -- tools -----------------------------------------------------------------------------------------------
     @staticmethod
@@ -240,7 +240,7 @@ class IptablesBackend(FirewallBackend):
         cached = getattr(self, "_variant", None)
         if cached:
             return str(cached)
-        wanted = str(self.settings.get("iptables_variant", "auto"))
+        wanted = str(self.options.get("iptables_variant", "auto"))
         survey = self.survey(self.runner, self.names)
         if wanted != "auto":
             if wanted not in survey:
@@ -273,7 +273,7 @@ class IptablesBackend(FirewallBackend):
         cached = getattr(self, "_ipset", None)
         if cached is not None:
             return bool(cached)
-        wanted = self.settings.get("ipset", None)
+        wanted = self.options.get("ipset", None)
         binary = self.runner.which("ipset")
         works = bool(binary) and self.runner.run([t.cast(str, binary), "list", "-n"])[0] == 0
         if wanted is True and not works:
@@ -461,7 +461,7 @@ class IptablesBackend(FirewallBackend):
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         distro = self.distro()
         paths = PERSIST_PATHS[distro]
-        keep = self.settings.persist and not desired.empty
+        keep = self.options.persist and not desired.empty
         persist_ipset = keep and any(k.startswith("ipset ") for k in desired.sets) and any(
             os.path.exists(p) for p in IPSET_PERSIST_MARKERS[distro])
         saved = desired
@@ -486,18 +486,6 @@ class IptablesBackend(FirewallBackend):
             package = "iptables-persistent" if distro == "debian" else "iptables-services"
             self.warnings.append(f"{paths['ipv4']} is written, but nothing loads it at boot: install {package}")
         return [c for c in changes if c.changed]
-
-    def ruleset(self) -> str:
-        parts = []
-        for family in self.families():
-            save, _restore = self._tools[family]
-            out = self.runner.check([save], what=f"reading the {BASE[family]} ruleset")
-            parts.append(_strip_save_noise(out))
-        if self.runner.which("ipset"):
-            rc, out, _err = self.runner.run([t.cast(str, self.runner.which("ipset")), "save"])
-            if rc == 0:
-                parts.append(out)
-        return "".join(parts)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
@@ -578,16 +566,6 @@ def _ipset_save_lines(state: State) -> t.List[str]:
     for key in sorted(k for k in state.sets if k.startswith("ipset ")):
         lines += _ipset_create(key.split(" ", 1)[1], state).splitlines()
     return lines
-
-
-def _strip_save_noise(text: str) -> str:
-    """iptables-save output without its timestamps and packet counters (they change by themselves)."""
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        lines.append(re.sub(r" \[\d+:\d+\]$", " [0:0]", line))
-    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _created_mark_of(text: t.Optional[str], names: Names) -> str:

@@ -36,8 +36,8 @@ class ApplyError(FirewallError):
 
 
 def check_owner_tag(tag: str, max_length: int) -> str:
-    """An owner tag (Settings.options['tag']): TAG itself, or [a-z][a-z0-9_]* of at most max_length characters (the
-    backend's name limits) that neither starts with TAG nor is a prefix of it, so no owner ever reads another's."""
+    """An owner tag (BackendOptions.options['tag']): TAG itself, or [a-z][a-z0-9_]* of at most max_length characters
+    (the backend's name limits) that neither starts with TAG nor is a prefix of it, so no owner ever reads another's."""
     if tag != TAG and (not re.match(r"^[a-z][a-z0-9_]*$", tag) or len(tag) > max_length
                        or tag.startswith(TAG) or TAG.startswith(tag)):
         raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most {max_length} characters) not "

@@ -27,6 +27,7 @@ import re
 import typing as t
 
 from ._base import (
+    BackendOptions,
     Command,
     Detection,
     FileChange,
@@ -34,7 +35,6 @@ from ._base import (
     Plan,
     Planned,
     Runner,
-    Settings,
     Step,
     file_change,
     planned_text,
@@ -71,7 +71,7 @@ TTL_SET = {"ipv4": "ip ttl set", "ipv6": "ip6 hoplimit set"}
 
 class Names:
     """The names one owner uses: the default tag is epns_firewall's; another capability (wol_multicast) passes its
-    own tag in Settings.options['tag'] and gets its own table, set prefix, comments and persisted file."""
+    own tag in BackendOptions.options['tag'] and gets its own table, set prefix, comments and persisted file."""
 
     def __init__(self, tag: str = TAG, ttl_only: bool = False) -> None:
         if ttl_only and tag == TAG:
@@ -162,9 +162,9 @@ def _unconditional_deny(rule: t.Mapping[str, t.Any]) -> bool:
 class NftablesBackend(FirewallBackend):
     name = "nftables"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)), bool(self.settings.get("ttl_only", False)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = Names(str(self.options.get("tag", TAG)), bool(self.options.get("ttl_only", False)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -363,12 +363,12 @@ class NftablesBackend(FirewallBackend):
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         main = next((p for p in MAIN_CONFS if planned_text(p, planned) is not None), None)
         if main is None:
-            if not desired.empty and self.settings.persist:
+            if not desired.empty and self.options.persist:
                 self.warnings.append("no nftables service configuration found (" + ", ".join(MAIN_CONFS)
                                      + "): the rules are not persisted across reboots")
             return [c for c in [file_change(self.names.persist_file, None, planned=planned)] if c.changed]
         main_text = planned_text(main, planned) or ""
-        keep = self.settings.persist and not desired.empty
+        keep = self.options.persist and not desired.empty
         if keep and service_enabled() is False:
             self.warnings.append(f"{main} is written, but nftables.service is not enabled, so nothing loads it at boot "
                                  "(systemctl enable nftables; on a host whose firewall is firewalld or ufw, check "
@@ -407,9 +407,6 @@ class NftablesBackend(FirewallBackend):
                 family, table, chain, _c = _split_rule_key(key)
                 lines.append(f"insert rule {family} {table} {chain} {desired.rules[key].replace(FIRST, '')}")
         return "\n".join(lines) + "\n"
-
-    def ruleset(self) -> str:
-        return self.runner.check([self._nft(), "list", "ruleset"], what="listing the nftables ruleset")
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import sys
 import typing as t
 
 from . import _backends, _rollback
-from ._base import Command, FileChange, Runner, Settings, SubprocessRunner, file_change, write_file
+from ._base import BackendOptions, Command, FileChange, Runner, SubprocessRunner, file_change, write_file
 from ._model import FirewallError, PolicySpec, Resolver, State, build_policy, split_host_port
 
 BASE_DIR = "/etc/protectnet_epns"
@@ -182,8 +182,8 @@ def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None,
     if _rollback.pending():
         return {"changed": False, "msg": "a firewall change is waiting for its confirmation; not refreshing"}
     runner = runner or SubprocessRunner()
-    settings = Settings(persist=bool(config.get("persist", True)), options=dict(config.get("options", {})))
-    backend = _backends.make_backend(str(config["backend"]), runner, settings)
+    options = BackendOptions(persist=bool(config.get("persist", True)), options=dict(config.get("options", {})))
+    backend = _backends.make_backend(str(config["backend"]), runner, options)
     current = backend.read_current()
     if current.empty:
         return {"changed": False, "msg": "no EPNS firewall objects on this host: nothing to refresh"}
@@ -196,7 +196,7 @@ def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None,
     if not change.changed:
         return {"changed": False, "msg": "addresses unchanged", "warnings": backend.warnings}
     backend.apply(backend.plan(current, desired))
-    if settings.persist:
+    if options.persist:
         for file in backend.persist(desired):
             write_file(file.as_dict())
     return {"changed": True, "msg": "address sets updated", "sets": {

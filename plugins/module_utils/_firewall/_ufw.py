@@ -18,7 +18,7 @@
 # or could not delete, so the engine's read-back after applying is what proves the result).
 #
 # Owners: the default tag (protectnet_epns) is epns_firewall's; wol_multicast passes its own tag in
-# Settings.options['tag'] and writes UDP rules (Group.proto) with comments 'protectnet_wol wol ipv4 udp 9'. Each
+# BackendOptions.options['tag'] and writes UDP rules (Group.proto) with comments 'protectnet_wol wol ipv4 udp 9'. Each
 # owner reads and removes only the rules whose comment starts with its own tag. ufw cannot rewrite a TTL.
 from __future__ import annotations
 
@@ -27,7 +27,18 @@ import re
 import shlex
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Planned, Runner, Settings, Step, read_text
+from ._base import (
+    BackendOptions,
+    Command,
+    Detection,
+    FileChange,
+    FirewallBackend,
+    Plan,
+    Planned,
+    Runner,
+    Step,
+    read_text,
+)
 from ._model import (
     FAMILIES,
     TAG,
@@ -100,9 +111,9 @@ def parse_status(text: str, names: Names = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
 class UfwBackend(FirewallBackend):
     name = "ufw"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = Names(str(self.options.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -174,7 +185,7 @@ class UfwBackend(FirewallBackend):
 
     # -- desired ---------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
-        if not self.settings.persist:
+        if not self.options.persist:
             raise FirewallError("backend ufw: persist: false is not possible - ufw has no runtime-only rules, it "
                                 "saves every rule in /etc/ufw/user.rules and user6.rules (use persist: true, or "
                                 "backend nftables/iptables for rules that do not survive a reboot)")
@@ -231,11 +242,6 @@ class UfwBackend(FirewallBackend):
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """Nothing to write: ufw saves every rule it adds or deletes in /etc/ufw/user.rules and user6.rules."""
         return []
-
-    def ruleset(self) -> str:
-        ufw = self._ufw()
-        return (self.runner.check([ufw, "status", "verbose"], what="reading the ufw status")
-                + self.runner.check([ufw, "show", "added"], what="reading the ufw rules"))
 
 
 def network_family(network: str) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import typing as t
 
-from .._firewall._base import FileChange, Runner, Settings, write_file
 from .._firewall._backends import select_backend
+from .._firewall._base import BackendOptions, FileChange, Runner, write_file
 from .._firewall._model import FirewallError, Group, Policy, State
 from .._firewall._nftables import NftablesBackend
 from . import _routes
@@ -43,8 +43,8 @@ def wol_policy(destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, ttl: 
 
 
 def firewall_backend(wanted: str, runner: Runner, persist: bool) -> t.Tuple[t.Any, str]:
-    settings = Settings(persist=persist, options={"tag": FIREWALL_TAG})
-    backend, reason, _found = select_backend(wanted, runner, settings)
+    options = BackendOptions(persist=persist, options={"tag": FIREWALL_TAG})
+    backend, reason = select_backend(wanted, runner, options)
     return backend, reason
 
 
@@ -108,7 +108,7 @@ def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Ma
                 f"nftables table (inet {TTL_TAG}), and the nft command is not installed (package nftables); install "
                 "it, or set multicast_ttl: 0 to leave the TTL the ESET PROTECT Server sets")
         return None, info
-    ttl_backend = NftablesBackend(runner, Settings(persist=persist, options={"tag": TTL_TAG, "ttl_only": True}))
+    ttl_backend = NftablesBackend(runner, BackendOptions(persist=persist, options={"tag": TTL_TAG, "ttl_only": True}))
     part = _Part(ttl_backend, wol_policy(destinations, port, ttl, MULTICAST) if wanted else None)
     info.update(part.summary())
     return part, info
