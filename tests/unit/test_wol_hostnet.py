@@ -8,9 +8,14 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _nftables
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError, Group, Policy
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
+    ApplyError,
+    FirewallError,
+    Group,
+    Policy,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
 from test_firewall_backends import FakeRunner
 from test_firewall_iptables_owners import BOTH, IPSETS, TOOLS
@@ -20,6 +25,12 @@ DESTS = [{"address": "239.255.0.9", "kind": "ipv4_multicast", "family": "ipv4", 
          {"address": "ff05::9", "kind": "ipv6_multicast", "family": "ipv6", "scope": "site"},
          {"address": "224.0.0.9", "kind": "ipv4_multicast", "family": "ipv4", "scope": "link"},
          {"address": "10.1.2.255", "kind": "directed_broadcast", "family": "ipv4", "scope": "routed"}]
+
+
+@pytest.fixture
+def host_keeps_what_was_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake runner answers every read the same; the engine's read-back after applying sees what was applied."""
+    monkeypatch.setattr(_engine, "_read_back", lambda owner: owner.desired)
 
 
 def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,6 +114,7 @@ def _nft_scripts(runner: FakeRunner) -> t.List[str]:
     return [data or "" for key, data in runner.calls if key[:2] == ("nft", "-f")]
 
 
+@pytest.mark.usefixtures("host_keeps_what_was_applied")
 def test_iptables_gets_the_udp_rules_and_a_ttl_table_for_the_groups_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
     runner = _iptables_runner()
@@ -132,6 +144,7 @@ def test_a_ttl_needs_nft_beside_iptables_and_fails_before_any_change(monkeypatch
     assert out["firewall"]["multicast_ttl"] == {"ttl": None, "by": "nothing"}
 
 
+@pytest.mark.usefixtures("host_keeps_what_was_applied")
 def test_a_failing_firewall_puts_the_routes_and_the_ttl_table_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
     runner = _iptables_runner()
@@ -164,6 +177,7 @@ def test_ufw_without_persistence_fails_before_any_change(monkeypatch: pytest.Mon
     assert runner.calls and not writes, runner.calls
 
 
+@pytest.mark.usefixtures("host_keeps_what_was_applied")
 def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one_run(
         tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """From iptables (the TTL table beside it) to nftables (the filter table rewrites the TTL): both owners edit the
@@ -189,3 +203,27 @@ def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one
     assert not Path(ttl_names.persist_file).exists() and Path(wol_names.persist_file).exists()
     again = _hostnet.apply(runner, DESTS, 9, check_mode=True, **run)  # type: ignore[arg-type]
     assert again["firewall"]["files"] == [] and again["firewall"]["multicast_ttl"]["files"] == []
+
+
+def test_a_firewall_that_does_not_hold_what_was_applied_fails_and_writes_no_file(
+        tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's read-back after applying: here the host (the fake) still shows nothing after the transaction."""
+    monkeypatch.setattr(_nftables, "MAIN_CONFS", (str(tmp_path / "nftables.conf"),))
+    monkeypatch.setattr(_nftables, "PERSIST_FILE", str(tmp_path / "own" / "nftables.nft"))
+    monkeypatch.setattr(_nftables, "service_enabled", lambda: True)
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    with pytest.raises(ApplyError, match="did not match the plan after applying it"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=False, firewall=True,
+                       backend_name="nftables", persist=True, check_mode=False)
+    assert len(_nft_scripts(runner)) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_firewall_change_waiting_for_its_confirmation_stops_the_run_before_any_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine._rollback, "pending", lambda: ["20260101T000000-abcd"])
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    with pytest.raises(FirewallError, match=r"\(20260101T000000-abcd\) is still waiting for its confirmation"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=False, firewall=True,
+                       backend_name="nftables", persist=False, check_mode=False)
+    assert _nft_scripts(runner) == []
