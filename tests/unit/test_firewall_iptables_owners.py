@@ -64,7 +64,7 @@ def _both() -> SharedFakeRunner:
 
 def test_names_per_tag() -> None:
     wol = _iptables.Names("protectnet_wol")
-    assert (wol.chain, wol.jump_comment, wol.ipset_prefix) == ("PROTECTNET_WOL", "protectnet_wol jump",
+    assert (wol.chain, wol.jump_comment, wol.set_prefix) == ("PROTECTNET_WOL", "protectnet_wol jump",
                                                               "protectnet_wol_")
     assert _iptables.DEFAULT_NAMES.chain == _iptables.CHAIN == "PROTECTNET_EPNS"
     assert _iptables.JUMP_SPEC == '-m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'

@@ -8,7 +8,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _nftables
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _names, _nftables
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
@@ -75,7 +75,7 @@ def test_epns_backend_ignores_wol_objects_and_the_other_way_round() -> None:
 
 
 def test_tcp_groups_render_as_before() -> None:
-    rule = _nftables.rule_text(_nftables.rule_comment("epns", "ipv4", (443, 8883)), True)
+    rule = _nftables.rule_text(_nftables.DEFAULT_NAMES.rule_comment("epns", "ipv4", (443, 8883)), True)
     assert rule == ('ip daddr @epns_v4 tcp dport { 443, 8883 } accept comment "protectnet_epns epns ipv4 tcp 443,8883"')
     assert Policy((Group("epns", (443,)),)).groups[0].proto == "tcp"
 
@@ -96,7 +96,7 @@ def test_another_owners_hook_above_ours_does_not_move_ours() -> None:
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps(ruleset), "")})
     rules = _nftables.NftablesBackend(runner, BackendOptions(persist=False)).read_current().rules
     assert len(rules) == 1
-    assert all(text.endswith(_nftables.FIRST) for text in rules.values()), rules
+    assert all(text.endswith(_names.FIRST) for text in rules.values()), rules
 
 
 # -- iptables beside the TTL table, failures, absent ---------------------------------------------------------------

@@ -279,6 +279,13 @@ class FirewallBackend(abc.ABC):
         if not found.usable:
             raise FirewallError(f"backend {self.name} is installed but not usable: {found.detail}")
 
+    def _tool(self, command: str, missing: str) -> str:
+        """The path of one of the backend's commands; FirewallError (missing says what is not installed) without it."""
+        path = self.runner.which(command)
+        if not path:
+            raise FirewallError(f"backend {self.name}: {missing}")
+        return path
+
     # the state machine --------------------------------------------------------------------------------------
     @abc.abstractmethod
     def read_current(self) -> State:

@@ -66,15 +66,14 @@ from ._model import (
     Policy,
     State,
     canonical_element,
-    check_owner_tag,
     diff,
     element_sort_key,
 )
+from ._names import OwnerNames
 
 PRIORITY = -32768
 TARGET = "CONTINUE"
 CONFIG_DIR = "/etc/firewalld"
-SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
 NOT_RUNNING = 252  # firewall-cmd --state: "not running"
 MODES = ("auto", "policy", "direct")
@@ -90,15 +89,15 @@ _RICH_RE = re.compile(r'^rule family="(?P<family>ipv4|ipv6)" destination ipset="
 _MARK_RE = re.compile(r"^<!-- protectnet_[a-z0-9_]+: created by protectnet\.epns[^>]*-->$")
 
 
-class Names:
-    """The objects of one owner: epns_firewall's by default (TAG), another capability's (wol_multicast) by its tag."""
+class Names(OwnerNames):
+    """One owner's policy, direct chain and direct.xml mark: epns_firewall's by default (TAG), another capability's
+    (wol_multicast) by its tag."""
 
     def __init__(self, tag: str = TAG) -> None:
-        self.tag = check_owner_tag(tag, 20)
+        super().__init__(tag, 20)
         self.policy = tag
         self.priority = PRIORITY if tag == TAG else PRIORITY + 1
         self.chain = tag.upper()
-        self.jump_comment = f"{tag} jump"
         self.creator = "protectnet.epns.epns_firewall" if tag == TAG else f"protectnet.epns ({tag})"
         self.direct_mark = f"<!-- {tag}: created by {self.creator}; other direct rules may be added -->"
         self.what = "EPNS egress" if tag == TAG else "Wake-on-LAN egress"
@@ -108,12 +107,8 @@ DEFAULT_NAMES = Names()
 POLICY, CHAIN, DIRECT_MARK = DEFAULT_NAMES.policy, DEFAULT_NAMES.chain, DEFAULT_NAMES.direct_mark
 
 
-def ipset_name(group: str, family: str, names: Names = DEFAULT_NAMES) -> str:
-    return f"{names.tag}_{group}_{SUFFIX[family]}"
-
-
 def rich_rule(group: str, family: str, port: int, proto: str = "tcp", names: Names = DEFAULT_NAMES) -> str:
-    return (f'rule family="{family}" destination ipset="{ipset_name(group, family, names)}" port port="{port}" '
+    return (f'rule family="{family}" destination ipset="{names.set_name(group, family)}" port port="{port}" '
             f'protocol="{proto}" accept')
 
 
@@ -153,7 +148,7 @@ def join_args(args: t.Sequence[str]) -> str:
 def direct_rule_args(group: str, family: str, ports: t.Sequence[int], ipsets: bool, network: str = NETWORKS,
                      proto: str = "tcp", names: Names = DEFAULT_NAMES) -> t.List[str]:
     comment = f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
-    match = ["-m", "set", "--match-set", ipset_name(group, family, names), "dst"] if ipsets else ["-d", network]
+    match = ["-m", "set", "--match-set", names.set_name(group, family), "dst"] if ipsets else ["-d", network]
     return ["-p", proto, *match, "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
             "-m", "comment", "--comment", comment, "-j", "ACCEPT"]
 
@@ -274,10 +269,7 @@ class FirewalldBackend(FirewallBackend):
         return f"{CONFIG_DIR}/ipsets/{name}.xml"
 
     def _fc(self) -> str:
-        fc = self.runner.which("firewall-cmd")
-        if not fc:
-            raise FirewallError("backend firewalld: firewall-cmd is not installed")
-        return fc
+        return self._tool("firewall-cmd", "firewall-cmd is not installed")
 
     # -- reading ---------------------------------------------------------------------------------------------
     def capabilities(self) -> t.Dict[str, t.Any]:
@@ -394,7 +386,7 @@ class FirewalldBackend(FirewallBackend):
                 desired.rules[direct_rule_key(ipv, "filter", "OUTPUT", DIRECT_PRIORITY, jump)] = join_args(jump)
         for group in policy.groups:
             for family in FAMILIES:
-                name = ipset_name(group.name, family, names)
+                name = names.set_name(group.name, family)
                 if caps["mode"] == "direct":
                     args = direct_rule_args(group.name, family, group.ports, caps["ipsets"], proto=group.proto,
                                             names=names)

@@ -41,18 +41,15 @@ from ._base import (
     file_change,
     planned_text,
 )
-from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff
+from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, diff
+from ._names import FIRST, OWNER_PREFIX, OwnerNames
 
 BASE = {"ipv4": "iptables", "ipv6": "ip6tables"}
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
-SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 VARIANTS = ("legacy", "nft")
-FIRST = " [first in chain]"
 CREATED_MARK = "# Created by protectnet.epns.epns_firewall (EPNS egress); other rules may be added below."
 CREATED_PREFIX = "# Created by protectnet.epns"  # any owner's mark: a file one owner created is "ours" for all
 
-_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
-_COMMENT_RE = re.compile(r"^" + TAG + _COMMENT_TAIL)
 _OWNER_CHAIN_RE = re.compile(r"^(?::(PROTECTNET_\w+)(?: |$)|-A (PROTECTNET_\w+) |-A OUTPUT .* -j (PROTECTNET_\w+)$)")
 _COMMENT_ARG_RE = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
 _DEST_RE = re.compile(r"(?:^| )-d (\S+)")
@@ -72,16 +69,13 @@ RULES_LOADERS = {"debian": ("/usr/sbin/netfilter-persistent", "/sbin/netfilter-p
                  "redhat": ("/usr/libexec/iptables/iptables.init", "/usr/lib/systemd/system/iptables.service")}
 
 
-class Names:
-    """The names one owner uses in iptables: chain, jump, comments, ipsets, the mark of a file it creates."""
+class Names(OwnerNames):
+    """One owner's chain and jump in iptables, and the mark of a saved-rules file it creates."""
 
     def __init__(self, tag: str = TAG) -> None:
-        self.tag = check_owner_tag(tag, 28)
+        super().__init__(tag, 28)
         self.chain = "PROTECTNET_EPNS" if tag == TAG else tag.upper()
-        self.jump_comment = f"{tag} jump"
         self.jump_spec = f'-m comment --comment "{self.jump_comment}" -j {self.chain}'
-        self.ipset_prefix = tag + "_"
-        self.comment_re = _COMMENT_RE if tag == TAG else re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
         self.created_mark = CREATED_MARK if tag == TAG else \
             f"# Created by protectnet.epns ({tag}); other rules may be added below."
 
@@ -90,23 +84,13 @@ class Names:
         comment = _comment_of(line)
         return (line.startswith((f"-A {chain} ", f":{chain} ")) or line.rstrip() == f":{chain}"
                 or line.rstrip().endswith(f" -j {chain}")
-                or (comment.startswith(self.tag) if self.tag == TAG else
-                    comment == self.tag or comment.startswith(self.tag + " ")))
+                or (comment.startswith(self.tag) if self.tag == TAG else self.owns(comment)))
 
 
 DEFAULT_NAMES = Names()
 CHAIN = DEFAULT_NAMES.chain
 JUMP_COMMENT = DEFAULT_NAMES.jump_comment
 JUMP_SPEC = DEFAULT_NAMES.jump_spec
-
-
-def ipset_name(group: str, family: str, names: Names = DEFAULT_NAMES) -> str:
-    return f"{names.ipset_prefix}{group}_{SUFFIX[family]}"
-
-
-def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp",
-                 names: Names = DEFAULT_NAMES) -> str:
-    return f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
 
 
 def _comment_of(line: str) -> str:
@@ -339,7 +323,7 @@ class IptablesBackend(FirewallBackend):
             if rc == 0:
                 for line in out.splitlines():
                     parts = line.split()
-                    if len(parts) >= 3 and parts[1].startswith(names.ipset_prefix):
+                    if len(parts) >= 3 and parts[1].startswith(names.set_prefix):
                         family = "ipv6" if "inet6" in parts else "ipv4"
                         if parts[0] == "create":
                             state.containers[f"ipset {parts[1]}"] = f"{parts[2]} family {IPSET_FAMILY[family]}"
@@ -364,13 +348,13 @@ class IptablesBackend(FirewallBackend):
             desired.containers[f"{family} chain {names.chain}"] = "filter table"
             desired.rules[f"{family} OUTPUT: {names.jump_comment}"] = f"-A OUTPUT {names.jump_spec}{FIRST}"
             for group in policy.groups:
-                comment = rule_comment(group.name, family, group.ports, group.proto, names)
+                comment = names.rule_comment(group.name, family, group.ports, group.proto)
                 ports = ",".join(str(p) for p in group.ports)
                 desired.rules[f"{family} {names.chain}: {comment}"] = _rule_text(family, group.name, ports,
                                                                                  with_ipset, group.proto, names)
                 elements = frozenset(group.addresses(family))
                 if with_ipset:
-                    name = ipset_name(group.name, family, names)
+                    name = names.set_name(group.name, family)
                     desired.containers[f"ipset {name}"] = f"hash:net family {IPSET_FAMILY[family]}"
                     desired.sets[f"ipset {name}"] = elements
                 else:
@@ -492,7 +476,7 @@ class IptablesBackend(FirewallBackend):
 def _rule_text(family: str, group: str, ports: str, with_ipset: bool, proto: str = "tcp",
                names: Names = DEFAULT_NAMES) -> str:
     comment = f'--comment "{names.tag} {group} {family} {proto} {ports}"'
-    where = f"-m set --match-set {ipset_name(group, family, names)} dst" if with_ipset else \
+    where = f"-m set --match-set {names.set_name(group, family)} dst" if with_ipset else \
         f"-d {{each network of set '{family} rules {group}'}}"
     return f"-A {names.chain} -p {proto} {where} -m multiport --dports {ports} -m comment {comment} -j ACCEPT"
 
@@ -642,15 +626,15 @@ def _edit_rules_file(before: t.Optional[str], ours: t.Optional[t.Tuple[t.List[st
 
 def _ipset_after_us(line: str, names: Names) -> bool:
     parts = line.split()
-    return (len(parts) >= 2 and parts[1].startswith("protectnet_") and not parts[1].startswith(names.ipset_prefix)
-            and parts[1] > names.ipset_prefix)
+    return (len(parts) >= 2 and parts[1].startswith(OWNER_PREFIX) and not parts[1].startswith(names.set_prefix)
+            and parts[1] > names.set_prefix)
 
 
 def _edit_ipset_file(before: t.Optional[str], ours: t.Optional[t.List[str]], names: Names = DEFAULT_NAMES
                      ) -> t.Optional[str]:
     created_by_us = before is None or before.startswith(CREATED_PREFIX)
     out = [line for line in (before or "").splitlines()
-           if not (len(line.split()) >= 2 and line.split()[1].startswith(names.ipset_prefix))]
+           if not (len(line.split()) >= 2 and line.split()[1].startswith(names.set_prefix))]
     if ours:
         if not out:
             out.append(names.created_mark)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 import socket
 import typing as t
 from dataclasses import dataclass, field
@@ -33,16 +32,6 @@ class ApplyError(FirewallError):
         super().__init__(message)
         self.rolled_back = rolled_back
         self.detail = detail
-
-
-def check_owner_tag(tag: str, max_length: int) -> str:
-    """An owner tag (BackendOptions.options['tag']): TAG itself, or [a-z][a-z0-9_]* of at most max_length characters
-    (the backend's name limits) that neither starts with TAG nor is a prefix of it, so no owner ever reads another's."""
-    if tag != TAG and (not re.match(r"^[a-z][a-z0-9_]*$", tag) or len(tag) > max_length
-                       or tag.startswith(TAG) or TAG.startswith(tag)):
-        raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most {max_length} characters) not "
-                            f"overlapping with {TAG!r}")
-    return tag
 
 
 # -- destinations ---------------------------------------------------------------------------------------------
@@ -342,16 +331,22 @@ class Diff:
         }
 
 
+def _diff_texts(current: t.Mapping[str, str], desired: t.Mapping[str, str], added: t.Dict[str, str],
+                removed: t.Dict[str, str]) -> None:
+    """Containers and rules, id -> text: a changed text is the old one removed and the new one added."""
+    for key, text in desired.items():
+        if current.get(key) != text:
+            added[key] = text
+            if key in current:
+                removed[key] = current[key]
+    for key, text in current.items():
+        if key not in desired:
+            removed[key] = text
+
+
 def diff(current: State, desired: State) -> Diff:
     result = Diff()
-    for key, spec in desired.containers.items():
-        if current.containers.get(key) != spec:
-            result.containers_added[key] = spec
-            if key in current.containers:
-                result.containers_removed[key] = current.containers[key]
-    for key, spec in current.containers.items():
-        if key not in desired.containers:
-            result.containers_removed[key] = spec
+    _diff_texts(current.containers, desired.containers, result.containers_added, result.containers_removed)
     for key, elements in desired.sets.items():
         if key not in current.sets:
             result.sets_added[key] = sorted(elements, key=element_sort_key)
@@ -361,12 +356,5 @@ def diff(current: State, desired: State) -> Diff:
     for key, elements in current.sets.items():
         if key not in desired.sets:
             result.sets_removed[key] = sorted(elements, key=element_sort_key)
-    for key, text in desired.rules.items():
-        if current.rules.get(key) != text:
-            result.rules_added[key] = text
-            if key in current.rules:
-                result.rules_removed[key] = current.rules[key]
-    for key, text in current.rules.items():
-        if key not in desired.rules:
-            result.rules_removed[key] = text
+    _diff_texts(current.rules, desired.rules, result.rules_added, result.rules_removed)
     return result

@@ -46,12 +46,11 @@ from ._model import (
     Policy,
     State,
     canonical_element,
-    check_owner_tag,
     diff,
     element_sort_key,
 )
+from ._names import OwnerNames
 
-_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
 _ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto (?P<proto>tcp|udp) comment "
                        r"'(?P<comment>[^']*)'$")
 SET_SUFFIX = ": networks"
@@ -67,33 +66,18 @@ def ipv6_enabled() -> bool:
     return not found or found[-1].lower() == "yes"
 
 
-class Names:
-    """The comment prefix of one owner: epns_firewall's by default, another capability's tag otherwise."""
-
-    def __init__(self, tag: str = TAG) -> None:
-        self.tag = check_owner_tag(tag, 40)
-        self.comment_re = re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
-
-    def owns(self, comment: str) -> bool:
-        return comment == self.tag or comment.startswith(self.tag + " ")
+# ufw has nothing of an owner's but its rule comments: the shared names serve as they are.
+DEFAULT_NAMES = OwnerNames()
 
 
-DEFAULT_NAMES = Names()
-
-
-def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp",
-                 names: Names = DEFAULT_NAMES) -> str:
-    return f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
-
-
-def rule_text(comment: str, names: Names = DEFAULT_NAMES) -> str:
+def rule_text(comment: str, names: OwnerNames = DEFAULT_NAMES) -> str:
     match = names.comment_re.match(comment)
     ports, proto = (match["ports"], match["proto"]) if match else ("?", "?")
     return (f"ufw allow out to {{each network of '{comment}{SET_SUFFIX}'}} port {ports} proto {proto} "
             f"comment '{comment}'")
 
 
-def rule_args(network: str, comment: str, names: Names = DEFAULT_NAMES) -> t.Tuple[str, ...]:
+def rule_args(network: str, comment: str, names: OwnerNames = DEFAULT_NAMES) -> t.Tuple[str, ...]:
     """The ufw arguments (after `ufw` or `ufw delete`) of one tagged rule."""
     match = names.comment_re.match(comment)
     if not match:
@@ -101,7 +85,7 @@ def rule_args(network: str, comment: str, names: Names = DEFAULT_NAMES) -> t.Tup
     return ("allow", "out", "to", network, "port", match["ports"], "proto", match["proto"], "comment", comment)
 
 
-def parse_status(text: str, names: Names = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
+def parse_status(text: str, names: OwnerNames = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
     """`ufw status verbose`: {'active': bool, 'outgoing': 'allow'|'deny'|'reject'|'', 'owns': bool}."""
     active = bool(re.search(r"^Status: active\s*$", text, re.M))
     default = re.search(r"^Default: .*?(\w+) \(outgoing\)", text, re.M)
@@ -113,7 +97,7 @@ class UfwBackend(FirewallBackend):
 
     def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
         super().__init__(runner, options)
-        self.names = Names(str(self.options.get("tag", TAG)))
+        self.names = OwnerNames(str(self.options.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -141,10 +125,7 @@ class UfwBackend(FirewallBackend):
         return found
 
     def _ufw(self) -> str:
-        ufw = self.runner.which("ufw")
-        if not ufw:
-            raise FirewallError("backend ufw: the ufw command is not installed")
-        return ufw
+        return self._tool("ufw", "the ufw command is not installed")
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read_current(self) -> State:
@@ -197,7 +178,7 @@ class UfwBackend(FirewallBackend):
                 networks = group.addresses(family)
                 if not networks:
                     continue  # no rule can exist without a network: nothing to compare against
-                comment = rule_comment(group.name, family, group.ports, group.proto, self.names)
+                comment = self.names.rule_comment(group.name, family, group.ports, group.proto)
                 desired.rules[comment] = rule_text(comment, self.names)
                 desired.sets[comment + SET_SUFFIX] = frozenset(networks)
         return desired
