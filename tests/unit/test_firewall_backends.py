@@ -5,7 +5,12 @@ import json
 import typing as t
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _iptables, _nftables
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import (
+    _engine,
+    _iptables,
+    _iptables_save,
+    _nftables,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions, Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
@@ -227,16 +232,16 @@ def test_iptables_without_ipset_rewrites_only_its_chain() -> None:
 
 def test_iptables_saved_rules_file_edit_is_reversible() -> None:
     before = "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
-    ours = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables.JUMP_SPEC}"],
+    ours = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.JUMP_SPEC}"],
             ["-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT"])
-    edited = _iptables._edit_rules_file(before, ours) or ""
+    edited = _iptables_save.edit_rules_file(before, ours) or ""
     assert edited == ("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:PROTECTNET_EPNS - [0:0]\n"
-                      f"-A OUTPUT {_iptables.JUMP_SPEC}\n-A INPUT -i lo -j ACCEPT\n"
+                      f"-A OUTPUT {_iptables_save.JUMP_SPEC}\n-A INPUT -i lo -j ACCEPT\n"
                       "-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n")
-    assert _iptables._edit_rules_file(edited, None) == before
-    created = _iptables._edit_rules_file(None, ours)
-    assert created is not None and created.startswith(_iptables.CREATED_MARK)
-    assert _iptables._edit_rules_file(created, None) is None
+    assert _iptables_save.edit_rules_file(edited, None) == before
+    created = _iptables_save.edit_rules_file(None, ours)
+    assert created is not None and created.startswith(_iptables_save.CREATED_MARK)
+    assert _iptables_save.edit_rules_file(created, None) is None
 
 
 def test_nftables_service_enabled_is_read_from_the_unit_links(tmp_path: t.Any) -> None:
