@@ -6,7 +6,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _firewalld
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _firewalld, _firewalld_text
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
@@ -290,9 +290,9 @@ def test_direct_mode_fresh_install_stages_direct_xml_beside_the_hosts_rules(fire
         direct, v4, v6}
     # absent gives direct.xml back byte for byte; a file we created goes away entirely
     Path(direct).write_text(staged)
-    assert _firewalld.merge_direct_xml(staged, []) == HOST_DIRECT_XML
-    created = _firewalld.merge_direct_xml(None, backend.direct_lines(desired))
-    assert created and _firewalld.DIRECT_MARK in created and _firewalld.merge_direct_xml(created, []) is None
+    assert _firewalld_text.merge_direct_xml(staged, []) == HOST_DIRECT_XML
+    created = _firewalld_text.merge_direct_xml(None, backend.direct_lines(desired))
+    assert created and _firewalld_text.DIRECT_MARK in created and _firewalld_text.merge_direct_xml(created, []) is None
     assert [c.content for c in backend.persist(State()) if c.path == direct] == [HOST_DIRECT_XML]
     # persist: false leaves direct.xml as the host has it
     assert [c.content for c in _firewalld.FirewalldBackend(old_runner(), BackendOptions(persist=False)).persist(desired)
@@ -312,7 +312,7 @@ def test_direct_mode_address_change_is_ipset_entries_only(firewalld_config_dir: 
 def test_direct_mode_absent_removes_only_ours_with_one_reload(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(old_runner())
     current = backend.read_current()
-    mine = _firewalld.merge_direct_xml(HOST_DIRECT_XML, backend.direct_lines(current))
+    mine = _firewalld_text.merge_direct_xml(HOST_DIRECT_XML, backend.direct_lines(current))
     (firewalld_config_dir / "direct.xml").write_text(mine or "")
     plan = backend.plan(current, State())
     argvs = [s.do.argv for s in plan.steps]

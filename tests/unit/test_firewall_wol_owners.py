@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _firewalld, _nftables, _ufw
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import (
+    _firewalld,
+    _firewalld_text,
+    _nftables,
+    _ufw,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
@@ -84,20 +89,21 @@ def test_firewalld_direct_mode_two_owners_share_direct_xml(firewalld_config_dir:
     assert desired.containers["direct chain ipv4 filter PROTECTNET_WOL"] == "ipv4 filter PROTECTNET_WOL"
     rule = desired.rules["direct ipv4 filter PROTECTNET_WOL 0: protectnet_wol wol ipv4 udp 9"]
     assert rule.startswith("-p udp -m set --match-set protectnet_wol_wol_v4 dst -m multiport --dports 9")
-    with_wol = _firewalld.merge_direct_xml(HOST_DIRECT_XML, wol.direct_lines(desired), wol.names)
+    with_wol = _firewalld_text.merge_direct_xml(HOST_DIRECT_XML, wol.direct_lines(desired), wol.names)
     assert with_wol is not None and "PROTECTNET_EPNS" not in with_wol
     # epns_firewall adds its own lines beside them, and each owner removes only its own
     epns = _firewalld.FirewalldBackend(old_runner())
     epns_lines = epns.direct_lines(epns.read_current())
-    both = _firewalld.merge_direct_xml(with_wol, epns_lines)
+    both = _firewalld_text.merge_direct_xml(with_wol, epns_lines)
     assert both is not None and both.count("PROTECTNET_WOL") == 6 and "PROTECTNET_EPNS" in both
-    assert _firewalld.merge_direct_xml(_firewalld.merge_direct_xml(both, []), [], wol.names) == HOST_DIRECT_XML
+    without_epns = _firewalld_text.merge_direct_xml(both, [])
+    assert _firewalld_text.merge_direct_xml(without_epns, [], wol.names) == HOST_DIRECT_XML
     # a file one owner created, that the other joined, goes away when both have left, whatever the order
-    created = _firewalld.merge_direct_xml(None, wol.direct_lines(desired), wol.names)
-    joined = _firewalld.merge_direct_xml(created, epns_lines)
+    created = _firewalld_text.merge_direct_xml(None, wol.direct_lines(desired), wol.names)
+    joined = _firewalld_text.merge_direct_xml(created, epns_lines)
     assert joined is not None and "<!-- protectnet_wol: created by protectnet.epns (protectnet_wol)" in joined
-    assert _firewalld.merge_direct_xml(_firewalld.merge_direct_xml(joined, [], wol.names), []) is None
-    assert _firewalld.merge_direct_xml(_firewalld.merge_direct_xml(joined, []), [], wol.names) is None
+    assert _firewalld_text.merge_direct_xml(_firewalld_text.merge_direct_xml(joined, [], wol.names), []) is None
+    assert _firewalld_text.merge_direct_xml(_firewalld_text.merge_direct_xml(joined, []), [], wol.names) is None
 
 
 def test_firewalld_direct_mode_wol_ignores_the_epns_rules() -> None:

@@ -59,6 +59,24 @@ from ._base import (
     planned_text,
     read_text,
 )
+from ._firewalld_text import (
+    CHAIN,
+    DEFAULT_NAMES,
+    DIRECT_PRIORITY,
+    NETWORKS,
+    TARGET,
+    Names,
+    direct_comment,
+    direct_rule_args,
+    direct_rule_key,
+    join_args,
+    jump_args,
+    merge_direct_xml,
+    parse_info,
+    policy_spec,
+    rich_rule,
+    split_direct_key,
+)
 from ._model import (
     FAMILIES,
     TAG,
@@ -69,10 +87,7 @@ from ._model import (
     diff,
     element_sort_key,
 )
-from ._names import OwnerNames
 
-PRIORITY = -32768
-TARGET = "CONTINUE"
 CONFIG_DIR = "/etc/firewalld"
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
 NOT_RUNNING = 252  # firewall-cmd --state: "not running"
@@ -80,41 +95,9 @@ MODES = ("auto", "policy", "direct")
 POLICY_VERSION = (0, 9)  # policy objects
 IPSET_VERSION = (0, 4)  # ipsets
 CHECK_CONFIG_VERSION = (0, 4, 4)  # firewall-cmd --check-config
-DIRECT_PRIORITY = "0"
-DIRECT_HEADER = '<?xml version="1.0" encoding="utf-8"?>'
-NETWORKS = "<networks>"  # placeholder in a no-ipset direct rule's text: one rule per network of its set
 
 _RICH_RE = re.compile(r'^rule family="(?P<family>ipv4|ipv6)" destination ipset="(?P<ipset>[^"]+)" '
                       r'port port="(?P<port>\d+)" protocol="(?P<proto>tcp|udp)" accept$')
-_MARK_RE = re.compile(r"^<!-- protectnet_[a-z0-9_]+: created by protectnet\.epns[^>]*-->$")
-
-
-class Names(OwnerNames):
-    """One owner's policy, direct chain and direct.xml mark: epns_firewall's by default (TAG), another capability's
-    (wol_multicast) by its tag."""
-
-    def __init__(self, tag: str = TAG) -> None:
-        super().__init__(tag, 20)
-        self.policy = tag
-        self.priority = PRIORITY if tag == TAG else PRIORITY + 1
-        self.chain = tag.upper()
-        self.creator = "protectnet.epns.epns_firewall" if tag == TAG else f"protectnet.epns ({tag})"
-        self.direct_mark = f"<!-- {tag}: created by {self.creator}; other direct rules may be added -->"
-        self.what = "EPNS egress" if tag == TAG else "Wake-on-LAN egress"
-
-
-DEFAULT_NAMES = Names()
-POLICY, CHAIN, DIRECT_MARK = DEFAULT_NAMES.policy, DEFAULT_NAMES.chain, DEFAULT_NAMES.direct_mark
-
-
-def rich_rule(group: str, family: str, port: int, proto: str = "tcp", names: Names = DEFAULT_NAMES) -> str:
-    return (f'rule family="{family}" destination ipset="{names.set_name(group, family)}" port port="{port}" '
-            f'protocol="{proto}" accept')
-
-
-def policy_spec(ingress: str = "HOST", egress: str = "ANY", target: str = TARGET, priority: t.Any = PRIORITY,
-                extra: str = "") -> str:
-    return f"{ingress} -> {egress}, target {target}, priority {priority}" + (f", {extra}" if extra else "")
 
 
 def parse_version(text: str) -> t.Optional[t.Tuple[int, ...]]:
@@ -129,107 +112,15 @@ def pick_mode(wanted: str, version: t.Optional[t.Tuple[int, ...]]) -> str:
         raise FirewallError(f"firewalld_mode {wanted!r} is unknown (expected one of {', '.join(MODES)})")
     has_policies = version is None or version >= POLICY_VERSION
     if wanted == "policy" and not has_policies:
-        raise FirewallError(f"backend firewalld: firewalld {_v(version)} has no policy objects (0.9 or later is "
-                            "needed); use firewalld_mode direct (or auto) on this host")
+        raise FirewallError(f"backend firewalld: firewalld {version_text(version)} has no policy objects "
+                            "(0.9 or later is needed); use firewalld_mode direct (or auto) on this host")
     if wanted == "auto":
         return "policy" if has_policies else "direct"
     return wanted
 
 
-def _v(version: t.Optional[t.Tuple[int, ...]]) -> str:
+def version_text(version: t.Optional[t.Tuple[int, ...]]) -> str:
     return ".".join(str(n) for n in version) if version else "(unknown version)"
-
-
-def join_args(args: t.Sequence[str]) -> str:
-    """Direct rule arguments as one canonical line (arguments with blanks in double quotes, like iptables-save)."""
-    return " ".join(f'"{a}"' if (not a or any(c.isspace() for c in a)) else a for a in args)
-
-
-def direct_rule_args(group: str, family: str, ports: t.Sequence[int], ipsets: bool, network: str = NETWORKS,
-                     proto: str = "tcp", names: Names = DEFAULT_NAMES) -> t.List[str]:
-    comment = f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
-    match = ["-m", "set", "--match-set", names.set_name(group, family), "dst"] if ipsets else ["-d", network]
-    return ["-p", proto, *match, "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
-            "-m", "comment", "--comment", comment, "-j", "ACCEPT"]
-
-
-def jump_args(names: Names = DEFAULT_NAMES) -> t.List[str]:
-    return ["-m", "comment", "--comment", names.jump_comment, "-j", names.chain]
-
-
-def _comment(args: t.Sequence[str]) -> str:
-    for i, arg in enumerate(args[:-1]):
-        if arg == "--comment":
-            return args[i + 1]
-    return ""
-
-
-def direct_rule_key(ipv: str, table: str, chain: str, priority: str, args: t.Sequence[str]) -> str:
-    return f"direct {ipv} {table} {chain} {priority}: {_comment(args) or join_args(args)}"
-
-
-def _split_key(key: str) -> t.Tuple[str, str, str, str]:
-    ipv, table, chain, priority = key.split(":", 1)[0].split()[1:5]
-    return ipv, table, chain, priority
-
-
-def _is_own_direct_line(line: str, names: Names = DEFAULT_NAMES) -> bool:
-    text = line.strip()
-    return text.startswith(("<chain ", "<rule ")) and re.search(r"\b" + names.chain + r"\b", text) is not None
-
-
-def _only_our_skeleton(lines: t.Sequence[str]) -> bool:
-    """direct.xml holds nothing but the header, <direct>, </direct> and protectnet.epns creation marks (at least
-    one): a file one of our owners created and that is empty again."""
-    texts = [line.strip() for line in lines if line.strip()]
-    marks = [text for text in texts if _MARK_RE.match(text)]
-    rest = [text for text in texts if not _MARK_RE.match(text)]
-    return bool(marks) and rest == [DIRECT_HEADER, "<direct>", "</direct>"]
-
-
-def merge_direct_xml(before: t.Optional[str], own: t.Sequence[str], names: Names = DEFAULT_NAMES
-                     ) -> t.Optional[str]:
-    """direct.xml with exactly our lines (own; [] removes ours): others' lines are kept byte for byte, ours go right
-    after <direct>. A file we (any owner) created and that holds nothing else any more is removed (None)."""
-    if before is None:
-        if not own:
-            return None
-        return (f"{DIRECT_HEADER}\n<direct>\n{names.direct_mark}\n" + "".join(f"{line}\n" for line in own)
-                + "</direct>\n")
-    lines = [line for line in before.splitlines(keepends=True) if not _is_own_direct_line(line, names)]
-    if own:
-        at = next((i + 1 for i, line in enumerate(lines) if line.strip().startswith("<direct") and
-                   line.strip().endswith(">") and not line.strip().endswith("/>")), None)
-        if at is None:
-            raise FirewallError("backend firewalld: cannot edit /etc/firewalld/direct.xml (no <direct> element "
-                                "found): fix or remove the file")
-        while at < len(lines) and _MARK_RE.match(lines[at].strip()):
-            at += 1
-        lines[at:at] = [f"{line}\n" for line in own]
-    text = "".join(lines)
-    return None if _only_our_skeleton(lines) else text
-
-
-def parse_info(text: str) -> t.Dict[str, t.Any]:
-    """`firewall-cmd --info-policy/--info-ipset` output: {'name': ..., key: value, 'rich rules': [...]}."""
-    info: t.Dict[str, t.Any] = {}
-    lines = text.splitlines()
-    if lines:
-        info["name"] = lines[0].split()[0] if lines[0].split() else ""
-    key = ""
-    for line in lines[1:]:
-        if line.startswith("\t") and key:
-            info.setdefault(key, [])
-            if isinstance(info[key], list):
-                info[key].append(line.strip())
-            continue
-        name, sep, value = line.strip().partition(":")
-        if not sep:
-            continue
-        key = name.strip()
-        value = value.strip()
-        info[key] = [] if key == "rich rules" else value
-    return info
 
 
 class FirewalldBackend(FirewallBackend):
@@ -281,9 +172,9 @@ class FirewalldBackend(FirewallBackend):
         ipsets = (version is None or version >= IPSET_VERSION) and self.options.get("ipset", True) is not False
         if mode == "direct" and version is not None and version >= POLICY_VERSION:
             self.warnings.append(
-                f"firewalld_mode direct on firewalld {_v(version)}: the direct rules open EPNS in iptables only; a "
-                "reject or drop in firewalld's own policies or zones (nftables backend) still applies")
-        return {"version": _v(version), "mode": mode, "ipsets": ipsets,
+                f"firewalld_mode direct on firewalld {version_text(version)}: the direct rules open EPNS in iptables "
+                "only; a reject or drop in firewalld's own policies or zones (nftables backend) still applies")
+        return {"version": version_text(version), "mode": mode, "ipsets": ipsets,
                 "policies": version is None or version >= POLICY_VERSION,
                 "check_config": version is None or version >= CHECK_CONFIG_VERSION}
 
@@ -348,7 +239,7 @@ class FirewalldBackend(FirewallBackend):
             if len(words) < 5:
                 continue
             ipv, table, chain, priority, args = words[0], words[1], words[2], words[3], words[4:]
-            comment = _comment(args)
+            comment = direct_comment(args)
             if chain != own_chain and args[-2:] != ["-j", own_chain] and not (
                     comment == self.names.tag or comment.startswith(self.names.tag + " ")):
                 continue
@@ -419,7 +310,7 @@ class FirewalldBackend(FirewallBackend):
             ipv, table, chain = key.split()[2:5]
             lines.append(f"  <chain ipv={quoteattr(ipv)} table={quoteattr(table)} chain={quoteattr(chain)}/>")
         for key in sorted(k for k in state.rules if k.startswith("direct ")):
-            ipv, table, chain, priority = _split_key(key)
+            ipv, table, chain, priority = split_direct_key(key)
             texts = ([state.rules[key].replace(NETWORKS, n) for n in sorted(state.sets[key], key=element_sort_key)]
                      if key in state.sets else [state.rules[key]])
             lines += [f"  <rule ipv={quoteattr(ipv)} table={quoteattr(table)} chain={quoteattr(chain)} "
@@ -427,7 +318,7 @@ class FirewalldBackend(FirewallBackend):
         return lines
 
     def _direct_rule_command(self, fc: str, key: str, text: str, network: str, add: bool) -> Command:
-        ipv, table, chain, priority = _split_key(key)
+        ipv, table, chain, priority = split_direct_key(key)
         args = shlex.split(text.replace(NETWORKS, network))
         return Command((fc, "--direct", "--add-rule" if add else "--remove-rule", ipv, table, chain, priority,
                         *args))

@@ -396,7 +396,7 @@ class IptablesBackend(FirewallBackend):
 # -- helpers -------------------------------------------------------------------------------------------------------
 def _rule_text(family: str, group: str, ports: str, with_ipset: bool, proto: str = "tcp",
                names: Names = DEFAULT_NAMES) -> str:
-    comment = f'--comment "{names.tag} {group} {family} {proto} {ports}"'
+    comment = f'--comment "{names.rule_comment(group, family, ports.split(","), proto)}"'
     where = f"-m set --match-set {names.set_name(group, family)} dst" if with_ipset else \
         f"-d {{each network of set '{family} rules {group}'}}"
     return f"-A {names.chain} -p {proto} {where} -m multiport --dports {ports} -m comment {comment} -j ACCEPT"
@@ -416,7 +416,7 @@ def chain_lines(state: State, family: str, names: Names = DEFAULT_NAMES) -> t.Li
         if set_key in state.sets:
             for network in sorted(state.sets[set_key], key=net_key):
                 lines.append(f"-A {names.chain} -d {network} -p {proto} -m multiport --dports {ports} -m comment "
-                             f'--comment "{names.tag} {group} {family} {proto} {ports}" -j ACCEPT')
+                             f'--comment "{names.rule_comment(group, family, ports.split(","), proto)}" -j ACCEPT')
         else:
             lines.append(_rule_text(family, group, ports, True, proto, names))
     return lines

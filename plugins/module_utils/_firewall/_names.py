@@ -44,7 +44,7 @@ class OwnerNames:
         self.jump_comment = f"{tag} jump"
         self.set_prefix = tag + "_"
 
-    def rule_comment(self, group: str, family: str, ports: t.Sequence[int], proto: str = "tcp",
+    def rule_comment(self, group: str, family: str, ports: t.Sequence[t.Union[int, str]], proto: str = "tcp",
                      ttl: t.Optional[int] = None) -> str:
         return (f"{self.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
                 + (f" ttl {ttl}" if ttl else ""))
