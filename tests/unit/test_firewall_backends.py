@@ -232,11 +232,11 @@ def test_iptables_without_ipset_rewrites_only_its_chain() -> None:
 
 def test_iptables_saved_rules_file_edit_is_reversible() -> None:
     before = "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
-    ours = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.JUMP_SPEC}"],
+    ours = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.DEFAULT_NAMES.jump_spec}"],
             ["-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT"])
     edited = _iptables_save.edit_rules_file(before, ours) or ""
     assert edited == ("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:PROTECTNET_EPNS - [0:0]\n"
-                      f"-A OUTPUT {_iptables_save.JUMP_SPEC}\n-A INPUT -i lo -j ACCEPT\n"
+                      f"-A OUTPUT {_iptables_save.DEFAULT_NAMES.jump_spec}\n-A INPUT -i lo -j ACCEPT\n"
                       "-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n")
     assert _iptables_save.edit_rules_file(edited, None) == before
     created = _iptables_save.edit_rules_file(None, ours)

@@ -292,7 +292,8 @@ def test_direct_mode_fresh_install_stages_direct_xml_beside_the_hosts_rules(fire
     Path(direct).write_text(staged)
     assert _firewalld_text.merge_direct_xml(staged, []) == HOST_DIRECT_XML
     created = _firewalld_text.merge_direct_xml(None, backend.direct_lines(desired))
-    assert created and _firewalld_text.DIRECT_MARK in created and _firewalld_text.merge_direct_xml(created, []) is None
+    assert created and _firewalld_text.DEFAULT_NAMES.direct_mark in created
+    assert _firewalld_text.merge_direct_xml(created, []) is None
     assert [c.content for c in backend.persist(State()) if c.path == direct] == [HOST_DIRECT_XML]
     # persist: false leaves direct.xml as the host has it
     assert [c.content for c in _firewalld.FirewalldBackend(old_runner(), BackendOptions(persist=False)).persist(desired)

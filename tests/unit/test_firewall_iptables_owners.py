@@ -70,8 +70,8 @@ def test_names_per_tag() -> None:
     wol = _iptables_save.Names("protectnet_wol")
     assert (wol.chain, wol.jump_comment, wol.set_prefix) == ("PROTECTNET_WOL", "protectnet_wol jump",
                                                               "protectnet_wol_")
-    assert _iptables_save.DEFAULT_NAMES.chain == _iptables_save.CHAIN == "PROTECTNET_EPNS"
-    assert _iptables_save.JUMP_SPEC == '-m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'
+    assert _iptables_save.DEFAULT_NAMES.chain == "PROTECTNET_EPNS"
+    assert _iptables_save.DEFAULT_NAMES.jump_spec == '-m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'
     for bad in ("protectnet_epns_x", "protectnet", "Bad-Tag", "x" * 29):
         with pytest.raises(FirewallError):
             _iptables_save.Names(bad)
@@ -146,7 +146,7 @@ def test_udp_rules_without_ipset_read_back_idempotent() -> None:
     assert _backend(runner, None, ipset=False).read_current().empty
 
 
-EPNS_OURS = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.JUMP_SPEC}"],
+EPNS_OURS = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.DEFAULT_NAMES.jump_spec}"],
              ["-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT"])
 WOL_NAMES = _iptables_save.Names("protectnet_wol")
 WOL_OURS = ([":PROTECTNET_WOL - [0:0]"], [f"-A OUTPUT {WOL_NAMES.jump_spec}"],

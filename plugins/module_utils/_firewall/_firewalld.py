@@ -60,7 +60,6 @@ from ._base import (
     read_text,
 )
 from ._firewalld_text import (
-    CHAIN,
     DEFAULT_NAMES,
     DIRECT_PRIORITY,
     NETWORKS,
@@ -90,7 +89,6 @@ from ._model import (
 
 CONFIG_DIR = "/etc/firewalld"
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
-NOT_RUNNING = 252  # firewall-cmd --state: "not running"
 MODES = ("auto", "policy", "direct")
 POLICY_VERSION = (0, 9)  # policy objects
 IPSET_VERSION = (0, 4)  # ipsets
@@ -146,7 +144,7 @@ class FirewalldBackend(FirewallBackend):
                             "(systemctl start firewalld) or choose another backend")
             return found
         found.usable = found.active = True
-        found.owns = os.path.exists(cls.policy_path()) or CHAIN in (read_text(cls.direct_path()) or "")
+        found.owns = os.path.exists(cls.policy_path()) or DEFAULT_NAMES.chain in (read_text(cls.direct_path()) or "")
         found.detail = "firewalld is running" + (", the EPNS objects are in its configuration" if found.owns else "")
         return found
 

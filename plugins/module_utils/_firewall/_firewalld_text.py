@@ -36,7 +36,6 @@ class Names(OwnerNames):
         self.what = "EPNS egress" if tag == TAG else "Wake-on-LAN egress"
 
 DEFAULT_NAMES = Names()
-POLICY, CHAIN, DIRECT_MARK = DEFAULT_NAMES.policy, DEFAULT_NAMES.chain, DEFAULT_NAMES.direct_mark
 
 
 def rich_rule(group: str, family: str, port: int, proto: str = "tcp", names: Names = DEFAULT_NAMES) -> str:

@@ -47,10 +47,8 @@ class Names(OwnerNames):
 DEFAULT_NAMES = Names()
 
 
-CHAIN = DEFAULT_NAMES.chain
 
 
-JUMP_SPEC = DEFAULT_NAMES.jump_spec
 
 
 def comment_of(line: str) -> str:

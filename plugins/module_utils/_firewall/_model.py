@@ -8,7 +8,6 @@
 # except name resolution in resolve(). Standard library only; managed hosts run Python 3.8+.
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import socket
 import typing as t
@@ -169,11 +168,6 @@ class Group:
     def addresses(self, family: str) -> t.Tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6
 
-    def fingerprint(self, *extra: str) -> str:
-        """A short digest of what a rule for this group says (not the addresses, which live in sets)."""
-        text = "|".join([self.name, ",".join(str(p) for p in self.ports), *extra])
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -252,7 +246,7 @@ class State:
 
     containers: tables, chains, ipsets' definitions and hooks into foreign chains: id -> one line of spec text.
     sets:       address sets: id -> set of canonical CIDR strings (the only thing a refresh changes).
-    rules:      rules: id -> human text; the id carries a fingerprint of the rule, so equal ids mean equal rules.
+    rules:      rules: id -> human text; the id carries the rule's comment, so equal ids mean equal rules.
     meta:       backend-private facts needed to act (rule handles, foreign chains found); never compared.
     """
 

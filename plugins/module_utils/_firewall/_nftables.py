@@ -43,7 +43,6 @@ from ._model import TAG, FirewallError, Policy, State, canonical_element, diff, 
 from ._names import FAMILY_SUFFIX, FIRST, OWNER_PREFIX, OwnerNames
 
 OWN_FAMILY = "inet"
-OWN_TABLE = TAG
 OWN_CHAIN = "output"
 OWN_CHAIN_SPEC = "type filter hook output priority 0; policy accept"
 DENY_HOOKS = ("output", "postrouting")
