@@ -443,5 +443,3 @@ def _without_ipset(state: State) -> State:
             out.sets[key] = elements
     out.rules = dict(state.rules)
     return out
-
-
