@@ -6,8 +6,13 @@ import typing as t
 
 import pytest
 from _fake_runner import OK, FakeRunner
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _iptables, _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import (
+    _engine,
+    _iptables,
+    _iptables_save,
+    _nftables,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
     FirewallError,
@@ -121,7 +126,7 @@ def test_nftables_persist_file_and_include_block(tmp_path: t.Any, monkeypatch: p
     monkeypatch.setattr(_nftables, "MAIN_CONFS", (str(main),))
     monkeypatch.setattr(_nftables, "PERSIST_FILE", str(tmp_path / "own.nft"))
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, nft_json(*HOST_DENY), "")})
-    backend = _nftables.NftablesBackend(runner, Settings(persist=True))
+    backend = _nftables.NftablesBackend(runner, BackendOptions(persist=True))
     current = backend.read_current()
     changes = {c.path: c for c in backend.persist(backend.compute_desired(POLICY, current))}
     included = changes[str(main)].content or ""
@@ -170,7 +175,7 @@ def test_failed_apply_undoes_earlier_steps() -> None:
                          ("iptables-legacy-save",): empty, ("ipset", "list", "-n"): empty, ("ipset", "save"): empty,
                          ("ipset", "-exist", "restore"): OK, ("ipset", "destroy", "protectnet_epns_epns_v4"): OK},
                         tools=("iptables-legacy-save", "iptables-legacy-restore", "ipset"))
-    backend = _iptables.IptablesBackend(runner, Settings(options={"iptables_variant": "legacy", "ipset": True}))
+    backend = _iptables.IptablesBackend(runner, BackendOptions(options={"iptables_variant": "legacy", "ipset": True}))
     current = backend.read_current()
     plan = backend.plan(current, backend.compute_desired(POLICY, current))
     with pytest.raises(ApplyError) as caught:
@@ -197,7 +202,7 @@ COMMIT
 def test_iptables_without_ipset_rewrites_only_its_chain() -> None:
     runner = FakeRunner({("iptables-legacy-save",): (0, SAVED, "")},
                         tools=("iptables-legacy-save", "iptables-legacy-restore"))
-    backend = _iptables.IptablesBackend(runner, Settings(options={"iptables_variant": "legacy", "ipset": False}))
+    backend = _iptables.IptablesBackend(runner, BackendOptions(options={"iptables_variant": "legacy", "ipset": False}))
     current = backend.read_current()
     v4_only = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ()),))
     assert not backend.diff(current, backend.compute_desired(v4_only, current)).changed
@@ -213,16 +218,16 @@ def test_iptables_without_ipset_rewrites_only_its_chain() -> None:
 
 def test_iptables_saved_rules_file_edit_is_reversible() -> None:
     before = "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
-    ours = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables.JUMP_SPEC}"],
+    ours = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.DEFAULT_NAMES.jump_spec}"],
             ["-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT"])
-    edited = _iptables._edit_rules_file(before, ours) or ""
+    edited = _iptables_save.edit_rules_file(before, ours) or ""
     assert edited == ("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:PROTECTNET_EPNS - [0:0]\n"
-                      f"-A OUTPUT {_iptables.JUMP_SPEC}\n-A INPUT -i lo -j ACCEPT\n"
+                      f"-A OUTPUT {_iptables_save.DEFAULT_NAMES.jump_spec}\n-A INPUT -i lo -j ACCEPT\n"
                       "-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n")
-    assert _iptables._edit_rules_file(edited, None) == before
-    created = _iptables._edit_rules_file(None, ours)
-    assert created is not None and created.startswith(_iptables.CREATED_MARK)
-    assert _iptables._edit_rules_file(created, None) is None
+    assert _iptables_save.edit_rules_file(edited, None) == before
+    created = _iptables_save.edit_rules_file(None, ours)
+    assert created is not None and created.startswith(_iptables_save.CREATED_MARK)
+    assert _iptables_save.edit_rules_file(created, None) is None
 
 
 def test_nftables_service_enabled_is_read_from_the_unit_links(tmp_path: t.Any) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from _fake_runner import FakeRunner
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _firewalld
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _firewalld, _firewalld_text
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
     FirewallError,
@@ -108,7 +108,7 @@ def test_fresh_install_stages_whole_xml_objects_checks_and_reloads_once(firewall
     # persistence writes the same objects; persist: false writes nothing
     files = {c.path: c.content for c in backend.persist(desired)}
     assert files[policy] == xml and set(files) == {policy, v4, v6}
-    assert _firewalld.FirewalldBackend(runner(), Settings(persist=False)).persist(desired) == []
+    assert _firewalld.FirewalldBackend(runner(), BackendOptions(persist=False)).persist(desired) == []
 
 
 def test_address_change_is_runtime_entries_without_reload_and_an_ipset_file(firewalld_config_dir: Path) -> None:
@@ -134,7 +134,7 @@ def test_absent_removes_the_objects_and_the_persisted_files(firewalld_config_dir
     for path, content in backend.render_files(current).items():
         Path(path).write_text(content)
     (firewalld_config_dir / "policies" / "host-own.xml").write_text("<policy/>\n")
-    plan = backend.remove_own(current)
+    plan = backend.plan(current, State())
     argvs = [s.do.argv for s in plan.steps]
     assert argvs[:3] == [("/usr/sbin/rm", "-f", str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v4.xml")),
                          ("/usr/sbin/rm", "-f", str(firewalld_config_dir / "ipsets" / "protectnet_epns_epns_v6.xml")),
@@ -179,10 +179,10 @@ def test_old_firewalld_without_policies_fails_clearly_in_policy_mode() -> None:
     fake.answers[("firewall-cmd", "--info-policy", "protectnet_epns")] = (
         2, "", "firewall-cmd: error: unrecognized arguments: --info-policy protectnet_epns\n")
     with pytest.raises(FirewallError, match="no policy objects"):
-        _firewalld.FirewalldBackend(fake, Settings(options={"firewalld_mode": "policy"})).read_current()
+        _firewalld.FirewalldBackend(fake, BackendOptions(options={"firewalld_mode": "policy"})).read_current()
     fake.answers[("firewall-cmd", "--version")] = (0, "0.8.6\n", "")
     with pytest.raises(FirewallError, match=r"firewalld 0\.8\.6 has no policy objects .*firewalld_mode direct"):
-        _firewalld.FirewalldBackend(fake, Settings(options={"firewalld_mode": "policy"})).read_current()
+        _firewalld.FirewalldBackend(fake, BackendOptions(options={"firewalld_mode": "policy"})).read_current()
     # auto on an unknown version that rejects --info-policy: direct rules
     fake.answers[("firewall-cmd", "--version")] = (0, "", "")
     assert _firewalld.FirewalldBackend(fake).read_current().meta["mode"] == "direct"
@@ -300,12 +300,13 @@ def test_direct_mode_fresh_install_stages_direct_xml_beside_the_hosts_rules(fire
         direct, v4, v6}
     # absent gives direct.xml back byte for byte; a file we created goes away entirely
     Path(direct).write_text(staged)
-    assert _firewalld.merge_direct_xml(staged, []) == HOST_DIRECT_XML
-    created = _firewalld.merge_direct_xml(None, backend.direct_lines(desired))
-    assert created and _firewalld.DIRECT_MARK in created and _firewalld.merge_direct_xml(created, []) is None
+    assert _firewalld_text.merge_direct_xml(staged, []) == HOST_DIRECT_XML
+    created = _firewalld_text.merge_direct_xml(None, backend.direct_lines(desired))
+    assert created and _firewalld_text.DEFAULT_NAMES.direct_mark in created
+    assert _firewalld_text.merge_direct_xml(created, []) is None
     assert [c.content for c in backend.persist(State()) if c.path == direct] == [HOST_DIRECT_XML]
     # persist: false leaves direct.xml as the host has it
-    assert [c.content for c in _firewalld.FirewalldBackend(old_runner(), Settings(persist=False)).persist(desired)
+    assert [c.content for c in _firewalld.FirewalldBackend(old_runner(), BackendOptions(persist=False)).persist(desired)
             if c.path == direct] == [HOST_DIRECT_XML]
 
 
@@ -322,9 +323,9 @@ def test_direct_mode_address_change_is_ipset_entries_only(firewalld_config_dir: 
 def test_direct_mode_absent_removes_only_ours_with_one_reload(firewalld_config_dir: Path) -> None:
     backend = _firewalld.FirewalldBackend(old_runner())
     current = backend.read_current()
-    mine = _firewalld.merge_direct_xml(HOST_DIRECT_XML, backend.direct_lines(current))
+    mine = _firewalld_text.merge_direct_xml(HOST_DIRECT_XML, backend.direct_lines(current))
     (firewalld_config_dir / "direct.xml").write_text(mine or "")
-    plan = backend.remove_own(current)
+    plan = backend.plan(current, State())
     argvs = [s.do.argv for s in plan.steps]
     assert argvs.count((FC, "--reload")) == 1
     staged = next(s.do.stdin for s in plan.steps if s.do.argv[-1].endswith("direct.xml"))
@@ -370,7 +371,7 @@ def test_direct_mode_without_ipsets_one_rule_per_network_and_address_change_with
 
 def test_ipset_false_forces_one_rule_per_network_in_direct_mode() -> None:
     backend = _firewalld.FirewalldBackend(old_runner("1.3.3", installed=False),
-                                          Settings(options={"firewalld_mode": "direct", "ipset": False}))
+                                          BackendOptions(options={"firewalld_mode": "direct", "ipset": False}))
     desired = backend.compute_desired(POLICY, backend.read_current())
     assert not any(k.startswith(("ipset ", "policy ")) for k in desired.containers)
     assert backend.warnings and "firewalld's own policies" in backend.warnings[0]
@@ -378,7 +379,7 @@ def test_ipset_false_forces_one_rule_per_network_in_direct_mode() -> None:
 
 def test_switching_policy_to_direct_removes_the_policy(firewalld_config_dir: Path) -> None:
     fake = runner()
-    backend = _firewalld.FirewalldBackend(fake, Settings(options={"firewalld_mode": "direct"}))
+    backend = _firewalld.FirewalldBackend(fake, BackendOptions(options={"firewalld_mode": "direct"}))
     current = backend.read_current()
     assert "policy protectnet_epns" in current.containers
     desired = backend.compute_desired(POLICY, current)

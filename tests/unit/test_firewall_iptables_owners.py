@@ -6,8 +6,12 @@ import typing as t
 
 import pytest
 from _fake_runner import FakeRunner
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _iptables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import (
+    _iptables,
+    _iptables_ipset,
+    _iptables_save,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions, Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     Group,
@@ -55,7 +59,7 @@ def _backend(runner: Runner, tag: t.Optional[str], ipset: bool = True, persist: 
     options: t.Dict[str, t.Any] = {"iptables_variant": "legacy", "ipset": ipset}
     if tag:
         options["tag"] = tag
-    return _iptables.IptablesBackend(runner, Settings(persist=persist, options=options))
+    return _iptables.IptablesBackend(runner, BackendOptions(persist=persist, options=options))
 
 
 def _both() -> FakeRunner:
@@ -63,14 +67,14 @@ def _both() -> FakeRunner:
 
 
 def test_names_per_tag() -> None:
-    wol = _iptables.Names("protectnet_wol")
-    assert (wol.chain, wol.jump_comment, wol.ipset_prefix) == ("PROTECTNET_WOL", "protectnet_wol jump",
+    wol = _iptables_save.Names("protectnet_wol")
+    assert (wol.chain, wol.jump_comment, wol.set_prefix) == ("PROTECTNET_WOL", "protectnet_wol jump",
                                                               "protectnet_wol_")
-    assert _iptables.DEFAULT_NAMES.chain == _iptables.CHAIN == "PROTECTNET_EPNS"
-    assert _iptables.JUMP_SPEC == '-m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'
+    assert _iptables_save.DEFAULT_NAMES.chain == "PROTECTNET_EPNS"
+    assert _iptables_save.DEFAULT_NAMES.jump_spec == '-m comment --comment "protectnet_epns jump" -j PROTECTNET_EPNS'
     for bad in ("protectnet_epns_x", "protectnet", "Bad-Tag", "x" * 29):
         with pytest.raises(FirewallError):
-            _iptables.Names(bad)
+            _iptables_save.Names(bad)
 
 
 def test_two_owners_read_only_their_own_objects() -> None:
@@ -142,9 +146,9 @@ def test_udp_rules_without_ipset_read_back_idempotent() -> None:
     assert _backend(runner, None, ipset=False).read_current().empty
 
 
-EPNS_OURS = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables.JUMP_SPEC}"],
+EPNS_OURS = ([":PROTECTNET_EPNS - [0:0]"], [f"-A OUTPUT {_iptables_save.DEFAULT_NAMES.jump_spec}"],
              ["-A PROTECTNET_EPNS -d 1.2.3.4/32 -j ACCEPT"])
-WOL_NAMES = _iptables.Names("protectnet_wol")
+WOL_NAMES = _iptables_save.Names("protectnet_wol")
 WOL_OURS = ([":PROTECTNET_WOL - [0:0]"], [f"-A OUTPUT {WOL_NAMES.jump_spec}"],
             ["-A PROTECTNET_WOL -d 239.255.0.9/32 -p udp -j ACCEPT"])
 HOST_FILE = "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
@@ -152,24 +156,24 @@ HOST_FILE = "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\
 
 @pytest.mark.parametrize("before", [HOST_FILE, None])
 def test_saved_rules_file_two_owners_edit_only_their_lines(before: t.Optional[str]) -> None:
-    epns_only = _iptables._edit_rules_file(before, EPNS_OURS)
-    both = _iptables._edit_rules_file(epns_only, WOL_OURS, WOL_NAMES) or ""
+    epns_only = _iptables_save.edit_rules_file(before, EPNS_OURS)
+    both = _iptables_save.edit_rules_file(epns_only, WOL_OURS, WOL_NAMES) or ""
     assert "PROTECTNET_WOL" in both and "PROTECTNET_EPNS" in both
     # re-running either owner changes nothing (no swapping of the owners' lines)
-    assert _iptables._edit_rules_file(both, EPNS_OURS) == both
-    assert _iptables._edit_rules_file(both, WOL_OURS, WOL_NAMES) == both
+    assert _iptables_save.edit_rules_file(both, EPNS_OURS) == both
+    assert _iptables_save.edit_rules_file(both, WOL_OURS, WOL_NAMES) == both
     # either order of installation gives the same file (but for the mark of whoever created it)
-    wol_only = _iptables._edit_rules_file(before, WOL_OURS, WOL_NAMES)
-    other_order = _iptables._edit_rules_file(wol_only, EPNS_OURS) or ""
+    wol_only = _iptables_save.edit_rules_file(before, WOL_OURS, WOL_NAMES)
+    other_order = _iptables_save.edit_rules_file(wol_only, EPNS_OURS) or ""
     assert other_order.splitlines()[int(before is None):] == both.splitlines()[int(before is None):]
     # removal gives the other owner's file back byte for byte, then the host's
-    assert _iptables._edit_rules_file(both, None, WOL_NAMES) == epns_only
+    assert _iptables_save.edit_rules_file(both, None, WOL_NAMES) == epns_only
     if before is not None:
-        assert _iptables._edit_rules_file(both, None) == wol_only
-    assert _iptables._edit_rules_file(other_order, None) == wol_only
-    assert _iptables._edit_rules_file(epns_only, None) == before
-    assert _iptables._edit_rules_file(wol_only, None, WOL_NAMES) == before
-    assert _iptables._edit_rules_file(_iptables._edit_rules_file(both, None), None, WOL_NAMES) == before
+        assert _iptables_save.edit_rules_file(both, None) == wol_only
+    assert _iptables_save.edit_rules_file(other_order, None) == wol_only
+    assert _iptables_save.edit_rules_file(epns_only, None) == before
+    assert _iptables_save.edit_rules_file(wol_only, None, WOL_NAMES) == before
+    assert _iptables_save.edit_rules_file(_iptables_save.edit_rules_file(both, None), None, WOL_NAMES) == before
     if before is None:
         assert (wol_only or "").startswith(WOL_NAMES.created_mark)
 
@@ -179,14 +183,15 @@ def test_ipset_file_two_owners() -> None:
     epns_lines = ["create protectnet_epns_epns_v4 hash:net family inet", "add protectnet_epns_epns_v4 1.2.3.4/32"]
     wol_lines = ["create protectnet_wol_wol_v4 hash:net family inet", "add protectnet_wol_wol_v4 239.255.0.9/32"]
     for before in (host, None):
-        epns = _iptables._edit_ipset_file(before, epns_lines)
-        both = _iptables._edit_ipset_file(epns, wol_lines, WOL_NAMES)
-        assert _iptables._edit_ipset_file(both, epns_lines) == both
-        other_order = _iptables._edit_ipset_file(_iptables._edit_ipset_file(before, wol_lines, WOL_NAMES), epns_lines)
+        epns = _iptables_ipset.edit_ipset_file(before, epns_lines)
+        both = _iptables_ipset.edit_ipset_file(epns, wol_lines, WOL_NAMES)
+        assert _iptables_ipset.edit_ipset_file(both, epns_lines) == both
+        wol_first = _iptables_ipset.edit_ipset_file(before, wol_lines, WOL_NAMES)
+        other_order = _iptables_ipset.edit_ipset_file(wol_first, epns_lines)
         skip = int(before is None)  # the mark of whoever created the file
         assert (other_order or "").splitlines()[skip:] == (both or "").splitlines()[skip:]
-        assert _iptables._edit_ipset_file(both, None, WOL_NAMES) == epns
-        assert _iptables._edit_ipset_file(_iptables._edit_ipset_file(both, None), None, WOL_NAMES) == before
+        assert _iptables_ipset.edit_ipset_file(both, None, WOL_NAMES) == epns
+        assert _iptables_ipset.edit_ipset_file(_iptables_ipset.edit_ipset_file(both, None), None, WOL_NAMES) == before
 
 
 def test_persist_per_owner(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,11 +2,13 @@
 known addresses (and the job says so); only a successful answer replaces a set."""
 from __future__ import annotations
 
+import functools
+import os
 import socket
 import typing as t
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _refresh
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _backends, _refresh, _rollback
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import (
     FileChange,
     FirewallBackend,
@@ -51,14 +53,11 @@ class FakeBackend(FirewallBackend):
     def persist(self, desired: State, planned: t.Any = None) -> t.List[FileChange]:
         return []
 
-    def ruleset(self) -> str:
-        return ""
-
 
 @pytest.fixture(autouse=True)
 def fake_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
-    monkeypatch.setattr(_engine, "make_backend", lambda name, runner, settings: FakeBackend(runner, settings))
-    monkeypatch.setattr(_refresh, "ROLLBACK_BASE", str(tmp_path / "rollback"))
+    monkeypatch.setattr(_backends, "make_backend", lambda name, runner, options: FakeBackend(runner, options))
+    monkeypatch.setattr(_rollback, "pending", functools.partial(_rollback.pending, str(tmp_path / "rollback")))
     FakeBackend.applied = []
 
 
@@ -113,3 +112,11 @@ def test_both_families_failing_changes_nothing() -> None:
         _refresh.refresh(CONFIG, runner=None, resolver=resolver(answers))
     assert FakeBackend.applied == []
 
+
+
+def test_a_change_waiting_for_its_confirmation_makes_the_refresh_wait(tmp_path: t.Any) -> None:
+    os.makedirs(tmp_path / "rollback" / "20260101T000000-abcd")
+    (tmp_path / "rollback" / "20260101T000000-abcd" / "armed").write_text("1")
+    result = _refresh.refresh(CONFIG, runner=None, resolver=resolver({socket.AF_INET: NEW4, socket.AF_INET6: NEW6}))
+    assert result == {"changed": False, "msg": "a firewall change is waiting for its confirmation; not refreshing"}
+    assert FakeBackend.applied == []

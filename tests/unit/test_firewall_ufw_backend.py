@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _fake_runner import FakeRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _ufw
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     Group,
@@ -96,7 +96,7 @@ def test_absent_deletes_exactly_its_rules_and_tagged_strays() -> None:
     stray = ADDED_OURS + "ufw allow out to 10.0.0.1 port 25 proto tcp comment 'protectnet_epns old'\n"
     backend = _ufw.UfwBackend(runner(stray))
     current = backend.read_current()
-    plan = backend.remove_own(current)
+    plan = backend.plan(current, State())
     assert [s.do.argv[1:] for s in plan.steps] == [
         ("delete", *args("91.228.165.144/30")), ("delete", *args("198.18.1.10/32")),
         ("delete", *args("2001:db8:0:1::10/128", V6)),
@@ -127,7 +127,7 @@ def test_detection_active_inactive_missing() -> None:
 
 
 def test_persist_false_is_refused_before_any_change() -> None:
-    backend = _ufw.UfwBackend(runner(), Settings(persist=False))
+    backend = _ufw.UfwBackend(runner(), BackendOptions(persist=False))
     with pytest.raises(FirewallError, match="ufw has no runtime-only rules"):
         backend.compute_desired(POLICY, State())
     assert backend.persist(State()) == []

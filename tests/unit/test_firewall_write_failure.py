@@ -21,7 +21,7 @@ def test_a_failed_write_removes_the_directories_the_earlier_writes_created(tmp_p
     files = [FileChange(str(tmp_path / "saved" / "rules" / "rules.v4"), "*filter\nCOMMIT\n"),
              FileChange(str(tmp_path / "blocked" / "job"), "x\n")]
     with pytest.raises(ApplyError, match=r"writing .*/blocked/job failed"):
-        _engine._write_files(files, [], [], SubprocessRunner(), None, None)  # type: ignore[arg-type]
+        _engine._write_files(_engine.RunPlan([], files), SubprocessRunner())
     assert _tree(tmp_path) == before
 
 
@@ -30,5 +30,5 @@ def test_a_directory_that_holds_something_else_stays(tmp_path: Path) -> None:
     (tmp_path / "saved").mkdir()
     (tmp_path / "saved" / "host-own").write_text("kept\n")
     with pytest.raises(ApplyError):
-        _engine._write_files(files, [], [], SubprocessRunner(), None, None)  # type: ignore[arg-type]
+        _engine._write_files(_engine.RunPlan([], files), SubprocessRunner())
     assert sorted(os.listdir(tmp_path / "saved")) == ["host-own"]

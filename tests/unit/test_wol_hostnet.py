@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 from _fake_runner import OK, FakeRunner
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError, Group, Policy
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _names, _nftables
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
+    ApplyError,
+    FirewallError,
+    Group,
+    Policy,
+)
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _routes
 from test_firewall_iptables_owners import BOTH, IPSETS, TOOLS
 from test_firewall_ufw_backend import STATUS_ACTIVE
@@ -30,6 +35,12 @@ ROUTES_ADDED = {("ip", "-4", "route", "replace", "239.255.0.9/32", "dev", "eth0"
                 ("ip", "-6", "route", "replace", "ff05::9/128", "dev", "eth0", "proto", "186"): OK}
 
 
+@pytest.fixture
+def host_keeps_what_was_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake runner answers every read the same; the engine's read-back after applying sees what was applied."""
+    monkeypatch.setattr(_engine, "_read_back", lambda owner: owner.desired)
+
+
 def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", {"/nonexistent/protectnet-test/if-up.d": "hook"})
     runner = FakeRunner({**HOST_NET, ("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
@@ -42,7 +53,7 @@ def test_check_mode_reads_only_and_predicts(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_nftables_udp_group_under_its_own_tag() -> None:
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
-    backend = _nftables.NftablesBackend(runner, Settings(persist=False, options={"tag": "protectnet_wol"}))
+    backend = _nftables.NftablesBackend(runner, BackendOptions(persist=False, options={"tag": "protectnet_wol"}))
     current = backend.read_current()
     policy = _hostnet.wol_policy(DESTS, 9, 16)
     desired = backend.compute_desired(policy, current)
@@ -64,14 +75,14 @@ def test_epns_backend_ignores_wol_objects_and_the_other_way_round() -> None:
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": wol_table}), "")})
     epns = _nftables.NftablesBackend(runner)
     assert epns.read_current().empty
-    wol = _nftables.NftablesBackend(runner, Settings(options={"tag": "protectnet_wol"}))
+    wol = _nftables.NftablesBackend(runner, BackendOptions(options={"tag": "protectnet_wol"}))
     found = wol.read_current()
     assert "table inet protectnet_wol" in found.containers
     assert any("hostfw output: protectnet_wol wol ipv4 udp 9 ttl 16" in k for k in found.rules)
 
 
 def test_tcp_groups_render_as_before() -> None:
-    rule = _nftables.rule_text(_nftables.rule_comment("epns", "ipv4", (443, 8883)), True)
+    rule = _nftables.rule_text(_nftables.DEFAULT_NAMES.rule_comment("epns", "ipv4", (443, 8883)), True)
     assert rule == ('ip daddr @epns_v4 tcp dport { 443, 8883 } accept comment "protectnet_epns epns ipv4 tcp 443,8883"')
     assert Policy((Group("epns", (443,)),)).groups[0].proto == "tcp"
 
@@ -90,9 +101,9 @@ def test_another_owners_hook_above_ours_does_not_move_ours() -> None:
         {"rule": {"family": "inet", "table": "hostfw", "chain": "output", "handle": 7, "expr": []}},
     ]}
     runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps(ruleset), "")})
-    rules = _nftables.NftablesBackend(runner, Settings(persist=False)).read_current().rules
+    rules = _nftables.NftablesBackend(runner, BackendOptions(persist=False)).read_current().rules
     assert len(rules) == 1
-    assert all(text.endswith(_nftables.FIRST) for text in rules.values()), rules
+    assert all(text.endswith(_names.FIRST) for text in rules.values()), rules
 
 
 # -- iptables beside the TTL table, failures, absent ---------------------------------------------------------------
@@ -110,6 +121,7 @@ def _nft_scripts(runner: FakeRunner) -> t.List[str]:
     return [data or "" for key, data in runner.calls if key[:2] == ("nft", "-f")]
 
 
+@pytest.mark.usefixtures("host_keeps_what_was_applied")
 def test_iptables_gets_the_udp_rules_and_a_ttl_table_for_the_groups_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
     runner = _iptables_runner()
@@ -140,6 +152,7 @@ def test_a_ttl_needs_nft_beside_iptables_and_fails_before_any_change(monkeypatch
     assert out["firewall"]["multicast_ttl"] == {"ttl": None, "by": "nothing"}
 
 
+@pytest.mark.usefixtures("host_keeps_what_was_applied")
 def test_a_failing_firewall_puts_the_routes_and_the_ttl_table_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
     runner = _iptables_runner()
@@ -173,6 +186,7 @@ def test_ufw_without_persistence_fails_before_any_change(monkeypatch: pytest.Mon
     assert runner.calls and not writes, runner.calls
 
 
+@pytest.mark.usefixtures("host_keeps_what_was_applied")
 def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one_run(
         tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """From iptables (the TTL table beside it) to nftables (the filter table rewrites the TTL): both owners edit the
@@ -199,3 +213,28 @@ def test_the_ttl_moving_into_the_nftables_filter_swaps_the_include_blocks_in_one
     assert not Path(ttl_names.persist_file).exists() and Path(wol_names.persist_file).exists()
     again = _hostnet.apply(runner, DESTS, 9, check_mode=True, **run)  # type: ignore[arg-type]
     assert again["firewall"]["files"] == [] and again["firewall"]["multicast_ttl"]["files"] == []
+
+
+def test_a_firewall_that_does_not_hold_what_was_applied_fails_and_writes_no_file(
+        tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's read-back after applying: here the host (the fake) still shows nothing after the transaction."""
+    monkeypatch.setattr(_nftables, "MAIN_CONFS", (str(tmp_path / "nftables.conf"),))
+    monkeypatch.setattr(_nftables, "PERSIST_FILE", str(tmp_path / "own" / "nftables.nft"))
+    monkeypatch.setattr(_nftables, "service_enabled", lambda: True)
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), ""),
+                         ("nft", "-f", "-"): OK})
+    with pytest.raises(ApplyError, match="did not match the plan after applying it"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=False, firewall=True,
+                       backend_name="nftables", persist=True, check_mode=False)
+    assert len(_nft_scripts(runner)) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_firewall_change_waiting_for_its_confirmation_stops_the_run_before_any_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine._rollback, "pending", lambda: ["20260101T000000-abcd"])
+    monkeypatch.setattr(_routes, "HOOK_DIRS", HOOKS_OFF)
+    runner = FakeRunner({("nft", "-j", "list", "ruleset"): (0, json.dumps({"nftables": []}), "")})
+    with pytest.raises(FirewallError, match=r"\(20260101T000000-abcd\) is still waiting for its confirmation"):
+        _hostnet.apply(runner, DESTS, 9, state="present", interface=None, ttl=16, routes=False, firewall=True,
+                       backend_name="nftables", persist=False, check_mode=False)
+    assert _nft_scripts(runner) == []

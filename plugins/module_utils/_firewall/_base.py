@@ -4,7 +4,7 @@
 # PRIVATE to the collection: not a public API, may change without notice.
 #
 # The backend interface every firewall backend implements (see README.md in this directory), and the small
-# value types it trades in: Command, Step, Plan, FileChange, Detection, Settings. Standard library only;
+# value types it trades in: Command, Step, Plan, FileChange, Detection, BackendOptions. Standard library only;
 # managed hosts run Python 3.8+. Nothing here imports Ansible, so the refresh job can run the same code.
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ class Detection:
 
 
 @dataclass
-class Settings:
+class BackendOptions:
     """Options every backend receives. Backend-specific ones are read with .get() so new backends add their own."""
 
     persist: bool = True
@@ -258,9 +258,9 @@ class FirewallBackend(abc.ABC):
 
     name: t.ClassVar[str] = ""
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
         self.runner = runner
-        self.settings = settings or Settings()
+        self.options = options or BackendOptions()
         self.warnings: t.List[str] = []
         # Parts of the policy this host cannot carry, each {family, networks, reason} (the module's not_applied).
         self.not_applied: t.List[t.Dict[str, t.Any]] = []
@@ -278,6 +278,13 @@ class FirewallBackend(abc.ABC):
             raise FirewallError(f"backend {self.name} is not installed on this host ({found.detail})")
         if not found.usable:
             raise FirewallError(f"backend {self.name} is installed but not usable: {found.detail}")
+
+    def _tool(self, command: str, missing: str) -> str:
+        """The path of one of the backend's commands; FirewallError (missing says what is not installed) without it."""
+        path = self.runner.which(command)
+        if not path:
+            raise FirewallError(f"backend {self.name}: {missing}")
+        return path
 
     # the state machine --------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -320,18 +327,6 @@ class FirewallBackend(abc.ABC):
                              + (" (the steps before it were undone)" if done else ""),
                              rolled_back=True, detail=step.do.stdin or "")
 
-    def remove_own(self, current: State) -> Plan:
-        """The plan that removes every owned object and nothing else."""
-        return self.plan(current, State())
-
-    def snapshot(self) -> State:
-        """What restore_plan() needs to put our objects back exactly as they are now."""
-        return self.read_current()
-
-    def restore_plan(self, snapshot: State, now: t.Optional[State] = None) -> Plan:
-        """The plan that returns our objects to snapshot (used for rollback; computed right after apply)."""
-        return self.plan(now if now is not None else self.read_current(), snapshot)
-
     def refresh_desired(self, policy: Policy, current: State) -> State:
         """current with only the contents of its existing sets replaced by policy's addresses (the refresh job).
         Never adds or removes containers, sets or rules."""
@@ -344,7 +339,3 @@ class FirewallBackend(abc.ABC):
         """The file changes that make desired survive a reboot in the distribution's usual way (desired empty:
         remove what an earlier run persisted). Only changed files are returned; nothing is written here. planned:
         files an earlier owner of the same run writes; a file found there is edited from that content."""
-
-    @abc.abstractmethod
-    def ruleset(self) -> str:
-        """Read-only: the host's whole ruleset as text, for diagnostics and byte-for-byte comparisons."""

@@ -32,7 +32,7 @@
 # runtime `--direct --add-rule/--remove-rule` of the affected rules (no reload).
 #
 # Owners: the default tag (protectnet_epns) is epns_firewall's; wol_multicast passes its own tag in
-# Settings.options['tag'] and gets its own policy (protectnet_wol, priority -32767), ipsets (protectnet_wol_*),
+# BackendOptions.options['tag'] and gets its own policy (protectnet_wol, priority -32767), ipsets (protectnet_wol_*),
 # direct chain (PROTECTNET_WOL) and rules for UDP (Group.proto). Each owner reads, changes and removes only its own
 # objects and its own lines of direct.xml. firewalld cannot rewrite a TTL.
 from __future__ import annotations
@@ -45,6 +45,7 @@ import typing as t
 from xml.sax.saxutils import escape, quoteattr
 
 from ._base import (
+    BackendOptions,
     Command,
     CommandError,
     Detection,
@@ -53,11 +54,27 @@ from ._base import (
     Plan,
     Planned,
     Runner,
-    Settings,
     Step,
     file_change,
     planned_text,
     read_text,
+)
+from ._firewalld_text import (
+    DEFAULT_NAMES,
+    DIRECT_PRIORITY,
+    NETWORKS,
+    TARGET,
+    Names,
+    direct_comment,
+    direct_rule_args,
+    direct_rule_key,
+    join_args,
+    jump_args,
+    merge_direct_xml,
+    parse_info,
+    policy_spec,
+    rich_rule,
+    split_direct_key,
 )
 from ._model import (
     FAMILIES,
@@ -66,60 +83,19 @@ from ._model import (
     Policy,
     State,
     canonical_element,
-    check_owner_tag,
     diff,
     element_sort_key,
 )
 
-PRIORITY = -32768
-TARGET = "CONTINUE"
 CONFIG_DIR = "/etc/firewalld"
-SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 IPSET_FAMILY = {"ipv4": "inet", "ipv6": "inet6"}
-NOT_RUNNING = 252  # firewall-cmd --state: "not running"
 MODES = ("auto", "policy", "direct")
 POLICY_VERSION = (0, 9)  # policy objects
 IPSET_VERSION = (0, 4)  # ipsets
 CHECK_CONFIG_VERSION = (0, 4, 4)  # firewall-cmd --check-config
-DIRECT_PRIORITY = "0"
-DIRECT_HEADER = '<?xml version="1.0" encoding="utf-8"?>'
-NETWORKS = "<networks>"  # placeholder in a no-ipset direct rule's text: one rule per network of its set
 
 _RICH_RE = re.compile(r'^rule family="(?P<family>ipv4|ipv6)" destination ipset="(?P<ipset>[^"]+)" '
                       r'port port="(?P<port>\d+)" protocol="(?P<proto>tcp|udp)" accept$')
-_MARK_RE = re.compile(r"^<!-- protectnet_[a-z0-9_]+: created by protectnet\.epns[^>]*-->$")
-
-
-class Names:
-    """The objects of one owner: epns_firewall's by default (TAG), another capability's (wol_multicast) by its tag."""
-
-    def __init__(self, tag: str = TAG) -> None:
-        self.tag = check_owner_tag(tag, 20)
-        self.policy = tag
-        self.priority = PRIORITY if tag == TAG else PRIORITY + 1
-        self.chain = tag.upper()
-        self.jump_comment = f"{tag} jump"
-        self.creator = "protectnet.epns.epns_firewall" if tag == TAG else f"protectnet.epns ({tag})"
-        self.direct_mark = f"<!-- {tag}: created by {self.creator}; other direct rules may be added -->"
-        self.what = "EPNS egress" if tag == TAG else "Wake-on-LAN egress"
-
-
-DEFAULT_NAMES = Names()
-POLICY, CHAIN, DIRECT_MARK = DEFAULT_NAMES.policy, DEFAULT_NAMES.chain, DEFAULT_NAMES.direct_mark
-
-
-def ipset_name(group: str, family: str, names: Names = DEFAULT_NAMES) -> str:
-    return f"{names.tag}_{group}_{SUFFIX[family]}"
-
-
-def rich_rule(group: str, family: str, port: int, proto: str = "tcp", names: Names = DEFAULT_NAMES) -> str:
-    return (f'rule family="{family}" destination ipset="{ipset_name(group, family, names)}" port port="{port}" '
-            f'protocol="{proto}" accept')
-
-
-def policy_spec(ingress: str = "HOST", egress: str = "ANY", target: str = TARGET, priority: t.Any = PRIORITY,
-                extra: str = "") -> str:
-    return f"{ingress} -> {egress}, target {target}, priority {priority}" + (f", {extra}" if extra else "")
 
 
 def parse_version(text: str) -> t.Optional[t.Tuple[int, ...]]:
@@ -134,115 +110,23 @@ def pick_mode(wanted: str, version: t.Optional[t.Tuple[int, ...]]) -> str:
         raise FirewallError(f"firewalld_mode {wanted!r} is unknown (expected one of {', '.join(MODES)})")
     has_policies = version is None or version >= POLICY_VERSION
     if wanted == "policy" and not has_policies:
-        raise FirewallError(f"backend firewalld: firewalld {_v(version)} has no policy objects (0.9 or later is "
-                            "needed); use firewalld_mode direct (or auto) on this host")
+        raise FirewallError(f"backend firewalld: firewalld {version_text(version)} has no policy objects "
+                            "(0.9 or later is needed); use firewalld_mode direct (or auto) on this host")
     if wanted == "auto":
         return "policy" if has_policies else "direct"
     return wanted
 
 
-def _v(version: t.Optional[t.Tuple[int, ...]]) -> str:
+def version_text(version: t.Optional[t.Tuple[int, ...]]) -> str:
     return ".".join(str(n) for n in version) if version else "(unknown version)"
-
-
-def join_args(args: t.Sequence[str]) -> str:
-    """Direct rule arguments as one canonical line (arguments with blanks in double quotes, like iptables-save)."""
-    return " ".join(f'"{a}"' if (not a or any(c.isspace() for c in a)) else a for a in args)
-
-
-def direct_rule_args(group: str, family: str, ports: t.Sequence[int], ipsets: bool, network: str = NETWORKS,
-                     proto: str = "tcp", names: Names = DEFAULT_NAMES) -> t.List[str]:
-    comment = f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
-    match = ["-m", "set", "--match-set", ipset_name(group, family, names), "dst"] if ipsets else ["-d", network]
-    return ["-p", proto, *match, "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
-            "-m", "comment", "--comment", comment, "-j", "ACCEPT"]
-
-
-def jump_args(names: Names = DEFAULT_NAMES) -> t.List[str]:
-    return ["-m", "comment", "--comment", names.jump_comment, "-j", names.chain]
-
-
-def _comment(args: t.Sequence[str]) -> str:
-    for i, arg in enumerate(args[:-1]):
-        if arg == "--comment":
-            return args[i + 1]
-    return ""
-
-
-def direct_rule_key(ipv: str, table: str, chain: str, priority: str, args: t.Sequence[str]) -> str:
-    return f"direct {ipv} {table} {chain} {priority}: {_comment(args) or join_args(args)}"
-
-
-def _split_key(key: str) -> t.Tuple[str, str, str, str]:
-    ipv, table, chain, priority = key.split(":", 1)[0].split()[1:5]
-    return ipv, table, chain, priority
-
-
-def _is_own_direct_line(line: str, names: Names = DEFAULT_NAMES) -> bool:
-    text = line.strip()
-    return text.startswith(("<chain ", "<rule ")) and re.search(r"\b" + names.chain + r"\b", text) is not None
-
-
-def _only_our_skeleton(lines: t.Sequence[str]) -> bool:
-    """direct.xml holds nothing but the header, <direct>, </direct> and protectnet.epns creation marks (at least
-    one): a file one of our owners created and that is empty again."""
-    texts = [line.strip() for line in lines if line.strip()]
-    marks = [text for text in texts if _MARK_RE.match(text)]
-    rest = [text for text in texts if not _MARK_RE.match(text)]
-    return bool(marks) and rest == [DIRECT_HEADER, "<direct>", "</direct>"]
-
-
-def merge_direct_xml(before: t.Optional[str], own: t.Sequence[str], names: Names = DEFAULT_NAMES
-                     ) -> t.Optional[str]:
-    """direct.xml with exactly our lines (own; [] removes ours): others' lines are kept byte for byte, ours go right
-    after <direct>. A file we (any owner) created and that holds nothing else any more is removed (None)."""
-    if before is None:
-        if not own:
-            return None
-        return (f"{DIRECT_HEADER}\n<direct>\n{names.direct_mark}\n" + "".join(f"{line}\n" for line in own)
-                + "</direct>\n")
-    lines = [line for line in before.splitlines(keepends=True) if not _is_own_direct_line(line, names)]
-    if own:
-        at = next((i + 1 for i, line in enumerate(lines) if line.strip().startswith("<direct") and
-                   line.strip().endswith(">") and not line.strip().endswith("/>")), None)
-        if at is None:
-            raise FirewallError("backend firewalld: cannot edit /etc/firewalld/direct.xml (no <direct> element "
-                                "found): fix or remove the file")
-        while at < len(lines) and _MARK_RE.match(lines[at].strip()):
-            at += 1
-        lines[at:at] = [f"{line}\n" for line in own]
-    text = "".join(lines)
-    return None if _only_our_skeleton(lines) else text
-
-
-def parse_info(text: str) -> t.Dict[str, t.Any]:
-    """`firewall-cmd --info-policy/--info-ipset` output: {'name': ..., key: value, 'rich rules': [...]}."""
-    info: t.Dict[str, t.Any] = {}
-    lines = text.splitlines()
-    if lines:
-        info["name"] = lines[0].split()[0] if lines[0].split() else ""
-    key = ""
-    for line in lines[1:]:
-        if line.startswith("\t") and key:
-            info.setdefault(key, [])
-            if isinstance(info[key], list):
-                info[key].append(line.strip())
-            continue
-        name, sep, value = line.strip().partition(":")
-        if not sep:
-            continue
-        key = name.strip()
-        value = value.strip()
-        info[key] = [] if key == "rich rules" else value
-    return info
 
 
 class FirewalldBackend(FirewallBackend):
     name = "firewalld"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = Names(str(self.options.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -260,7 +144,7 @@ class FirewalldBackend(FirewallBackend):
                             "(systemctl start firewalld) or choose another backend")
             return found
         found.usable = found.active = True
-        found.owns = os.path.exists(cls.policy_path()) or CHAIN in (read_text(cls.direct_path()) or "")
+        found.owns = os.path.exists(cls.policy_path()) or DEFAULT_NAMES.chain in (read_text(cls.direct_path()) or "")
         found.detail = "firewalld is running" + (", the EPNS objects are in its configuration" if found.owns else "")
         return found
 
@@ -274,10 +158,7 @@ class FirewalldBackend(FirewallBackend):
         return f"{CONFIG_DIR}/ipsets/{name}.xml"
 
     def _fc(self) -> str:
-        fc = self.runner.which("firewall-cmd")
-        if not fc:
-            raise FirewallError("backend firewalld: firewall-cmd is not installed")
-        return fc
+        return self._tool("firewall-cmd", "firewall-cmd is not installed")
 
     # -- reading ---------------------------------------------------------------------------------------------
     def capabilities(self) -> t.Dict[str, t.Any]:
@@ -285,13 +166,13 @@ class FirewalldBackend(FirewallBackend):
         fc = self._fc()
         _rc, out, err = self.runner.run([fc, "--version"])
         version = parse_version(out or err)
-        mode = pick_mode(str(self.settings.get("firewalld_mode", "auto")), version)
-        ipsets = (version is None or version >= IPSET_VERSION) and self.settings.get("ipset", True) is not False
+        mode = pick_mode(str(self.options.get("firewalld_mode", "auto")), version)
+        ipsets = (version is None or version >= IPSET_VERSION) and self.options.get("ipset", True) is not False
         if mode == "direct" and version is not None and version >= POLICY_VERSION:
             self.warnings.append(
-                f"firewalld_mode direct on firewalld {_v(version)}: the direct rules open EPNS in iptables only; a "
-                "reject or drop in firewalld's own policies or zones (nftables backend) still applies")
-        return {"version": _v(version), "mode": mode, "ipsets": ipsets,
+                f"firewalld_mode direct on firewalld {version_text(version)}: the direct rules open EPNS in iptables "
+                "only; a reject or drop in firewalld's own policies or zones (nftables backend) still applies")
+        return {"version": version_text(version), "mode": mode, "ipsets": ipsets,
                 "policies": version is None or version >= POLICY_VERSION,
                 "check_config": version is None or version >= CHECK_CONFIG_VERSION}
 
@@ -338,7 +219,7 @@ class FirewalldBackend(FirewallBackend):
             # an unknown version without policy objects: direct rules instead (policy mode fails)
             caps["policies"] = False
             state.meta["policies"] = False
-            if str(self.settings.get("firewalld_mode", "auto")) == "policy":
+            if str(self.options.get("firewalld_mode", "auto")) == "policy":
                 raise FirewallError("backend firewalld: this firewalld has no policy objects (firewalld 0.9 or "
                                     "later is needed); use firewalld_mode direct (or auto) on this host")
             caps["mode"] = state.meta["mode"] = "direct"
@@ -356,7 +237,7 @@ class FirewalldBackend(FirewallBackend):
             if len(words) < 5:
                 continue
             ipv, table, chain, priority, args = words[0], words[1], words[2], words[3], words[4:]
-            comment = _comment(args)
+            comment = direct_comment(args)
             if chain != own_chain and args[-2:] != ["-j", own_chain] and not (
                     comment == self.names.tag or comment.startswith(self.names.tag + " ")):
                 continue
@@ -394,7 +275,7 @@ class FirewalldBackend(FirewallBackend):
                 desired.rules[direct_rule_key(ipv, "filter", "OUTPUT", DIRECT_PRIORITY, jump)] = join_args(jump)
         for group in policy.groups:
             for family in FAMILIES:
-                name = ipset_name(group.name, family, names)
+                name = names.set_name(group.name, family)
                 if caps["mode"] == "direct":
                     args = direct_rule_args(group.name, family, group.ports, caps["ipsets"], proto=group.proto,
                                             names=names)
@@ -427,7 +308,7 @@ class FirewalldBackend(FirewallBackend):
             ipv, table, chain = key.split()[2:5]
             lines.append(f"  <chain ipv={quoteattr(ipv)} table={quoteattr(table)} chain={quoteattr(chain)}/>")
         for key in sorted(k for k in state.rules if k.startswith("direct ")):
-            ipv, table, chain, priority = _split_key(key)
+            ipv, table, chain, priority = split_direct_key(key)
             texts = ([state.rules[key].replace(NETWORKS, n) for n in sorted(state.sets[key], key=element_sort_key)]
                      if key in state.sets else [state.rules[key]])
             lines += [f"  <rule ipv={quoteattr(ipv)} table={quoteattr(table)} chain={quoteattr(chain)} "
@@ -435,7 +316,7 @@ class FirewalldBackend(FirewallBackend):
         return lines
 
     def _direct_rule_command(self, fc: str, key: str, text: str, network: str, add: bool) -> Command:
-        ipv, table, chain, priority = _split_key(key)
+        ipv, table, chain, priority = split_direct_key(key)
         args = shlex.split(text.replace(NETWORKS, network))
         return Command((fc, "--direct", "--add-rule" if add else "--remove-rule", ipv, table, chain, priority,
                         *args))
@@ -546,23 +427,12 @@ class FirewalldBackend(FirewallBackend):
     # -- persistence -------------------------------------------------------------------------------------------
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """firewalld's permanent configuration: our XML objects (none with persist: false or state=absent)."""
-        target: t.Dict[str, t.Optional[str]] = dict(self.render_files(desired)) if self.settings.persist else {}
+        target: t.Dict[str, t.Optional[str]] = dict(self.render_files(desired)) if self.options.persist else {}
         paths = sorted(set(target) | set(self.own_paths_on_disk()))
         direct = self.direct_path()
         before = planned_text(direct, planned)
-        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.settings.persist else [],
+        target[direct] = merge_direct_xml(before, self.direct_lines(desired) if self.options.persist else [],
                                           self.names)
         if target[direct] != before:
             paths.append(direct)
         return [c for c in (file_change(p, target.get(p), planned=planned) for p in paths) if c.changed]
-
-    def ruleset(self) -> str:
-        fc = self._fc()
-        parts = [self.runner.check([fc, "--list-all-zones"], what="listing the firewalld zones"),
-                 self.runner.check([fc, "--direct", "--get-all-rules"], what="listing the direct rules")]
-        rc, out, _err = self.runner.run([fc, "--list-all-policies"])
-        if rc == 0:
-            parts.insert(0, out)
-        for name in self.runner.check([fc, "--get-ipsets"], what="listing the firewalld ipsets").split():
-            parts.append(self.runner.check([fc, "--info-ipset", name], what=f"reading ipset {name}"))
-        return "".join(parts)

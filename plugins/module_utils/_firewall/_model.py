@@ -8,9 +8,7 @@
 # except name resolution in resolve(). Standard library only; managed hosts run Python 3.8+.
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import re
 import socket
 import typing as t
 from dataclasses import dataclass, field
@@ -33,16 +31,6 @@ class ApplyError(FirewallError):
         super().__init__(message)
         self.rolled_back = rolled_back
         self.detail = detail
-
-
-def check_owner_tag(tag: str, max_length: int) -> str:
-    """An owner tag (Settings.options['tag']): TAG itself, or [a-z][a-z0-9_]* of at most max_length characters (the
-    backend's name limits) that neither starts with TAG nor is a prefix of it, so no owner ever reads another's."""
-    if tag != TAG and (not re.match(r"^[a-z][a-z0-9_]*$", tag) or len(tag) > max_length
-                       or tag.startswith(TAG) or TAG.startswith(tag)):
-        raise FirewallError(f"firewall tag {tag!r}: expected [a-z][a-z0-9_]* (at most {max_length} characters) not "
-                            f"overlapping with {TAG!r}")
-    return tag
 
 
 # -- destinations ---------------------------------------------------------------------------------------------
@@ -203,11 +191,6 @@ class Group:
     def addresses(self, family: str) -> t.Tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6
 
-    def fingerprint(self, *extra: str) -> str:
-        """A short digest of what a rule for this group says (not the addresses, which live in sets)."""
-        text = "|".join([self.name, ",".join(str(p) for p in self.ports), *extra])
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -286,7 +269,7 @@ class State:
 
     containers: tables, chains, ipsets' definitions and hooks into foreign chains: id -> one line of spec text.
     sets:       address sets: id -> set of canonical CIDR strings (the only thing a refresh changes).
-    rules:      rules: id -> human text; the id carries a fingerprint of the rule, so equal ids mean equal rules.
+    rules:      rules: id -> human text; the id carries the rule's comment, so equal ids mean equal rules.
     meta:       backend-private facts needed to act (rule handles, foreign chains found); never compared.
     """
 
@@ -365,16 +348,22 @@ class Diff:
         }
 
 
+def _diff_texts(current: t.Mapping[str, str], desired: t.Mapping[str, str], added: t.Dict[str, str],
+                removed: t.Dict[str, str]) -> None:
+    """Containers and rules, id -> text: a changed text is the old one removed and the new one added."""
+    for key, text in desired.items():
+        if current.get(key) != text:
+            added[key] = text
+            if key in current:
+                removed[key] = current[key]
+    for key, text in current.items():
+        if key not in desired:
+            removed[key] = text
+
+
 def diff(current: State, desired: State) -> Diff:
     result = Diff()
-    for key, spec in desired.containers.items():
-        if current.containers.get(key) != spec:
-            result.containers_added[key] = spec
-            if key in current.containers:
-                result.containers_removed[key] = current.containers[key]
-    for key, spec in current.containers.items():
-        if key not in desired.containers:
-            result.containers_removed[key] = spec
+    _diff_texts(current.containers, desired.containers, result.containers_added, result.containers_removed)
     for key, elements in desired.sets.items():
         if key not in current.sets:
             result.sets_added[key] = sorted(elements, key=element_sort_key)
@@ -384,12 +373,5 @@ def diff(current: State, desired: State) -> Diff:
     for key, elements in current.sets.items():
         if key not in desired.sets:
             result.sets_removed[key] = sorted(elements, key=element_sort_key)
-    for key, text in desired.rules.items():
-        if current.rules.get(key) != text:
-            result.rules_added[key] = text
-            if key in current.rules:
-                result.rules_removed[key] = current.rules[key]
-    for key, text in current.rules.items():
-        if key not in desired.rules:
-            result.rules_removed[key] = text
+    _diff_texts(current.rules, desired.rules, result.rules_added, result.rules_removed)
     return result

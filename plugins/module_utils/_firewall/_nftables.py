@@ -27,6 +27,7 @@ import re
 import typing as t
 
 from ._base import (
+    BackendOptions,
     Command,
     Detection,
     FileChange,
@@ -34,28 +35,22 @@ from ._base import (
     Plan,
     Planned,
     Runner,
-    Settings,
     Step,
     file_change,
     planned_text,
 )
-from ._model import TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff, element_sort_key
+from ._model import TAG, FirewallError, Policy, State, canonical_element, diff, element_sort_key
+from ._names import FAMILY_SUFFIX, FIRST, OWNER_PREFIX, OwnerNames
 
 OWN_FAMILY = "inet"
-OWN_TABLE = TAG
 OWN_CHAIN = "output"
 OWN_CHAIN_SPEC = "type filter hook output priority 0; policy accept"
-FOREIGN_SET_PREFIX = TAG + "_"
 DENY_HOOKS = ("output", "postrouting")
 IPTABLES_NFT_TABLES = ("filter", "mangle", "raw", "security", "nat")
 IPTABLES_NFT_CHAINS = ("INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING")
-FAMILY_SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 SET_TYPE = {"v4": "ipv4_addr", "v6": "ipv6_addr"}
 MATCH_KEYWORD = {"ipv4": "ip", "ipv6": "ip6"}
 TABLE_FAMILIES = {"inet": ("ipv4", "ipv6"), "ip": ("ipv4",), "ip6": ("ipv6",)}
-# Every owner tag starts with this (protectnet_epns, protectnet_wol).
-OWNER_PREFIX = "protectnet_"
-FIRST = " [first in chain]"
 
 MAIN_CONFS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
 PERSIST_FILE = "/etc/protectnet_epns/nftables.nft"
@@ -63,26 +58,21 @@ UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/sys
 BLOCK_BEGIN = "# BEGIN protectnet.epns (managed by protectnet.epns.epns_firewall; do not edit)"
 BLOCK_END = "# END protectnet.epns"
 
-_COMMENT_TAIL = (r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)"
-                 r"(?: ttl (?P<ttl>[0-9]+))?$")
-_COMMENT_RE = re.compile(r"^" + TAG + _COMMENT_TAIL)
 TTL_SET = {"ipv4": "ip ttl set", "ipv6": "ip6 hoplimit set"}
 
 
-class Names:
-    """The names one owner uses: the default tag is epns_firewall's; another capability (wol_multicast) passes its
-    own tag in Settings.options['tag'] and gets its own table, set prefix, comments and persisted file."""
+class Names(OwnerNames):
+    """One owner's table and persisted file: the default tag is epns_firewall's; another capability (wol_multicast)
+    passes its own tag in BackendOptions.options['tag']."""
 
     def __init__(self, tag: str = TAG, ttl_only: bool = False) -> None:
         if ttl_only and tag == TAG:
             raise FirewallError(f"firewall tag {TAG!r} filters; a TTL-only table needs a tag of its own")
-        self.tag = check_owner_tag(tag, 40)
+        super().__init__(tag, 40, ttl_comments=True)
         # ttl_only: a table that only rewrites the TTL (no verdict, no hooks into other tables), beside a firewall
         # that nftables does not manage (iptables, firewalld, ufw), for wol_multicast
         self.ttl_only = ttl_only
         self.table = tag
-        self.foreign_prefix = tag + "_"
-        self.comment_re = _COMMENT_RE if tag == TAG else re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
 
     @property
     def persist_file(self) -> str:
@@ -99,15 +89,9 @@ class Names:
 DEFAULT_NAMES = Names()
 
 
-def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp", ttl: t.Optional[int] = None,
-                 names: Names = DEFAULT_NAMES) -> str:
-    return (f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
-            + (f" ttl {ttl}" if ttl else ""))
-
-
 def set_name(group: str, family: str, own: bool, names: Names = DEFAULT_NAMES) -> str:
-    base = f"{group}_{FAMILY_SUFFIX[family]}"
-    return base if own else names.foreign_prefix + base
+    """In our own table a set is named for its group; its copy in another table carries the owner's prefix."""
+    return f"{group}_{FAMILY_SUFFIX[family]}" if own else names.set_name(group, family)
 
 
 def rule_text(comment: str, own: bool, names: Names = DEFAULT_NAMES) -> t.Optional[str]:
@@ -162,9 +146,9 @@ def _unconditional_deny(rule: t.Mapping[str, t.Any]) -> bool:
 class NftablesBackend(FirewallBackend):
     name = "nftables"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)), bool(self.settings.get("ttl_only", False)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = Names(str(self.options.get("tag", TAG)), bool(self.options.get("ttl_only", False)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -195,10 +179,7 @@ class NftablesBackend(FirewallBackend):
 
     # -- reading ---------------------------------------------------------------------------------------------
     def _nft(self) -> str:
-        nft = self.runner.which("nft")
-        if not nft:
-            raise FirewallError("backend nftables: the nft command is not installed (package nftables)")
-        return nft
+        return self._tool("nft", "the nft command is not installed (package nftables)")
 
     def read_current(self) -> State:
         out = self.runner.check([self._nft(), "-j", "list", "ruleset"], what="reading the nftables ruleset")
@@ -217,7 +198,7 @@ class NftablesBackend(FirewallBackend):
             elif "set" in item:
                 nset = item["set"]
                 own = _is_own(nset["family"], nset["table"], self.names)
-                if own or nset["name"].startswith(self.names.foreign_prefix):
+                if own or nset["name"].startswith(self.names.set_prefix):
                     elements = frozenset(_element_text(e) for e in nset.get("elem", []))
                     state.sets[f"{nset['family']} {nset['table']} {nset['name']}"] = elements
         # rules: ours carry the tag in their comment; position matters for hooks in foreign chains
@@ -263,7 +244,7 @@ class NftablesBackend(FirewallBackend):
                 for family in TABLE_FAMILIES[family_name]:
                     name = set_name(group.name, family, own, self.names)
                     desired.sets[f"{family_name} {table} {name}"] = frozenset(group.addresses(family))
-                    comment = rule_comment(group.name, family, group.ports, group.proto, group.ttl, self.names)
+                    comment = self.names.rule_comment(group.name, family, group.ports, group.proto, group.ttl)
                     text = t.cast(str, rule_text(comment, own, self.names)) + ("" if own else FIRST)
                     desired.rules[_rule_key(family_name, table, chain, comment)] = text
         return desired
@@ -363,12 +344,12 @@ class NftablesBackend(FirewallBackend):
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         main = next((p for p in MAIN_CONFS if planned_text(p, planned) is not None), None)
         if main is None:
-            if not desired.empty and self.settings.persist:
+            if not desired.empty and self.options.persist:
                 self.warnings.append("no nftables service configuration found (" + ", ".join(MAIN_CONFS)
                                      + "): the rules are not persisted across reboots")
             return [c for c in [file_change(self.names.persist_file, None, planned=planned)] if c.changed]
         main_text = planned_text(main, planned) or ""
-        keep = self.settings.persist and not desired.empty
+        keep = self.options.persist and not desired.empty
         if keep and service_enabled() is False:
             self.warnings.append(f"{main} is written, but nftables.service is not enabled, so nothing loads it at boot "
                                  "(systemctl enable nftables; on a host whose firewall is firewalld or ufw, check "
@@ -407,9 +388,6 @@ class NftablesBackend(FirewallBackend):
                 family, table, chain, _c = _split_rule_key(key)
                 lines.append(f"insert rule {family} {table} {chain} {desired.rules[key].replace(FIRST, '')}")
         return "\n".join(lines) + "\n"
-
-    def ruleset(self) -> str:
-        return self.runner.check([self._nft(), "list", "ruleset"], what="listing the nftables ruleset")
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------

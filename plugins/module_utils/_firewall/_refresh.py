@@ -18,7 +18,8 @@ import socket
 import sys
 import typing as t
 
-from ._base import Command, FileChange, Runner, Settings, SubprocessRunner, file_change, write_file
+from . import _backends, _rollback
+from ._base import BackendOptions, Command, FileChange, Runner, SubprocessRunner, file_change, write_file
 from ._model import FirewallError, PolicySpec, Resolver, State, build_policy, split_host_port
 
 BASE_DIR = "/etc/protectnet_epns"
@@ -29,7 +30,6 @@ ENTRY = BASE_DIR + "/refresh.py"
 CRON_FILE = "/etc/cron.d/protectnet_epns_refresh"
 UNIT_DIR = "/etc/systemd/system"
 UNIT = "protectnet-epns-refresh"
-ROLLBACK_BASE = "/run/protectnet_epns/rollback"
 
 
 def uses_systemd() -> bool:
@@ -179,13 +179,11 @@ def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None,
             resolver: Resolver = socket.getaddrinfo) -> t.Dict[str, t.Any]:
     """Update the set contents of an existing installation from a fresh resolution. Never adds or removes
     rules, chains or sets; with nothing installed, or a confirmation pending, it does nothing."""
-    from ._engine import make_backend  # the engine imports every backend; only needed here
-
-    if any(os.path.exists(os.path.join(ROLLBACK_BASE, n, "armed")) for n in _listdir(ROLLBACK_BASE)):
+    if _rollback.pending():
         return {"changed": False, "msg": "a firewall change is waiting for its confirmation; not refreshing"}
     runner = runner or SubprocessRunner()
-    settings = Settings(persist=bool(config.get("persist", True)), options=dict(config.get("options", {})))
-    backend = make_backend(str(config["backend"]), runner, settings)
+    options = BackendOptions(persist=bool(config.get("persist", True)), options=dict(config.get("options", {})))
+    backend = _backends.make_backend(str(config["backend"]), runner, options)
     current = backend.read_current()
     if current.empty:
         return {"changed": False, "msg": "no EPNS firewall objects on this host: nothing to refresh"}
@@ -198,19 +196,12 @@ def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None,
     if not change.changed:
         return {"changed": False, "msg": "addresses unchanged", "warnings": backend.warnings}
     backend.apply(backend.plan(current, desired))
-    if settings.persist:
+    if options.persist:
         for file in backend.persist(desired):
             write_file(file.as_dict())
     return {"changed": True, "msg": "address sets updated", "sets": {
         k: {"added": v.added, "removed": v.removed} for k, v in change.sets_changed.items()},
         "warnings": backend.warnings}
-
-
-def _listdir(path: str) -> t.List[str]:
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
 
 
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:

@@ -18,7 +18,7 @@
 # or could not delete, so the engine's read-back after applying is what proves the result).
 #
 # Owners: the default tag (protectnet_epns) is epns_firewall's; wol_multicast passes its own tag in
-# Settings.options['tag'] and writes UDP rules (Group.proto) with comments 'protectnet_wol wol ipv4 udp 9'. Each
+# BackendOptions.options['tag'] and writes UDP rules (Group.proto) with comments 'protectnet_wol wol ipv4 udp 9'. Each
 # owner reads and removes only the rules whose comment starts with its own tag. ufw cannot rewrite a TTL.
 from __future__ import annotations
 
@@ -27,7 +27,18 @@ import re
 import shlex
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Planned, Runner, Settings, Step, read_text
+from ._base import (
+    BackendOptions,
+    Command,
+    Detection,
+    FileChange,
+    FirewallBackend,
+    Plan,
+    Planned,
+    Runner,
+    Step,
+    read_text,
+)
 from ._model import (
     FAMILIES,
     TAG,
@@ -35,12 +46,11 @@ from ._model import (
     Policy,
     State,
     canonical_element,
-    check_owner_tag,
     diff,
     element_sort_key,
 )
+from ._names import OwnerNames
 
-_COMMENT_TAIL = r" (?P<group>[a-z0-9]+) (?P<family>ipv4|ipv6) (?P<proto>tcp|udp) (?P<ports>[0-9,]+)$"
 _ADDED_RE = re.compile(r"^ufw allow out to (?P<net>\S+) port (?P<ports>[0-9,]+) proto (?P<proto>tcp|udp) comment "
                        r"'(?P<comment>[^']*)'$")
 SET_SUFFIX = ": networks"
@@ -56,33 +66,18 @@ def ipv6_enabled() -> bool:
     return not found or found[-1].lower() == "yes"
 
 
-class Names:
-    """The comment prefix of one owner: epns_firewall's by default, another capability's tag otherwise."""
-
-    def __init__(self, tag: str = TAG) -> None:
-        self.tag = check_owner_tag(tag, 40)
-        self.comment_re = re.compile(r"^" + re.escape(tag) + _COMMENT_TAIL)
-
-    def owns(self, comment: str) -> bool:
-        return comment == self.tag or comment.startswith(self.tag + " ")
+# ufw has nothing of an owner's but its rule comments: the shared names serve as they are.
+DEFAULT_NAMES = OwnerNames()
 
 
-DEFAULT_NAMES = Names()
-
-
-def rule_comment(group: str, family: str, ports: t.Sequence[int], proto: str = "tcp",
-                 names: Names = DEFAULT_NAMES) -> str:
-    return f"{names.tag} {group} {family} {proto} {','.join(str(p) for p in ports)}"
-
-
-def rule_text(comment: str, names: Names = DEFAULT_NAMES) -> str:
+def rule_text(comment: str, names: OwnerNames = DEFAULT_NAMES) -> str:
     match = names.comment_re.match(comment)
     ports, proto = (match["ports"], match["proto"]) if match else ("?", "?")
     return (f"ufw allow out to {{each network of '{comment}{SET_SUFFIX}'}} port {ports} proto {proto} "
             f"comment '{comment}'")
 
 
-def rule_args(network: str, comment: str, names: Names = DEFAULT_NAMES) -> t.Tuple[str, ...]:
+def rule_args(network: str, comment: str, names: OwnerNames = DEFAULT_NAMES) -> t.Tuple[str, ...]:
     """The ufw arguments (after `ufw` or `ufw delete`) of one tagged rule."""
     match = names.comment_re.match(comment)
     if not match:
@@ -90,7 +85,7 @@ def rule_args(network: str, comment: str, names: Names = DEFAULT_NAMES) -> t.Tup
     return ("allow", "out", "to", network, "port", match["ports"], "proto", match["proto"], "comment", comment)
 
 
-def parse_status(text: str, names: Names = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
+def parse_status(text: str, names: OwnerNames = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
     """`ufw status verbose`: {'active': bool, 'outgoing': 'allow'|'deny'|'reject'|'', 'owns': bool}."""
     active = bool(re.search(r"^Status: active\s*$", text, re.M))
     default = re.search(r"^Default: .*?(\w+) \(outgoing\)", text, re.M)
@@ -100,9 +95,9 @@ def parse_status(text: str, names: Names = DEFAULT_NAMES) -> t.Dict[str, t.Any]:
 class UfwBackend(FirewallBackend):
     name = "ufw"
 
-    def __init__(self, runner: Runner, settings: t.Optional[Settings] = None) -> None:
-        super().__init__(runner, settings)
-        self.names = Names(str(self.settings.get("tag", TAG)))
+    def __init__(self, runner: Runner, options: t.Optional[BackendOptions] = None) -> None:
+        super().__init__(runner, options)
+        self.names = OwnerNames(str(self.options.get("tag", TAG)))
 
     # -- detection -------------------------------------------------------------------------------------------
     @classmethod
@@ -130,10 +125,7 @@ class UfwBackend(FirewallBackend):
         return found
 
     def _ufw(self) -> str:
-        ufw = self.runner.which("ufw")
-        if not ufw:
-            raise FirewallError("backend ufw: the ufw command is not installed")
-        return ufw
+        return self._tool("ufw", "the ufw command is not installed")
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read_current(self) -> State:
@@ -174,7 +166,7 @@ class UfwBackend(FirewallBackend):
 
     # -- desired ---------------------------------------------------------------------------------------------
     def compute_desired(self, policy: Policy, current: State) -> State:
-        if not self.settings.persist:
+        if not self.options.persist:
             raise FirewallError("backend ufw: persist: false is not possible - ufw has no runtime-only rules, it "
                                 "saves every rule in /etc/ufw/user.rules and user6.rules (use persist: true, or "
                                 "backend nftables/iptables for rules that do not survive a reboot)")
@@ -186,7 +178,7 @@ class UfwBackend(FirewallBackend):
                 networks = group.addresses(family)
                 if not networks:
                     continue  # no rule can exist without a network: nothing to compare against
-                comment = rule_comment(group.name, family, group.ports, group.proto, self.names)
+                comment = self.names.rule_comment(group.name, family, group.ports, group.proto)
                 desired.rules[comment] = rule_text(comment, self.names)
                 desired.sets[comment + SET_SUFFIX] = frozenset(networks)
         return desired
@@ -231,11 +223,6 @@ class UfwBackend(FirewallBackend):
     def persist(self, desired: State, planned: Planned = None) -> t.List[FileChange]:
         """Nothing to write: ufw saves every rule it adds or deletes in /etc/ufw/user.rules and user6.rules."""
         return []
-
-    def ruleset(self) -> str:
-        ufw = self._ufw()
-        return (self.runner.check([ufw, "status", "verbose"], what="reading the ufw status")
-                + self.runner.check([ufw, "show", "added"], what="reading the ufw rules"))
 
 
 def network_family(network: str) -> str:

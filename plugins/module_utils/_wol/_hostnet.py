@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import typing as t
 
-from .._firewall._base import FileChange, Runner, Settings, write_file
-from .._firewall._engine import select_backend
-from .._firewall._model import FirewallError, Group, Policy, State
+from .._firewall import _engine
+from .._firewall._backends import select_backend
+from .._firewall._base import BackendOptions, FileChange, FirewallBackend, Runner
+from .._firewall._model import FirewallError, Group, Policy
 from .._firewall._nftables import NftablesBackend
 from .._result import command, file_entry
 from . import _routes
@@ -44,9 +45,18 @@ def wol_policy(destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, ttl: 
 
 
 def firewall_backend(wanted: str, runner: Runner, persist: bool) -> t.Tuple[t.Any, str]:
-    settings = Settings(persist=persist, options={"tag": FIREWALL_TAG})
-    backend, reason, _found = select_backend(wanted, runner, settings)
+    options = BackendOptions(persist=persist, options={"tag": FIREWALL_TAG})
+    backend, reason = select_backend(wanted, runner, options)
     return backend, reason
+
+
+# One firewall owner of this run: its backend and the policy it should hold (None: remove what it holds).
+Owner = t.Tuple[FirewallBackend, t.Optional[Policy]]
+
+
+def _owner_summary(owner: _engine.OwnerPlan) -> t.Dict[str, t.Any]:
+    return {"changes": owner.diff.as_dict(), "files": _file_docs(owner.files),
+            "commands": [c.as_dict() for c in owner.steps.commands]}
 
 
 def _file_docs(files: t.Sequence[FileChange]) -> t.List[t.Dict[str, str]]:
@@ -54,51 +64,8 @@ def _file_docs(files: t.Sequence[FileChange]) -> t.List[t.Dict[str, str]]:
             for f in files]
 
 
-class _Part:
-    """One firewall owner's read -> desired -> diff -> files, and the run that applies them."""
-
-    def __init__(self, backend: t.Any, desired_policy: t.Optional[Policy], after: t.Sequence[_Part] = ()) -> None:
-        """after: the parts applied before this one; a file they write (the nftables service configuration, where
-        the filter and the TTL table each keep an include block) is edited from their result."""
-        self.backend = backend
-        self.current: State = backend.read_current()
-        self.desired: State = (backend.compute_desired(desired_policy, self.current)
-                               if desired_policy is not None else State())
-        self.change = backend.diff(self.current, self.desired)
-        planned = {f.path: f.content for part in after for f in part.files}
-        self.files: t.List[FileChange] = backend.persist(self.desired, planned)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.change.changed or self.files)
-
-    def summary(self) -> t.Dict[str, t.Any]:
-        plan = self.backend.plan(self.current, self.desired).commands if self.change.changed else []
-        return {"changes": self.change.as_dict(), "files": _file_docs(self.files),
-                "commands": [c.as_dict() for c in plan]}
-
-    def apply(self) -> None:
-        """All or nothing: the backend's own apply rolls its steps back; a file that cannot be written puts the
-        runtime and the files already written back."""
-        if self.change.changed:
-            self.backend.apply(self.backend.plan(self.current, self.desired))
-        try:
-            for change in self.files:
-                write_file(change.as_dict())
-        except Exception:
-            self.undo()
-            raise
-
-    def undo(self) -> None:
-        """Back to what was read (after apply() succeeded and a later part failed)."""
-        if self.change.changed:
-            self.backend.apply(self.backend.plan(self.desired, self.current))
-        for change in self.files:
-            write_file(change.restore())
-
-
-def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int,
-              ttl: t.Optional[int], state: str, persist: bool) -> t.Tuple[t.Optional[_Part], t.Dict[str, t.Any]]:
+def _ttl_owner(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int,
+               ttl: t.Optional[int], state: str, persist: bool) -> t.Tuple[t.Optional[Owner], t.Dict[str, t.Any]]:
     """The TTL table beside a firewall that cannot rewrite the TTL; wanted only for multicast groups."""
     multicast = [d for d in destinations if d["kind"] in MULTICAST]
     wanted = bool(state == "present" and ttl and multicast and filter_backend != "nftables")
@@ -114,72 +81,98 @@ def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Ma
                 f"nftables table (inet {TTL_TAG}), and the nft command is not installed (package nftables); install "
                 "it, or set multicast_ttl: 0 to leave the TTL the ESET PROTECT Server sets")
         return None, info
-    ttl_backend = NftablesBackend(runner, Settings(persist=persist, options={"tag": TTL_TAG, "ttl_only": True}))
-    part = _Part(ttl_backend, wol_policy(destinations, port, ttl, MULTICAST) if wanted else None)
-    info.update(part.summary())
-    return part, info
+    ttl_backend = NftablesBackend(runner, BackendOptions(persist=persist, options={"tag": TTL_TAG, "ttl_only": True}))
+    return (ttl_backend, wol_policy(destinations, port, ttl, MULTICAST) if wanted else None), info
+
+
+class _RoutePlan:
+    """The multicast routes: found, wanted, the commands between them and the boot hooks that keep them."""
+
+    def __init__(self, runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], state: str,
+                 interface: t.Optional[str], persist: bool) -> None:
+        self.current = _routes.read_routes(runner)
+        self.interface: t.Optional[str] = None
+        self.want: t.Dict[str, str] = {}
+        if state == "present":
+            self.interface = interface or _routes.default_interface(runner)
+            if not self.interface:
+                raise HostNetError("no interface given and the host has no default route: set 'interface'")
+            _routes.check_interface(runner, self.interface)
+            self.want = _routes.desired_routes(destinations, self.interface)
+        self.commands = _routes.route_commands(self.current, self.want)
+        self.hook_files, self.warnings = _routes.hook_files(self.want, persist)
+
+    def summary(self) -> t.Dict[str, t.Any]:
+        return {"before": self.current, "after": self.want, "commands": [command(c) for c in self.commands],
+                "files": _file_docs(self.hook_files)}
+
+    def diff_lines(self) -> t.Tuple[t.List[str], t.List[str]]:
+        before = [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(self.current.items())]
+        after = [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(self.want.items())]
+        return (before + [f"file {f.path}" for f in self.hook_files if f.before is not None],
+                after + [f"file {f.path}" for f in self.hook_files if f.content is not None])
 
 
 def apply(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, *, state: str,
           interface: t.Optional[str], ttl: t.Optional[int], routes: bool, firewall: bool, backend_name: str,
           persist: bool, check_mode: bool) -> t.Dict[str, t.Any]:
     """One run for the host network. Returns {changed, interface, routes, firewall, warnings, diff, before, after}
-    (before/after: the owned routes and firewall objects). Everything is
-    read and computed before anything changes; a failure part-way puts the firewall parts already applied back."""
+    (before/after: the owned routes and firewall objects). Everything is read and computed before anything
+    changes; a failure part-way puts back what the run changed."""
     out: t.Dict[str, t.Any] = {"changed": False, "interface": None, "routes": {}, "firewall": {}, "warnings": [],
                                "before": {}, "after": {}}
     before_lines: t.List[str] = []
     after_lines: t.List[str] = []
-    route_cmds: t.List[t.List[str]] = []
-    hook_files: t.List[FileChange] = []
-    parts: t.List[_Part] = []
     try:
-        if routes:
-            current = _routes.read_routes(runner)
-            want: t.Dict[str, str] = {}
-            if state == "present":
-                iface = interface or _routes.default_interface(runner)
-                if not iface:
-                    raise HostNetError("no interface given and the host has no default route: set 'interface'")
-                _routes.check_interface(runner, iface)
-                out["interface"] = iface
-                want = _routes.desired_routes(destinations, iface)
-            route_cmds = _routes.route_commands(current, want)
-            hook_files, warnings = _routes.hook_files(want, persist)
-            out["warnings"] += warnings
-            out["routes"] = {"before": current, "after": want, "commands": [command(c) for c in route_cmds],
-                             "files": _file_docs(hook_files)}
-            out["before"]["routes"], out["after"]["routes"] = current, want
-            before_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(current.items())]
-            after_lines += [f"route {d} dev {v} proto {ROUTE_PROTO}" for d, v in sorted(want.items())]
-            before_lines += [f"file {f.path}" for f in hook_files if f.before is not None]
-            after_lines += [f"file {f.path}" for f in hook_files if f.content is not None]
-        if firewall:
-            backend, reason = firewall_backend(backend_name, runner, persist)
-            # the TTL first: rewriting the TTL of packets the firewall still drops harms nothing
-            ttl_part, ttl_info = _ttl_part(runner, backend.name, destinations, port, ttl, state, persist)
-            main = _Part(backend, wol_policy(destinations, port, ttl if backend.name == "nftables" else None)
-                         if state == "present" else None, after=[ttl_part] if ttl_part else [])
-            out["firewall"] = {"backend": backend.name, "backend_reason": reason, **main.summary(),
-                               "multicast_ttl": ttl_info}
-            parts = [p for p in (ttl_part, main) if p is not None]
-            out["before"]["firewall"], out["after"]["firewall"] = main.current.as_dict(), main.desired.as_dict()
-            if ttl_part is not None:
-                out["before"]["multicast_ttl"] = ttl_part.current.as_dict()
-                out["after"]["multicast_ttl"] = ttl_part.desired.as_dict()
-            for part in parts:
-                before_lines += part.current.render().splitlines()
-                after_lines += part.desired.render().splitlines()
+        route_plan = _RoutePlan(runner, destinations, state, interface, persist) if routes else None
     except RouteError as exc:
         raise HostNetError(str(exc)) from exc
-    out["changed"] = bool(route_cmds or hook_files or any(p.changed for p in parts))
+    if route_plan is not None:
+        out["interface"], out["routes"] = route_plan.interface, route_plan.summary()
+        out["warnings"] += route_plan.warnings
+        before_lines, after_lines = route_plan.diff_lines()
+        out["before"]["routes"], out["after"]["routes"] = route_plan.current, route_plan.want
+    hook_files = route_plan.hook_files if route_plan is not None else []
+    if firewall:
+        run_plan, out["firewall"] = _plan_firewall(runner, destinations, port, state, ttl, backend_name, persist,
+                                                   hook_files)
+    else:
+        run_plan = _engine.plan([], hook_files)
+    _owned_objects(out, run_plan)
+    for owner in run_plan.owners:
+        before_lines += owner.current.render().splitlines()
+        after_lines += owner.desired.render().splitlines()
+    out["changed"] = bool((route_plan is not None and route_plan.commands) or run_plan.changed)
     if not check_mode and out["changed"]:
-        _apply(runner, parts, out["routes"].get("before", {}), route_cmds, hook_files)
-    for part in parts:
-        out["warnings"] += part.backend.warnings
+        _apply(runner, route_plan, run_plan)
+    for owner in run_plan.owners:
+        out["warnings"] += owner.backend.warnings
     out["diff"] = {"before": "\n".join(before_lines) + ("\n" if before_lines else ""),
                    "after": "\n".join(after_lines) + ("\n" if after_lines else "")}
     return out
+
+
+def _owned_objects(out: t.Dict[str, t.Any], run_plan: _engine.RunPlan) -> None:
+    """before/after of the firewall owners: the filter is the last owner, a TTL table the one before it."""
+    for key, owner in zip(("firewall", "multicast_ttl"), reversed(run_plan.owners)):
+        out["before"][key], out["after"][key] = owner.current.as_dict(), owner.desired.as_dict()
+
+
+def _plan_firewall(runner: Runner, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, state: str,
+                   ttl: t.Optional[int], backend_name: str, persist: bool,
+                   hook_files: t.Sequence[FileChange]) -> t.Tuple[_engine.RunPlan, t.Dict[str, t.Any]]:
+    """The engine's plan for the TTL table (when one is needed) and the filter, and the module's firewall result."""
+    backend, reason = firewall_backend(backend_name, runner, persist)
+    # the TTL first: rewriting the TTL of packets the firewall still drops harms nothing
+    ttl_owner, ttl_info = _ttl_owner(runner, backend.name, destinations, port, ttl, state, persist)
+    owners = [ttl_owner] if ttl_owner else []
+    owners.append((backend, wol_policy(destinations, port, ttl if backend.name == "nftables" else None)
+                   if state == "present" else None))
+    run_plan = _engine.plan(owners, hook_files)
+    if ttl_owner:
+        ttl_info.update(_owner_summary(run_plan.owners[0]))
+    return run_plan, {"backend": backend.name, "backend_reason": reason, **_owner_summary(run_plan.owners[-1]),
+                      "multicast_ttl": ttl_info}
 
 
 def _run_routes(runner: Runner, cmds: t.Sequence[t.Sequence[str]]) -> None:
@@ -189,35 +182,18 @@ def _run_routes(runner: Runner, cmds: t.Sequence[t.Sequence[str]]) -> None:
             raise HostNetError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
 
 
-def _apply(runner: Runner, parts: t.Sequence[_Part], routes_before: t.Mapping[str, str],
-           route_cmds: t.Sequence[t.Sequence[str]], hook_files: t.Sequence[FileChange]) -> None:
-    """Routes, firewall parts, then boot hooks; on a failure everything already done is put back, newest first."""
-    undo: t.List[t.Callable[[], None]] = []
-
-    def routes_back() -> None:
-        _run_routes(runner, _routes.route_commands(_routes.read_routes(runner), routes_before))
-
-    def file_back(change: FileChange) -> t.Callable[[], None]:
-        return lambda: write_file(change.restore())
-
+def _apply(runner: Runner, route_plan: t.Optional[_RoutePlan], run_plan: _engine.RunPlan) -> None:
+    """Routes, then the engine's apply (the firewall owners, their files, the boot hooks last). The engine puts back
+    its own part when it fails; the routes are put back here, from what is there now."""
+    if route_plan is None or not route_plan.commands:
+        _engine.apply(run_plan, runner)
+        return
     try:
-        if route_cmds:
-            undo.append(routes_back)
-            _run_routes(runner, route_cmds)
-        for part in parts:
-            if part.changed:
-                part.apply()
-                undo.append(part.undo)
-        for change in hook_files:
-            undo.append(file_back(change))
-            write_file(change.as_dict())
+        _run_routes(runner, route_plan.commands)
+        _engine.apply(run_plan, runner)
     except Exception as exc:
-        failed: t.List[str] = []
-        for step in reversed(undo):
-            try:
-                step()
-            except Exception as undo_exc:  # reported with the first failure below
-                failed.append(str(undo_exc))
-        if failed:
-            raise HostNetError(f"{exc}; putting back what this run changed failed too: {'; '.join(failed)}") from exc
+        try:
+            _run_routes(runner, _routes.route_commands(_routes.read_routes(runner), route_plan.current))
+        except Exception as undo_exc:  # reported with the first failure
+            raise HostNetError(f"{exc}; putting back what this run changed failed too: {undo_exc}") from exc
         raise
