@@ -248,8 +248,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import CommandError, ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _server, _settings_map  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol._validate import (  # noqa: E402
     ALLOWABLE,
@@ -315,11 +315,11 @@ def main() -> None:
 
     if p["host_network"]:
         try:
-            net = _hostnet.apply(SubprocessRunner(), dests, p["wol_port"], state=p["state"], interface=p["interface"],
+            net = _hostnet.apply(ModuleRunner(module), dests, p["wol_port"], state=p["state"], interface=p["interface"],
                                  ttl=p["multicast_ttl"] or None, routes=True, firewall=p["firewall"],
                                  backend_name=p["firewall_backend"], persist=p["persist"],
                                  check_mode=module.check_mode)
-        except (FirewallError, _hostnet.HostNetError) as exc:
+        except (FirewallError, CommandError, _hostnet.HostNetError) as exc:
             module.fail_json(msg=f"host network: {exc}", **result)
             raise
         for warning in net.pop("warnings"):

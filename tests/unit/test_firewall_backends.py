@@ -6,7 +6,7 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine, _iptables, _nftables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     ApplyError,
     FirewallError,
@@ -15,6 +15,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
     PolicySpec,
     State,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 
 POLICY = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ("2001:db8:0:1::10/128",)),))
 MOVED = Policy((Group("epns", (443, 8883), ("198.18.1.11/32",), ("2001:db8:0:1::10/128",)),))

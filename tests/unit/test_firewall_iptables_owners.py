@@ -6,13 +6,14 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _iptables
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner, Settings
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Settings
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     Group,
     Policy,
     State,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet
 from test_firewall_backends import FakeRunner as SharedFakeRunner
 

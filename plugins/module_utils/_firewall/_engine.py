@@ -12,8 +12,10 @@ import socket
 import typing as t
 from dataclasses import dataclass, field
 
+from .._host._files import FileChange
+from .._host._run import Command, CommandError, Runner
 from . import _refresh, _rollback
-from ._base import Command, Detection, FileChange, FirewallBackend, Runner, Settings, write_file
+from ._base import Detection, FirewallBackend, Settings
 from ._firewalld import FirewalldBackend
 from ._iptables import IptablesBackend
 from ._model import ApplyError, FirewallError, Policy, PolicySpec, Resolver, State, build_policy
@@ -186,15 +188,15 @@ def _write_files(files: t.Sequence[FileChange], before: t.Sequence[Command], aft
         for change in files:
             current = change.path
             created += _missing_directories(change.path)
-            write_file(change.as_dict())
+            change.write()
             done.append(change)
         current = "the refresh timer"
         for command in after:
             runner.check(command.argv, command.stdin, what="enabling the refresh timer")
-    except (OSError, FirewallError) as exc:
+    except (OSError, FirewallError, CommandError) as exc:
         for change in reversed(done):
             try:
-                write_file(change.restore())
+                change.restore()
             except OSError:
                 pass
         _remove_empty(created)

@@ -44,21 +44,9 @@ import shlex
 import typing as t
 from xml.sax.saxutils import escape, quoteattr
 
-from ._base import (
-    Command,
-    CommandError,
-    Detection,
-    FileChange,
-    FirewallBackend,
-    Plan,
-    Planned,
-    Runner,
-    Settings,
-    Step,
-    file_change,
-    planned_text,
-    read_text,
-)
+from .._host._files import FileChange, read_text
+from .._host._run import Command, CommandError, Runner
+from ._base import Detection, FirewallBackend, Plan, Planned, Settings, Step, file_change, planned_text
 from ._model import (
     FAMILIES,
     TAG,

@@ -28,19 +28,9 @@ import os
 import re
 import typing as t
 
-from ._base import (
-    Command,
-    Detection,
-    FileChange,
-    FirewallBackend,
-    Plan,
-    Planned,
-    Runner,
-    Settings,
-    Step,
-    file_change,
-    planned_text,
-)
+from .._host._files import FileChange
+from .._host._run import Command, Runner
+from ._base import Detection, FirewallBackend, Plan, Planned, Settings, Step, file_change, planned_text
 from ._model import FAMILIES, TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff
 
 BASE = {"ipv4": "iptables", "ipv6": "ip6tables"}

@@ -26,19 +26,9 @@ import os
 import re
 import typing as t
 
-from ._base import (
-    Command,
-    Detection,
-    FileChange,
-    FirewallBackend,
-    Plan,
-    Planned,
-    Runner,
-    Settings,
-    Step,
-    file_change,
-    planned_text,
-)
+from .._host._files import FileChange
+from .._host._run import Command, Runner
+from ._base import Detection, FirewallBackend, Plan, Planned, Settings, Step, file_change, planned_text
 from ._model import TAG, FirewallError, Policy, State, canonical_element, check_owner_tag, diff, element_sort_key
 
 OWN_FAMILY = "inet"

@@ -26,7 +26,8 @@ import sys
 import time
 import typing as t
 
-from ._base import Command, write_file
+from .._host._files import FileChange
+from .._host._run import Command
 from ._model import FirewallError
 
 ROLLBACK_DIR = "/run/protectnet_epns/rollback"
@@ -127,7 +128,7 @@ def confirm(token: str, base: str = ROLLBACK_DIR) -> t.Dict[str, t.Any]:
     for command in spec.get("before", []):
         _run_checked(command)
     for change in spec.get("files", []):
-        write_file(change)
+        FileChange.from_dict(change).write()
     for command in spec.get("after", []):
         _run_checked(command)
     return {"token": token, "state": "confirmed", "files": [f["path"] for f in spec.get("files", [])]}

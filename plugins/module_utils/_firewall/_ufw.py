@@ -27,7 +27,9 @@ import re
 import shlex
 import typing as t
 
-from ._base import Command, Detection, FileChange, FirewallBackend, Plan, Planned, Runner, Settings, Step, read_text
+from .._host._files import FileChange, read_text
+from .._host._run import Command, Runner
+from ._base import Detection, FirewallBackend, Plan, Planned, Settings, Step
 from ._model import (
     FAMILIES,
     TAG,

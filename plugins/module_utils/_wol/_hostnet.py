@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import typing as t
 
-from .._firewall._base import FileChange, Runner, Settings, write_file
+from .._firewall._base import Settings
 from .._firewall._engine import select_backend
 from .._firewall._model import FirewallError, Group, Policy, State
 from .._firewall._nftables import NftablesBackend
+from .._host._files import FileChange
+from .._host._run import Runner
 from . import _routes
 from ._routes import ROUTE_PROTO, RouteError
 
@@ -78,7 +80,7 @@ class _Part:
             self.backend.apply(self.backend.plan(self.current, self.desired))
         try:
             for change in self.files:
-                write_file(change.as_dict())
+                change.write()
         except Exception:
             self.undo()
             raise
@@ -88,7 +90,7 @@ class _Part:
         if self.change.changed:
             self.backend.apply(self.backend.plan(self.desired, self.current))
         for change in self.files:
-            write_file(change.restore())
+            change.restore()
 
 
 def _ttl_part(runner: Runner, filter_backend: str, destinations: t.Sequence[t.Mapping[str, t.Any]], port: int,
@@ -186,7 +188,7 @@ def _apply(runner: Runner, parts: t.Sequence[_Part], routes_before: t.Mapping[st
         _run_routes(runner, _routes.route_commands(_routes.read_routes(runner), routes_before))
 
     def file_back(change: FileChange) -> t.Callable[[], None]:
-        return lambda: write_file(change.restore())
+        return change.restore
 
     try:
         if route_cmds:
@@ -198,7 +200,7 @@ def _apply(runner: Runner, parts: t.Sequence[_Part], routes_before: t.Mapping[st
                 undo.append(part.undo)
         for change in hook_files:
             undo.append(file_back(change))
-            write_file(change.as_dict())
+            change.write()
     except Exception as exc:
         failed: t.List[str] = []
         for step in reversed(undo):
