@@ -278,12 +278,10 @@ import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import HOST, PRIMARY_PORT  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._engine import ApplyError, run  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (  # noqa: E402
-    C_LOCALE,
-    SBIN_DIRS,
     ProxyError,
-    Runner,
     Settings,
     check_directives,
     check_host,
@@ -291,20 +289,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model impo
     check_ports,
     check_seconds,
 )
-
-
-class ModuleRunner(Runner):
-    """run_command with argv lists, the C locale and no shell."""
-
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-
-    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        rc, out, err = self.module.run_command(list(argv), cwd=cwd, environ_update=dict(C_LOCALE), check_rc=False)
-        return rc, out, err
-
-    def which(self, name: str) -> t.Optional[str]:
-        return self.module.get_bin_path(name, opt_dirs=list(SBIN_DIRS))
 
 
 def argument_spec() -> t.Dict[str, t.Any]:

@@ -3,18 +3,20 @@ engine's validate-swap-reload-restore sequence against a fake runner, and bad op
 from __future__ import annotations
 
 import json
+import os
+import stat
 import typing as t
 from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy import _conf, _engine
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._apache import Apache
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (
     BEGIN_MARK,
     END_MARK,
     ProxyError,
-    Runner,
     Settings,
     check_networks,
     check_ports,
@@ -133,7 +135,8 @@ class FakeRunner(Runner):
     def which(self, name: str) -> t.Optional[str]:
         return "/usr/sbin/squid" if name == "squid" else None
 
-    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
+            cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
         self.calls.append(list(argv))
         if argv[1:3] == ["-k", "parse"]:
             text = Path(argv[-1]).read_text()
@@ -168,6 +171,21 @@ def test_engine_check_mode_writes_nothing_and_second_run_changes_nothing(tmp_pat
     assert not (tmp_path / "protectnet_epns.conf").exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another owner needs root")
+def test_engine_keeps_mode_and_owner_of_the_configuration_and_gives_them_to_a_new_snippet(tmp_path: Path) -> None:
+    conf = tmp_path / "squid.conf"
+    conf.write_text(SQUID_CONF)
+    conf.chmod(0o755)
+    os.chown(conf, 1234, 2345)
+    assert _engine.run(settings_for(tmp_path), FakeRunner(), check_mode=False)["changed"]
+    for path in (conf, tmp_path / "protectnet_epns.conf"):
+        found = path.stat()
+        assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (1234, 2345, 0o755), path
+    assert _engine.run(settings_for(tmp_path, state="absent"), FakeRunner(), check_mode=False)["changed"]
+    found = conf.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (1234, 2345, 0o755)
+
+
 def test_engine_failed_validation_and_failed_reload_leave_the_files(tmp_path: Path) -> None:
     with pytest.raises(ProxyError, match="new configuration fails validation"):
         _engine.run(settings_for(tmp_path, extra_directives=("bad directive",)), FakeRunner(), check_mode=False)
@@ -181,10 +199,11 @@ def test_engine_failed_validation_and_failed_reload_leave_the_files(tmp_path: Pa
 
 def test_engine_refuses_a_stopped_proxy(tmp_path: Path) -> None:
     class Stopped(FakeRunner):
-        def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
+                cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
             if argv[1:3] == ["-k", "check"]:
                 return 1, "", "squid: ERROR: No running copy"
-            return super().run(argv, cwd)
+            return super().run(argv, data, cwd)
 
     with pytest.raises(ProxyError, match=r"not running.*No running copy"):
         _engine.run(settings_for(tmp_path), Stopped(), check_mode=False)

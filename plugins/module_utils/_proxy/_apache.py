@@ -18,9 +18,10 @@ import os
 import re
 import typing as t
 
+from .._host._run import Runner
 from ._backend import Backend
 from ._conf import Directive, walk
-from ._model import SNIPPET_HEADER, Limit, ProxyError, Runner, Settings, human
+from ._model import SNIPPET_HEADER, Limit, ProxyError, Settings, human
 
 DEFAULT_TIMEOUT = 60
 TRADEOFF = ("Timeout is server-wide in Apache: a higher value lets stalled clients hold a worker thread longer "

@@ -10,8 +10,9 @@ import abc
 import os
 import typing as t
 
+from .._host._run import Runner
 from ._conf import Directive
-from ._model import MANAGED_NAME, Limit, Runner, Settings
+from ._model import MANAGED_NAME, Limit, Settings
 
 
 class Backend(abc.ABC):

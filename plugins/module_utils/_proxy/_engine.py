@@ -13,11 +13,13 @@ import shutil
 import tempfile
 import typing as t
 
+from .._host._files import FileMeta, write_file
+from .._host._run import Runner
 from . import _bridge
 from ._apache import Apache
 from ._backend import Backend
-from ._conf import Directive, find_block, put, read_text, with_block, without_block
-from ._model import Limit, ProxyError, Runner, Settings
+from ._conf import Directive, find_block, read_config, with_block, without_block
+from ._model import Limit, ProxyError, Settings
 from ._squid import Squid
 
 
@@ -94,11 +96,11 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
         raise ProxyError(f"{backend.name}: no configuration file found (looked for "
                          f"{', '.join(backend.default_configs)}); set config_path")
     config = os.path.abspath(config)
-    main_before = read_text(config)
+    main_before = read_config(config)
     if main_before is None:
         raise ProxyError(f"{backend.name}: configuration file {config} does not exist")
     snippet_path = os.path.abspath(settings.snippet_path or backend.snippet_path(config))
-    snippet_before = read_text(snippet_path)
+    snippet_before = read_config(snippet_path)
     root = backend.server_root(config)
     commands: t.List[t.List[str]] = []
 
@@ -170,9 +172,9 @@ def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: s
         text = main_after
         if snippet_after is not None:
             cand_snippet = os.path.join(scratch, os.path.basename(snippet_path))
-            put(cand_snippet, snippet_after)
+            write_file(cand_snippet, snippet_after)
             text = with_block(main_after, backend.include_line(cand_snippet), backend.include_position)
-        put(cand_main, text)
+        write_file(cand_main, text)
         argv = backend.validate_argv(binary, cand_main, root)
         commands.append(argv)
         rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
@@ -196,10 +198,12 @@ def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str
     main_before, snippet_before = before
     main_after, snippet_after = after
 
+    snippet_like = FileMeta.of(config)  # a snippet this run creates is readable the way the configuration is
+
     def restore() -> bool:
         try:
-            put(config, main_before)
-            put(snippet_path, snippet_before, like=config)
+            write_file(config, main_before)
+            write_file(snippet_path, snippet_before, snippet_like)
             return True
         except OSError:
             return False
@@ -207,11 +211,11 @@ def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str
     try:
         # snippet first: the main file never names a snippet that is not there (and on absent, the include goes first)
         if snippet_after is not None:
-            put(snippet_path, snippet_after, like=config)
-            put(config, main_after)
+            write_file(snippet_path, snippet_after, snippet_like)
+            write_file(config, main_after)
         else:
-            put(config, main_after)
-            put(snippet_path, None)
+            write_file(config, main_after)
+            write_file(snippet_path, None)
     except OSError as exc:
         restored = restore()
         raise ApplyError(f"{backend.name}: writing the configuration failed: {exc}; "

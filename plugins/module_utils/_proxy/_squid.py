@@ -16,9 +16,10 @@ import os
 import re
 import typing as t
 
+from .._host._run import Runner
 from ._backend import Backend
-from ._conf import Directive, first_directive_index, read_text, walk
-from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, Runner, Settings, squid_seconds
+from ._conf import Directive, first_directive_index, read_config, walk
+from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, Settings, squid_seconds
 
 IDLE = "read_timeout"
 LIFETIME = "client_lifetime"
@@ -54,7 +55,7 @@ def _acl_values(args: t.Sequence[str], base: str) -> t.Tuple[t.List[str], bool]:
             continue
         elif len(arg) > 1 and arg[0] == arg[-1] == '"':
             path = arg[1:-1] if os.path.isabs(arg[1:-1]) else os.path.join(base, arg[1:-1])
-            text = read_text(path) or ""
+            text = read_config(path) or ""
             values += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
         else:
             values.append(arg)
