@@ -282,7 +282,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._host._run import 
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._engine import ApplyError, run  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (  # noqa: E402
     ProxyError,
-    Settings,
+    ProxyRequest,
     check_directives,
     check_host,
     check_networks,
@@ -311,7 +311,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
     )
 
 
-def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
+def request_from(p: t.Mapping[str, t.Any]) -> ProxyRequest:
     present = p["state"] == "present"
     if present and not p["allowed_sources"]:
         raise ProxyError("allowed_sources is required with state=present: the agents' networks, as CIDRs")
@@ -325,7 +325,7 @@ def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
         raise ProxyError("epns_host is empty and destinations lists nothing: there is no EPNS destination to allow")
     if destinations and any_host:
         raise ProxyError("destinations do not apply with allow_connect_to_any_host=true, which allows every host")
-    return Settings(
+    return ProxyRequest(
         state=p["state"], proxy=p["proxy"], ports=check_ports(p["ports"]),
         allowed_sources=check_networks(p["allowed_sources"], "allowed_sources"),
         allow_connect_to_any_host=any_host, epns_host=epns_host, destinations=destinations,
@@ -339,7 +339,7 @@ def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        result = run(settings_from(module.params), ModuleRunner(module), module.check_mode)
+        result = run(request_from(module.params), ModuleRunner(module), module.check_mode)
     except ApplyError as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, changed=not exc.restored)
     except ProxyError as exc:

@@ -17,7 +17,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model impo
     BEGIN_MARK,
     END_MARK,
     ProxyError,
-    Settings,
+    ProxyRequest,
     check_networks,
     check_ports,
     squid_seconds,
@@ -34,7 +34,7 @@ include /etc/squid/conf.d/*.conf
 http_access deny all
 http_port 3128
 """
-SETTINGS = Settings(ports=(8883, 443), allowed_sources=("10.0.0.0/8", "2001:db8::/32"), epns_host="epns.eset.com")
+SETTINGS = ProxyRequest(ports=(8883, 443), allowed_sources=("10.0.0.0/8", "2001:db8::/32"), epns_host="epns.eset.com")
 
 
 def test_squid_include_goes_before_the_first_http_access_and_comes_out_byte_for_byte() -> None:
@@ -56,7 +56,7 @@ def test_apache_include_goes_at_the_end_even_without_a_final_newline() -> None:
 
 
 def test_squid_snippet_restricted_by_name_and_addresses() -> None:
-    settings = Settings(**{**SETTINGS.__dict__, "destinations": ("91.228.165.144/28",)})
+    settings = ProxyRequest(**{**SETTINGS.__dict__, "destinations": ("91.228.165.144/28",)})
     text = Squid().snippet(settings, [], [])
     assert "acl protectnet_epns_src src 10.0.0.0/8 2001:db8::/32" in text
     assert "acl protectnet_epns_ports port 8883 443" in text
@@ -83,7 +83,7 @@ def test_squid_limits_defaults_then_last_one_wins(tmp_path: Path) -> None:
 
 
 def test_squid_raises_only_what_is_lower() -> None:
-    settings = Settings(**{**SETTINGS.__dict__, "raise_idle_timeouts": True, "idle_timeout": 3600,
+    settings = ProxyRequest(**{**SETTINGS.__dict__, "raise_idle_timeouts": True, "idle_timeout": 3600,
                            "connection_lifetime": 86400})
     squid = Squid()
     text = squid.snippet(settings, [], squid.limits([]))
@@ -148,11 +148,11 @@ class FakeRunner(Runner):
         return 0, "", ""
 
 
-def settings_for(tmp_path: Path, **over: t.Any) -> Settings:
+def settings_for(tmp_path: Path, **over: t.Any) -> ProxyRequest:
     conf = tmp_path / "squid.conf"
     if not conf.exists():
         conf.write_text(SQUID_CONF)
-    return Settings(**{**SETTINGS.__dict__, "proxy": "squid", "config_path": str(conf), **over})
+    return ProxyRequest(**{**SETTINGS.__dict__, "proxy": "squid", "config_path": str(conf), **over})
 
 
 def test_engine_check_mode_writes_nothing_and_second_run_changes_nothing(tmp_path: Path) -> None:
@@ -241,11 +241,11 @@ def test_eset_bridge_reports_and_changes_nothing(capsys: pytest.CaptureFixture,
     assert any("8883" in step for step in result["eset_bridge"]["manual_steps"])
 
 
-def module_settings(**args: t.Any) -> Settings:
-    """Settings as the module builds them from its defaults (argument_spec) plus args."""
+def module_settings(**args: t.Any) -> ProxyRequest:
+    """The ProxyRequest the module builds from its defaults (argument_spec) plus args."""
     spec = proxy_connect_ports.argument_spec()
     params = {name: option.get("default") for name, option in spec.items()}
-    return proxy_connect_ports.settings_from({**params, "allowed_sources": ["10.0.0.0/8"], **args})
+    return proxy_connect_ports.request_from({**params, "allowed_sources": ["10.0.0.0/8"], **args})
 
 
 def http_access(text: str) -> t.List[str]:
@@ -347,4 +347,4 @@ def test_apache_refuses_a_network_in_destinations_also_when_found_by_auto(tmp_pa
     assert settings.proxy == "auto"
     with pytest.raises(ProxyError, match=r"198\.51\.100\.0/24.*a network cannot be matched"):
         _engine.run(settings, ApacheOnly(), check_mode=True)
-    Apache().check_settings(module_settings(destinations=["198.51.100.7", "2001:db8::7"]))  # single addresses pass
+    Apache().check_request(module_settings(destinations=["198.51.100.7", "2001:db8::7"]))  # single addresses pass

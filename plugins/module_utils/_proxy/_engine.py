@@ -19,7 +19,7 @@ from . import _bridge
 from ._apache import Apache
 from ._backend import Backend
 from ._conf import Directive, find_block, read_config, with_block, without_block
-from ._model import Limit, ProxyError, Settings
+from ._model import Limit, ProxyError, ProxyRequest
 from ._squid import Squid
 
 
@@ -41,11 +41,11 @@ class ApplyError(ProxyError):
         self.restored = restored
 
 
-def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
+def choose(request: ProxyRequest, runner: Runner) -> t.Tuple[Backend, str, str]:
     """(backend, binary, why)."""
     backends = _backends()
-    if settings.proxy != "auto":
-        backend = backends[settings.proxy]
+    if request.proxy != "auto":
+        backend = backends[request.proxy]
         binary = backend.find_binary(runner)
         if not binary:
             raise ProxyError(f"{backend.name} is not installed here (none of {', '.join(backend.binaries)} found)")
@@ -60,7 +60,7 @@ def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
         return backend, t.cast(str, binary), f"auto: {name} is the only supported proxy installed"
     running = []
     for name, (backend, binary) in installed.items():
-        config = settings.config_path or backend.default_config()
+        config = request.config_path or backend.default_config()
         try:
             if config and backend.is_running(runner, t.cast(str, binary), config)[0]:
                 running.append(name)
@@ -73,25 +73,25 @@ def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
                      "set proxy to the one the agents use")
 
 
-def _denied_by(backend: Backend, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
-    if settings.state != "present" or settings.allow_connect_to_any_host:
+def _denied_by(backend: Backend, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
+    if request.state != "present" or request.allow_connect_to_any_host:
         return []
-    return backend.site_denies(settings, baseline)
+    return backend.site_denies(request, baseline)
 
 
 def _limits(items: t.Sequence[Limit]) -> t.List[t.Dict[str, t.Any]]:
     return [limit.as_dict() for limit in items]
 
 
-def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
-    if settings.proxy == "eset_bridge":
+def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
+    if request.proxy == "eset_bridge":
         return {"changed": False, "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
-                "manual": True, "eset_bridge": _bridge.report(settings.ports, settings.allowed_sources),
+                "manual": True, "eset_bridge": _bridge.report(request.ports, request.allowed_sources),
                 "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
                              "eset_bridge.manual_steps"]}
-    backend, binary, reason = choose(settings, runner)
-    backend.check_settings(settings)
-    config = settings.config_path or backend.default_config()
+    backend, binary, reason = choose(request, runner)
+    backend.check_request(request)
+    config = request.config_path or backend.default_config()
     if not config:
         raise ProxyError(f"{backend.name}: no configuration file found (looked for "
                          f"{', '.join(backend.default_configs)}); set config_path")
@@ -99,7 +99,7 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
     main_before = read_config(config)
     if main_before is None:
         raise ProxyError(f"{backend.name}: configuration file {config} does not exist")
-    snippet_path = os.path.abspath(settings.snippet_path or backend.snippet_path(config))
+    snippet_path = os.path.abspath(request.snippet_path or backend.snippet_path(config))
     snippet_before = read_config(snippet_path)
     root = backend.server_root(config)
     commands: t.List[t.List[str]] = []
@@ -107,31 +107,31 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
     try:
         running, how = backend.is_running(runner, binary, config)
     except ProxyError:
-        if settings.reload:
+        if request.reload:
             raise
         running, how = False, "unknown"
-    if settings.reload and not running:
+    if request.reload and not running:
         raise ProxyError(f"{backend.name} is installed but not running ({how}); start it, or set reload=false to "
                          "only write the configuration")
-    warnings = backend.preflight(runner, binary, config, settings)
+    warnings = backend.preflight(runner, binary, config, request)
 
     # The configuration without our snippet: what the proxy would do on its own.
     baseline = backend.directives(config, {snippet_path: None, config: without_block(main_before)})
     limits_before = backend.limits(backend.directives(config, {}))
     baseline_limits = backend.limits(baseline)
-    denied_by = _denied_by(backend, settings, baseline)
+    denied_by = _denied_by(backend, request, baseline)
     warnings += [f"{rule}: this rule of the site denies EPNS and keeps winning, so the agents' networks were not "
                  "allowed to CONNECT to it; change the rule if EPNS should pass" for rule in denied_by]
-    if settings.state == "present":
-        snippet_after: t.Optional[str] = backend.snippet(settings, baseline, baseline_limits)
+    if request.state == "present":
+        snippet_after: t.Optional[str] = backend.snippet(request, baseline, baseline_limits)
         main_after = with_block(main_before, backend.include_line(snippet_path), backend.include_position)
     else:
         snippet_after, main_after = None, without_block(main_before)
     limits_after = backend.limits(backend.directives(config, {snippet_path: snippet_after, config: main_after}))
     changed = snippet_after != snippet_before or main_after != main_before
-    if settings.state == "present" and settings.raise_idle_timeouts:
-        targets = {"read_timeout": settings.idle_timeout, "client_lifetime": settings.connection_lifetime,
-                   "effective_idle": settings.idle_timeout}
+    if request.state == "present" and request.raise_idle_timeouts:
+        targets = {"read_timeout": request.idle_timeout, "client_lifetime": request.connection_lifetime,
+                   "effective_idle": request.idle_timeout}
         for limit in limits_after:
             target = targets.get(limit.name)
             if target is not None and limit.seconds is not None and limit.seconds < target:
@@ -141,7 +141,7 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
     result: t.Dict[str, t.Any] = {
         "changed": changed, "proxy": backend.name, "proxy_reason": reason, "running": running,
         "config_path": config, "snippet_path": snippet_path,
-        "include_line": backend.include_line(snippet_path) if settings.state == "present" else None,
+        "include_line": backend.include_line(snippet_path) if request.state == "present" else None,
         "snippet": snippet_after, "limits": _limits(limits_before), "limits_after": _limits(limits_after),
         "limits_tradeoff": backend.limits_tradeoff, "epns_denied_by": denied_by,
         "validated": False, "reloaded": False, "commands": commands,
@@ -158,8 +158,8 @@ def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.A
     if check_mode:
         return result
     _apply(backend, binary, runner, config, root, snippet_path, (main_before, snippet_before),
-           (main_after, snippet_after), settings.reload and running, commands)
-    result["reloaded"] = settings.reload and running
+           (main_after, snippet_after), request.reload and running, commands)
+    result["reloaded"] = request.reload and running
     return result
 
 

@@ -3,7 +3,7 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# Settings of one proxy_connect_ports run, their validation, and durations.
+# ProxyRequest: what one proxy_connect_ports run is asked to do; its validation, and durations.
 from __future__ import annotations
 
 import ipaddress
@@ -23,7 +23,9 @@ class ProxyError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
+class ProxyRequest:
+    """What one proxy_connect_ports run is asked to do, validated (the module builds it from its options)."""
+
     state: str = "present"
     proxy: str = "auto"
     ports: t.Tuple[int, ...] = ()
