@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import typing as t
+from dataclasses import dataclass
 
 from .._host._files import FileMeta, write_file
 from .._host._run import Runner
@@ -83,12 +84,59 @@ def _limits(items: t.Sequence[Limit]) -> t.List[t.Dict[str, t.Any]]:
     return [limit.as_dict() for limit in items]
 
 
+@dataclass
+class _Site:
+    """The proxy this run changes, as found: backend, binary, files and whether it runs."""
+
+    backend: Backend
+    binary: str
+    reason: str
+    config: str
+    root: str
+    snippet_path: str
+    main_before: str
+    snippet_before: t.Optional[str]
+    running: bool
+
+
+@dataclass
+class _Change:
+    """The files as this run leaves them, the limits before and after, and what the user should know."""
+
+    main_after: str
+    snippet_after: t.Optional[str]
+    limits_before: t.List[Limit]
+    limits_after: t.List[Limit]
+    denied_by: t.List[str]
+    warnings: t.List[str]
+
+
 def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
     if request.proxy == "eset_bridge":
         return {"changed": False, "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
                 "manual": True, "eset_bridge": _bridge.report(request.ports, request.allowed_sources),
                 "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
                              "eset_bridge.manual_steps"]}
+    site = _find(request, runner)
+    change = _plan(request, runner, site)
+    result = _describe(request, site, change)
+    if not result["changed"]:
+        return result
+    commands = result["commands"]
+    _validate_candidate(site.backend, site.binary, runner, site.config, site.root, site.snippet_path,
+                        change.main_after, change.snippet_after, commands)
+    result["validated"] = True
+    if check_mode:
+        return result
+    _apply(site.backend, site.binary, runner, site.config, site.root, site.snippet_path,
+           (site.main_before, site.snippet_before), (change.main_after, change.snippet_after),
+           request.reload and site.running, commands)
+    result["reloaded"] = request.reload and site.running
+    return result
+
+
+def _find(request: ProxyRequest, runner: Runner) -> _Site:
+    """Read-only: pick the proxy, find and read its files, and refuse a reload of a proxy that does not run."""
     backend, binary, reason = choose(request, runner)
     backend.check_request(request)
     config = request.config_path or backend.default_config()
@@ -102,8 +150,6 @@ def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, 
     snippet_path = os.path.abspath(request.snippet_path or backend.snippet_path(config))
     snippet_before = read_config(snippet_path)
     root = backend.server_root(config)
-    commands: t.List[t.List[str]] = []
-
     try:
         running, how = backend.is_running(runner, binary, config)
     except ProxyError:
@@ -113,10 +159,15 @@ def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, 
     if request.reload and not running:
         raise ProxyError(f"{backend.name} is installed but not running ({how}); start it, or set reload=false to "
                          "only write the configuration")
-    warnings = backend.preflight(runner, binary, config, request)
+    return _Site(backend, binary, reason, config, root, snippet_path, main_before, snippet_before, running)
 
+
+def _plan(request: ProxyRequest, runner: Runner, site: _Site) -> _Change:
+    """Pure but for the proxy's own preflight: the new files, from the configuration without our snippet."""
+    backend, config, snippet_path = site.backend, site.config, site.snippet_path
+    warnings = backend.preflight(runner, site.binary, config, request)
     # The configuration without our snippet: what the proxy would do on its own.
-    baseline = backend.directives(config, {snippet_path: None, config: without_block(main_before)})
+    baseline = backend.directives(config, {snippet_path: None, config: without_block(site.main_before)})
     limits_before = backend.limits(backend.directives(config, {}))
     baseline_limits = backend.limits(baseline)
     denied_by = _denied_by(backend, request, baseline)
@@ -124,43 +175,45 @@ def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, 
                  "allowed to CONNECT to it; change the rule if EPNS should pass" for rule in denied_by]
     if request.state == "present":
         snippet_after: t.Optional[str] = backend.snippet(request, baseline, baseline_limits)
-        main_after = with_block(main_before, backend.include_line(snippet_path), backend.include_position)
+        main_after = with_block(site.main_before, backend.include_line(snippet_path), backend.include_position)
     else:
-        snippet_after, main_after = None, without_block(main_before)
+        snippet_after, main_after = None, without_block(site.main_before)
     limits_after = backend.limits(backend.directives(config, {snippet_path: snippet_after, config: main_after}))
-    changed = snippet_after != snippet_before or main_after != main_before
     if request.state == "present" and request.raise_idle_timeouts:
-        targets = {"read_timeout": request.idle_timeout, "client_lifetime": request.connection_lifetime,
-                   "effective_idle": request.idle_timeout}
-        for limit in limits_after:
-            target = targets.get(limit.name)
-            if target is not None and limit.seconds is not None and limit.seconds < target:
-                warnings.append(f"{limit.name} stays {limit.value} ({limit.source}): a directive read after the "
-                                "managed snippet overrides it; change it there")
+        warnings += _overridden(request, limits_after)
+    return _Change(main_after, snippet_after, limits_before, limits_after, denied_by, warnings)
 
-    result: t.Dict[str, t.Any] = {
-        "changed": changed, "proxy": backend.name, "proxy_reason": reason, "running": running,
+
+def _overridden(request: ProxyRequest, limits_after: t.Sequence[Limit]) -> t.List[str]:
+    """The limits raise_idle_timeouts asked to raise that a directive read after the snippet keeps lower."""
+    targets = {"read_timeout": request.idle_timeout, "client_lifetime": request.connection_lifetime,
+               "effective_idle": request.idle_timeout}
+    warnings = []
+    for limit in limits_after:
+        target = targets.get(limit.name)
+        if target is not None and limit.seconds is not None and limit.seconds < target:
+            warnings.append(f"{limit.name} stays {limit.value} ({limit.source}): a directive read after the "
+                            "managed snippet overrides it; change it there")
+    return warnings
+
+
+def _describe(request: ProxyRequest, site: _Site, change: _Change) -> t.Dict[str, t.Any]:
+    """The module's result before anything is validated or written."""
+    backend, config, snippet_path = site.backend, site.config, site.snippet_path
+    return {
+        "changed": change.snippet_after != site.snippet_before or change.main_after != site.main_before,
+        "proxy": backend.name, "proxy_reason": site.reason, "running": site.running,
         "config_path": config, "snippet_path": snippet_path,
         "include_line": backend.include_line(snippet_path) if request.state == "present" else None,
-        "snippet": snippet_after, "limits": _limits(limits_before), "limits_after": _limits(limits_after),
-        "limits_tradeoff": backend.limits_tradeoff, "epns_denied_by": denied_by,
-        "validated": False, "reloaded": False, "commands": commands,
+        "snippet": change.snippet_after, "limits": _limits(change.limits_before),
+        "limits_after": _limits(change.limits_after), "limits_tradeoff": backend.limits_tradeoff,
+        "epns_denied_by": change.denied_by, "validated": False, "reloaded": False, "commands": [],
         "diff": [{"before_header": snippet_path, "after_header": snippet_path,
-                  "before": snippet_before or "", "after": snippet_after or ""},
-                 {"before_header": config, "after_header": config, "before": main_before, "after": main_after}],
-        "warnings": warnings,
+                  "before": site.snippet_before or "", "after": change.snippet_after or ""},
+                 {"before_header": config, "after_header": config, "before": site.main_before,
+                  "after": change.main_after}],
+        "warnings": change.warnings,
     }
-    if not changed:
-        return result
-
-    _validate_candidate(backend, binary, runner, config, root, snippet_path, main_after, snippet_after, commands)
-    result["validated"] = True
-    if check_mode:
-        return result
-    _apply(backend, binary, runner, config, root, snippet_path, (main_before, snippet_before),
-           (main_after, snippet_after), request.reload and running, commands)
-    result["reloaded"] = request.reload and running
-    return result
 
 
 def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: str, root: str, snippet_path: str,
