@@ -103,6 +103,7 @@ def arm(commands: t.Sequence[Command], files: t.Sequence[t.Mapping[str, t.Any]],
         json.dump(spec, handle)
     with open(os.path.join(directory, "armed"), "w", encoding="utf-8") as handle:
         handle.write(str(os.getpid()))
+    # Not a Runner: the watchdog must outlive this module, detached in its own session; run_command waits for it.
     process = subprocess.Popen(
         [python, "-c", WATCHDOG, directory], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True, cwd="/")
