@@ -27,25 +27,18 @@ def test_rewriting_keeps_the_mode_of_the_file_found(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_rewriting_keeps_owner_and_group(tmp_path: Path) -> None:
-    conf = tmp_path / "rules.v4"
-    conf.write_text("*filter\nCOMMIT\n")
-    conf.chmod(0o640)
+@pytest.mark.parametrize(("name", "mode", "before", "after"), [
+    ("rules.v4", 0o640, "*filter\nCOMMIT\n", "*filter\n-A OUTPUT -j ACCEPT\nCOMMIT\n"),
+    ("protectnet-wol", 0o755, "#!/bin/sh\n", "#!/bin/sh\nexit 0\n"),  # an executable boot hook
+])
+def test_rewriting_keeps_owner_and_group(tmp_path: Path, name: str, mode: int, before: str, after: str) -> None:
+    conf = tmp_path / name
+    conf.write_text(before)
+    conf.chmod(mode)
     os.chown(conf, 1234, 2345)
-    file_change(str(conf), "*filter\n-A OUTPUT -j ACCEPT\nCOMMIT\n").write()
+    file_change(str(conf), after).write()
     found = conf.stat()
-    assert (found.st_uid, found.st_gid, _mode(conf)) == (1234, 2345, 0o640)
-
-
-@needs_root
-def test_rewriting_an_executable_of_another_owner_keeps_all_three(tmp_path: Path) -> None:
-    hook = tmp_path / "protectnet-wol"
-    hook.write_text("#!/bin/sh\n")
-    hook.chmod(0o755)
-    os.chown(hook, 1234, 2345)
-    file_change(str(hook), "#!/bin/sh\nexit 0\n").write()
-    found = hook.stat()
-    assert (found.st_uid, found.st_gid, _mode(hook)) == (1234, 2345, 0o755)
+    assert (found.st_uid, found.st_gid, _mode(conf)) == (1234, 2345, mode)
 
 
 def test_a_new_file_gets_the_mode_asked_for(tmp_path: Path) -> None:
