@@ -71,8 +71,12 @@ class ModuleRunner(Runner):
 
     def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
             cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        rc, out, err = self.module.run_command(list(argv), data=data, binary_data=True, cwd=cwd,
-                                               environ_update=dict(C_LOCALE), check_rc=False)
+        try:
+            rc, out, err = self.module.run_command(list(argv), data=data, binary_data=True, cwd=cwd,
+                                                   environ_update=dict(C_LOCALE), check_rc=False,
+                                                   handle_exceptions=False)
+        except OSError as exc:  # as SubprocessRunner: the caller's undo still runs (fail_json here would skip it)
+            return 127, "", str(exc)
         return rc, out, err
 
     def which(self, name: str) -> t.Optional[str]:
