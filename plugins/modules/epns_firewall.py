@@ -305,7 +305,6 @@ import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import FALLBACK_PORT, HOST, PRIMARY_PORT  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import C_LOCALE, SBIN_DIRS, Runner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._engine import Request, run  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (  # noqa: E402
     ApplyError,
@@ -314,22 +313,8 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model i
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._refresh import check_interval  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import check_seconds  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import CommandError, ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
-
-
-class ModuleRunner(Runner):
-    """run_command with argv lists, the C locale and no shell."""
-
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        rc, out, err = self.module.run_command(list(argv), data=data, binary_data=True,
-                                               environ_update=dict(C_LOCALE), check_rc=False)
-        return rc, out, err
-
-    def which(self, name: str) -> t.Optional[str]:
-        return self.module.get_bin_path(name, opt_dirs=list(SBIN_DIRS))
 
 
 def argument_spec() -> t.Dict[str, t.Any]:
@@ -373,7 +358,7 @@ def main() -> None:
         result = run(request, ModuleRunner(module), module.check_mode)
     except ApplyError as exc:
         module.fail_json(msg=str(exc), rolled_back=exc.rolled_back, changed=not exc.rolled_back)
-    except FirewallError as exc:
+    except (FirewallError, CommandError) as exc:
         module.fail_json(msg=str(exc), changed=False)
     exit_changed(module, change_result(**result))
 

@@ -288,13 +288,11 @@ import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import HOST, PRIMARY_PORT  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._engine import ApplyError, run  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (  # noqa: E402
-    C_LOCALE,
-    SBIN_DIRS,
     ProxyError,
-    Runner,
-    Settings,
+    ProxyRequest,
     check_directives,
     check_host,
     check_networks,
@@ -302,20 +300,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model impo
     check_seconds,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
-
-
-class ModuleRunner(Runner):
-    """run_command with argv lists, the C locale and no shell."""
-
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-
-    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        rc, out, err = self.module.run_command(list(argv), cwd=cwd, environ_update=dict(C_LOCALE), check_rc=False)
-        return rc, out, err
-
-    def which(self, name: str) -> t.Optional[str]:
-        return self.module.get_bin_path(name, opt_dirs=list(SBIN_DIRS))
 
 
 def argument_spec() -> t.Dict[str, t.Any]:
@@ -338,7 +322,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
     )
 
 
-def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
+def request_from(p: t.Mapping[str, t.Any]) -> ProxyRequest:
     present = p["state"] == "present"
     if present and not p["allowed_sources"]:
         raise ProxyError("allowed_sources is required with state=present: the agents' networks, as CIDRs")
@@ -352,7 +336,7 @@ def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
         raise ProxyError("epns_host is empty and destinations lists nothing: there is no EPNS destination to allow")
     if destinations and any_host:
         raise ProxyError("destinations do not apply with allow_connect_to_any_host=true, which allows every host")
-    return Settings(
+    return ProxyRequest(
         state=p["state"], proxy=p["proxy"], ports=check_ports(p["ports"]),
         allowed_sources=check_networks(p["allowed_sources"], "allowed_sources"),
         allow_connect_to_any_host=any_host, epns_host=epns_host, destinations=destinations,
@@ -366,7 +350,7 @@ def settings_from(p: t.Mapping[str, t.Any]) -> Settings:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        result = run(settings_from(module.params), ModuleRunner(module), module.check_mode)
+        result = run(request_from(module.params), ModuleRunner(module), module.check_mode)
     except ApplyError as exc:
         module.fail_json(msg=str(exc), restored=exc.restored, changed=not exc.restored)
     except ProxyError as exc:

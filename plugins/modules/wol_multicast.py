@@ -263,8 +263,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import CommandError, ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet, _server, _settings_map  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol._validate import (  # noqa: E402
@@ -331,11 +331,11 @@ def host_network(module: AnsibleModule, result: t.Dict[str, t.Any], diff: t.Dict
     """Routes and firewall on this host; their commands, files and owned objects go into the common keys."""
     p = module.params
     try:
-        net = _hostnet.apply(SubprocessRunner(), result["destinations"], p["wol_port"], state=p["state"],
+        net = _hostnet.apply(ModuleRunner(module), result["destinations"], p["wol_port"], state=p["state"],
                              interface=p["interface"], ttl=p["multicast_ttl"] or None, routes=True,
                              firewall=p["firewall"], backend_name=p["firewall_backend"], persist=p["persist"],
                              check_mode=module.check_mode)
-    except (FirewallError, _hostnet.HostNetError) as exc:
+    except (FirewallError, CommandError, _hostnet.HostNetError) as exc:
         module.fail_json(msg=f"host network: {exc}", **result)
         raise
     for warning in net.pop("warnings"):

@@ -124,7 +124,7 @@ after:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import SubprocessRunner  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _nic, _routes  # noqa: E402
 
@@ -135,7 +135,7 @@ def main() -> None:
         "enable": {"type": "bool", "default": False},
         "method": {"type": "str", "choices": ["auto", "ethtool", "networkmanager", "systemd_link"], "default": "auto"},
     }, supports_check_mode=True)
-    runner = SubprocessRunner()
+    runner = ModuleRunner(module)
     interface = module.params["interface"] or _routes.default_interface(runner)
     if not interface:
         module.fail_json(msg="no interface given and the host has no default route: set interface")

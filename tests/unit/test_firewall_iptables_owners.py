@@ -11,13 +11,14 @@ from ansible_collections.protectnet.epns.plugins.module_utils._firewall import (
     _iptables_ipset,
     _iptables_save,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions, Runner
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import BackendOptions
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     Group,
     Policy,
     State,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _hostnet
 
 EPNS = Policy((Group("epns", (443, 8883), ("198.18.1.10/32",), ()),))

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from _module_run import ModuleRun
+from ansible.module_utils import basic
 from ansible_collections.protectnet.epns.plugins.modules import epns_firewall, epns_firewall_confirm
 
 
@@ -35,3 +36,28 @@ def test_bad_options_fail_cleanly(args: dict, words: str, refused: ModuleRun) ->
 def test_confirm_unknown_token(refused: ModuleRun) -> None:
     result = refused(epns_firewall_confirm, {"token": "20260101T000000-deadbeef"})
     assert result["failed"] is True and "no pending change" in result["msg"]
+
+
+def test_a_command_that_must_succeed_and_fails_is_a_clean_failure(capsys: pytest.CaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runner.check's CommandError (raised by the host I/O layer, not the firewall package) reaches fail_json."""
+    listed = []
+
+    def run_command(self: object, argv: list, **kwargs: object) -> tuple:
+        if argv[1:] == ["-j", "list", "ruleset"]:
+            listed.append(argv)
+            if len(listed) > 1:  # detect() lists once; read_current() must succeed too
+                return 1, "", "netlink: Error: Operation not permitted"
+            return 0, '{"nftables": []}', ""
+        return 0, "", ""
+
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "backend": "nftables", "host": "198.18.1.10", "refresh": False, "rollback_seconds": 0}}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: f"/usr/sbin/{name}")
+    with pytest.raises(SystemExit):
+        epns_firewall.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] is True and result["changed"] is False, result
+    assert "reading the nftables ruleset" in result["msg"] and "Operation not permitted" in result["msg"], result

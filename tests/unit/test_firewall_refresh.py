@@ -3,24 +3,25 @@ known addresses (and the job says so); only a successful answer replaces a set."
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
+import subprocess
+import sys
 import typing as t
+from pathlib import Path
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _backends, _refresh, _rollback
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import (
-    FileChange,
-    FirewallBackend,
-    Plan,
-    Runner,
-)
+from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import FirewallBackend, Plan
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     Policy,
     PolicySpec,
     State,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._host._files import FileChange
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 
 OLD4, NEW4 = "198.18.1.10", "198.18.1.11"
 OLD6, NEW6 = "2001:db8:0:1::10", "2001:db8:0:1::11"
@@ -120,3 +121,46 @@ def test_a_change_waiting_for_its_confirmation_makes_the_refresh_wait(tmp_path: 
     result = _refresh.refresh(CONFIG, runner=None, resolver=resolver({socket.AF_INET: NEW4, socket.AF_INET6: NEW6}))
     assert result == {"changed": False, "msg": "a firewall change is waiting for its confirmation; not refreshing"}
     assert FakeBackend.applied == []
+
+
+def _install_library(monkeypatch: pytest.MonkeyPatch, lib: Path) -> t.List[FileChange]:
+    """Write the library part of job_files() under lib, as the module does under /etc/protectnet_epns/lib."""
+    monkeypatch.setattr(_refresh, "LIB_DIR", str(lib))
+    files, _before, _after = _refresh.job_files(True, CONFIG, sys.executable, 15)
+    library = [f for f in files if f.path.startswith(str(lib) + os.sep)]
+    for change in library:
+        change.write()
+    return library
+
+
+def test_the_installed_copy_runs_with_plain_python_outside_ansible(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    """The copy holds _firewall and the _host layer it imports; -I -S: no collection, no Ansible, no site-packages.
+    An unknown backend stops the job after it has imported the engine and every backend, before any command."""
+    lib = tmp_path / "lib"
+    installed = {str(Path(f.path).relative_to(lib)) for f in _install_library(monkeypatch, lib)}
+    assert {"protectnet_epns/__init__.py", "protectnet_epns/_firewall/_refresh.py", "protectnet_epns/_host/_run.py",
+            "protectnet_epns/_host/_files.py", "protectnet_epns/_host/__init__.py"} <= installed, installed
+    entry = tmp_path / "refresh.py"
+    entry.write_text(_refresh.entry_script(sys.executable))
+    config = tmp_path / "firewall.json"
+    config.write_text(json.dumps(dict(CONFIG, backend="no-such-backend")))
+    done = subprocess.run([sys.executable, "-I", "-S", str(entry), "--config", str(config)], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=str(tmp_path))
+    assert done.returncode == 1, done
+    assert done.stderr.startswith("protectnet_epns refresh: backend 'no-such-backend' is unknown"), done.stderr
+
+
+def test_an_earlier_flat_copy_is_removed_when_the_job_is_installed_again(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    old = tmp_path / "lib" / "protectnet_epns_firewall"
+    old.mkdir(parents=True)
+    for name in ("__init__.py", "_refresh.py", "_base.py"):
+        (old / name).write_text("# an earlier version\n")
+    library = _install_library(monkeypatch, tmp_path / "lib")
+    removed = sorted(Path(f.path).name for f in library if f.content is None)
+    assert removed == ["__init__.py", "_base.py", "_refresh.py"]
+    assert not old.exists() or not any(old.iterdir())
+    files, _before, _after = _refresh.job_files(False, CONFIG, sys.executable, 15)
+    gone = {f.path for f in files if f.content is None}
+    assert {f.path for f in library if f.content is not None} <= gone  # state=absent removes the new layout too

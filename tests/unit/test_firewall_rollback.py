@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _rollback
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Command
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Command
 
 
 def _wait_for(path: Path, seconds: float = 5) -> bool:

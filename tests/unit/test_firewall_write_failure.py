@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall import _engine
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import FileChange, SubprocessRunner
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import ApplyError
+from ansible_collections.protectnet.epns.plugins.module_utils._host._files import FileChange
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import SubprocessRunner
 
 
 def _tree(root: Path) -> list:

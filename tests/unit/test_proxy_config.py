@@ -2,19 +2,21 @@
 engine's validate-swap-reload-restore sequence against a fake runner, and bad options."""
 from __future__ import annotations
 
+import os
+import stat
 import typing as t
 from pathlib import Path
 
 import pytest
 from _module_run import ModuleRun
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy import _conf, _engine
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._apache import Apache
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import (
     BEGIN_MARK,
     END_MARK,
     ProxyError,
-    Runner,
-    Settings,
+    ProxyRequest,
     check_networks,
     check_ports,
     squid_seconds,
@@ -31,7 +33,7 @@ include /etc/squid/conf.d/*.conf
 http_access deny all
 http_port 3128
 """
-SETTINGS = Settings(ports=(8883, 443), allowed_sources=("10.0.0.0/8", "2001:db8::/32"), epns_host="epns.eset.com")
+SETTINGS = ProxyRequest(ports=(8883, 443), allowed_sources=("10.0.0.0/8", "2001:db8::/32"), epns_host="epns.eset.com")
 
 
 def test_squid_include_goes_before_the_first_http_access_and_comes_out_byte_for_byte() -> None:
@@ -53,7 +55,7 @@ def test_apache_include_goes_at_the_end_even_without_a_final_newline() -> None:
 
 
 def test_squid_snippet_restricted_by_name_and_addresses() -> None:
-    settings = Settings(**{**SETTINGS.__dict__, "destinations": ("91.228.165.144/28",)})
+    settings = ProxyRequest(**{**SETTINGS.__dict__, "destinations": ("91.228.165.144/28",)})
     text = Squid().snippet(settings, [], [])
     assert "acl protectnet_epns_src src 10.0.0.0/8 2001:db8::/32" in text
     assert "acl protectnet_epns_ports port 8883 443" in text
@@ -80,7 +82,7 @@ def test_squid_limits_defaults_then_last_one_wins(tmp_path: Path) -> None:
 
 
 def test_squid_raises_only_what_is_lower() -> None:
-    settings = Settings(**{**SETTINGS.__dict__, "raise_idle_timeouts": True, "idle_timeout": 3600,
+    settings = ProxyRequest(**{**SETTINGS.__dict__, "raise_idle_timeouts": True, "idle_timeout": 3600,
                            "connection_lifetime": 86400})
     squid = Squid()
     text = squid.snippet(settings, [], squid.limits([]))
@@ -133,7 +135,8 @@ class FakeRunner(Runner):
     def which(self, name: str) -> t.Optional[str]:
         return "/usr/sbin/squid" if name == "squid" else None
 
-    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
+            cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
         self.calls.append(list(argv))
         if argv[1:3] == ["-k", "parse"]:
             text = Path(argv[-1]).read_text()
@@ -147,11 +150,11 @@ class FakeRunner(Runner):
         pytest.fail(f"unexpected command {list(argv)}: this squid fake does not name it")
 
 
-def settings_for(tmp_path: Path, **over: t.Any) -> Settings:
+def settings_for(tmp_path: Path, **over: t.Any) -> ProxyRequest:
     conf = tmp_path / "squid.conf"
     if not conf.exists():
         conf.write_text(SQUID_CONF)
-    return Settings(**{**SETTINGS.__dict__, "proxy": "squid", "config_path": str(conf), **over})
+    return ProxyRequest(**{**SETTINGS.__dict__, "proxy": "squid", "config_path": str(conf), **over})
 
 
 def test_engine_check_mode_writes_nothing_and_second_run_changes_nothing(tmp_path: Path) -> None:
@@ -170,6 +173,21 @@ def test_engine_check_mode_writes_nothing_and_second_run_changes_nothing(tmp_pat
     assert not (tmp_path / "protectnet_epns.conf").exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another owner needs root")
+def test_engine_keeps_mode_and_owner_of_the_configuration_and_gives_them_to_a_new_snippet(tmp_path: Path) -> None:
+    conf = tmp_path / "squid.conf"
+    conf.write_text(SQUID_CONF)
+    conf.chmod(0o755)
+    os.chown(conf, 1234, 2345)
+    assert _engine.run(settings_for(tmp_path), FakeRunner(), check_mode=False)["changed"]
+    for path in (conf, tmp_path / "protectnet_epns.conf"):
+        found = path.stat()
+        assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (1234, 2345, 0o755), path
+    assert _engine.run(settings_for(tmp_path, state="absent"), FakeRunner(), check_mode=False)["changed"]
+    found = conf.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (1234, 2345, 0o755)
+
+
 def test_engine_failed_validation_and_failed_reload_leave_the_files(tmp_path: Path) -> None:
     with pytest.raises(ProxyError, match="new configuration fails validation"):
         _engine.run(settings_for(tmp_path, extra_directives=("bad directive",)), FakeRunner(), check_mode=False)
@@ -183,10 +201,11 @@ def test_engine_failed_validation_and_failed_reload_leave_the_files(tmp_path: Pa
 
 def test_engine_refuses_a_stopped_proxy(tmp_path: Path) -> None:
     class Stopped(FakeRunner):
-        def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
+                cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
             if argv[1:3] == ["-k", "check"]:
                 return 1, "", "squid: ERROR: No running copy"
-            return super().run(argv, cwd)
+            return super().run(argv, data, cwd)
 
     with pytest.raises(ProxyError, match=r"not running.*No running copy"):
         _engine.run(settings_for(tmp_path), Stopped(), check_mode=False)
@@ -218,11 +237,11 @@ def test_eset_bridge_reports_and_changes_nothing(refused: ModuleRun) -> None:
     assert any("8883" in step for step in result["eset_bridge"]["manual_steps"])
 
 
-def module_settings(**args: t.Any) -> Settings:
-    """Settings as the module builds them from its defaults (argument_spec) plus args."""
+def module_settings(**args: t.Any) -> ProxyRequest:
+    """The ProxyRequest the module builds from its defaults (argument_spec) plus args."""
     spec = proxy_connect_ports.argument_spec()
     params = {name: option.get("default") for name, option in spec.items()}
-    return proxy_connect_ports.settings_from({**params, "allowed_sources": ["10.0.0.0/8"], **args})
+    return proxy_connect_ports.request_from({**params, "allowed_sources": ["10.0.0.0/8"], **args})
 
 
 def http_access(text: str) -> t.List[str]:
@@ -324,4 +343,4 @@ def test_apache_refuses_a_network_in_destinations_also_when_found_by_auto(tmp_pa
     assert settings.proxy == "auto"
     with pytest.raises(ProxyError, match=r"198\.51\.100\.0/24.*a network cannot be matched"):
         _engine.run(settings, ApacheOnly(), check_mode=True)
-    Apache().check_settings(module_settings(destinations=["198.51.100.7", "2001:db8::7"]))  # single addresses pass
+    Apache().check_request(module_settings(destinations=["198.51.100.7", "2001:db8::7"]))  # single addresses pass

@@ -3,11 +3,13 @@ unsupported, enabling through NetworkManager, a systemd .link file or plain etht
 running nothing, a second run changing nothing, and failures that name what is wrong."""
 from __future__ import annotations
 
+import os
+import stat
 import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.module_utils._firewall._base import Runner
+from ansible_collections.protectnet.epns.plugins.module_utils._host._run import Runner
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _nic
 
 # recorded: an Intel e1000e NIC (ethtool 6.1), and a veth (no Wake-on lines at all)
@@ -46,7 +48,8 @@ class NicRunner(Runner):
                                 (0, '[{"ifname": "eth0", "addr_info": []}]', ""))
         self.calls: t.List[t.Tuple[str, ...]] = []
 
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
+            cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
         key = tuple(a.rsplit("/", 1)[-1] if i == 0 else a for i, a in enumerate(argv))
         self.calls.append(key)
         if key in self.answers:
@@ -155,3 +158,16 @@ def test_failures_name_the_problem() -> None:
     failing = NicRunner(answers={("ethtool", "-s", "eth0", "wol", "g"): (1, "", "Operation not supported\n")})
     with pytest.raises(_nic.NicError, match="ethtool -s eth0 wol g failed: Operation not supported"):
         _nic.run(failing, "eth0", enable=True, method="ethtool", check_mode=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another owner needs root")
+def test_a_rewritten_link_file_keeps_its_mode_and_owner(sys_and_etc: Path) -> None:
+    link = sys_and_etc / "network/50-protectnet-wol-eth0.link"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.write_text(f"[Match]\nMACAddress={MAC}\n")
+    link.chmod(0o755)
+    os.chown(link, 1234, 2345)
+    assert _nic.run(NicRunner(), "eth0", enable=True, method="systemd_link", check_mode=False)["changed"]
+    found = link.stat()
+    assert "WakeOnLan=magic" in link.read_text()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (1234, 2345, 0o755)

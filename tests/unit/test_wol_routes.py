@@ -95,7 +95,8 @@ def test_hook_name_has_no_dot_for_run_parts() -> None:
 
 def test_an_unknown_interface_is_named_with_the_ones_that_exist() -> None:
     class Links:
-        def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
+        def run(self, argv: t.Sequence[str], data: t.Optional[str] = None,
+                cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
             return 0, '[{"ifname": "lo"}, {"ifname": "eth0"}]', ""
 
     _routes.check_interface(Links(), "eth0")  # type: ignore[arg-type]

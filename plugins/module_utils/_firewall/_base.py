@@ -4,78 +4,18 @@
 # PRIVATE to the collection: not a public API, may change without notice.
 #
 # The backend interface every firewall backend implements (see README.md in this directory), and the small
-# value types it trades in: Command, Step, Plan, FileChange, Detection, BackendOptions. Standard library only;
-# managed hosts run Python 3.8+. Nothing here imports Ansible, so the refresh job can run the same code.
+# value types it trades in: Step, Plan, Detection, BackendOptions (commands, the runner and files come from
+# ../_host). Standard library only; managed hosts run Python 3.8+. Nothing here imports Ansible, so the refresh job
+# can run the same code.
 from __future__ import annotations
 
 import abc
-import os
-import shutil
-import stat
-import subprocess
-import tempfile
 import typing as t
 from dataclasses import dataclass, field
 
+from .._host._files import FileChange, FileMeta, read_text
+from .._host._run import Command, Runner
 from ._model import ApplyError, Diff, FirewallError, Policy, State, diff
-
-C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
-SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
-
-
-# -- running commands ------------------------------------------------------------------------------------------
-class Runner(abc.ABC):
-    """Runs argv lists (never a shell) in the C locale; the module's runner wraps AnsibleModule.run_command."""
-
-    @abc.abstractmethod
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        """Run argv with data on stdin; return (rc, stdout, stderr). Never raises for a non-zero rc."""
-
-    @abc.abstractmethod
-    def which(self, name: str) -> t.Optional[str]:
-        """The full path of an executable (PATH plus the sbin directories), or None."""
-
-    def check(self, argv: t.Sequence[str], data: t.Optional[str] = None, what: str = "") -> str:
-        rc, out, err = self.run(argv, data)
-        if rc != 0:
-            raise CommandError(argv, rc, out, err, what)
-        return out
-
-
-class SubprocessRunner(Runner):
-    """For code that runs without Ansible: the refresh job and the tests."""
-
-    def run(self, argv: t.Sequence[str], data: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        env = dict(os.environ, **C_LOCALE)
-        try:
-            done = subprocess.run(list(argv), input=data, capture_output=True, text=True, env=env, check=False,
-                                  stdin=None if data is not None else subprocess.DEVNULL)
-        except OSError as exc:
-            return 127, "", str(exc)
-        return done.returncode, done.stdout, done.stderr
-
-    def which(self, name: str) -> t.Optional[str]:
-        path = os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
-        return shutil.which(name, path=path)
-
-
-class CommandError(FirewallError):
-    def __init__(self, argv: t.Sequence[str], rc: int, out: str, err: str, what: str = "") -> None:
-        text = (err or out).strip().splitlines()
-        short = " | ".join(text[-5:]) if text else "no output"
-        super().__init__(f"{what + ': ' if what else ''}{' '.join(argv)} failed (rc={rc}): {short}")
-        self.argv, self.rc, self.out, self.err = list(argv), rc, out, err
-
-
-@dataclass(frozen=True)
-class Command:
-    """One argv, optionally with stdin. Plain data: the rollback watchdog runs these without this package."""
-
-    argv: t.Tuple[str, ...]
-    stdin: t.Optional[str] = None
-
-    def as_dict(self) -> t.Dict[str, t.Any]:
-        return {"argv": list(self.argv), "stdin": self.stdin}
 
 
 @dataclass
@@ -99,110 +39,6 @@ class Plan:
 
     def __bool__(self) -> bool:
         return bool(self.steps)
-
-
-# -- files (persistence, refresh job) ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FileMeta:
-    """The mode and owner of a file as found: a rewrite keeps them, putting a removed file back restores them."""
-
-    mode: int
-    uid: int
-    gid: int
-
-    @classmethod
-    def of(cls, path: str) -> t.Optional[FileMeta]:
-        try:
-            found = os.stat(path)
-        except FileNotFoundError:
-            return None
-        return cls(stat.S_IMODE(found.st_mode), found.st_uid, found.st_gid)
-
-
-@dataclass
-class FileChange:
-    """The full new content of a file (None: remove it). before is the content found (None: absent), found its mode
-    and owner; mode is the mode of a file this change creates."""
-
-    path: str
-    content: t.Optional[str]
-    before: t.Optional[str] = None
-    mode: int = 0o644
-    found: t.Optional[FileMeta] = None
-
-    @property
-    def changed(self) -> bool:
-        return self.content != self.before
-
-    def as_dict(self) -> t.Dict[str, t.Any]:
-        return {"path": self.path, "content": self.content, "mode": self.mode}
-
-    def restore(self) -> t.Dict[str, t.Any]:
-        """The change that puts the file back as it was found: content, mode and owner."""
-        if self.found is None:
-            return {"path": self.path, "content": self.before, "mode": self.mode}
-        return {"path": self.path, "content": self.before, "mode": self.found.mode,
-                "uid": self.found.uid, "gid": self.found.gid}
-
-
-def read_text(path: str) -> t.Optional[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_file(change: t.Mapping[str, t.Any]) -> None:
-    """Atomically replace or remove one file (a temporary file in the same directory, then rename). A file that
-    exists keeps its mode, owner and group; a new one gets change['mode'] (and change['uid'/'gid'] when given)."""
-    path, content = change["path"], change["content"]
-    if content is None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        _prune(os.path.dirname(path))
-        return
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    meta = FileMeta.of(path) or FileMeta(int(change.get("mode", 0o644)), int(change.get("uid", -1)),
-                                         int(change.get("gid", -1)))
-    fd, tmp = tempfile.mkstemp(prefix=".pn-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, meta.mode)
-        _chown_if_other(tmp, meta)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _chown_if_other(path: str, meta: FileMeta) -> None:
-    """chown only where the owner differs (so a run without root that writes its own files still works)."""
-    found = os.stat(path)
-    uid = -1 if meta.uid in (-1, found.st_uid) else meta.uid
-    gid = -1 if meta.gid in (-1, found.st_gid) else meta.gid
-    if uid != -1 or gid != -1:
-        os.chown(path, uid, gid)
-
-
-OWN_DIR = "/etc/protectnet_epns"
-
-
-def _prune(directory: str) -> None:
-    """Remove our own directories once they are empty (state=absent leaves /etc as it was)."""
-    while directory.startswith(OWN_DIR):
-        try:
-            os.rmdir(directory)
-        except OSError:
-            return
-        directory = os.path.dirname(directory)
 
 
 # Files as earlier owners in the same run will leave them (path -> content, None: removed). Two owners may edit one

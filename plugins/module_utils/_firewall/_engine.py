@@ -14,9 +14,11 @@ import socket
 import typing as t
 from dataclasses import dataclass, field
 
+from .._host._files import FileChange
+from .._host._run import Command, CommandError, Runner
 from . import _refresh, _rollback
 from ._backends import select_backend
-from ._base import BackendOptions, Command, FileChange, FirewallBackend, Plan, Runner, write_file
+from ._base import BackendOptions, FirewallBackend, Plan
 from ._model import ApplyError, Diff, FirewallError, Policy, PolicySpec, Resolver, State, build_policy
 
 
@@ -219,15 +221,15 @@ def _write_files(run_plan: RunPlan, runner: Runner) -> None:
         for change in run_plan.files:
             current = change.path
             created += _missing_directories(change.path)
-            write_file(change.as_dict())
+            change.write()
             done.append(change)
         current = "the refresh timer"
         for command in run_plan.after:
             runner.check(command.argv, command.stdin, what="enabling the refresh timer")
-    except (OSError, FirewallError) as exc:
+    except (OSError, FirewallError, CommandError) as exc:
         for change in reversed(done):
             try:
-                write_file(change.restore())
+                change.restore()
             except OSError:
                 pass
         _remove_empty(created)

@@ -44,20 +44,17 @@ import shlex
 import typing as t
 from xml.sax.saxutils import escape, quoteattr
 
+from .._host._files import FileChange, read_text
+from .._host._run import Command, CommandError, Runner
 from ._base import (
     BackendOptions,
-    Command,
-    CommandError,
     Detection,
-    FileChange,
     FirewallBackend,
     Plan,
     Planned,
-    Runner,
     Step,
     file_change,
     planned_text,
-    read_text,
 )
 from ._firewalld_text import (
     DEFAULT_NAMES,

@@ -28,15 +28,14 @@ import os
 import re
 import typing as t
 
+from .._host._files import FileChange
+from .._host._run import Command, Runner
 from ._base import (
     BackendOptions,
-    Command,
     Detection,
-    FileChange,
     FirewallBackend,
     Plan,
     Planned,
-    Runner,
     Step,
     file_change,
     planned_text,

@@ -5,9 +5,9 @@
 #
 # The refresh job: re-resolve the EPNS name (and the proxy) with the host's resolver and update the contents
 # of the address sets the firewall module created - nothing else. It runs the same backend code as the module:
-# the module copies this package to /etc/protectnet_epns/lib/protectnet_epns_firewall/ (relative imports only,
-# so the copy works under any name) and installs a systemd timer where the host runs systemd, a cron.d entry
-# otherwise. Everything lives under /etc/protectnet_epns/ and is removed with state=absent.
+# the module copies this package and the host I/O layer it imports (_host) to /etc/protectnet_epns/lib/protectnet_epns/
+# (relative imports only, so the copy works under any name) and installs a systemd timer where the host runs
+# systemd, a cron.d entry otherwise. Everything lives under /etc/protectnet_epns/ and is removed with state=absent.
 from __future__ import annotations
 
 import argparse
@@ -18,14 +18,19 @@ import socket
 import sys
 import typing as t
 
+from .._host._files import FileChange
+from .._host._run import Command, CommandError, Runner, SubprocessRunner
 from . import _backends, _rollback
-from ._base import BackendOptions, Command, FileChange, Runner, SubprocessRunner, file_change, write_file
+from ._base import BackendOptions, file_change
 from ._model import FirewallError, PolicySpec, Resolver, State, build_policy, split_host_port
 
 BASE_DIR = "/etc/protectnet_epns"
 CONFIG = BASE_DIR + "/firewall.json"
 LIB_DIR = BASE_DIR + "/lib"
-LIB_PACKAGE = "protectnet_epns_firewall"
+LIB_PACKAGE = "protectnet_epns"
+# The packages of module_utils that the copy holds: this one and the host I/O layer it imports.
+COPIED = ("_firewall", "_host")
+REQUIRED = ("_firewall/_refresh.py", "_firewall/_model.py", "_host/_run.py", "_host/_files.py")
 ENTRY = BASE_DIR + "/refresh.py"
 CRON_FILE = "/etc/cron.d/protectnet_epns_refresh"
 UNIT_DIR = "/etc/systemd/system"
@@ -55,19 +60,21 @@ def cron_schedule(minutes: int) -> str:
 
 
 def package_sources() -> t.Dict[str, str]:
-    """The source of every loaded module of this package (also from AnsiballZ's zip), by file name."""
-    package = __name__.rsplit(".", 1)[0]
+    """The source of every loaded module of the COPIED packages (also from AnsiballZ's zip), by path relative to
+    their parent (module_utils): `_firewall/_refresh.py`, `_host/_run.py`, `_host/__init__.py`."""
+    parent = __name__.rsplit(".", 2)[0]
     sources: t.Dict[str, str] = {}
     for name, module in sorted(sys.modules.items()):
-        if module is None or not (name == package or name.startswith(package + ".")):
+        parts = name[len(parent) + 1:].split(".") if name.startswith(parent + ".") else []
+        if module is None or not parts or parts[0] not in COPIED:
             continue
         loader = getattr(module, "__loader__", None)
         source = loader.get_source(name) if loader is not None and hasattr(loader, "get_source") else None
         if source is None:
             continue
-        filename = "__init__.py" if name == package else name.rsplit(".", 1)[1] + ".py"
+        filename = "/".join(parts) + ("/__init__.py" if hasattr(module, "__path__") else ".py")
         sources[filename] = source
-    if "_refresh.py" not in sources or "_model.py" not in sources:
+    if any(required not in sources for required in REQUIRED):
         raise FirewallError("cannot read the firewall package's own source to install the refresh job")
     return sources
 
@@ -83,9 +90,13 @@ def job_files(
     files: t.List[FileChange] = []
     if enabled:
         code = dict(sources if sources is not None else package_sources())
-        code.setdefault("__init__.py", "")
-        for filename, source in sorted(code.items()):
-            files.append(file_change(f"{LIB_DIR}/{LIB_PACKAGE}/{filename}", source))
+        for init in ("__init__.py", *(f"{package}/__init__.py" for package in COPIED)):
+            code.setdefault(init, "")
+        library = {f"{LIB_DIR}/{LIB_PACKAGE}/{filename}": source for filename, source in code.items()}
+        for path, source in sorted(library.items()):
+            files.append(file_change(path, source))
+        # What an earlier version installed there and this one does not (the flat protectnet_epns_firewall/).
+        files += [file_change(path, None) for path in _library_files() if path not in library]
         files.append(file_change(CONFIG, json.dumps(dict(config), indent=2, sort_keys=True) + "\n", 0o600))
         files.append(file_change(ENTRY, entry_script(python), 0o755))
         if systemd:
@@ -109,11 +120,15 @@ def job_files(
 
 
 def _installed_files() -> t.List[str]:
-    paths = [CRON_FILE, f"{UNIT_DIR}/{UNIT}.service", f"{UNIT_DIR}/{UNIT}.timer", ENTRY, CONFIG]
-    lib = f"{LIB_DIR}/{LIB_PACKAGE}"
-    if os.path.isdir(lib):
-        paths += [f"{lib}/{name}" for name in sorted(os.listdir(lib)) if name.endswith(".py")]
-    return paths
+    return [CRON_FILE, f"{UNIT_DIR}/{UNIT}.service", f"{UNIT_DIR}/{UNIT}.timer", ENTRY, CONFIG, *_library_files()]
+
+
+def _library_files() -> t.List[str]:
+    """Every .py file under LIB_DIR: the copy of the code, in this layout or an earlier one."""
+    found = []
+    for directory, _dirs, names in os.walk(LIB_DIR):
+        found += [os.path.join(directory, name) for name in names if name.endswith(".py")]
+    return sorted(found)
 
 
 def entry_script(python: str) -> str:
@@ -121,7 +136,7 @@ def entry_script(python: str) -> str:
             "# Managed by protectnet.epns.epns_firewall: re-resolve EPNS and update the firewall's address sets.\n"
             "import sys\n"
             f"sys.path.insert(0, {LIB_DIR!r})\n"
-            f"from {LIB_PACKAGE}._refresh import main\n"
+            f"from {LIB_PACKAGE}._firewall._refresh import main\n"
             f"sys.exit(main([\"--config\", {CONFIG!r}] + sys.argv[1:]))\n")
 
 
@@ -198,7 +213,7 @@ def refresh(config: t.Mapping[str, t.Any], runner: t.Optional[Runner] = None,
     backend.apply(backend.plan(current, desired))
     if options.persist:
         for file in backend.persist(desired):
-            write_file(file.as_dict())
+            file.write()
     return {"changed": True, "msg": "address sets updated", "sets": {
         k: {"added": v.added, "removed": v.removed} for k, v in change.sets_changed.items()},
         "warnings": backend.warnings}
@@ -213,7 +228,7 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         with open(args.config, encoding="utf-8") as handle:
             config = json.load(handle)
         result = refresh(config)
-    except (OSError, ValueError, KeyError, FirewallError) as exc:
+    except (OSError, ValueError, KeyError, FirewallError, CommandError) as exc:
         # The sets keep their previous contents: a failed resolution never empties them.
         sys.stderr.write(f"protectnet_epns refresh: {exc}\n")
         return 1

@@ -26,7 +26,8 @@ import sys
 import time
 import typing as t
 
-from ._base import Command, write_file
+from .._host._files import FileChange
+from .._host._run import Command
 from ._model import FirewallError
 
 ROLLBACK_DIR = "/run/protectnet_epns/rollback"
@@ -102,6 +103,7 @@ def arm(commands: t.Sequence[Command], files: t.Sequence[t.Mapping[str, t.Any]],
         json.dump(spec, handle)
     with open(os.path.join(directory, "armed"), "w", encoding="utf-8") as handle:
         handle.write(str(os.getpid()))
+    # Not a Runner: the watchdog must outlive this module, detached in its own session; run_command waits for it.
     process = subprocess.Popen(
         [python, "-c", WATCHDOG, directory], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True, cwd="/")
@@ -138,7 +140,7 @@ def _written(change: t.Mapping[str, t.Any]) -> t.Optional[t.Dict[str, str]]:
     action; not imported, since this package runs on its own as the refresh job), None for the removal of a file
     that was not there."""
     existed = os.path.exists(change["path"])
-    write_file(change)
+    FileChange.from_dict(change).write()
     if change.get("content") is None:
         return {"path": change["path"], "action": "removed"} if existed else None
     return {"path": change["path"], "action": "updated" if existed else "created"}

@@ -27,18 +27,9 @@ import re
 import shlex
 import typing as t
 
-from ._base import (
-    BackendOptions,
-    Command,
-    Detection,
-    FileChange,
-    FirewallBackend,
-    Plan,
-    Planned,
-    Runner,
-    Step,
-    read_text,
-)
+from .._host._files import FileChange, read_text
+from .._host._run import Command, Runner
+from ._base import BackendOptions, Detection, FirewallBackend, Plan, Planned, Step
 from ._model import (
     FAMILIES,
     TAG,

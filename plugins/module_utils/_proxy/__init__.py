@@ -3,7 +3,7 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# The proxy capability (module proxy_connect_ports): settings and validation (_model), text and file handling of
-# configuration files (_conf), one backend per proxy (_squid, _apache), what is known about ESET Bridge (_bridge),
-# and the run that ties them together (_engine). Standard library only; managed hosts run Python 3.8+.
-# Modules of this package import each other relatively only.
+# The proxy capability (module proxy_connect_ports): the validated request (_model), configuration files as text
+# (_conf), one backend per proxy (_squid, _apache), what is known about ESET Bridge (_bridge), and the run that
+# ties them together (_engine). Commands and file reads and writes go through ../_host. Standard library only;
+# managed hosts run Python 3.8+. Modules of this package import each other relatively only.

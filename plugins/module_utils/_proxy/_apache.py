@@ -18,9 +18,10 @@ import os
 import re
 import typing as t
 
+from .._host._run import Runner
 from ._backend import Backend
 from ._conf import Directive, walk
-from ._model import SNIPPET_HEADER, Limit, ProxyError, Runner, Settings, human
+from ._model import SNIPPET_HEADER, Limit, ProxyError, ProxyRequest, human
 
 DEFAULT_TIMEOUT = 60
 TRADEOFF = ("Timeout is server-wide in Apache: a higher value lets stalled clients hold a worker thread longer "
@@ -106,8 +107,8 @@ class Apache(Backend):
             return False, f"pid file {pidfile} names pid {pid}, which is {comm!r}, not Apache"
         return True, f"pid {pid} from {pidfile}"
 
-    def preflight(self, runner: Runner, binary: str, config_path: str, settings: Settings) -> t.List[str]:
-        if settings.state == "absent":
+    def preflight(self, runner: Runner, binary: str, config_path: str, request: ProxyRequest) -> t.List[str]:
+        if request.state == "absent":
             return []
         argv = self._argv(binary, config_path, self.server_root(config_path), "-M")
         rc, out, err = runner.run(argv)
@@ -141,14 +142,14 @@ class Apache(Backend):
     def include_position(self, lines: t.Sequence[str]) -> int:
         return len(lines)
 
-    def check_settings(self, settings: Settings) -> None:
-        wide = [d for d in settings.destinations if ipaddress.ip_network(d).num_addresses > 1]
+    def check_request(self, request: ProxyRequest) -> None:
+        wide = [d for d in request.destinations if ipaddress.ip_network(d).num_addresses > 1]
         if wide:
             raise ProxyError(f"destinations {', '.join(wide)}: Apache matches a CONNECT target as the agent wrote "
                              "it, so a network cannot be matched there; list single addresses (or use squid)")
 
-    def site_denies(self, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
-        host = settings.epns_host
+    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
+        host = request.epns_host
         if not host:
             return []
         out: t.List[str] = []
@@ -165,7 +166,7 @@ class Apache(Backend):
                 out.append(f"{section.source}: {section.name} {section.value} Require {d.value}")
         return out
 
-    def snippet(self, settings: Settings, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
+    def snippet(self, request: ProxyRequest, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
         explicit: t.List[t.Tuple[int, int]] = []
         for d in baseline:
             if d.name.lower() == "allowconnect":
@@ -174,49 +175,49 @@ class Apache(Backend):
                     if first.isdigit() and (not last or last.isdigit()):
                         explicit.append((int(first), int(last or first)))
         before = explicit or [(443, 443), (563, 563)]
-        new_ports = [p for p in settings.ports if not any(a <= p <= b for a, b in before)]
+        new_ports = [p for p in request.ports if not any(a <= p <= b for a, b in before)]
         out = [SNIPPET_HEADER.rstrip("\n")]
-        connect = list(settings.ports) + ([] if explicit else [563])
+        connect = list(request.ports) + ([] if explicit else [563])
         if explicit:
             out.append("# AllowCONNECT adds to the ports allowed elsewhere in the configuration.")
         else:
             out.append("# No AllowCONNECT was set, so Apache allowed its default (443 563); keep 563 allowed.")
         out.append("AllowCONNECT " + " ".join(str(p) for p in dict.fromkeys(connect)))
-        if settings.allow_connect_to_any_host:
+        if request.allow_connect_to_any_host:
             out += ["# allow_connect_to_any_host: the agents' networks may CONNECT to these ports on any host,",
-                    "# besides whoever the existing <Proxy> rules allow", *self._allow(settings, "[^/]*")]
+                    "# besides whoever the existing <Proxy> rules allow", *self._allow(request, "[^/]*")]
         else:
-            out += self._epns_only(settings, baseline, new_ports)
-        if settings.raise_idle_timeouts:
+            out += self._epns_only(request, baseline, new_ports)
+        if request.raise_idle_timeouts:
             current = {limit.name: limit.seconds for limit in limits}
             for name in ("Timeout", "ProxyTimeout"):
                 seconds = current.get(name)
-                if seconds is None or seconds < settings.idle_timeout:
-                    out.append(f"{name} {settings.idle_timeout}")
-        out += list(settings.extra_directives)
+                if seconds is None or seconds < request.idle_timeout:
+                    out.append(f"{name} {request.idle_timeout}")
+        out += list(request.extra_directives)
         return "\n".join(out) + "\n"
 
     @staticmethod
-    def _allow(settings: Settings, hosts: str) -> t.List[str]:
-        ports = _alternation([str(p) for p in settings.ports])
+    def _allow(request: ProxyRequest, hosts: str) -> t.List[str]:
+        ports = _alternation([str(p) for p in request.ports])
         return [f'<ProxyMatch "{URL_PREFIX}{hosts}:{ports}{URL_SUFFIX}">', "    AuthMerging Or",
-                f"    Require ip {' '.join(settings.allowed_sources)}", "</ProxyMatch>"]
+                f"    Require ip {' '.join(request.allowed_sources)}", "</ProxyMatch>"]
 
-    def _epns_only(self, settings: Settings, baseline: t.Sequence[Directive],
+    def _epns_only(self, request: ProxyRequest, baseline: t.Sequence[Directive],
                    new_ports: t.Sequence[int]) -> t.List[str]:
         out = []
         if new_ports:
             out += ["# AllowCONNECT is server-wide: nobody may CONNECT to the newly allowed ports but to EPNS",
                     f'<ProxyMatch "{URL_PREFIX}[^/]*:{_alternation([str(p) for p in new_ports])}{URL_SUFFIX}">',
                     "    Require all denied", "</ProxyMatch>"]
-        denies = self.site_denies(settings, baseline)
+        denies = self.site_denies(request, baseline)
         if denies:
             return [*out, "# no allow: a rule of the site denies EPNS, and it keeps winning:",
                     *(f"#   {rule}" for rule in denies)]
-        hosts = ([re.escape(settings.epns_host)] if settings.epns_host else []) + \
-            [_target(a) for a in settings.destinations]
+        hosts = ([re.escape(request.epns_host)] if request.epns_host else []) + \
+            [_target(a) for a in request.destinations]
         return [*out, "# the agents' networks may CONNECT to EPNS on these ports",
-                *self._allow(settings, _alternation(hosts))]
+                *self._allow(request, _alternation(hosts))]
 
     def limits(self, directives: t.Sequence[Directive]) -> t.List[Limit]:
         last: t.Dict[str, Directive] = {}

@@ -10,8 +10,9 @@ import abc
 import os
 import typing as t
 
+from .._host._run import Runner
 from ._conf import Directive
-from ._model import MANAGED_NAME, Limit, Runner, Settings
+from ._model import MANAGED_NAME, Limit, ProxyRequest
 
 
 class Backend(abc.ABC):
@@ -37,15 +38,15 @@ class Backend(abc.ABC):
     def is_running(self, runner: Runner, binary: str, config_path: str) -> t.Tuple[bool, str]:
         """(running, how it was told)."""
 
-    def preflight(self, runner: Runner, binary: str, config_path: str, settings: Settings) -> t.List[str]:
+    def preflight(self, runner: Runner, binary: str, config_path: str, request: ProxyRequest) -> t.List[str]:
         """Raise ProxyError when the proxy cannot carry CONNECT at all; return warnings."""
         return []
 
-    def check_settings(self, settings: Settings) -> None:
+    def check_request(self, request: ProxyRequest) -> None:
         """Raise ProxyError for a setting this proxy cannot express (before anything runs or changes)."""
         return None
 
-    def site_denies(self, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
+    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
         """The site's own rules that deny CONNECT to the EPNS name: they keep winning, so the snippet leaves its
         allow out; each as `file:line: rule`."""
         return []
@@ -61,7 +62,7 @@ class Backend(abc.ABC):
     def include_position(self, lines: t.Sequence[str]) -> int: ...
 
     @abc.abstractmethod
-    def snippet(self, settings: Settings, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
+    def snippet(self, request: ProxyRequest, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
         """The managed snippet; baseline is the configuration without it, limits its current limits."""
 
     @abc.abstractmethod

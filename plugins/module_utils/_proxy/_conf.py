@@ -3,15 +3,15 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# Configuration files as text: reading directives across includes, the marked include block, atomic writes.
+# Configuration files as text: reading directives across includes, the marked include block.
 from __future__ import annotations
 
 import glob
 import os
-import tempfile
 import typing as t
 from dataclasses import dataclass
 
+from .._host._files import read_text
 from ._model import BEGIN_MARK, END_MARK, ProxyError
 
 MAX_INCLUDE_DEPTH = 16
@@ -49,12 +49,10 @@ def logical_lines(text: str) -> t.Iterator[t.Tuple[int, str]]:
             yield start, line
 
 
-def read_text(path: str) -> t.Optional[str]:
+def read_config(path: str) -> t.Optional[str]:
+    """read_text, with a file that exists but cannot be read reported as the ProxyError the module shows."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+        return read_text(path)
     except OSError as exc:
         raise ProxyError(f"cannot read {path}: {exc}") from None
 
@@ -76,7 +74,7 @@ def walk(path: str, overrides: t.Mapping[str, t.Optional[str]], is_include: t.Ca
     skip_section: a section name (e.g. virtualhost) whose content is not server-wide and is left out."""
     if depth > MAX_INCLUDE_DEPTH:
         raise ProxyError(f"includes nested deeper than {MAX_INCLUDE_DEPTH} at {path}")
-    text = overrides[path] if path in overrides else read_text(path)
+    text = overrides[path] if path in overrides else read_config(path)
     if text is None:
         return
     nested = 0
@@ -144,38 +142,3 @@ def first_directive_index(lines: t.Sequence[str], names: t.Collection[str]) -> t
         if words and words[0].lower() in wanted:
             return index
     return None
-
-
-# -- files ------------------------------------------------------------------------------------------------------
-def write_atomic(path: str, text: str, like: t.Optional[str] = None) -> None:
-    """Write through a rename in the same directory; keep the mode and owner of `like` (or of path) if it exists."""
-    directory = os.path.dirname(path) or "."
-    ref = like if like and os.path.exists(like) else path
-    try:
-        st: t.Optional[os.stat_result] = os.stat(ref)
-    except FileNotFoundError:
-        st = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-        os.chmod(tmp, (st.st_mode & 0o7777) if st else 0o644)
-        if st:
-            try:
-                os.chown(tmp, st.st_uid, st.st_gid)
-            except PermissionError:
-                pass
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def put(path: str, text: t.Optional[str], like: t.Optional[str] = None) -> None:
-    """Write text, or remove the file when text is None."""
-    if text is None:
-        if os.path.exists(path):
-            os.unlink(path)
-        return
-    write_atomic(path, text, like)

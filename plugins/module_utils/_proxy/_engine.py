@@ -12,13 +12,16 @@ import os
 import shutil
 import tempfile
 import typing as t
+from dataclasses import dataclass
 
+from .._host._files import FileMeta, write_file
+from .._host._run import Runner
 from .._result import command, file_change
 from . import _bridge
 from ._apache import Apache
 from ._backend import Backend
-from ._conf import Directive, find_block, put, read_text, with_block, without_block
-from ._model import Limit, ProxyError, Runner, Settings
+from ._conf import Directive, find_block, read_config, with_block, without_block
+from ._model import Limit, ProxyError, ProxyRequest
 from ._squid import Squid
 
 
@@ -40,11 +43,11 @@ class ApplyError(ProxyError):
         self.restored = restored
 
 
-def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
+def choose(request: ProxyRequest, runner: Runner) -> t.Tuple[Backend, str, str]:
     """(backend, binary, why)."""
     backends = _backends()
-    if settings.proxy != "auto":
-        backend = backends[settings.proxy]
+    if request.proxy != "auto":
+        backend = backends[request.proxy]
         binary = backend.find_binary(runner)
         if not binary:
             raise ProxyError(f"{backend.name} is not installed here (none of {', '.join(backend.binaries)} found)")
@@ -59,7 +62,7 @@ def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
         return backend, t.cast(str, binary), f"auto: {name} is the only supported proxy installed"
     running = []
     for name, (backend, binary) in installed.items():
-        config = settings.config_path or backend.default_config()
+        config = request.config_path or backend.default_config()
         try:
             if config and backend.is_running(runner, t.cast(str, binary), config)[0]:
                 running.append(name)
@@ -72,14 +75,128 @@ def choose(settings: Settings, runner: Runner) -> t.Tuple[Backend, str, str]:
                      "set proxy to the one the agents use")
 
 
-def _denied_by(backend: Backend, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
-    if settings.state != "present" or settings.allow_connect_to_any_host:
+def _denied_by(backend: Backend, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
+    if request.state != "present" or request.allow_connect_to_any_host:
         return []
-    return backend.site_denies(settings, baseline)
+    return backend.site_denies(request, baseline)
 
 
 def _limits(items: t.Sequence[Limit]) -> t.List[t.Dict[str, t.Any]]:
     return [limit.as_dict() for limit in items]
+
+
+@dataclass
+class _Site:
+    """The proxy this run changes, as found: backend, binary, files and whether it runs."""
+
+    backend: Backend
+    binary: str
+    reason: str
+    config: str
+    root: str
+    snippet_path: str
+    main_before: str
+    snippet_before: t.Optional[str]
+    running: bool
+
+
+@dataclass
+class _Change:
+    """The files as this run leaves them, the limits before and after, and what the user should know."""
+
+    main_after: str
+    snippet_after: t.Optional[str]
+    limits_before: t.List[Limit]
+    limits_after: t.List[Limit]
+    denied_by: t.List[str]
+    warnings: t.List[str]
+
+
+def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
+    if request.proxy == "eset_bridge":
+        return {"changed": False, "before": None, "after": None, "commands": [], "files": [],
+                "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
+                "manual": True, "eset_bridge": _bridge.report(request.ports, request.allowed_sources),
+                "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
+                             "eset_bridge.manual_steps"]}
+    site = _find(request, runner)
+    change = _plan(request, runner, site)
+    result = _describe(request, site, change)
+    if not result["changed"]:
+        return result
+    commands = result["commands"]
+    _validate_candidate(site.backend, site.binary, runner, site.config, site.root, site.snippet_path,
+                        change.main_after, change.snippet_after, commands)
+    result["validated"] = True
+    if check_mode:
+        return result
+    _apply(site.backend, site.binary, runner, site.config, site.root, site.snippet_path,
+           (site.main_before, site.snippet_before), (change.main_after, change.snippet_after),
+           request.reload and site.running, commands)
+    result["reloaded"] = request.reload and site.running
+    return result
+
+
+def _find(request: ProxyRequest, runner: Runner) -> _Site:
+    """Read-only: pick the proxy, find and read its files, and refuse a reload of a proxy that does not run."""
+    backend, binary, reason = choose(request, runner)
+    backend.check_request(request)
+    config = request.config_path or backend.default_config()
+    if not config:
+        raise ProxyError(f"{backend.name}: no configuration file found (looked for "
+                         f"{', '.join(backend.default_configs)}); set config_path")
+    config = os.path.abspath(config)
+    main_before = read_config(config)
+    if main_before is None:
+        raise ProxyError(f"{backend.name}: configuration file {config} does not exist")
+    snippet_path = os.path.abspath(request.snippet_path or backend.snippet_path(config))
+    snippet_before = read_config(snippet_path)
+    root = backend.server_root(config)
+    try:
+        running, how = backend.is_running(runner, binary, config)
+    except ProxyError:
+        if request.reload:
+            raise
+        running, how = False, "unknown"
+    if request.reload and not running:
+        raise ProxyError(f"{backend.name} is installed but not running ({how}); start it, or set reload=false to "
+                         "only write the configuration")
+    return _Site(backend, binary, reason, config, root, snippet_path, main_before, snippet_before, running)
+
+
+def _plan(request: ProxyRequest, runner: Runner, site: _Site) -> _Change:
+    """Pure but for the proxy's own preflight: the new files, from the configuration without our snippet."""
+    backend, config, snippet_path = site.backend, site.config, site.snippet_path
+    warnings = backend.preflight(runner, site.binary, config, request)
+    # The configuration without our snippet: what the proxy would do on its own.
+    baseline = backend.directives(config, {snippet_path: None, config: without_block(site.main_before)})
+    limits_before = backend.limits(backend.directives(config, {}))
+    baseline_limits = backend.limits(baseline)
+    denied_by = _denied_by(backend, request, baseline)
+    warnings += [f"{rule}: this rule of the site denies EPNS and keeps winning, so the agents' networks were not "
+                 "allowed to CONNECT to it; change the rule if EPNS should pass" for rule in denied_by]
+    if request.state == "present":
+        snippet_after: t.Optional[str] = backend.snippet(request, baseline, baseline_limits)
+        main_after = with_block(site.main_before, backend.include_line(snippet_path), backend.include_position)
+    else:
+        snippet_after, main_after = None, without_block(site.main_before)
+    limits_after = backend.limits(backend.directives(config, {snippet_path: snippet_after, config: main_after}))
+    if request.state == "present" and request.raise_idle_timeouts:
+        warnings += _overridden(request, limits_after)
+    return _Change(main_after, snippet_after, limits_before, limits_after, denied_by, warnings)
+
+
+def _overridden(request: ProxyRequest, limits_after: t.Sequence[Limit]) -> t.List[str]:
+    """The limits raise_idle_timeouts asked to raise that a directive read after the snippet keeps lower."""
+    targets = {"read_timeout": request.idle_timeout, "client_lifetime": request.connection_lifetime,
+               "effective_idle": request.idle_timeout}
+    warnings = []
+    for limit in limits_after:
+        target = targets.get(limit.name)
+        if target is not None and limit.seconds is not None and limit.seconds < target:
+            warnings.append(f"{limit.name} stays {limit.value} ({limit.source}): a directive read after the "
+                            "managed snippet overrides it; change it there")
+    return warnings
 
 
 def _files(snippet: t.Tuple[str, t.Optional[str], t.Optional[str]], main: t.Tuple[str, t.Optional[str], str],
@@ -90,89 +207,27 @@ def _files(snippet: t.Tuple[str, t.Optional[str], t.Optional[str]], main: t.Tupl
     return [change for change in changes if change is not None]
 
 
-def run(settings: Settings, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
-    if settings.proxy == "eset_bridge":
-        return {"changed": False, "before": None, "after": None, "commands": [], "files": [],
-                "proxy": "eset_bridge", "proxy_reason": "eset_bridge: chosen by the proxy option",
-                "manual": True, "eset_bridge": _bridge.report(settings.ports, settings.allowed_sources),
-                "warnings": ["ESET Bridge is configured through its ESET policy; nothing was changed, see "
-                             "eset_bridge.manual_steps"]}
-    backend, binary, reason = choose(settings, runner)
-    backend.check_settings(settings)
-    config = settings.config_path or backend.default_config()
-    if not config:
-        raise ProxyError(f"{backend.name}: no configuration file found (looked for "
-                         f"{', '.join(backend.default_configs)}); set config_path")
-    config = os.path.abspath(config)
-    main_before = read_text(config)
-    if main_before is None:
-        raise ProxyError(f"{backend.name}: configuration file {config} does not exist")
-    snippet_path = os.path.abspath(settings.snippet_path or backend.snippet_path(config))
-    snippet_before = read_text(snippet_path)
-    root = backend.server_root(config)
-    commands: t.List[t.Dict[str, t.Any]] = []
-
-    try:
-        running, how = backend.is_running(runner, binary, config)
-    except ProxyError:
-        if settings.reload:
-            raise
-        running, how = False, "unknown"
-    if settings.reload and not running:
-        raise ProxyError(f"{backend.name} is installed but not running ({how}); start it, or set reload=false to "
-                         "only write the configuration")
-    warnings = backend.preflight(runner, binary, config, settings)
-
-    # The configuration without our snippet: what the proxy would do on its own.
-    baseline = backend.directives(config, {snippet_path: None, config: without_block(main_before)})
-    limits_before = backend.limits(backend.directives(config, {}))
-    baseline_limits = backend.limits(baseline)
-    denied_by = _denied_by(backend, settings, baseline)
-    warnings += [f"{rule}: this rule of the site denies EPNS and keeps winning, so the agents' networks were not "
-                 "allowed to CONNECT to it; change the rule if EPNS should pass" for rule in denied_by]
-    if settings.state == "present":
-        snippet_after: t.Optional[str] = backend.snippet(settings, baseline, baseline_limits)
-        main_after = with_block(main_before, backend.include_line(snippet_path), backend.include_position)
-    else:
-        snippet_after, main_after = None, without_block(main_before)
-    limits_after = backend.limits(backend.directives(config, {snippet_path: snippet_after, config: main_after}))
-    changed = snippet_after != snippet_before or main_after != main_before
-    if settings.state == "present" and settings.raise_idle_timeouts:
-        targets = {"read_timeout": settings.idle_timeout, "client_lifetime": settings.connection_lifetime,
-                   "effective_idle": settings.idle_timeout}
-        for limit in limits_after:
-            target = targets.get(limit.name)
-            if target is not None and limit.seconds is not None and limit.seconds < target:
-                warnings.append(f"{limit.name} stays {limit.value} ({limit.source}): a directive read after the "
-                                "managed snippet overrides it; change it there")
-
-    result: t.Dict[str, t.Any] = {
-        "changed": changed, "proxy": backend.name, "proxy_reason": reason, "running": running,
+def _describe(request: ProxyRequest, site: _Site, change: _Change) -> t.Dict[str, t.Any]:
+    """The module's result before anything is validated or written."""
+    backend, config, snippet_path = site.backend, site.config, site.snippet_path
+    return {
+        "changed": change.snippet_after != site.snippet_before or change.main_after != site.main_before,
+        "proxy": backend.name, "proxy_reason": site.reason, "running": site.running,
         "config_path": config, "snippet_path": snippet_path,
-        "include_line": backend.include_line(snippet_path) if settings.state == "present" else None,
-        "snippet": snippet_after, "limits": _limits(limits_before), "limits_after": _limits(limits_after),
-        "limits_tradeoff": backend.limits_tradeoff, "epns_denied_by": denied_by,
-        "validated": False, "reloaded": False, "commands": commands,
-        "before": {"snippet": snippet_before, "included": without_block(main_before) != main_before},
-        "after": {"snippet": snippet_after, "included": settings.state == "present"},
-        "files": _files((snippet_path, snippet_before, snippet_after), (config, main_before, main_after),
-                        snippet_first=snippet_after is not None),
+        "include_line": backend.include_line(snippet_path) if request.state == "present" else None,
+        "snippet": change.snippet_after, "limits": _limits(change.limits_before),
+        "limits_after": _limits(change.limits_after), "limits_tradeoff": backend.limits_tradeoff,
+        "epns_denied_by": change.denied_by, "validated": False, "reloaded": False, "commands": [],
+        "before": {"snippet": site.snippet_before, "included": without_block(site.main_before) != site.main_before},
+        "after": {"snippet": change.snippet_after, "included": request.state == "present"},
+        "files": _files((snippet_path, site.snippet_before, change.snippet_after),
+                        (config, site.main_before, change.main_after), snippet_first=change.snippet_after is not None),
         "diff": [{"before_header": snippet_path, "after_header": snippet_path,
-                  "before": snippet_before or "", "after": snippet_after or ""},
-                 {"before_header": config, "after_header": config, "before": main_before, "after": main_after}],
-        "warnings": warnings,
+                  "before": site.snippet_before or "", "after": change.snippet_after or ""},
+                 {"before_header": config, "after_header": config, "before": site.main_before,
+                  "after": change.main_after}],
+        "warnings": change.warnings,
     }
-    if not changed:
-        return result
-
-    _validate_candidate(backend, binary, runner, config, root, snippet_path, main_after, snippet_after, commands)
-    result["validated"] = True
-    if check_mode:
-        return result
-    _apply(backend, binary, runner, config, root, snippet_path, (main_before, snippet_before),
-           (main_after, snippet_after), settings.reload and running, commands)
-    result["reloaded"] = settings.reload and running
-    return result
 
 
 def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: str, root: str, snippet_path: str,
@@ -184,9 +239,9 @@ def _validate_candidate(backend: Backend, binary: str, runner: Runner, config: s
         text = main_after
         if snippet_after is not None:
             cand_snippet = os.path.join(scratch, os.path.basename(snippet_path))
-            put(cand_snippet, snippet_after)
+            write_file(cand_snippet, snippet_after)
             text = with_block(main_after, backend.include_line(cand_snippet), backend.include_position)
-        put(cand_main, text)
+        write_file(cand_main, text)
         argv = backend.validate_argv(binary, cand_main, root)
         commands.append(command(argv))
         rc, out, err = runner.run(argv, cwd=os.path.dirname(config))
@@ -210,10 +265,12 @@ def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str
     main_before, snippet_before = before
     main_after, snippet_after = after
 
+    snippet_like = FileMeta.of(config)  # a snippet this run creates is readable the way the configuration is
+
     def restore() -> bool:
         try:
-            put(config, main_before)
-            put(snippet_path, snippet_before, like=config)
+            write_file(config, main_before)
+            write_file(snippet_path, snippet_before, snippet_like)
             return True
         except OSError:
             return False
@@ -221,11 +278,11 @@ def _apply(backend: Backend, binary: str, runner: Runner, config: str, root: str
     try:
         # snippet first: the main file never names a snippet that is not there (and on absent, the include goes first)
         if snippet_after is not None:
-            put(snippet_path, snippet_after, like=config)
-            put(config, main_after)
+            write_file(snippet_path, snippet_after, snippet_like)
+            write_file(config, main_after)
         else:
-            put(config, main_after)
-            put(snippet_path, None)
+            write_file(config, main_after)
+            write_file(snippet_path, None)
     except OSError as exc:
         restored = restore()
         raise ApplyError(f"{backend.name}: writing the configuration failed: {exc}; "

@@ -3,10 +3,9 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# Settings of one proxy_connect_ports run, their validation, durations, and the runner interface.
+# ProxyRequest: what one proxy_connect_ports run is asked to do; its validation, and durations.
 from __future__ import annotations
 
-import abc
 import ipaddress
 import re
 import typing as t
@@ -17,28 +16,16 @@ BEGIN_MARK = "# BEGIN protectnet.epns managed include (proxy_connect_ports): do 
 END_MARK = "# END protectnet.epns managed include"
 SNIPPET_HEADER = ("# Managed by protectnet.epns (module proxy_connect_ports): what ESET's push notification service\n"
                   "# (EPNS) needs from this proxy. Rewritten on every run; put local changes elsewhere.\n")
-C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
-SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 class ProxyError(Exception):
     """A clear, user-facing failure; nothing was changed unless the message says so."""
 
 
-class Runner(abc.ABC):
-    """Runs argv lists (never a shell) in the C locale; the module's runner wraps AnsibleModule.run_command."""
-
-    @abc.abstractmethod
-    def run(self, argv: t.Sequence[str], cwd: t.Optional[str] = None) -> t.Tuple[int, str, str]:
-        """Run argv; return (rc, stdout, stderr). Never raises for a non-zero rc."""
-
-    @abc.abstractmethod
-    def which(self, name: str) -> t.Optional[str]:
-        """The full path of an executable (PATH plus the sbin directories), or None."""
-
-
 @dataclass(frozen=True)
-class Settings:
+class ProxyRequest:
+    """What one proxy_connect_ports run is asked to do, validated (the module builds it from its options)."""
+
     state: str = "present"
     proxy: str = "auto"
     ports: t.Tuple[int, ...] = ()

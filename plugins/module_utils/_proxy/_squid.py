@@ -16,9 +16,10 @@ import os
 import re
 import typing as t
 
+from .._host._run import Runner
 from ._backend import Backend
-from ._conf import Directive, first_directive_index, read_text, walk
-from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, Runner, Settings, squid_seconds
+from ._conf import Directive, first_directive_index, read_config, walk
+from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, ProxyRequest, squid_seconds
 
 IDLE = "read_timeout"
 LIFETIME = "client_lifetime"
@@ -54,7 +55,7 @@ def _acl_values(args: t.Sequence[str], base: str) -> t.Tuple[t.List[str], bool]:
             continue
         elif len(arg) > 1 and arg[0] == arg[-1] == '"':
             path = arg[1:-1] if os.path.isabs(arg[1:-1]) else os.path.join(base, arg[1:-1])
-            text = read_text(path) or ""
+            text = read_config(path) or ""
             values += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
         else:
             values.append(arg)
@@ -110,47 +111,47 @@ class Squid(Backend):
                 return index
         return len(lines)
 
-    def site_denies(self, settings: Settings, baseline: t.Sequence[Directive]) -> t.List[str]:
+    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
         """The site's `http_access deny` rules that name the EPNS host (file:line and the rule)."""
-        if not settings.epns_host:
+        if not request.epns_host:
             return []
-        naming = acls_naming(baseline, settings.epns_host)
+        naming = acls_naming(baseline, request.epns_host)
         return [f"{d.source}: http_access {d.value}" for d in baseline
                 if d.name.lower() == "http_access" and d.args and d.args[0].lower() == "deny"
                 and any(name in naming for name in d.args[1:])]
 
-    def snippet(self, settings: Settings, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
-        ports = " ".join(str(p) for p in settings.ports)
+    def snippet(self, request: ProxyRequest, baseline: t.Sequence[Directive], limits: t.Sequence[Limit]) -> str:
+        ports = " ".join(str(p) for p in request.ports)
         out = [SNIPPET_HEADER.rstrip("\n"),
-               f"acl {acl('src')} src {' '.join(settings.allowed_sources)}",
+               f"acl {acl('src')} src {' '.join(request.allowed_sources)}",
                f"acl {acl('ports')} port {ports}",
                f"acl {acl('connect')} method CONNECT"]
         base = f"http_access allow {acl('connect')} {acl('src')} {acl('ports')}"
-        if settings.allow_connect_to_any_host:
+        if request.allow_connect_to_any_host:
             out += ["# allow_connect_to_any_host: the agents' networks may CONNECT to these ports on any host, ahead",
                     "# of every rule of the site", base]
         else:
-            out += self._epns_only(settings, baseline, base)
-        if settings.raise_idle_timeouts:
-            targets = {IDLE: settings.idle_timeout, LIFETIME: settings.connection_lifetime}
+            out += self._epns_only(request, baseline, base)
+        if request.raise_idle_timeouts:
+            targets = {IDLE: request.idle_timeout, LIFETIME: request.connection_lifetime}
             for limit in limits:
                 target = targets.get(limit.name)
                 if target is not None and (limit.seconds is None or limit.seconds < target):
                     out.append(f"{limit.name} {target} seconds")
-        out += list(settings.extra_directives)
+        out += list(request.extra_directives)
         return "\n".join(out) + "\n"
 
-    def _epns_only(self, settings: Settings, baseline: t.Sequence[Directive], base: str) -> t.List[str]:
+    def _epns_only(self, request: ProxyRequest, baseline: t.Sequence[Directive], base: str) -> t.List[str]:
         """The ACLs and the allow rules for CONNECT to EPNS only; none while a site deny names EPNS."""
         out, rules = [], []
-        if settings.epns_host:
+        if request.epns_host:
             # -n: match the name the agent wrote, never a reverse lookup of an address it wrote instead
-            out.append(f"acl {acl('name')} dstdomain -n {settings.epns_host}")
+            out.append(f"acl {acl('name')} dstdomain -n {request.epns_host}")
             rules.append(f"{base} {acl('name')}")
-        if settings.destinations:
-            out.append(f"acl {acl('addr')} dst {' '.join(settings.destinations)}")
+        if request.destinations:
+            out.append(f"acl {acl('addr')} dst {' '.join(request.destinations)}")
             rules.append(f"{base} {acl('addr')}")
-        denies = self.site_denies(settings, baseline)
+        denies = self.site_denies(request, baseline)
         if denies:
             return [*out, "# no allow: a rule of the site denies EPNS, and it keeps winning:",
                     *(f"#   {rule}" for rule in denies)]

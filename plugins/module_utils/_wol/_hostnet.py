@@ -16,9 +16,11 @@ import typing as t
 
 from .._firewall import _engine
 from .._firewall._backends import select_backend
-from .._firewall._base import BackendOptions, FileChange, FirewallBackend, Runner
+from .._firewall._base import BackendOptions, FirewallBackend
 from .._firewall._model import FirewallError, Group, Policy
 from .._firewall._nftables import NftablesBackend
+from .._host._files import FileChange
+from .._host._run import Runner
 from .._result import command, file_entry
 from . import _routes
 from ._routes import ROUTE_PROTO, RouteError

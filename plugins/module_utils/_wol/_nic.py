@@ -12,7 +12,8 @@ import re
 import typing as t
 
 from .. import _result
-from .._firewall._base import Runner, read_text, write_file
+from .._host._files import read_text, write_file
+from .._host._run import Runner
 
 LINK_DIR = "/etc/systemd/network"
 SYS_NET = "/sys/class/net"
@@ -135,28 +136,27 @@ def run(runner: Runner, interface: str, enable: bool, method: str, check_mode: b
     cmds: t.List[t.List[str]] = []
     if not out["enabled"]:
         cmds.append(["ethtool", "-s", interface, "wol", "g"])
-    file_change: t.Optional[t.Dict[str, t.Any]] = None
+    link_text: t.Optional[str] = None
     if method == "networkmanager" and not out["persistent"] and out.get("connection"):
         cmds.append(["nmcli", "connection", "modify", out["connection"], "802-3-ethernet.wake-on-lan", "magic"])
     elif method == "systemd_link" and not out["persistent"]:
         if not out["mac"]:
             raise NicError(f"method systemd_link: the MAC address of {interface} cannot be read, and the .link file "
                            "matches the NIC by it")
-        content = ("# Managed by protectnet.epns.wol_nic\n[Match]\n" + f"MACAddress={out['mac']}\n"
-                   + "\n[Link]\nWakeOnLan=magic\n")
-        file_change = {"path": link_file(interface), "content": content, "mode": 0o644}
-        out["files"].append(_result.file_entry(file_change["path"],
-                                               "updated" if os.path.exists(file_change["path"]) else "created"))
+        link_text = ("# Managed by protectnet.epns.wol_nic\n[Match]\n" + f"MACAddress={out['mac']}\n"
+                     + "\n[Link]\nWakeOnLan=magic\n")
+        path = link_file(interface)
+        out["files"].append(_result.file_entry(path, "updated" if os.path.exists(path) else "created"))
     out["commands"] += [_result.command(c) for c in cmds]
-    if cmds or file_change:
+    if cmds or link_text is not None:
         out["changed"] = True
         if not check_mode:
             for cmd in cmds:
                 rc, o, e = runner.run(cmd)
                 if rc != 0:
                     raise NicError(f"{' '.join(cmd)} failed: {(e or o).strip()}")
-            if file_change:
-                write_file(file_change)
+            if link_text is not None:
+                write_file(link_file(interface), link_text)
             after = read_ethtool(runner, interface)
             out.update(wake_on=after["wake_on"], enabled="g" in after["wake_on"],
                        wake_on_modes=[MODES.get(c, c) for c in after["wake_on"]])

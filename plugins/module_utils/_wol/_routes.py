@@ -14,7 +14,9 @@ import json
 import os
 import typing as t
 
-from .._firewall._base import FileChange, Runner, file_change
+from .._firewall._base import file_change
+from .._host._files import FileChange
+from .._host._run import Runner
 
 ROUTE_PROTO = 186           # our routes: `ip route ... proto 186`
 HOOK_NAME = "protectnet-epns-wol-routes"  # no dot: run-parts (ifupdown) skips names with one
