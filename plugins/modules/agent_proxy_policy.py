@@ -280,7 +280,6 @@ map_confirmed:
   type: bool
 """
 
-import re  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -304,15 +303,13 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._sett
     build_map,
     load_map_file,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._hostname import HostNameError, check_host  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
 
 DEFAULT_DESCRIPTION = "Managed by Ansible (protectnet.epns.agent_proxy_policy: agent HTTP proxy for EPNS)"
 NO_PROXY_AUTH = ("proxy credentials are not supported: ESET's push notification service (EPNS) and agent "
                  "replication cannot use a proxy that requires authentication. Allow the agents through the proxy "
                  "without credentials (for example by source address) and remove {0}")
-HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]"
-                     r"{0,61}[A-Za-z0-9_])?)*\.?$")
-IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 
 
 def argument_spec() -> t.Dict[str, t.Any]:
@@ -337,24 +334,6 @@ def argument_spec() -> t.Dict[str, t.Any]:
     return spec
 
 
-def check_proxy_host(host: str) -> t.Optional[str]:
-    """Why ``host`` is not a bare host name or address, or None."""
-    if "@" in host:
-        return NO_PROXY_AUTH.format("the user name and password from proxy_host")
-    if "://" in host:
-        return "proxy_host must be a host name or address without a scheme, not {!r}".format(host.split("://")[0] +
-                                                                                             "://...")
-    if "/" in host:
-        return "proxy_host must be a host name or address without a path"
-    if host.count(":") == 1:
-        return "proxy_host must not carry a port; set proxy_port"
-    if ":" in host:
-        return None if IPV6_RE.match(host.strip("[]")) else f"proxy_host {host!r} is not a valid address"
-    if not HOST_RE.match(host):
-        return f"proxy_host {host!r} is not a valid host name or address"
-    return None
-
-
 def validate(module: AnsibleModule, mapping: t.Mapping[str, t.Any]) -> None:
     p = module.params
     if p["proxy_username"] is not None or p["proxy_password"] is not None:
@@ -369,9 +348,11 @@ def validate(module: AnsibleModule, mapping: t.Mapping[str, t.Any]) -> None:
         userinfo = p["proxy_host"].rsplit("@", 1)[0]
         for secret in (userinfo, userinfo.split(":", 1)[-1]):
             module.no_log_values.add(secret)
-    problem = check_proxy_host(p["proxy_host"])
-    if problem:
-        module.fail_json(msg=problem)
+        module.fail_json(msg=NO_PROXY_AUTH.format("the user name and password from proxy_host"))
+    try:
+        check_host(p["proxy_host"], "proxy_host", brackets=True, port_option="proxy_port")
+    except HostNameError as exc:
+        module.fail_json(msg=str(exc))
     if not 0 < p["proxy_port"] < 65536:
         module.fail_json(msg="proxy_port: {} is not a TCP port".format(p["proxy_port"]))
     if p["rank"] is not None and p["rank"] < 1:

@@ -261,6 +261,7 @@ def test_endpoints_per_deployment() -> None:
     assert onprem.base("policy-management") == "https://protect.example.com:9443"
     assert onprem.token_url() == "https://protect.example.com:9443/GetTokens"
     assert Endpoints("on_prem", server="fd00::1", port=8443).origin == "https://[fd00::1]:8443"
+    assert Endpoints("on_prem", server="[fd00::1]", port=8443).origin == "https://[fd00::1]:8443"
     mixed = Endpoints("cloud", region="us", api_urls={"policy-management": "https://127.0.0.1:1/pm/"})
     assert mixed.base("policy-management") == "https://127.0.0.1:1/pm"
     assert mixed.base("device-management") == "https://us.device-management.eset.systems"
@@ -271,6 +272,8 @@ def test_endpoints_per_deployment() -> None:
     ({"deployment": "cloud"}, "needs region"),
     ({"deployment": "cloud", "region": "mars"}, "region 'mars' is not one of"),
     ({"deployment": "on_prem", "server": "https://x"}, "host name or address"),
+    ({"deployment": "on_prem", "server": "protect.example.com:9443"}, "write it without a port; set port"),
+    ({"deployment": "on_prem", "server": "protect example"}, "server: 'protect example' is not a valid host name"),
     ({"deployment": "on_prem", "server": "x", "port": 0}, "not a TCP port"),
     ({"deployment": "on_prem", "api_urls": {"policy": "https://x"}}, "unknown service 'policy'"),
     ({"deployment": "on_prem", "api_urls": {"default": "ftp://x"}}, r"not an http\(s\) URL"),

@@ -224,6 +224,9 @@ def refused(run_module: ModuleRun) -> ModuleRun:
      "do not apply with allow_connect_to_any_host"),
     ({"allowed_sources": ["10.0.0.0/8"], "restrict_to_epns": False}, "set allow_connect_to_any_host=true"),
     ({"allowed_sources": ["10.0.0.0/8"], "epns_host": ""}, "no EPNS destination"),
+    ({"allowed_sources": ["10.0.0.0/8"], "epns_host": "epns.eset.com:8883"},
+     "epns_host: 'epns.eset.com:8883' is not a host name: write it without a port; accepted: a DNS name"),
+    ({"allowed_sources": ["10.0.0.0/8"], "epns_host": "10.0.0.1"}, "epns_host: '10.0.0.1' is not a valid host name"),
     ({"allowed_sources": ["10.0.0.0/8"], "idle_timeout": 5}, "idle_timeout must be"),
 ])
 def test_bad_options_fail_before_any_command(args: dict, message: str, refused: ModuleRun) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import urlsplit
 
+from .._hostname import HostNameError, check_host
 from ._errors import EsetConfigError
 
 ON_PREM = "on_prem"
@@ -54,11 +55,13 @@ class Endpoints:
             if not server and not self.overrides:
                 raise EsetConfigError("deployment on_prem needs server (or ESET_PROTECT_SERVER)")
             if server:
-                if "/" in server or "@" in server:
-                    raise EsetConfigError(f"server must be a host name or address, not {server!r}")
+                try:
+                    host = check_host(server, "server", brackets=True, port_option="port")
+                except HostNameError as exc:
+                    raise EsetConfigError(str(exc)) from None
                 if not 0 < port < 65536:
                     raise EsetConfigError(f"port {port} is not a TCP port")
-                host = f"[{server}]" if ":" in server and not server.startswith("[") else server
+                host = f"[{host}]" if ":" in host else host
                 self.origin = f"https://{host}:{port}"
         else:
             if region not in REGIONS:

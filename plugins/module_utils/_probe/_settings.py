@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .. import _epns
+from .._hostname import HostNameError, check_host
 from . import _dns
 from ._trust import (
     ISSUER_FORMS,
@@ -31,7 +32,6 @@ ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
 MAX_TIMEOUT = 3600.0
 MAX_PINGS = 1000
 _CLIENT_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1," + str(_epns.CLIENT_ID_MAX) + r"}$")
-_HOSTNAME_RE = re.compile(r"^[0-9A-Za-z_.:%-]{1,253}$")
 
 
 class ProbeConfigError(ValueError):
@@ -113,11 +113,12 @@ def parse_proxy_url(url: str) -> ProxySpec:
     return ProxySpec(url.strip(), parts.hostname, port)
 
 
-def _check_hostname(option: str, value: str) -> str:
-    if not isinstance(value, str) or not _HOSTNAME_RE.match(value) or value.startswith("-"):
-        raise ProbeConfigError(
-            f"{option}: {value!r} is not a host name or IP address (a name like epns.eset.com, without scheme, "
-            "port or path)")
+def _check_hostname(option: str, value: str, port_option: t.Optional[str] = None) -> str:
+    """value as given (the probe connects to and reports the name as the user wrote it)."""
+    try:
+        check_host(value, option, zone_ids=True, port_option=port_option)
+    except HostNameError as exc:
+        raise ProbeConfigError(str(exc)) from None
     return value
 
 
@@ -272,7 +273,7 @@ def _check_ping_interval(value: t.Any, hold_seconds: float) -> float:
 
 
 def prepare(settings: ProbeSettings) -> ProbePlan:
-    _check_hostname("host", settings.host)
+    _check_hostname("host", settings.host, "primary_port")
     server_name = _check_hostname("server_name", settings.server_name or settings.host)
     _check_port("primary_port", settings.primary_port)
     _check_port("fallback_port", settings.fallback_port)

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 import typing as t
 from dataclasses import dataclass, field
+
+from .._hostname import HostNameError
+from .._hostname import check_host as check_host_name
 
 MANAGED_NAME = "protectnet_epns"
 BEGIN_MARK = "# BEGIN protectnet.epns managed include (proxy_connect_ports): do not edit between the markers"
@@ -79,15 +81,12 @@ def check_seconds(value: int, what: str, minimum: int) -> int:
     return int(value)
 
 
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-
-
 def check_host(host: str) -> str:
-    host = host.strip().rstrip(".").lower()
-    if not _HOST_RE.match(host):
-        raise ProxyError(f"epns_host {host!r} is not a DNS name")
-    return host
+    """epns_host in normal form; a name only (EPNS addresses belong in destinations)."""
+    try:
+        return check_host_name(host.strip(), "epns_host", addresses=False)
+    except HostNameError as exc:
+        raise ProxyError(str(exc)) from None
 
 
 def check_directives(lines: t.Sequence[str]) -> t.Tuple[str, ...]:
