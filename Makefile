@@ -22,7 +22,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all deps test unit lab-test molecule demo bench build lint sanity sanity-tree ansible-test-units docs ee lab-up lab-down clean
+.PHONY: all deps test unit lab-test core216-venv core216-test python-floor molecule demo bench build lint sanity sanity-tree ansible-test-units docs ee lab-up lab-down clean
 
 all: test
 
@@ -53,35 +53,58 @@ $(WHEELS)/.stamp: requirements.txt $(VENV)/.stamp
 	$(BIN)/pip download -q --disable-pip-version-check -r requirements.txt -d $(WHEELS)
 	@touch $@
 
+# The oldest ansible-core that meta/runtime.yml claims (2.16), in a virtualenv of its own, never the shared one:
+# tests/requirements-core216.txt is the controller requirements with ansible-core narrowed to 2.16.x.
+CORE216_VENV ?= .venv-core216
+CORE216_BIN := $(CURDIR)/$(CORE216_VENV)/bin
+$(CORE216_VENV)/.stamp: requirements.txt tests/requirements-core216.txt
+	$(PYTHON) -m venv $(CORE216_VENV)
+	$(CORE216_BIN)/pip install -q --disable-pip-version-check -r tests/requirements-core216.txt
+	@touch $@
+
+core216-venv: $(CORE216_VENV)/.stamp
+
 # Ansible finds the collection under its namespace/name; a link keeps the checkout the single source.
 $(COLLECTION_LINK):
 	@mkdir -p $(dir $@)
 	@ln -sfn ../../../.. $@
 
-# Three lanes at once on the two cores: pytest on its sandboxed workers, and beside it the quality gates followed
-# by molecule (in a sandbox of its own, so its labs meet none of the workers'). Their logs follow pytest's output,
-# and pytest's summary line is repeated last. Any lane failing fails the target; the side lane runs on after a
-# failing gate (set +e: .SHELLFLAGS has -e), so one run reports every lane.
+# Four lanes at once on the two cores: pytest on its sandboxed workers; beside it the quality gates followed by
+# molecule (in a sandbox of its own, so its labs meet none of the workers'); and the oldest claimed ansible-core
+# (core216-test, in a sandbox of its own too). Their logs follow pytest's output, and pytest's summary line is
+# repeated last. Any lane failing fails the target; the side lanes run on after a failing gate (set +e: .SHELLFLAGS
+# has -e), so one run reports every lane.
 LOGS := $(CURDIR)/.build/logs
-test: deps
+test: deps $(CORE216_VENV)/.stamp
 	@mkdir -p $(LOGS) && rm -f $(LOGS)/*
 	@( set +e; $(MAKE) --no-print-directory lint > $(LOGS)/lint.log 2>&1; echo $$? > $(LOGS)/lint.rc; \
 	   tests/tools/sandbox $(MAKE) --no-print-directory molecule > $(LOGS)/molecule.log 2>&1; \
 	   echo $$? > $(LOGS)/molecule.rc ) & side=$$!; \
+	( set +e; $(MAKE) --no-print-directory core216-test > $(LOGS)/core216.log 2>&1; \
+	   echo $$? > $(LOGS)/core216.rc ) & core216=$$!; \
 	set +e; \
 	$(BIN)/python -m pytest tests/unit tests/integration -ra --durations=15 $(PYTEST_PARALLEL) $(PYTEST_ARGS) \
 	  2>&1 | tee $(LOGS)/pytest.log; rc=$${PIPESTATUS[0]}; \
-	wait $$side; \
+	wait $$side; wait $$core216; \
 	echo "== make lint (rc $$(cat $(LOGS)/lint.rc))"; cat $(LOGS)/lint.log; \
 	echo "== make molecule (rc $$(cat $(LOGS)/molecule.rc))"; tail -n 60 $(LOGS)/molecule.log; \
+	echo "== make core216-test (rc $$(cat $(LOGS)/core216.rc))"; tail -n 30 $(LOGS)/core216.log; \
 	echo "== pytest (rc $$rc)"; tail -n 1 $(LOGS)/pytest.log; \
-	[ "$$rc" -eq 0 ] && [ "$$(cat $(LOGS)/lint.rc)" -eq 0 ] && [ "$$(cat $(LOGS)/molecule.rc)" -eq 0 ]
+	[ "$$rc" -eq 0 ] && [ "$$(cat $(LOGS)/lint.rc)" -eq 0 ] && [ "$$(cat $(LOGS)/molecule.rc)" -eq 0 ] \
+	  && [ "$$(cat $(LOGS)/core216.rc)" -eq 0 ]
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit -ra $(PYTEST_ARGS)
 
 lab-test: deps
 	$(BIN)/python -m pytest tests/integration -ra $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+# The unit tests and one lab smoke test (epns_probe and epns_firewall on one agent through ansible-playbook,
+# tests/integration/test_oldest_ansible_core.py) under ansible-core 2.16, in a sandbox with a one-agent lab:
+# tests/integration/_ansible.py runs the ansible-playbook beside the Python that runs pytest, here 2.16's.
+core216-test: deps $(CORE216_VENV)/.stamp
+	PATH=$(CORE216_BIN):$$PATH PNLAB_AGENTS=1 PNLAB_WOL=0 tests/tools/sandbox $(CORE216_BIN)/python -m pytest \
+	  tests/unit tests/integration/test_oldest_ansible_core.py -ra -p no:cacheprovider $(PYTEST_ARGS)
 
 # Molecule scenarios in extensions/molecule/ (collection layout): syntax, create (lab up), prepare, converge,
 # idempotence, check, verify, destroy (lab down; also after a failure). Needs root, like the lab.
@@ -98,12 +121,26 @@ build: deps
 	@mkdir -p .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
 
-# Quality gates: ruff and mypy, ansible-lint (production profile, settings in .ansible-lint), ansible-test sanity.
+# Quality gates: ruff and mypy, the managed-host Python floor, ansible-lint (production profile, settings in
+# .ansible-lint), ansible-test sanity.
 lint: deps
 	$(BIN)/ruff check plugins tests
 	$(BIN)/mypy plugins
+	$(MAKE) --no-print-directory python-floor
 	$(BIN)/ansible-lint $(ANSIBLE_LINT_TARGETS)
 	$(MAKE) --no-print-directory sanity
+
+# What runs on managed hosts needs no Python newer than the floor, 3.8 (docs/supported-versions.md), and the module
+# files and the floor check parse on 3.6 (and the check on 2.7), so that an old Python reaches the check and its
+# message. Module files evaluate their annotations: 3.6 cannot parse `from __future__ import annotations`.
+# union-types is vermin's heuristic for `X | Y`: module_utils write t.Optional (the collection's typing dialect), so a
+# `X | None` there, postponed or not, is a slip towards code that breaks on 3.8.
+VERMIN := $(BIN)/vermin --no-tips --violations
+python-floor: deps
+	$(VERMIN) --target=3.8- plugins/module_utils plugins/modules
+	$(VERMIN) --feature union-types --eval-annotations --target=3.8- plugins/module_utils
+	$(VERMIN) --feature union-types --eval-annotations --target=3.6- plugins/modules plugins/module_utils/_python_floor.py
+	$(VERMIN) --target=2.7- --target=3.6- plugins/module_utils/_python_floor.py
 
 # ansible-test needs the collection at .../ansible_collections/protectnet/epns and resolves symlinks, so it runs in a
 # copy of the files git knows (tracked, or new and not ignored), with an empty git repository of its own so that
@@ -158,4 +195,4 @@ lab-down:
 	$(PYTHON) tests/lab/lab.py down
 
 clean: lab-down
-	rm -rf .build $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .build $(VENV) $(CORE216_VENV) .pytest_cache .mypy_cache .ruff_cache

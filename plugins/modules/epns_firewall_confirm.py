@@ -1,7 +1,6 @@
 #!/usr/bin/python
 # Copyright: protectnet.epns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: epns_firewall_confirm
@@ -75,6 +74,9 @@ kept:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._python_floor import require_supported_python  # noqa: E402
+
+require_supported_python()  # first: the imports below need Python 3.8 and would fail on 3.6 without saying why
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._rollback import (  # noqa: E402
     KeptButIncomplete,

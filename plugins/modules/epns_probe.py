@@ -1,7 +1,6 @@
 #!/usr/bin/python
 # Copyright: protectnet.epns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: epns_probe
@@ -386,6 +385,9 @@ import inspect  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._python_floor import require_supported_python  # noqa: E402
+
+require_supported_python()  # first: the imports below need Python 3.8 and would fail on 3.6 without saying why
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import (  # noqa: E402
     FAIL_ON_CHOICES,
     FALLBACK_PORT,

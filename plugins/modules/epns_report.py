@@ -2,7 +2,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Documentation only: the work is done by the action plugin plugins/action/epns_report.py on the controller.
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: epns_report

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import typing as t
+from pathlib import Path
 
 import pytest
 from _fake_eset import PASSWORD, FakeEset, Fault
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api import _client
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._client import (
     BACKOFF_CAP,
     RETRY_AFTER_CAP,
@@ -285,3 +288,28 @@ def test_bad_connection_settings(args: dict, words: str) -> None:
     with pytest.raises(EsetConfigError, match=words):
         Endpoints(args["deployment"], args.get("server"), args.get("port", 9443), args.get("region"),
                   args.get("api_urls"))
+
+
+class RequestWithoutContext:
+    """ansible.module_utils.urls.Request as ansible-core 2.16 has it: no `context` argument (2.17 added it)."""
+
+    made: t.ClassVar[t.List[t.Dict[str, t.Any]]] = []
+
+    def __init__(self, *, timeout: float, validate_certs: bool, http_agent: str, follow_redirects: str,
+                 use_netrc: bool, ca_path: t.Optional[str] = None) -> None:
+        self.made.append({"validate_certs": validate_certs, "ca_path": ca_path})
+
+
+def test_ansible_core_216_request_gets_the_ca_file(pki: t.Any, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_client, "Request", RequestWithoutContext)
+    monkeypatch.setattr(RequestWithoutContext, "made", [])
+    base = {"deployment": "on_prem", "server": "127.0.0.1", "username": "api-user", "password": PASSWORD}
+    EsetClient(ConnectionSettings.from_params(dict(base, ca_path=str(pki.ca))))
+    EsetClient(ConnectionSettings.from_params(base))
+    assert RequestWithoutContext.made == [{"validate_certs": True, "ca_path": str(pki.ca)},
+                                          {"validate_certs": True, "ca_path": None}]
+    shutil.copy(pki.ca, tmp_path / "ca.pem")
+    with pytest.raises(EsetConfigError) as info:
+        EsetClient(ConnectionSettings.from_params(dict(base, ca_path=str(tmp_path))))
+    assert "is a directory: ansible-core 2.16 on the controller needs a CA file" in str(info.value)

@@ -21,6 +21,7 @@ client needs nothing beyond ansible-core. TLS is verified unless ``validate_cert
 from __future__ import annotations
 
 import email.utils
+import inspect
 import json
 import os
 import random
@@ -142,7 +143,7 @@ class EsetClient:
                        "machine in the middle could read the API password. Prefer ca_path with the server's CA.")
         self._http = Request(timeout=settings.timeout, validate_certs=settings.validate_certs,
                              http_agent=USER_AGENT, follow_redirects="none", use_netrc=False,
-                             context=self._tls_context())
+                             **self._tls_arguments())
         token_args = (self.endpoints.token_url(), settings.username, settings.password, self._send_with_retries,
                       clock, self._remember_secret)
         self.tokens: TokenSource
@@ -150,6 +151,18 @@ class EsetClient:
             self.tokens = CloudTokens(*token_args)
         else:
             self.tokens = OnPremTokens(*token_args, domain_user=settings.domain_user)
+
+    def _tls_arguments(self) -> t.Dict[str, t.Any]:
+        """ansible-core 2.17+ takes the TLS context itself; 2.16's Request has no `context` and builds one per request
+        from ca_path, which must be a file there (the controller's ansible-core provides module_utils/urls.py)."""
+        context = self._tls_context()
+        if "context" in inspect.signature(Request.__init__).parameters:
+            return {"context": context}
+        ca_path = self.settings.ca_path
+        if ca_path and os.path.isdir(ca_path):
+            raise EsetConfigError(f"ca_path {ca_path} is a directory: ansible-core 2.16 on the controller needs a CA "
+                                  "file (a PEM file with the CA certificates); directories work from 2.17")
+        return {"ca_path": ca_path or None}
 
     def _tls_context(self) -> ssl.SSLContext:
         """One TLS context for every request (building one per request would reload the trust store each time)."""
