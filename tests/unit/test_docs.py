@@ -21,3 +21,11 @@ def test_troubleshooting_lists_every_failure_class():
     for name, failure in _epns.FAILURE_CLASSES.items():
         assert f"| `{name}` |" in text, name
         assert failure.hint in text, name
+
+
+def test_every_page_in_docs_is_built():
+    """make docs renders the pages build_docs.py lists; a page left off the list never reaches the site."""
+    source = (REPO / "docs" / "build_docs.py").read_text()
+    pages = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    missing = [name for name in pages if '"%s"' % name not in source]
+    assert missing == []
