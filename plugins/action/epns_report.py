@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 import typing as t
 
 from ansible.errors import AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.protectnet.epns.plugins.module_utils._host._files import FileMeta, write_file
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import (
     ReportInputError,
@@ -81,7 +81,7 @@ class ActionModule(ActionBase):
         if not self._task.check_mode:
             for one in changes:
                 try:
-                    _write_atomic(one.path, one.data)
+                    _write(one.path, one.data)
                 except OSError as exc:
                     return self._fail(result, f"cannot write {one.path}: {to_native(exc)}", paths=paths)
         result.update(_describe(dest, paths, changes, model, with_diff=bool(self._task.diff)))
@@ -215,22 +215,8 @@ def _read(path: str) -> t.Optional[bytes]:
         return None
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except FileNotFoundError:
-            pass
-        raise
+def _write(path: str, data: bytes) -> None:
+    """The collection's one writer: a report that exists keeps its mode and owner, a new one is 0666 & ~umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    write_file(path, data.decode("utf-8", "surrogateescape"), FileMeta(0o666 & ~umask))

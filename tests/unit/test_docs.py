@@ -27,5 +27,5 @@ def test_every_page_in_docs_is_built():
     """make docs renders the pages build_docs.py lists; a page left off the list never reaches the site."""
     source = (REPO / "docs" / "build_docs.py").read_text()
     pages = sorted(p.name for p in (REPO / "docs").glob("*.md"))
-    missing = [name for name in pages if '"%s"' % name not in source]
+    missing = [name for name in pages if f'"{name}"' not in source]
     assert missing == []

@@ -147,6 +147,11 @@ MISC_PLAYBOOK = """\
         dest: "{{{{ out }}}}/time"
       register: time_now
 
+    - name: The administrator made the report group-readable and executable by its owner
+      ansible.builtin.file:
+        path: "{{{{ out }}}}/time/epns-report.json"
+        mode: "0750"
+
     - name: Another title over an existing file is an update
       protectnet.epns.epns_report:
         results: {{a: "{{{{ healthy }}}}"}}
@@ -327,6 +332,7 @@ def test_options_errors_phases_time_and_templates(workdir: Path):
     assert r["retitled"]["changed"] is True
     assert r["retitled"]["files"] == [{"path": str(out / "time" / "epns-report.json"), "action": "updated"}]
     assert r["retitled"]["changed_paths"] == [str(out / "time" / "epns-report.json")]
+    assert oct((out / "time" / "epns-report.json").stat().st_mode & 0o7777) == "0o750"  # a rewrite keeps the mode
     assert "Generated 2000-01-01T00:00:00Z." in (out / "time" / "epns-report.md").read_text()
 
     assert r["own"]["changed"] is True

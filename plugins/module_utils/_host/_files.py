@@ -63,6 +63,8 @@ def write_file(path: str, content: t.Optional[str], create_as: t.Optional[FileMe
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())  # the rename must not reach the disk before the content does
         os.chmod(tmp, meta.mode)
         _chown_if_other(tmp, meta)
         os.replace(tmp, path)
