@@ -62,20 +62,20 @@ def test_unknown_path_or_missing_read_call_is_not_an_error() -> None:
 
 
 def test_write_call_applies_reads_back_and_is_idempotent() -> None:
-    smap = _settings_map.merged({"write_path": "/v2/configuration:batchSetValues"})
+    settings_map = _settings_map.merged({"write_path": "/v2/configuration:batchSetValues"})
     client = FakeClient({}, "/v2/configuration:batchSetValues")
-    check = _server.apply(client, smap, ["239.255.0.9"], check_mode=True)
+    check = _server.apply(client, settings_map, ["239.255.0.9"], check_mode=True)
     assert check["changed"] and not any(c[0].endswith("batchSetValues") for c in client.calls)
-    done = _server.apply(client, smap, ["239.255.0.9"], check_mode=False)
+    done = _server.apply(client, settings_map, ["239.255.0.9"], check_mode=False)
     assert done["changed"] and done["applied"] and done["action_required"] is None
     assert client.tree[PATH] == ["239.255.0.9"]
-    again = _server.apply(client, smap, ["239.255.0.9"], check_mode=False)
+    again = _server.apply(client, settings_map, ["239.255.0.9"], check_mode=False)
     assert again["in_sync"] and not again["changed"]
 
 
 def test_a_write_path_the_server_lacks_falls_back_to_action_required() -> None:
-    smap = _settings_map.merged({"write_path": "/v9/nope"})
-    out = _server.apply(FakeClient({PATH: []}), smap, ["239.255.0.9"], check_mode=False)
+    settings_map = _settings_map.merged({"write_path": "/v9/nope"})
+    out = _server.apply(FakeClient({PATH: []}), settings_map, ["239.255.0.9"], check_mode=False)
     assert out["action_required"] and "does not offer the write call /v9/nope" in out["action_required"]["reason"]
 
 

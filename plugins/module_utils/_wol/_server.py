@@ -61,88 +61,92 @@ def _user(client: Requester) -> str:
     return str(getattr(client.settings, "username", "") or "?")
 
 
-def read(client: Requester, smap: t.Mapping[str, t.Any],
+def read(client: Requester, settings_map: t.Mapping[str, t.Any],
          wanted: t.Sequence[str] = ()) -> t.Tuple[t.Optional[t.List[str]], str, t.Optional[EsetApiError]]:
     """(current addresses or None, how they were read or why not, the refused call's error or None)."""
-    path = smap["addresses_path"]
+    path = settings_map["addresses_path"]
     try:
-        answer = client.request("POST", smap["service"], smap["read_path"], body={"paths": [path]},
+        answer = client.request("POST", settings_map["service"], settings_map["read_path"], body={"paths": [path]},
                                 idempotent=True)  # a read
     except EsetApiError as exc:
         if exc.status in REFUSED_STATUSES:
-            return None, (f"the server does not offer {smap['read_path']} or does not know the setting {path!r} "
+            return None, (f"the server does not offer {settings_map['read_path']} or does not know the setting "
+                          f"{path!r} "
                           "(On-Prem 13.1+ has the read call; the setting path is not documented); the server "
                           f"answered {_answer(exc)}"), exc
         if exc.status == 403:
             raise PermissionMissing(exc, _user(client), "Read", action_required(
-                smap, wanted, None, f"the API user cannot read the server settings ({_answer(exc)})")) from None
+                settings_map, wanted, None, f"the API user cannot read the server settings ({_answer(exc)})")) from None
         raise
     for item in (answer or {}).get("values") or []:
         if item.get("path") == path:
-            return _as_list(item.get("value")) or [], f"read {path} with {smap['read_path']}", None
-    return None, f"{smap['read_path']} answered without a value for {path!r}", None
+            return _as_list(item.get("value")) or [], f"read {path} with {settings_map['read_path']}", None
+    return None, f"{settings_map['read_path']} answered without a value for {path!r}", None
 
 
 def same(current: t.Optional[t.Sequence[str]], wanted: t.Sequence[str]) -> bool:
     return current is not None and sorted(set(current)) == sorted(set(wanted)) and len(current) == len(set(current))
 
 
-def apply(client: Requester, smap: t.Mapping[str, t.Any], wanted: t.List[str], check_mode: bool) -> t.Dict[str, t.Any]:
+def apply(client: Requester, settings_map: t.Mapping[str, t.Any], wanted: t.List[str],
+          check_mode: bool) -> t.Dict[str, t.Any]:
     """The server half of wol_multicast: {current, in_sync, applied, changed, write_call, read, action_required}."""
-    out: t.Dict[str, t.Any] = {"setting": smap["addresses_path"], "wanted": list(wanted), "current": None,
+    out: t.Dict[str, t.Any] = {"setting": settings_map["addresses_path"], "wanted": list(wanted), "current": None,
                                "read": None, "in_sync": False, "applied": False, "changed": False,
-                               "write_call": smap.get("write_path"), "action_required": None}
+                               "write_call": settings_map.get("write_path"), "action_required": None}
     deployment = getattr(client.settings, "deployment", ON_PREM)
     if deployment != ON_PREM:
         out["read"] = "ESET PROTECT Cloud has no public configuration API"
     else:
-        out["current"], out["read"], refused = read(client, smap, wanted)
+        out["current"], out["read"], refused = read(client, settings_map, wanted)
         if refused is not None:
             out["read_error"] = refused.to_dict()
     if same(out["current"], wanted):
         out.update(in_sync=True, applied=True)
         return out
-    write_path = smap.get("write_path") if deployment == ON_PREM else None
+    write_path = settings_map.get("write_path") if deployment == ON_PREM else None
     if write_path:
         if check_mode:
             out.update(changed=True, applied=True)
             return out
         try:
-            client.request("POST", smap["service"], write_path,
-                           body={"values": [{"path": smap["addresses_path"], "value": list(wanted)}]},
+            client.request("POST", settings_map["service"], write_path,
+                           body={"values": [{"path": settings_map["addresses_path"], "value": list(wanted)}]},
                            idempotent=True)  # sets the values: repeating it is safe
         except EsetApiError as exc:
             if exc.status == 403:
                 raise PermissionMissing(exc, _user(client), "Write", action_required(
-                    smap, wanted, out["current"], f"the API user cannot write the server settings ({_answer(exc)})")
+                    settings_map, wanted, out["current"],
+                    f"the API user cannot write the server settings ({_answer(exc)})")
                 ) from None
             if exc.status not in REFUSED_STATUSES:
                 raise
             out["write_error"] = f"the server does not offer the write call {write_path} ({_answer(exc)})"
         else:
-            after, _how, _refused = read(client, smap)
+            after, _how, _refused = read(client, settings_map)
             if after is not None and not same(after, wanted):
                 raise EsetApiError(200, "POST", write_path, message=(
-                    f"the server accepted the write but {smap['addresses_path']} now reads {after}, not {wanted}"))
+                    f"the server accepted the write but {settings_map['addresses_path']} now reads {after}, "
+                    f"not {wanted}"))
             out.update(changed=True, applied=True, current_after=after)
             return out
     reason = out.get("write_error") or ("no public ESET PROTECT API call writes server settings"
                                         if not write_path else "")
     if out.get("read_error"):
         reason = "; ".join(r for r in (out["read"], reason) if r)
-    out["action_required"] = action_required(smap, wanted, out["current"], reason)
+    out["action_required"] = action_required(settings_map, wanted, out["current"], reason)
     return out
 
 
-def action_required(smap: t.Mapping[str, t.Any], wanted: t.Sequence[str], current: t.Optional[t.Sequence[str]],
+def action_required(settings_map: t.Mapping[str, t.Any], wanted: t.Sequence[str], current: t.Optional[t.Sequence[str]],
                     reason: str) -> t.Dict[str, t.Any]:
     return {
         "reason": reason,
-        "where": smap["console_location"],
+        "where": settings_map["console_location"],
         "values": list(wanted),
         "text": "\n".join(wanted),
-        "setting": smap["addresses_path"],
+        "setting": settings_map["addresses_path"],
         "current": list(current) if current is not None else None,
-        "message": f"Enter these Wake-on-LAN multicast addresses in {smap['console_location']}: "
+        "message": f"Enter these Wake-on-LAN multicast addresses in {settings_map['console_location']}: "
                    + ", ".join(wanted) + f" ({reason})",
     }

@@ -63,23 +63,24 @@ def send(destinations: t.Sequence[t.Mapping[str, t.Any]], port: int, mac: bytes,
         for round_ in range(max(1, count)):
             if round_:
                 sleep(interval)
-            for rec in records:
-                family = socket.AF_INET6 if ":" in rec["address"] else socket.AF_INET
+            for record in records:
+                family = socket.AF_INET6 if ":" in record["address"] else socket.AF_INET
                 sock = socks.get(family)
                 if sock is None:
                     sock = socks[family] = _send_socket(family, ttl, index)
                 stamp = clock()
                 try:
-                    sock.sendto(payload, (rec["address"], port))
+                    sock.sendto(payload, (record["address"], port))
                 except OSError as exc:
                     cls, text = SEND_CLASSES.get(exc.errno or 0, ("send_error", f"sendto failed: {exc}"))
-                    rec["failure"] = {"class": cls, "message": text, "errno": errno.errorcode.get(exc.errno or 0, "")}
+                    record["failure"] = {"class": cls, "message": text,
+                                         "errno": errno.errorcode.get(exc.errno or 0, "")}
                     continue
-                rec["sent"] += 1
-                rec["ok"] = True
-                rec["failure"] = None
-                if rec["first_sent_at"] is None:
-                    rec["first_sent_at"], rec["first_sent_ms"] = now_iso(stamp), int(stamp * 1000)
+                record["sent"] += 1
+                record["ok"] = True
+                record["failure"] = None
+                if record["first_sent_at"] is None:
+                    record["first_sent_at"], record["first_sent_ms"] = now_iso(stamp), int(stamp * 1000)
     finally:
         if sockets is None:
             for sock in socks.values():
