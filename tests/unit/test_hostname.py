@@ -7,7 +7,7 @@ import typing as t
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._hostname import HostNameError, check_host
 
-# The arguments each caller passes (plugins/module_utils/_probe_settings.py, plugins/modules/agent_proxy_policy.py,
+# The arguments each caller passes (plugins/module_utils/_probe/_settings.py, plugins/modules/agent_proxy_policy.py,
 # plugins/module_utils/_proxy/_model.py, plugins/module_utils/_eset_api/_endpoints.py).
 USES: t.Dict[str, t.Dict[str, t.Any]] = {
     "probe": {"what": "host", "zone_ids": True, "port_option": "primary_port"},

@@ -130,8 +130,8 @@ def validate(destinations: t.Sequence[str] = (), subnets: t.Sequence[str] = (),
              allow: t.Sequence[str] = (), computed: t.Optional[t.Mapping[str, t.Sequence[str]]] = None) -> Validated:
     """Normalise and check every destination. Raises DestinationError listing every refused entry.
 
-    computed: subnet -> (broadcast, network) already worked out on the controller (with netaddr); subnets missing
-    from it are computed here with ipaddress, with the same result."""
+    computed: subnet -> (broadcast, network) already worked out on the controller (by broadcast_of, the same code
+    the action plugin calls); subnets missing from it are computed here."""
     found: t.List[Destination] = []
     errors: t.List[str] = []
     for entry in destinations:
