@@ -43,8 +43,8 @@ def check_host(value: t.Any, what: str, addresses: bool = True, brackets: bool =
 def _accepted(addresses: bool, brackets: bool, zone_ids: bool) -> str:
     if not addresses:
         return _NAME_RULE
-    extras = [text for allowed, text in ((brackets, "in brackets or bare"), (zone_ids, "with or without a zone "
-                                                                                      "such as %eth0")) if allowed]
+    choices = ((brackets, "in brackets or bare"), (zone_ids, "with or without a zone such as %eth0"))
+    extras = [text for allowed, text in choices if allowed]
     return _NAME_RULE + ", or an IPv4 or IPv6 address" + (f" ({', '.join(extras)})" if extras else "")
 
 

@@ -406,5 +406,6 @@ def main() -> None:
     result["diff"] = {"before": "".join(diff["before"]), "after": "".join(diff["after"])}
     exit_changed(module, change_result(**shape, **result))
 
+
 if __name__ == "__main__":
     main()

@@ -35,6 +35,7 @@ class Names(OwnerNames):
         self.direct_mark = f"<!-- {tag}: created by {self.creator}; other direct rules may be added -->"
         self.what = "EPNS egress" if tag == TAG else "Wake-on-LAN egress"
 
+
 DEFAULT_NAMES = Names()
 
 

@@ -299,11 +299,10 @@ class IptablesBackend(FirewallBackend):
             if key.startswith("ipset "):
                 name = key.split(" ", 1)[1]
                 update = change.sets_changed[key]
-                steps.append(Step(Command((ipset, "-exist", "restore"), ipset_update(name, update.added,
-                                                                                      update.removed)),
-                                  [Command((ipset, "-exist", "restore"), ipset_update(name, update.removed,
-                                                                                       update.added))],
-                                  f"updating ipset {name}"))
+                forward = ipset_update(name, update.added, update.removed)
+                backward = ipset_update(name, update.removed, update.added)
+                steps.append(Step(Command((ipset, "-exist", "restore"), forward),
+                                  [Command((ipset, "-exist", "restore"), backward)], f"updating ipset {name}"))
         # 2. one iptables-restore --noflush per family (atomic per table)
         for family in FAMILIES:
             forward = self.restore_script(family, current, desired)

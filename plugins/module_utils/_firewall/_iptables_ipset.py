@@ -49,8 +49,8 @@ def _ipset_after_us(line: str, names: Names) -> bool:
             and parts[1] > names.set_prefix)
 
 
-def edit_ipset_file(before: t.Optional[str], ours: t.Optional[t.List[str]], names: Names = DEFAULT_NAMES
-                     ) -> t.Optional[str]:
+def edit_ipset_file(before: t.Optional[str], ours: t.Optional[t.List[str]],
+                    names: Names = DEFAULT_NAMES) -> t.Optional[str]:
     created_by_us = before is None or before.startswith(CREATED_PREFIX)
     out = [line for line in (before or "").splitlines()
            if not (len(line.split()) >= 2 and line.split()[1].startswith(names.set_prefix))]

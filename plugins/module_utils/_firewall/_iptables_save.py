@@ -47,10 +47,6 @@ class Names(OwnerNames):
 DEFAULT_NAMES = Names()
 
 
-
-
-
-
 def comment_of(line: str) -> str:
     match = _COMMENT_ARG_RE.search(line)
     if not match:
@@ -130,7 +126,7 @@ def _after_us(line: str, names: Names, kind: str) -> bool:
 
 
 def edit_rules_file(before: t.Optional[str], ours: t.Optional[t.Tuple[t.List[str], t.List[str], t.List[str]]],
-                     names: Names = DEFAULT_NAMES) -> t.Optional[str]:
+                    names: Names = DEFAULT_NAMES) -> t.Optional[str]:
     """A saved-rules file (iptables-save format) with one owner's lines put in, or taken out; nothing else changes
     (another owner's lines stay where they are)."""
     created_by_us = before is None or before.startswith(CREATED_PREFIX)

@@ -272,7 +272,7 @@ def explain_failure(name: str, family: str, error: str, servers: t.List[str],
     failed = f"{name} has no {wanted}address ({error})" if wanted else f"{name} does not resolve ({error})"
     if not servers:
         return _epns.DNS_NO_ANSWER, (f"{failed}; {RESOLV_CONF} names no nameserver, so only other name sources "
-                                 "(nsswitch.conf: /etc/hosts, ...) were asked")
+                                     "(nsswitch.conf: /etc/hosts, ...) were asked")
     cls = failure_class(replies)
     if cls == _epns.DNS_NO_ANSWER and any(r.addresses for r in replies):
         return cls, (f"{failed}, although DNS has one: {said(replies)}; the host's name service "
@@ -294,7 +294,7 @@ def explain_timeout(name: str, limit: str, servers: t.List[str], replies: t.List
 def explain_sinkhole(name: str, sinkholed: t.List[str], replies: t.List[Reply]) -> t.Tuple[str, str]:
     heard = f"; asked directly, {said(replies)}" if replies else ""
     return _epns.DNS_SINKHOLED, (f"{name} resolves only to {', '.join(sinkholed)}, a DNS filter's block answer "
-                             f"(sinkhole), not EPNS{heard}")
+                                 f"(sinkhole), not EPNS{heard}")
 
 
 # -- sinkholes -----------------------------------------------------------------------------------
