@@ -399,10 +399,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe._classify i
     verdict_failure_message,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._engine import run_probe  # noqa: E402
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import (  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import (  # noqa: E402
     ADDRESS_FAMILIES,
     ProbeConfigError,
-    ProbeSettings,
+    ProbeOptions,
 )
 
 
@@ -452,7 +452,7 @@ def main() -> None:
     )
     _mask_proxy_secrets(module)
     params = module.params
-    settings = ProbeSettings(**{k: v for k, v in params.items() if k != "fail_on"})
+    settings = ProbeOptions(**{k: v for k, v in params.items() if k != "fail_on"})
     try:
         result = run_probe(settings)
     except ProbeConfigError as exc:

@@ -88,8 +88,8 @@ def part_a(lab: Lab, report_dir: Path) -> None:
 PROBE_SNIPPET = """
 import json, sys
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._engine import Probe
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeSettings, prepare
-plan = prepare(ProbeSettings())
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import ProbeOptions, prepare
+plan = prepare(ProbeOptions())
 result = Probe(plan).run()
 print(json.dumps({"elapsed_ms": result["elapsed_ms"], "verdict": result["verdict"],
                   "paths": {p["id"]: p["elapsed_ms"] for p in result["paths"]}}))

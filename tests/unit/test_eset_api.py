@@ -12,7 +12,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api import _
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._client import (
     BACKOFF_CAP,
     RETRY_AFTER_CAP,
-    ConnectionSettings,
+    ConnectionOptions,
     EsetClient,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import Endpoints
@@ -39,7 +39,7 @@ def client(fake: FakeEset, clock: t.Optional[Clock] = None, warnings: t.Optional
            **extra: t.Any) -> EsetClient:
     clock = clock or Clock()
     params = fake.params(**extra)
-    return EsetClient(ConnectionSettings.from_params(params), sleep=clock.sleep, clock=clock,
+    return EsetClient(ConnectionOptions.from_params(params), sleep=clock.sleep, clock=clock,
                       warn=(warnings.append if warnings is not None else None), jitter=lambda: 1.0)
 
 
@@ -159,7 +159,7 @@ def test_a_create_is_retried_after_a_429_and_a_set_call_after_a_502(fake: FakeEs
 def test_a_create_without_an_answer_is_not_retried() -> None:
     with FakeEset() as fake:
         params = fake.params(retries=3)
-        api = EsetClient(ConnectionSettings.from_params(params), sleep=lambda s: None)
+        api = EsetClient(ConnectionOptions.from_params(params), sleep=lambda s: None)
         api.tokens.token()
     sleeps: t.List[float] = []
     api._sleep = sleeps.append  # the fake is gone: connections are refused, so the request never left
@@ -231,7 +231,7 @@ def test_a_failed_login_names_the_call_without_the_password(fake: FakeEset) -> N
 def test_no_answer_is_an_error_without_status() -> None:
     with FakeEset() as fake:
         url = fake.url
-    api = EsetClient(ConnectionSettings.from_params({"deployment": "on_prem", "username": "u", "password": PASSWORD,
+    api = EsetClient(ConnectionOptions.from_params({"deployment": "on_prem", "username": "u", "password": PASSWORD,
                                                      "api_urls": {"default": url}, "retries": 1}),
                      sleep=lambda s: None)
     with pytest.raises(EsetApiError) as info:
@@ -245,12 +245,12 @@ def test_tls_is_verified_by_default(pki: t.Any) -> None:
         base = {"deployment": "on_prem", "server": "127.0.0.1", "port": port, "username": "api-user",
                 "password": PASSWORD, "retries": 0}
         with pytest.raises(EsetApiError) as info:
-            EsetClient(ConnectionSettings.from_params(base)).request("GET", "policy-management", "/v2/policies")
+            EsetClient(ConnectionOptions.from_params(base)).request("GET", "policy-management", "/v2/policies")
         assert "give ca_path" in str(info.value)
-        trusted = EsetClient(ConnectionSettings.from_params(dict(base, ca_path=str(pki.ca))))
+        trusted = EsetClient(ConnectionOptions.from_params(dict(base, ca_path=str(pki.ca))))
         assert trusted.request("GET", "policy-management", "/v2/policies")["policies"] == []
         warnings: t.List[str] = []
-        unverified = EsetClient(ConnectionSettings.from_params(dict(base, validate_certs=False)), warn=warnings.append)
+        unverified = EsetClient(ConnectionOptions.from_params(dict(base, validate_certs=False)), warn=warnings.append)
         assert unverified.request("GET", "policy-management", "/v2/policies")["policies"] == []
         assert len(warnings) == 1 and "not verified" in warnings[0]
 
@@ -305,11 +305,11 @@ def test_ansible_core_216_request_gets_the_ca_file(pki: t.Any, tmp_path: Path,
     monkeypatch.setattr(_client, "Request", RequestWithoutContext)
     monkeypatch.setattr(RequestWithoutContext, "made", [])
     base = {"deployment": "on_prem", "server": "127.0.0.1", "username": "api-user", "password": PASSWORD}
-    EsetClient(ConnectionSettings.from_params(dict(base, ca_path=str(pki.ca))))
-    EsetClient(ConnectionSettings.from_params(base))
+    EsetClient(ConnectionOptions.from_params(dict(base, ca_path=str(pki.ca))))
+    EsetClient(ConnectionOptions.from_params(base))
     assert RequestWithoutContext.made == [{"validate_certs": True, "ca_path": str(pki.ca)},
                                           {"validate_certs": True, "ca_path": None}]
     shutil.copy(pki.ca, tmp_path / "ca.pem")
     with pytest.raises(EsetConfigError) as info:
-        EsetClient(ConnectionSettings.from_params(dict(base, ca_path=str(tmp_path))))
+        EsetClient(ConnectionOptions.from_params(dict(base, ca_path=str(tmp_path))))
     assert "is a directory: ansible-core 2.16 on the controller needs a CA file" in str(info.value)

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _classify as C
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
-from ansible_collections.protectnet.epns.plugins.module_utils._probe import _settings as S
+from ansible_collections.protectnet.epns.plugins.module_utils._probe import _options as S
 
 
 def test_every_class_has_explanation_and_hint() -> None:
@@ -183,18 +183,18 @@ def test_redact_url() -> None:
 ])
 def test_prepare_rejects(kwargs: dict, words: str) -> None:
     with pytest.raises(S.ProbeConfigError, match=words.replace("(", "\\(")):
-        S.prepare(S.ProbeSettings(**kwargs))
+        S.prepare(S.ProbeOptions(**kwargs))
 
 
 def test_prepare_rejects_unloadable_files(tmp_path: t.Any, pki: t.Any) -> None:
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
     with pytest.raises(S.ProbeConfigError, match=r"ca_path: .* holds no usable"):
-        S.prepare(S.ProbeSettings(ca_path=str(bogus)))
+        S.prepare(S.ProbeOptions(ca_path=str(bogus)))
     with pytest.raises(S.ProbeConfigError, match=r"client_cert/client_key"):
-        S.prepare(S.ProbeSettings(client_cert=str(bogus)))
+        S.prepare(S.ProbeOptions(client_cert=str(bogus)))
     with pytest.raises(S.ProbeConfigError, match=r"client_key: .* without client_cert"):
-        S.prepare(S.ProbeSettings(client_key=str(pki.client_key)))
+        S.prepare(S.ProbeOptions(client_key=str(pki.client_key)))
 
 
 def test_encrypted_client_key_fails_instead_of_prompting(tmp_path: t.Any, pki: t.Any) -> None:
@@ -204,20 +204,20 @@ def test_encrypted_client_key_fails_instead_of_prompting(tmp_path: t.Any, pki: t
     subprocess.run(["openssl", "pkey", "-in", str(pki.client_key), "-aes256", "-passout", "pass:pw",
                     "-out", str(enc)], check=True, capture_output=True)
     with pytest.raises(S.ProbeConfigError, match="unencrypted"):
-        S.prepare(S.ProbeSettings(client_cert=str(pki.client_cert), client_key=str(enc)))
+        S.prepare(S.ProbeOptions(client_cert=str(pki.client_cert), client_key=str(enc)))
 
 
 def test_keepalive_exceeds_ping_interval() -> None:
-    assert S.prepare(S.ProbeSettings()).keepalive == 60
-    plan = S.prepare(S.ProbeSettings(hold_seconds=100, timeout=120))
+    assert S.prepare(S.ProbeOptions()).keepalive == 60
+    plan = S.prepare(S.ProbeOptions(hold_seconds=100, timeout=120))
     assert plan.ping_interval == 100 and plan.keepalive == 200
 
 
 def test_concurrent_sessions_get_distinct_client_ids() -> None:
-    probe = P.Probe(S.prepare(S.ProbeSettings(mqtt_client_id="agent-0123456789abcdefg")))
+    probe = P.Probe(S.prepare(S.ProbeOptions(mqtt_client_id="agent-0123456789abcdefg")))
     assert [probe.client_id_for(n) for n in (0, 1, 16, 17)] == [
         "agent-0123456789abcdefg", "agent-0123456789abcde-1", "agent-0123456789abcd-16", "agent-0123456789abcd-17"]
-    probe = P.Probe(S.prepare(S.ProbeSettings()))
+    probe = P.Probe(S.prepare(S.ProbeOptions()))
     ids = {probe.client_id_for(n) for n in range(4)}
     assert len(ids) == 4 and all(i.startswith("pnprobe-") and len(i) == 16 for i in ids)
 

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _dns as D
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeConfigError, ProbeSettings
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import ProbeConfigError, ProbeOptions
 
 QNAME = b"\x04epns\x04eset\x03com\x00"
 
@@ -197,7 +197,7 @@ def run(pki: t.Any) -> t.Callable[..., dict]:
         kwargs.setdefault("ca_path", str(pki.ca))
         kwargs.setdefault("timeout", 4.0)
         kwargs.setdefault("connect_timeout", 1.0)
-        return P.run_probe(ProbeSettings(**kwargs))
+        return P.run_probe(ProbeOptions(**kwargs))
 
     return run
 

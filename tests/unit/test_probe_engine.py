@@ -12,8 +12,8 @@ from ansible_collections.protectnet.epns.plugins.module_utils import _epns as E
 from ansible_collections.protectnet.epns.plugins.module_utils._epns import DEGRADED_WHY
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._attempt import StageClock
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import (
-    ProbeSettings,
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import (
+    ProbeOptions,
     new_client_id,
     prepare,
 )
@@ -30,7 +30,7 @@ def run(pki: t.Any) -> t.Callable[..., dict]:
         kwargs.setdefault("ca_path", str(pki.ca))
         kwargs.setdefault("timeout", 4.0)
         kwargs.setdefault("connect_timeout", 1.0)
-        return P.run_probe(ProbeSettings(**kwargs))
+        return P.run_probe(ProbeOptions(**kwargs))
 
     return run
 
@@ -536,7 +536,7 @@ def test_ssl_module_exposes_the_message_callback(tls_server: t.Any, lo: t.Any, p
         seen.append((getattr(direction, "value", str(direction)), int(content_type), data[0] if data else -1))
 
     monkeypatch.setattr(TlsStage, "_on_tls_message", spy)
-    plan = prepare(ProbeSettings(ca_path=str(pki.ca)))
+    plan = prepare(ProbeOptions(ca_path=str(pki.ca)))
     TlsStage(plan, StageClock(time.monotonic() + 5, 1.0))
     server = tls_server(lo.silent)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock, \

@@ -10,7 +10,7 @@ import typing as t
 
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import ProbeSettings
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import ProbeOptions
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
@@ -54,7 +54,7 @@ def mosquitto(pki: t.Any, lo: t.Any, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def probe(pki: t.Any, mosquitto: dict, **kwargs: t.Any) -> dict:
-    return P.run_probe(ProbeSettings(host="127.0.0.1", server_name="epns.eset.com", ca_path=str(pki.ca),
+    return P.run_probe(ProbeOptions(host="127.0.0.1", server_name="epns.eset.com", ca_path=str(pki.ca),
                                        primary_port=mosquitto["mutual"], fallback_port=mosquitto["server_auth"],
                                        timeout=5, connect_timeout=2, **kwargs))
 

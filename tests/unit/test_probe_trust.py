@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _engine as P
 from ansible_collections.protectnet.epns.plugins.module_utils._probe import _trust as T
-from ansible_collections.protectnet.epns.plugins.module_utils._probe._settings import (
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import (
     ProbeConfigError,
-    ProbeSettings,
+    ProbeOptions,
     prepare,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._x509 import parse_certificate
@@ -52,14 +52,14 @@ def test_expected_issuer_forms(value: str, kind: str) -> None:
 ])
 def test_bad_expected_issuer_names_value_and_forms(value: str, words: str) -> None:
     with pytest.raises(ProbeConfigError) as info:
-        prepare(ProbeSettings(expected_issuer=value))
+        prepare(ProbeOptions(expected_issuer=value))
     assert words in str(info.value) and repr(value) in str(info.value) and "sha256//BASE64" in str(info.value)
 
 
 @pytest.mark.parametrize("value", ["x", ["ok", ""], [3]])
 def test_bad_inspection_issuers(value: t.Any) -> None:
     with pytest.raises(ProbeConfigError, match="inspection_issuers"):
-        prepare(ProbeSettings(inspection_issuers=value))
+        prepare(ProbeOptions(inspection_issuers=value))
 
 
 def test_issuer_spec_matching(pki: t.Any) -> None:
@@ -99,7 +99,7 @@ def anchor_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
 
 
 def _assess(pki: t.Any, leaf_pem: Path, ca_pem: Path, expected: str | None = None) -> T.TrustFinding:
-    ctx = prepare(ProbeSettings(ca_path=str(ca_pem))).context
+    ctx = prepare(ProbeOptions(ca_path=str(ca_pem))).context
     store = T.TrustStore(ctx, system_store=True)
     spec = T.parse_expected_issuer(expected) if expected else None
     return T.assess(store, parse_certificate(der(leaf_pem)), [], spec, (), SNI)
@@ -129,7 +129,7 @@ def test_local_anchors_are_read_once_per_run(pki: t.Any, anchor_dirs: tuple[Path
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     local, _ = anchor_dirs
     shutil.copy(pki.rogue_ca, local / "corp.crt")
-    store = T.TrustStore(prepare(ProbeSettings(ca_path=str(pki.rogue_ca))).context, system_store=True)
+    store = T.TrustStore(prepare(ProbeOptions(ca_path=str(pki.rogue_ca))).context, system_store=True)
     reads: list[str] = []
     real = T._read_certs
     monkeypatch.setattr(T, "_read_certs", lambda path: reads.append(path) or real(path))
@@ -153,7 +153,7 @@ def test_inspection_ca_via_ca_path_is_intercepted(pki: t.Any, lo: t.Any, servers
     servers.append(server)
 
     def probe(**extra: t.Any) -> dict:
-        return P.run_probe(ProbeSettings(host="127.0.0.1", server_name=SNI, ca_path=str(pki.root / "fg.pem"),
+        return P.run_probe(ProbeOptions(host="127.0.0.1", server_name=SNI, ca_path=str(pki.root / "fg.pem"),
                                            primary_port=server.port, fallback_port=lo.free_port(), timeout=4.0,
                                            connect_timeout=1.0, **extra))["paths"][0]
 

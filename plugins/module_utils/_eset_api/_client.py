@@ -56,7 +56,7 @@ USER_AGENT = "protectnet.epns (ansible)"
 
 
 @dataclass
-class ConnectionSettings:
+class ConnectionOptions:
     deployment: str
     username: str
     password: str
@@ -72,7 +72,7 @@ class ConnectionSettings:
     page_size: t.Optional[int] = None
 
     @classmethod
-    def from_params(cls, params: t.Mapping[str, t.Any]) -> ConnectionSettings:
+    def from_params(cls, params: t.Mapping[str, t.Any]) -> ConnectionOptions:
         return cls(deployment=params["deployment"], username=params.get("username") or "",
                    password=params.get("password") or "", server=params.get("server"),
                    port=params.get("port") or 9443, region=params.get("region"),
@@ -118,7 +118,7 @@ class _PendingResult:
 class EsetClient:
     """Talks to one ESET PROTECT deployment with one set of credentials."""
 
-    def __init__(self, settings: ConnectionSettings, *, warn: t.Optional[t.Callable[[str], None]] = None,
+    def __init__(self, settings: ConnectionOptions, *, warn: t.Optional[t.Callable[[str], None]] = None,
                  log: t.Optional[t.Callable[[str], None]] = None,
                  on_secret: t.Optional[t.Callable[[str], None]] = None,
                  sleep: t.Callable[[float], None] = time.sleep, clock: t.Callable[[], float] = time.monotonic,

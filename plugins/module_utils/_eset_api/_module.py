@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import typing as t
 
-from ._client import ConnectionSettings, EsetClient
+from ._client import ConnectionOptions, EsetClient
 from ._errors import EsetConfigError
 
 
 def client_from_module(module: t.Any) -> EsetClient:
-    settings = ConnectionSettings.from_params(module.params)
+    settings = ConnectionOptions.from_params(module.params)
     try:
         return EsetClient(settings, warn=module.warn, log=module.debug, on_secret=module.no_log_values.add)
     except EsetConfigError as exc:

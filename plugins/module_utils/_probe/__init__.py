@@ -3,7 +3,7 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# The staged EPNS reachability probe (module epns_probe): options (_settings), the run and its result
+# The staged EPNS reachability probe (module epns_probe): options (_options), the run and its result
 # (_engine), the stages (_tunnel: TCP and proxy CONNECT, _tls, _session: MQTT and hold), the naming of
 # failures and the verdict (_classify), one attempt's record (_attempt), the probe's own DNS client (_dns),
 # who vouches for a chain (_trust), and the wire formats it reads and writes (_mqtt, _x509).

@@ -5,7 +5,7 @@
 #
 # The staged EPNS reachability probe: which paths to try, the threads that try them, the overall
 # deadline, and the result document. The stages live in _tunnel (TCP, proxy CONNECT),
-# _tls and _session (MQTT, hold); options in _settings; the naming of failures
+# _tls and _session (MQTT, hold); options in _options; the naming of failures
 # and the verdict in _classify. Standard library only; runs on managed hosts with Python 3.8+.
 #
 # Timing model: one overall deadline for the call, and a per-stage deadline (connect_timeout)
@@ -32,14 +32,14 @@ from ._classify import (
     make_failure,
     summarize_path,
 )
-from ._session import MqttSession
-from ._settings import (
+from ._options import (
+    ProbeOptions,
     ProbePlan,
-    ProbeSettings,
     ProxySpec,
     new_client_id,
     prepare,
 )
+from ._session import MqttSession
 from ._tls import TlsStage, close_quietly
 from ._tunnel import (
     Route,
@@ -383,7 +383,7 @@ def _reply_result(reply: _dns.Reply) -> Result:
             "error": reply.error, "truncated": reply.truncated, "elapsed_ms": ms(reply.elapsed)}
 
 
-def run_probe(settings: ProbeSettings) -> Result:
+def run_probe(settings: ProbeOptions) -> Result:
     """Validate settings, probe every path, and return the result (see docs/architecture.md).
 
     Raises ProbeConfigError for option values the probe cannot use; never for network trouble.

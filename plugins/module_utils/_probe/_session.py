@@ -35,7 +35,7 @@ from ._mqtt import (
     parse_pingresp,
     split_packet,
 )
-from ._settings import ProbePlan
+from ._options import ProbePlan
 from ._tls import TlsStage
 
 # include/net/tcp_states.h

@@ -24,7 +24,7 @@ from ._classify import (
     deadline_failure,
     ssl_reason,
 )
-from ._settings import ProbePlan
+from ._options import ProbePlan
 from ._trust import assess, issuer_spec_matches
 from ._tunnel import Route, open_tunnel_quietly
 from ._x509 import (

@@ -22,7 +22,7 @@ from ._classify import (
     printable,
     proxy_refusal_message,
 )
-from ._settings import ProxySpec
+from ._options import ProxySpec
 
 MAX_PROXY_HEADER = 16 * 1024
 _USER_AGENT = "protectnet-epns-probe"

@@ -39,7 +39,7 @@ class ProbeConfigError(ValueError):
 
 
 @dataclass
-class ProbeSettings:
+class ProbeOptions:
     host: str = _epns.HOST
     server_name: t.Optional[str] = None
     primary_port: int = _epns.PRIMARY_PORT
@@ -222,7 +222,7 @@ def build_ssl_context(verify: bool, ca_path: t.Optional[str], client_cert: t.Opt
 class ProbePlan:
     """Validated, normalised settings plus the objects built from them."""
 
-    settings: ProbeSettings
+    settings: ProbeOptions
     server_name: str
     proxies: t.List[ProxySpec]
     client_id: str
@@ -272,7 +272,7 @@ def _check_ping_interval(value: t.Any, hold_seconds: float) -> float:
     return ping_interval
 
 
-def prepare(settings: ProbeSettings) -> ProbePlan:
+def prepare(settings: ProbeOptions) -> ProbePlan:
     _check_hostname("host", settings.host, "primary_port")
     server_name = _check_hostname("server_name", settings.server_name or settings.host)
     _check_port("primary_port", settings.primary_port)
