@@ -246,14 +246,26 @@ SHORT_IDLE = {"squid": ("squid/squid.conf", "read_timeout 4 seconds\n", ["squid"
               "apache": ("apache2/conf-enabled/pnlab-proxy.conf", "Timeout 4\n", ["apache2ctl", "-k", "graceful"])}
 
 
+def open_tunnel(lab: Any, agent: str, kind: str) -> subprocess.Popen:
+    """A CONNECT tunnel to EPNS on 443 whose 200 has been read. Right after `squid -k reconfigure` the proxy may
+    drop a connection while it restarts its listener: such an empty answer is tried again, for up to 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        tunnel = subprocess.Popen(lab.exec_argv(agent, ["python3", "-c", TUNNEL, f"{kind}.lab", "443",
+                                                        str(lab.ca_path)]),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert tunnel.stdout is not None
+        status = tunnel.stdout.readline()
+        if status.strip() or time.monotonic() > deadline:
+            assert " 200 " in status, status
+            return tunnel
+        tunnel.communicate("", timeout=20)
+        time.sleep(0.5)
+
+
 def tunnel_after_idle(lab: Any, agent: str, kind: str, idle: float) -> str:
     """Open a CONNECT tunnel to EPNS on 443, stay silent for idle seconds, then shake hands with TLS through it."""
-    tunnel = subprocess.Popen(lab.exec_argv(agent, ["python3", "-c", TUNNEL, f"{kind}.lab", "443",
-                                                    str(lab.ca_path)]),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert tunnel.stdout is not None
-    status = tunnel.stdout.readline()
-    assert " 200 " in status, status
+    tunnel = open_tunnel(lab, agent, kind)
     time.sleep(idle)
     out, err = tunnel.communicate("go\n", timeout=20)
     return out.strip() or err.strip().splitlines()[-1]
