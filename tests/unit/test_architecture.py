@@ -3,6 +3,7 @@ functions. A move that breaks one of these changes the picture, so it changes th
 from __future__ import annotations
 
 import ast
+import re
 import typing as t
 from pathlib import Path
 
@@ -102,3 +103,14 @@ def test_no_function_in_plugins_is_over_the_limit() -> None:
                 if size > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(PLUGINS)}:{node.name}"] = size
     assert long == {}
+
+
+def test_the_architecture_page_names_the_rooms_that_exist() -> None:
+    """docs/architecture.md matches the tree: every file it names exists, every package of module_utils and
+    plugin_utils is named there."""
+    page = (PLUGINS.parent / "docs" / "architecture.md").read_text()
+    files = {p.name for p in SOURCES} | {p.name for p in (PLUGINS.parent / "tests").rglob("*.py")}
+    named = set(re.findall(r"\b(_[a-z0-9_]+\.py)\b", page))
+    assert named - files == set()
+    packages = {p.parent.name for p in SOURCES if p.name == "__init__.py" and p.parent.parent.name.endswith("_utils")}
+    assert {name for name in packages if f"{name}/" not in page} == set()
