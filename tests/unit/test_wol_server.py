@@ -8,13 +8,13 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors 
 from ansible_collections.protectnet.epns.plugins.module_utils._wol import _report, _server, _settings_map
 
 
-class Settings:
+class Options:
     deployment = "on_prem"
 
 
 class FakeClient:
     def __init__(self, tree: t.Dict[str, t.Any], write_path: t.Optional[str] = None) -> None:
-        self.settings = Settings()
+        self.options = Options()
         self.tree = tree
         self.write_path = write_path
         self.calls: t.List[t.Tuple[str, t.Any]] = []

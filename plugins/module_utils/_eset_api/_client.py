@@ -118,18 +118,18 @@ class _PendingResult:
 class EsetClient:
     """Talks to one ESET PROTECT deployment with one set of credentials."""
 
-    def __init__(self, settings: ConnectionOptions, *, warn: t.Optional[t.Callable[[str], None]] = None,
+    def __init__(self, options: ConnectionOptions, *, warn: t.Optional[t.Callable[[str], None]] = None,
                  log: t.Optional[t.Callable[[str], None]] = None,
                  on_secret: t.Optional[t.Callable[[str], None]] = None,
                  sleep: t.Callable[[float], None] = time.sleep, clock: t.Callable[[], float] = time.monotonic,
                  jitter: t.Callable[[], float] = random.random) -> None:
-        if settings.retries < 0:
+        if options.retries < 0:
             raise EsetConfigError("retries must be 0 or more")
-        if settings.timeout <= 0:
+        if options.timeout <= 0:
             raise EsetConfigError("timeout must be more than 0 seconds")
-        self.settings = settings
-        self.endpoints = Endpoints(settings.deployment, settings.server, settings.port, settings.region,
-                                   settings.api_urls)
+        self.options = options
+        self.endpoints = Endpoints(options.deployment, options.server, options.port, options.region,
+                                   options.api_urls)
         self._warn = warn or (lambda msg: None)
         self._log = log or (lambda msg: None)
         self._secrets: t.Set[str] = set()
@@ -138,19 +138,19 @@ class EsetClient:
         self._clock = clock
         self._jitter = jitter
         self.stats = CallStats()
-        if not settings.validate_certs:
+        if not options.validate_certs:
             self._warn("validate_certs is false: the ESET PROTECT server's TLS certificate is not verified, so a "
                        "machine in the middle could read the API password. Prefer ca_path with the server's CA.")
-        self._http = Request(timeout=settings.timeout, validate_certs=settings.validate_certs,
+        self._http = Request(timeout=options.timeout, validate_certs=options.validate_certs,
                              http_agent=USER_AGENT, follow_redirects="none", use_netrc=False,
                              **self._tls_arguments())
-        token_args = (self.endpoints.token_url(), settings.username, settings.password, self._send_with_retries,
+        token_args = (self.endpoints.token_url(), options.username, options.password, self._send_with_retries,
                       clock, self._remember_secret)
         self.tokens: TokenSource
-        if settings.deployment == CLOUD:
+        if options.deployment == CLOUD:
             self.tokens = CloudTokens(*token_args)
         else:
-            self.tokens = OnPremTokens(*token_args, domain_user=settings.domain_user)
+            self.tokens = OnPremTokens(*token_args, domain_user=options.domain_user)
 
     def _tls_arguments(self) -> t.Dict[str, t.Any]:
         """ansible-core 2.17+ takes the TLS context itself; 2.16's Request has no `context` and builds one per request
@@ -158,7 +158,7 @@ class EsetClient:
         context = self._tls_context()
         if "context" in inspect.signature(Request.__init__).parameters:
             return {"context": context}
-        ca_path = self.settings.ca_path
+        ca_path = self.options.ca_path
         if ca_path and os.path.isdir(ca_path):
             raise EsetConfigError(f"ca_path {ca_path} is a directory: ansible-core 2.16 on the controller needs a CA "
                                   "file (a PEM file with the CA certificates); directories work from 2.17")
@@ -166,7 +166,7 @@ class EsetClient:
 
     def _tls_context(self) -> ssl.SSLContext:
         """One TLS context for every request (building one per request would reload the trust store each time)."""
-        ca_path = self.settings.ca_path
+        ca_path = self.options.ca_path
         if ca_path and not os.path.exists(ca_path):
             raise EsetConfigError(f"ca_path {ca_path} does not exist")
         try:
@@ -176,7 +176,7 @@ class EsetClient:
                 context = ssl.create_default_context(cafile=ca_path or None)
         except (ssl.SSLError, OSError) as exc:
             raise EsetConfigError(f"ca_path {ca_path} holds no usable CA certificate: {exc}") from None
-        if not self.settings.validate_certs:
+        if not self.options.validate_certs:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
@@ -244,18 +244,18 @@ class EsetClient:
                     exc.outcome_unknown = True
                     exc.message += "; " + OUTCOME_UNKNOWN
                     raise
-                if attempt >= self.settings.retries:
+                if attempt >= self.options.retries:
                     raise
                 delay = self._backoff(attempt, None)
             else:
                 if status not in RETRY_STATUSES:
                     return status, got, text
-                if attempt >= self.settings.retries:
+                if attempt >= self.options.retries:
                     return status, got, text
                 if not idempotent and status not in NOT_ACTED_STATUSES:
                     return status, got, text
                 delay = self._backoff(attempt, _retry_after(got.get("retry-after")))
-                self._log(f"{method} {url}: HTTP {status}, retry {attempt + 1} of {self.settings.retries} "
+                self._log(f"{method} {url}: HTTP {status}, retry {attempt + 1} of {self.options.retries} "
                           f"in {delay:.1f}s")
             attempt += 1
             self.stats.retries += 1
@@ -312,7 +312,7 @@ class EsetClient:
                 self._log(f"{method} {url}: HTTP 401, renewing the token once")
                 self.tokens.token(renew=True)
                 continue
-            if status == 202 and (self.settings.deployment == CLOUD or got.get("response-id")):
+            if status == 202 and (self.options.deployment == CLOUD or got.get("response-id")):
                 self._wait_for_result(pending, method, url, got, text)
                 continue
             if status >= 300:
@@ -346,7 +346,7 @@ class EsetClient:
                    403: "the API user lacks the permission for this call",
                    404: "not found" + (" (the pending result expired or was already collected)"
                                        if response_id else ""),
-                   429: f"still rate-limited after {self.settings.retries} retries"}.get(status, "")
+                   429: f"still rate-limited after {self.options.retries} retries"}.get(status, "")
         unknown = not idempotent and status in UNKNOWN_OUTCOME_STATUSES
         if unknown:
             message = OUTCOME_UNKNOWN
@@ -369,7 +369,7 @@ class EsetClient:
         items: t.List[t.Any] = []
         token = ""
         seen: t.Set[str] = set()
-        size = page_size or self.settings.page_size
+        size = page_size or self.options.page_size
         for _page in range(MAX_PAGES):
             params = dict(query or {})
             if size:

@@ -12,9 +12,9 @@ from ._errors import EsetConfigError
 
 
 def client_from_module(module: t.Any) -> EsetClient:
-    settings = ConnectionOptions.from_params(module.params)
+    options = ConnectionOptions.from_params(module.params)
     try:
-        return EsetClient(settings, warn=module.warn, log=module.debug, on_secret=module.no_log_values.add)
+        return EsetClient(options, warn=module.warn, log=module.debug, on_secret=module.no_log_values.add)
     except EsetConfigError as exc:
         module.fail_json(msg=str(exc))
         raise  # unreachable: fail_json exits
@@ -23,6 +23,6 @@ def client_from_module(module: t.Any) -> EsetClient:
 def api_summary(client: EsetClient) -> t.Dict[str, t.Any]:
     """Counters for the result: how many requests, retries, token renewals and collected 202 answers."""
     stats = client.stats
-    return {"deployment": client.settings.deployment, "requests": stats.requests, "retries": stats.retries,
+    return {"deployment": client.options.deployment, "requests": stats.requests, "retries": stats.retries,
             "reauthentications": stats.reauthentications, "logins": client.tokens.logins,
             "token_refreshes": getattr(client.tokens, "refreshes", 0), "collected_202": stats.collected_202}

@@ -112,7 +112,7 @@ class PolicyApi:
                 raise UncertainCreate(lost, what, exc) from None
             if found is not None:
                 return found, True
-            if attempt >= self.client.settings.retries:
+            if attempt >= self.client.options.retries:
                 lost.message = (lost.message + "; " if lost.message else "") + (
                     f"looked afterwards: {what} does not exist")
                 raise lost

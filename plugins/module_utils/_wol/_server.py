@@ -31,7 +31,7 @@ class PermissionMissing(EsetApiError):
 
 
 class Requester(t.Protocol):
-    settings: t.Any
+    options: t.Any
 
     def request(self, method: str, service: str, path: str, query: t.Optional[t.Mapping[str, t.Any]] = None,
                 body: t.Any = None, idempotent: t.Optional[bool] = None) -> t.Any: ...
@@ -58,7 +58,7 @@ def _answer(exc: EsetApiError) -> str:
 
 
 def _user(client: Requester) -> str:
-    return str(getattr(client.settings, "username", "") or "?")
+    return str(getattr(client.options, "username", "") or "?")
 
 
 def read(client: Requester, settings_map: t.Mapping[str, t.Any],
@@ -94,7 +94,7 @@ def apply(client: Requester, settings_map: t.Mapping[str, t.Any], wanted: t.List
     out: t.Dict[str, t.Any] = {"setting": settings_map["addresses_path"], "wanted": list(wanted), "current": None,
                                "read": None, "in_sync": False, "applied": False, "changed": False,
                                "write_call": settings_map.get("write_path"), "action_required": None}
-    deployment = getattr(client.settings, "deployment", ON_PREM)
+    deployment = getattr(client.options, "deployment", ON_PREM)
     if deployment != ON_PREM:
         out["read"] = "ESET PROTECT Cloud has no public configuration API"
     else:
