@@ -57,13 +57,21 @@ def etc(lab: Any, host: str) -> Path:
     return Path(f"/proc/{lab.holder(host)}/root/etc")
 
 
+RESTART_GRACE = 10.0  # seconds a proxy may take to listen again after `squid -k reconfigure` or a graceful restart
+
+
 def connect_status(lab: Any, agent: str, proxy: str, port: int, target: str = "epns.eset.com") -> str:
-    """The proxy's status line for CONNECT target:port from the agent."""
+    """The proxy's status line for CONNECT target:port from the agent. Right after a reload the proxy may refuse
+    or drop connections while it restarts its listener: no status line is tried again, for up to RESTART_GRACE."""
     code = (f"import socket; s = socket.create_connection(({proxy!r}, 3128), timeout=5); "
             f"s.sendall(b'CONNECT {target}:{port} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); "
             "print(s.recv(200).split(b'\\r\\n')[0].decode())")
-    done = lab.run(agent, ["python3", "-c", code], timeout=15)
-    return done.stdout.strip() or done.stderr.strip()
+    deadline = time.monotonic() + RESTART_GRACE
+    while True:
+        done = lab.run(agent, ["python3", "-c", code], timeout=15)
+        if done.stdout.strip() or time.monotonic() > deadline:
+            return done.stdout.strip() or done.stderr.strip()
+        time.sleep(0.5)
 
 
 def configure(lab: Any, host: str, args: Dict[str, Any], extra: Sequence[str] = ()) -> Dict[str, Any]:
@@ -247,9 +255,9 @@ SHORT_IDLE = {"squid": ("squid/squid.conf", "read_timeout 4 seconds\n", ["squid"
 
 
 def open_tunnel(lab: Any, agent: str, kind: str) -> subprocess.Popen:
-    """A CONNECT tunnel to EPNS on 443 whose 200 has been read. Right after `squid -k reconfigure` the proxy may
-    drop a connection while it restarts its listener: such an empty answer is tried again, for up to 10 s."""
-    deadline = time.monotonic() + 10
+    """A CONNECT tunnel to EPNS on 443 whose 200 has been read; an empty answer while the proxy restarts its
+    listener is tried again, for up to RESTART_GRACE."""
+    deadline = time.monotonic() + RESTART_GRACE
     while True:
         tunnel = subprocess.Popen(lab.exec_argv(agent, ["python3", "-c", TUNNEL, f"{kind}.lab", "443",
                                                         str(lab.ca_path)]),
