@@ -43,7 +43,8 @@ class State:
         if not self.state_file:
             return
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
+        # Compact: with a 10000-device fleet an indented file takes three times as long to write, on every change.
+        tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         os.replace(tmp, self.state_file)
 
     # -- lookups ------------------------------------------------------------------------------------------
