@@ -172,6 +172,8 @@ def test_counts_are_exact_and_bad_counts_are_refused_by_name() -> None:
     for bad in ({"devices": -1}, {"seed": "x"}, {"clones": 1.5}, {"devices": True}):
         with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number"):
             fleet(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="extra must be a list of devices, not 'lab-agent-1'"):
+        fleet(devices=20, extra="lab-agent-1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="now must carry a time zone"):
         fleet(now="2025-06-01T12:00:00")
 
