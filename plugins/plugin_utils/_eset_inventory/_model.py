@@ -158,8 +158,8 @@ def _warnings(summary: t.Mapping[str, t.Any], missing_messages: t.Sequence[str])
     out = [f"group_paths: {message}; the devices of the other paths are still listed" for message in missing_messages]
     if summary["clones"]:
         out.append("{} machine(s) listed more than once: {}".format(len(summary["clones"]), _listing([
-            "{machine}: kept {kept}, {verb} {others}".format(
-                verb="also listed" if summary["clones_listed"] else "left out", others=", ".join(c["others"]), **c)
+            "{}: kept {}, {} {}".format(c["machine"], c["kept"], "also listed" if summary["clones_listed"] else "left out",
+                                        ", ".join(c["others"]))
             for c in summary["clones"]], "clones")))
     if summary["renamed"]:
         out.append("{} device(s) renamed to be inventory host names: {}".format(len(summary["renamed"]), _listing(
