@@ -5,7 +5,6 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-
 from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._clones import identities, sync_time
 from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._device import (
     agent_version,

@@ -157,9 +157,9 @@ def _place_groups(inventory: Inventory, index: GroupIndex, allowed: t.Optional[t
 def _warnings(summary: t.Mapping[str, t.Any], missing_messages: t.Sequence[str]) -> t.List[str]:
     out = [f"group_paths: {message}; the devices of the other paths are still listed" for message in missing_messages]
     if summary["clones"]:
+        verb = "also listed" if summary["clones_listed"] else "left out"
         out.append("{} machine(s) listed more than once: {}".format(len(summary["clones"]), _listing([
-            "{}: kept {}, {} {}".format(c["machine"], c["kept"], "also listed" if summary["clones_listed"] else "left out",
-                                        ", ".join(c["others"]))
+            "{}: kept {}, {} {}".format(c["machine"], c["kept"], verb, ", ".join(c["others"]))
             for c in summary["clones"]], "clones")))
     if summary["renamed"]:
         out.append("{} device(s) renamed to be inventory host names: {}".format(len(summary["renamed"]), _listing(
