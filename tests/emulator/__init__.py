@@ -6,8 +6,9 @@
 
 See README.md in this directory for the contract (constructor, CLI, control API, what is validated).
 """
+from .fleet import fleet
 from .pki import Pki, make_pki
 from .seed import group_uuid, uid
 from .server import DEFAULT_USERS, Emulator
 
-__all__ = ["DEFAULT_USERS", "Emulator", "Pki", "group_uuid", "make_pki", "uid"]
+__all__ = ["DEFAULT_USERS", "Emulator", "Pki", "fleet", "group_uuid", "make_pki", "uid"]

@@ -26,7 +26,7 @@ def group_devices(emu: Emulator, call: Call) -> Tuple[int, Any]:
     with emu.state.lock:
         if emu.state.find("groups", group_uuid) is None:
             raise not_found(f"device group {group_uuid} not found")
-        groups = emu.state.subgroups(group_uuid) if recurse else [group_uuid]
+        groups = set(emu.state.subgroups(group_uuid) if recurse else [group_uuid])
         members = [{"uuid": d["uuid"], "displayName": d["displayName"], "groupUuid": d["parentGroupUuid"]}
                    for d in emu.state.data["devices"] if d.get("parentGroupUuid") in groups]
         chunk, token = paginate(call, members)

@@ -8,6 +8,13 @@ GET    /_emulator/state                   policies, assignments, groups, devices
 POST   /_emulator/reset                   seed state again; drop faults, tokens, parked 202s and records
 POST   /_emulator/seed                    add {"policies","groups","devices","subscriptions","assignments"} items,
                                           deep-merge {"configuration"}; answers the stored items
+POST   /_emulator/fleet                   replace groups and devices by a generated fleet (fleet.py):
+                                          {"devices": N, "seed": S, "clones": K, "collisions": C, "now": T,
+                                          "extra": [{"name", "group", "address", "public_ip", "family_id",
+                                          "os_name", "uuid", "tags", "device_type"}]}, every field optional;
+                                          policies and configuration stay, assignments whose target is gone are
+                                          dropped; answers {"manifest": {...}, "counts": {"groups", "devices",
+                                          "assignments_dropped"}}
 GET    /_emulator/faults                  rules with their counters
 POST   /_emulator/faults                  add a rule (see faults.py); answers it with its id
 DELETE /_emulator/faults                  drop all rules
@@ -21,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 from urllib.parse import parse_qs
 
 from .errors import ApiError
+from .fleet import fleet as make_fleet
 from .policydata import format1
 from .seed import AGENT_PRODUCT, AGENT_SHORT
 from .shapes import LEGACY_FEATURE_ID, POLICY_DATA_TYPE
@@ -54,6 +62,8 @@ def handle(emu: Emulator, method: str, path: str, query: str, body: bytes) -> Tu
             return 200, {}
         if key == ("POST", "seed"):
             return 200, seed(emu, payload)
+        if key == ("POST", "fleet"):
+            return 200, apply_fleet(emu, payload)
         if key == ("GET", "faults"):
             return 200, {"faults": emu.faults.listing()}
         if key == ("POST", "faults"):
@@ -69,6 +79,23 @@ def handle(emu: Emulator, method: str, path: str, query: str, body: bytes) -> Tu
     except ApiError as exc:
         return exc.status, {"error": exc.message}
     return 404, {"error": f"no control call {method} {path}"}
+
+
+FLEET_FIELDS = ("devices", "seed", "clones", "collisions", "extra", "now")
+
+
+def apply_fleet(emu: Emulator, payload: Dict[str, Any]) -> Dict[str, Any]:
+    """POST /_emulator/fleet and run.py --fleet: the state's groups and devices become a generated fleet."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"the fleet body is an object with the fields {list(FLEET_FIELDS)}")
+    unknown = sorted(set(payload) - set(FLEET_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown fleet fields {unknown}; known: {list(FLEET_FIELDS)}")
+    built = make_fleet(**payload)
+    dropped = emu.state.replace_fleet(built["groups"], built["devices"])
+    return {"manifest": built["manifest"], "counts": {"groups": len(built["groups"]),
+                                                      "devices": len(built["devices"]),
+                                                      "assignments_dropped": dropped}}
 
 
 def default_feature() -> Dict[str, Any]:

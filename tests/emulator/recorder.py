@@ -2,6 +2,10 @@
 
 Redaction happens when the record is made, so no secret is kept in memory, the state file or
 /_emulator/requests output.
+
+A response list longer than RECORDED_ITEMS (a page of a 10000-device fleet) is not kept: the record holds
+"<N items, not recorded>" in its place, so a long bench run does not hold every page in memory. The count of
+every list in a response is in `response_items` ({"devices": 10000}), kept or not.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 REDACTED = "***"
+RECORDED_ITEMS = 100
 SECRET_KEYS = {"password", "refresh_token", "access_token", "accesstoken", "refreshtoken", "client_secret"}
 SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 
@@ -47,6 +52,7 @@ class Record:
     request_id: str
     status: int = 0
     response: Any = None  # parsed JSON answer, redacted
+    response_items: Dict[str, int] = field(default_factory=dict)  # list field -> its length
     response_id: Optional[str] = None
     user: Optional[str] = None
     fault: Optional[int] = None
@@ -69,6 +75,10 @@ class Recorder:
     def finish(self, record: Record, status: int, response: Any) -> None:
         with self.lock:
             record.status = status
+            if isinstance(response, dict):
+                record.response_items = {k: len(v) for k, v in response.items() if isinstance(v, list)}
+                response = {k: (f"<{len(v)} items, not recorded>" if isinstance(v, list) and len(v) > RECORDED_ITEMS
+                                else v) for k, v in response.items()}
             record.response = redact(response)
 
     def listing(self, since: int = 0) -> List[Dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # makes `emulator` importable as a package
 
 from emulator import Emulator
+from emulator.control import apply_fleet
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -32,6 +33,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--int64-as-string", action="store_true", help="send int64 fields as JSON strings")
     parser.add_argument("--emit-unpopulated", action="store_true", help="send zero-valued fields too")
     parser.add_argument("--onprem-version", default="13.1")
+    parser.add_argument("--fleet", type=int, metavar="N",
+                        help="replace the seed's groups and devices by a generated fleet of N devices (fleet.py)")
+    parser.add_argument("--fleet-seed", type=int, default=0, metavar="S", help="the fleet's seed (default 0)")
     return parser.parse_args(argv)
 
 
@@ -42,6 +46,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     emulator = Emulator(args.deployment, host.strip("[]") or "127.0.0.1", int(port), args.cert, args.key, users,
                         args.token_lifetime, args.config_write_path, args.state_file, args.rate_limit,
                         args.int64_as_string, args.emit_unpopulated, args.onprem_version)
+    if args.fleet is not None:
+        try:
+            apply_fleet(emulator, {"devices": args.fleet, "seed": args.fleet_seed})
+        except ValueError as exc:
+            print(f"--fleet: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

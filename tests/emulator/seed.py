@@ -19,6 +19,19 @@ AGENT_SHORT = "agent"  # guess
 ENDPOINT_PRODUCT = "eset.local.products.endpoint"  # guess; "endpoint" short name is from ESET's help sample
 SERVER_LINUX_PRODUCT = "eset.local.products.efs_unix"  # guess; "efs_unix" short name is from ESET's sample
 
+# deployedComponents entries of generated fleets (fleet.py): (displayName, name). The spec documents the
+# fields (v1PlatformComponent) but not their values, so every name here is a GUESS; `id` is CRC32 of the name,
+# one algorithm the spec suggests ("can be derived from the name by some algorithm, such as CRC32").
+AGENT_COMPONENT = ("ESET Management Agent", "ESET_MANAGEMENT_AGENT")
+SECURITY_COMPONENTS = {
+    "windows_workstation": ("ESET Endpoint Security", "ESET_ENDPOINT_SECURITY"),
+    "windows_server": ("ESET Server Security for Microsoft Windows Server", "ESET_SERVER_SECURITY_WINDOWS"),
+    "linux_server": ("ESET Server Security for Linux", "ESET_SERVER_SECURITY_LINUX"),
+    "linux_workstation": ("ESET Endpoint Antivirus for Linux", "ESET_ENDPOINT_ANTIVIRUS_LINUX"),
+    "mac": ("ESET Endpoint Security for macOS", "ESET_ENDPOINT_SECURITY_MACOS"),
+    "android": ("ESET Endpoint Security for Android", "ESET_ENDPOINT_SECURITY_ANDROID"),
+}
+
 
 def uid(name: str) -> str:
     return str(uuid.uuid5(_NS, name))

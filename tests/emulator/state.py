@@ -43,7 +43,8 @@ class State:
         if not self.state_file:
             return
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
+        # Compact: with a 10000-device fleet an indented file takes three times as long to write, on every change.
+        tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         os.replace(tmp, self.state_file)
 
     # -- lookups ------------------------------------------------------------------------------------------
@@ -130,6 +131,23 @@ class State:
         self.save()
 
     # -- groups and devices -------------------------------------------------------------------------------
+    def replace_fleet(self, groups: List[Dict[str, Any]], devices: List[Dict[str, Any]]) -> int:
+        """Groups and devices replaced; policies and configuration stay. Assignments whose target is gone are
+        dropped (their count is answered). One state-file write for the whole fleet."""
+        with self.lock:
+            self.data["groups"], self.data["devices"] = groups, devices
+            alive = {"deviceGroupUuid": {g["uuid"] for g in groups}, "deviceUuid": {d["uuid"] for d in devices},
+                     "subscriptionUuid": {s["uuid"] for s in self.data["subscriptions"]}}
+            kept = [a for a in self.data["assignments"]
+                    if all(target in alive[kind] for kind, target in a["target"].items())]
+            dropped = len(self.data["assignments"]) - len(kept)
+            self.data["assignments"] = kept
+            for kind, target_uuid in {next(iter(a["target"].items())) for a in kept}:
+                for rank, other in enumerate(self.target_assignments(kind, target_uuid), 1):
+                    other["rank"] = rank
+            self.save()
+            return dropped
+
     def subgroups(self, group_uuid: str) -> List[str]:
         """The group and all groups below it."""
         out, todo = [], [group_uuid]
