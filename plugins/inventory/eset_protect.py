@@ -25,7 +25,7 @@ from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._o
 DOCUMENTATION = r"""
 name: eset_protect
 short_description: ESET PROTECT (On-Prem or Cloud) as the inventory
-version_added: 1.1.0
+version_added: 0.1.0
 author: protectnet.epns contributors
 description:
   - Lists the managed devices of ESET PROTECT (C(GET /v1/devices)) and its static groups (C(GET /v1/device_groups))

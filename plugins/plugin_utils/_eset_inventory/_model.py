@@ -102,7 +102,8 @@ def ansible_host(device: Device, variables: t.Mapping[str, t.Any], options: Inve
         if source.field:
             value = field_value(device, source.field)
         else:
-            value = evaluate(str(source.expression), variables) if evaluate else None
+            # As given, not str()-copied: Ansible's templating trusts the config file's own (tagged) strings only.
+            value = evaluate(t.cast(str, source.expression), variables) if evaluate else None
         usable, why = address_problem(value, options.exclude)
         if usable:
             return usable, []
