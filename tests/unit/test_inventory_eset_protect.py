@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 from _emulator import PASSWORD, Emulator, connection, control, reset
-
 from ansible_collections.protectnet.epns.plugins.doc_fragments.eset_api import ModuleDocFragment
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import PAGE_LIMITS
