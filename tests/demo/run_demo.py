@@ -9,7 +9,10 @@ site.yml opens exactly the EPNS egress, lets the proxy CONNECT to 8883, and prob
   agent3  8883 dropped on the path                       -> degraded: only 443 works
   server  the ESET PROTECT server                        -> reachable
   squid, apache: the proxies themselves (their own egress is probed too)
-The ESET PROTECT API emulator runs on the server host: site.yml pushes the agents' HTTP-proxy policy to it.
+The ESET PROTECT API emulator runs on the server host, with the lab's hosts registered as its devices: the
+inventory is ESET PROTECT itself (protectnet.epns.eset_protect), and site.yml pushes the agents' HTTP-proxy policy
+to it. ESET also lists two Windows laptops and a Mac: the roles skip them with a message, and the report lists
+them as not probed.
 Wake-on-LAN: the server sends magic packets to a multicast group (same segment) and to the directed broadcast of the
 subnet behind a second router, which does not forward directed broadcasts: the report's last section says which
 arrived where, and why not.
@@ -21,12 +24,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / "tests" / "integration"), str(REPO / "tests")]
 
 from _ansible import BIN, ansible_env  # noqa: E402
+from _eset_lab import group_paths_of, inventory_sources, seed_payload  # noqa: E402
 from _firewall import nft_default_deny  # noqa: E402
+from emulator.client import control  # noqa: E402
 from emulator.pki import make_pki  # noqa: E402
 from pnlab import Lab  # noqa: E402
 
@@ -67,10 +73,17 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="pn-demo-") as work:
             emulator, url, ca = start_emulator(lab, Path(work))
             say(f"ESET PROTECT API emulator: {url}")
+            emulator_api = SimpleNamespace(url=url, ca_path=str(ca))
+            control(emulator_api, "POST", "seed", seed_payload(lab, group_paths_of(control(emulator_api, "GET",
+                                                                                           "state"))))
+            # the connection comes from ESET_PROTECT_* below, as an AWX credential injects it
+            sources = inventory_sources(Path(work) / "inventory", lab, {})
+            say("inventory: ESET PROTECT's devices (" + ", ".join(str(s) for s in sources) + ")")
             api = {"ESET_PROTECT_SERVER": url.split("//")[1].rsplit(":", 1)[0], "ESET_PROTECT_PORT": "9443",
                    "ESET_PROTECT_USERNAME": API_USER, "ESET_PROTECT_PASSWORD": API_PASSWORD,
                    "ESET_PROTECT_CA_PATH": str(ca)}
-            argv = [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-i", str(REPO / "tests/demo/inventory"),
+            argv = [str(BIN / "ansible-playbook"), *(arg for source in sources for arg in ("-i", str(source))),
+                    "-i", str(REPO / "tests/demo/inventory"),
                     str(REPO / "playbooks" / "site.yml"), "-e", f"epns_verify_report_dir={REPORT_DIR}",
                     "-e", "epns_verify_report_title='EPNS readiness (demo lab)'", "--diff",
                     # EPNS on the main segment; Wake-on-LAN also on the agent behind the second router
