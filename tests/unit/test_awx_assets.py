@@ -341,6 +341,9 @@ def check_answer_fits(where: str, question: t.Mapping[str, t.Any], spec: t.Optio
         assert qtype in ("integer", "float"), where
     elif kind == "list":
         assert qtype in ("text", "textarea", "multiselect"), where  # a string splits on commas
+        # AWX passes a valid default as the answer: "" becomes [""], a list with one empty entry, which the
+        # modules refuse. Without a default an unanswered question leaves the variable unset.
+        assert question.get("default") != "", f"{where}: an empty default is the list ['']"
     elif kind in ("str", "path"):
         assert qtype in ("text", "textarea", "password", "multiplechoice"), where
         if spec.get("choices"):
