@@ -96,3 +96,97 @@ notes:
   - Nothing in this collection has been tested against a real ESET PROTECT server; the tests use an emulator built
     from ESET's published API descriptions.
 """
+
+    # The same connection options for plugins (the inventory plugin eset_protect): Ansible reads a plugin's
+    # environment variables from `env:` entries, where a module has argspec fallbacks.
+    PLUGIN = r"""
+options:
+  deployment:
+    description:
+      - Which ESET PROTECT to talk to. V(on_prem) is ESET PROTECT On-Prem 13.0 or later (one origin,
+        C(https://SERVER:9443), login with C(POST /GetTokens)). V(cloud) is ESET PROTECT Cloud through ESET Connect
+        (one host per service and region, OAuth login).
+    type: str
+    choices: [on_prem, cloud]
+    default: on_prem
+    env:
+      - name: ESET_PROTECT_DEPLOYMENT
+  server:
+    description:
+      - Host name or address of the ESET PROTECT On-Prem server (its REST API enabled in More > Settings).
+      - Required when O(deployment=on_prem), unless O(api_urls) gives the base URLs.
+    type: str
+    aliases: [hostname]
+    env:
+      - name: ESET_PROTECT_SERVER
+  port:
+    description: The On-Prem REST API port.
+    type: int
+    default: 9443
+    env:
+      - name: ESET_PROTECT_PORT
+  region:
+    description:
+      - The ESET Connect region of the cloud tenant (C(https://REGION.SERVICE.eset.systems)).
+      - Required when O(deployment=cloud), unless O(api_urls) gives every base URL.
+    type: str
+    choices: [eu, de, us, jpn, ca]
+    env:
+      - name: ESET_PROTECT_REGION
+  username:
+    description:
+      - The API user (On-Prem with the API permission set, not the built-in Administrator; in the cloud an
+        ESET Connect API user with Integrations enabled).
+    type: str
+    required: true
+    env:
+      - name: ESET_PROTECT_USERNAME
+  password:
+    description:
+      - The API user's password. Never shown in warnings, errors, the inventory or the cache.
+    type: str
+    required: true
+    env:
+      - name: ESET_PROTECT_PASSWORD
+  domain_user:
+    description: On-Prem only. The user is an Active Directory user (sends C(is_domain_user)).
+    type: bool
+    default: false
+  ca_path:
+    description:
+      - A PEM file with the CA certificates that issued the server's certificate. Without it the controller's
+        system trust store is used.
+    type: path
+    env:
+      - name: ESET_PROTECT_CA_PATH
+  validate_certs:
+    description:
+      - Verify the server's TLS certificate. Set V(false) only by name, for a test server you cannot verify; a
+        warning says so, because the password crosses an unverified connection. There is no environment variable
+        for this option on purpose.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds one HTTP request may take.
+    type: float
+    default: 30
+  retries:
+    description:
+      - How many times one call is retried after HTTP 429, 502, 503, 504 or a connection failure, with exponential
+        backoff capped at 30 seconds (Retry-After is honoured up to 60 seconds). V(0) does not retry.
+    type: int
+    default: 6
+  api_urls:
+    description:
+      - "Base URLs that replace the computed ones, keyed by service (C(device-management), C(business-account) for
+        the token endpoint) or C(default) for every service not named, for example
+        C({default: https://127.0.0.1:8443}) for an API behind a reverse proxy or a test server."
+      - A value is C(https://HOST[:PORT][/PREFIX]) without credentials, query or fragment.
+    type: dict
+notes:
+  - An environment variable set to the empty string counts as unset (AWX injects one for an empty credential field).
+  - Tokens are renewed before they expire and once after a C(401); a cloud C(202) answer is collected with its
+    C(response-id). Errors name the HTTP status, the call and ESET's C(request-id).
+  - Nothing in this collection has been tested against a real ESET PROTECT server; the tests use an emulator built
+    from ESET's published API descriptions.
+"""

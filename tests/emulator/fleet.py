@@ -127,6 +127,8 @@ def fleet(devices: int = 1000, seed: int = 0, clones: int = 3, collisions: int =
           extra: Sequence[Mapping[str, Any]] = (), now: Optional[str] = None) -> Dict[str, Any]:
     """{"groups", "devices", "manifest"}: `devices` generated devices plus `extra`; see the module header."""
     _check_counts(devices, seed, clones, collisions)
+    if not isinstance(extra, (list, tuple)):
+        raise ValueError(f"extra must be a list of devices, not {extra!r}")
     when = _parse_now(now)
     builder = _Builder(random.Random(f"eset-fleet:{seed}"), seed, when, devices)
     builder.generate(devices, clones, collisions)

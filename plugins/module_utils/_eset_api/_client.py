@@ -89,6 +89,7 @@ class CallStats:
     reauthentications: int = 0
     collected_202: int = 0
     slept: float = 0.0
+    pages: int = 0
 
 
 def _retry_after(value: t.Optional[str]) -> t.Optional[float]:
@@ -377,6 +378,7 @@ class EsetClient:
             if token:
                 params["pageToken"] = token
             answer = self.request("GET", service, path, params)
+            self.stats.pages += 1
             page = answer.get(key) if isinstance(answer, dict) else None
             if page is None:
                 page = []

@@ -21,6 +21,8 @@ AUTH_SERVICE = "business-account"
 # "configuration": On-Prem's server settings calls (POST /v2/configuration:batchGetValues), used by wol_multicast.
 SERVICES = ("policy-management", "device-management", AUTH_SERVICE, "iam", "configuration")
 OVERRIDE_DEFAULT = "default"
+# The most items one list page may hold (ESET-FACTS §3): asking for this many keeps the number of pages minimal.
+PAGE_LIMITS = {ON_PREM: 10000, CLOUD: 1000}
 
 
 def _check_base(name: str, url: str) -> str:

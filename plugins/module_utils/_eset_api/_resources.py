@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # PRIVATE to the collection: not a public API, may change without notice.
-"""Policies, policy assignments and device groups, as the ESET PROTECT v2/v1 APIs expose them."""
+"""Policies, policy assignments, device groups and devices, as the ESET PROTECT v2/v1 APIs expose them."""
 from __future__ import annotations
 
 import re
@@ -11,6 +11,7 @@ import uuid as uuidlib
 from urllib.parse import quote
 
 from ._client import EsetClient
+from ._endpoints import PAGE_LIMITS
 from ._errors import EsetApiError
 
 POLICY = "policy-management"
@@ -225,7 +226,24 @@ class PolicyApi:
 
     # groups
     def list_groups(self) -> t.List[t.Dict[str, t.Any]]:
-        return self.client.paginate(DEVICES, "/v1/device_groups", "deviceGroups")
+        return DeviceApi(self.client).list_groups()
+
+
+class DeviceApi:
+    """The device-management reads: static groups and devices."""
+
+    def __init__(self, client: EsetClient) -> None:
+        self.client = client
+
+    def page_limit(self) -> int:
+        return PAGE_LIMITS[self.client.options.deployment]
+
+    def list_groups(self, page_size: t.Optional[int] = None) -> t.List[t.Dict[str, t.Any]]:
+        return self.client.paginate(DEVICES, "/v1/device_groups", "deviceGroups", page_size=page_size)
+
+    def list_devices(self, page_size: t.Optional[int] = None) -> t.List[t.Dict[str, t.Any]]:
+        """Every managed device, in pages of ``page_size`` (default: the deployment's limit, the fewest pages)."""
+        return self.client.paginate(DEVICES, "/v1/devices", "devices", page_size=page_size or self.page_limit())
 
 
 class GroupIndex:
@@ -236,20 +254,40 @@ class GroupIndex:
 
     def __init__(self, groups: t.Sequence[t.Mapping[str, t.Any]]) -> None:
         self.by_uuid = {str(g["uuid"]): dict(g) for g in groups if g.get("uuid")}
-        self.paths: t.Dict[str, str] = {}
-        for uuid in self.by_uuid:
-            self.paths[uuid] = self._path(uuid)
+        self.names: t.Dict[str, t.List[str]] = {uuid: self._names(uuid) for uuid in self.by_uuid}
+        self.paths: t.Dict[str, str] = {
+            uuid: "/".join(name.replace("/", "\\/") for name in names) for uuid, names in self.names.items()}
 
-    def _path(self, uuid: str) -> str:
+    def _names(self, uuid: str) -> t.List[str]:
+        """The display names from the root down to the group (a parent loop ends the walk)."""
         names: t.List[str] = []
         seen: t.Set[str] = set()
         current: t.Optional[str] = uuid
         while current and current in self.by_uuid and current not in seen:
             seen.add(current)
             group = self.by_uuid[current]
-            names.append(str(group.get("displayName") or current).replace("/", "\\/"))
+            names.append(str(group.get("displayName") or current))
             current = group.get("parentGroupUuid")
-        return "/".join(reversed(names))
+        return list(reversed(names))
+
+    def parent(self, uuid: str) -> t.Optional[str]:
+        """The parent group's uuid when the listing has it (the root, or an orphan, has none)."""
+        parent = self.by_uuid.get(uuid, {}).get("parentGroupUuid")
+        return str(parent) if parent and parent in self.by_uuid and parent != uuid else None
+
+    def subtree(self, uuid: str) -> t.Set[str]:
+        """The group and every group below it."""
+        return {other for other in self.by_uuid if self._is_below(other, uuid)}
+
+    def _is_below(self, uuid: str, top: str) -> bool:
+        seen: t.Set[str] = set()
+        current: t.Optional[str] = uuid
+        while current and current not in seen:
+            if current == top:
+                return True
+            seen.add(current)
+            current = self.parent(current)
+        return False
 
     def resolve(self, ref: str) -> t.Tuple[str, str]:
         """``(uuid, path)`` of a group given by uuid or name path; ValueError says why not."""
