@@ -13,8 +13,9 @@ AWX's rules, read in ansible/awx (devel, Oct 2024) and written here from those f
   choices are an enum; required fields must be given.
 - Inventory update of an scm source (awx/main/tasks/jobs.py, RunInventoryUpdate): the project is copied into
   <private_data_dir>/project, the command `ansible-inventory --list --export -i project/<source_path> --output
-  artifacts/<id>/output.json --playbook-dir <its dir>` (plus -vvv at verbosity 1) goes into env/args, the env gets
-  STANDARD_INVENTORY_UPDATE_ENV, INVENTORY_SOURCE_ID, INVENTORY_UPDATE_ID, the source_vars and the credential.
+  artifacts/<id>/output.json --playbook-dir <its dir>` (plus -vvv at verbosity 1) goes into <private_data_dir>/args,
+  which runner runs as it is; the env gets STANDARD_INVENTORY_UPDATE_ENV, INVENTORY_SOURCE_ID, INVENTORY_UPDATE_ID,
+  the source_vars and the credential.
 - Job (RunJob): `-u <machine user, else root>`, --become, --diff, --forks, -l from the template; extra vars are the
   template's extra_vars, then each survey default that passes the survey's own validation, then the launch answers
   (awx/main/models/mixins.py, _update_unified_job_kwargs), in env/extravars; the machine credential's key goes to
@@ -29,6 +30,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import typing as t
@@ -173,7 +175,7 @@ def survey_problems(question: t.Mapping[str, t.Any], value: t.Any) -> t.List[str
     if kind in ("text", "textarea", "password"):
         if not isinstance(value, str):
             return [f"Value {value} for '{var}' expected to be a string."]
-        size = len(value)
+        size: float = len(value)
     elif kind in ("integer", "float"):
         if type(value) is not int and (kind == "integer" or type(value) is not float):
             return [f"Value {value} for '{var}' expected to be {'an integer' if kind == 'integer' else 'numeric'}."]
@@ -262,7 +264,7 @@ def inventory_update(source_name: str, credential: t.Optional[Credential], workd
         env.setdefault(str(name), str(value))
     if credential is not None:
         inject(credential, env, [], pdd)
-    (pdd / "env" / "args").write_text(" ".join(args))  # runner's raw mode: AWX's write_args_file
+    (pdd / "args").write_text(" ".join(args))  # AWX's write_args_file; runner runs it as is (raw mode)
     status, rc, stdout = _runner(pdd, env, timeout, ident=str(update_id))
     data = json.loads(output.read_text()) if status == "successful" and output.is_file() else None
     return Run(status, rc, stdout, pdd, env, data)
@@ -308,8 +310,6 @@ def job(template_name: str, inventory: t.Mapping[str, t.Any], workdir: Path, *,
 def static_inventory(sources: t.Sequence[Path], drop_vars: t.Sequence[str] = ()) -> t.Dict[str, t.Any]:
     """An inventory's JSON as AWX keeps it after an import (`ansible-inventory --list --export`), without the
     variables a credential provides in AWX (the machine credential's key, for one)."""
-    import subprocess
-
     argv = [str(BIN / "ansible-inventory"), "--list", "--export"]
     for source in sources:
         argv += ["-i", str(source)]
