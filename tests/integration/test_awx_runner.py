@@ -186,3 +186,11 @@ def test_a_misnamed_injector_fails_the_inventory_update(onprem: Emulator, tmp_pa
     assert run.status == "failed"
     assert "ESET_PROTECT_SERVER" in run.stdout, run.stdout[-3000:]
     assert_secret_kept(run)
+
+
+@needs_plugin
+def test_the_source_without_a_credential_says_what_is_missing(tmp_path: Path) -> None:
+    run = inventory_update(SOURCE, None, tmp_path)
+    assert run.status == "failed"
+    # ansible-core's own check of a required option (it does not name ESET_PROTECT_USERNAME)
+    assert "Required config 'username'" in run.stdout, run.stdout[-3000:]
