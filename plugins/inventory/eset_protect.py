@@ -2,31 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
-import contextlib
-import os
-import typing as t
-
-from ansible.errors import AnsibleError, AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._client import ConnectionOptions, EsetClient
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import PAGE_LIMITS
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import (
-    EsetApiError,
-    EsetAuthError,
-    EsetConfigError,
-    redact,
-)
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import DeviceApi
-from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._device import without_private_fields
-from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._model import Inventory, build
-from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._options import inventory_options
-
 DOCUMENTATION = r"""
 name: eset_protect
 short_description: ESET PROTECT (On-Prem or Cloud) as the inventory
-version_added: 1.1.0
-author: protectnet.epns contributors
+version_added: 0.1.0
+author:
+  - protectnet.epns contributors (@protectnet)
 description:
   - Lists the managed devices of ESET PROTECT (C(GET /v1/devices)) and its static groups (C(GET /v1/device_groups))
     and makes them hosts and groups, the way cloud inventory plugins make a cloud's machines an inventory.
@@ -144,6 +125,26 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: /var/cache/ansible/eset
 cache_timeout: 600
 """
+
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import typing as t  # noqa: E402
+
+from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._client import ConnectionOptions, EsetClient  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import PAGE_LIMITS  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import (  # noqa: E402
+    EsetApiError,
+    EsetAuthError,
+    EsetConfigError,
+    redact,
+)
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import DeviceApi  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._device import without_private_fields  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._model import Inventory, build  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._options import inventory_options  # noqa: E402
 
 FILE_SUFFIXES = (".eset_protect.yml", ".eset_protect.yaml")
 CONNECTION_OPTIONS = tuple(eset_api_argument_spec())

@@ -21,6 +21,11 @@ ALLOWED: t.Dict[str, t.Set[str]] = {
     "module_utils/_eset_policy": {"module_utils/_eset_api"},
     "module_utils/_wol": {"module_utils/_firewall", "module_utils/_eset_api"},
     "plugin_utils/_report": set(),
+    "plugin_utils/_eset_inventory": {"module_utils/_eset_api"},
+}
+# plugins outside the rooms -> the rooms they may import (the shared pieces besides)
+PLUGIN_IMPORTS: t.Dict[str, t.Set[str]] = {
+    "inventory/eset_protect": {"module_utils/_eset_api", "plugin_utils/_eset_inventory"},
 }
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 60
@@ -64,6 +69,16 @@ for source in SOURCES:
 def test_a_room_imports_only_the_shared_pieces_and_the_rooms_the_picture_allows(room: str) -> None:
     allowed = set() if room in SHARED else SHARED | ALLOWED[room]  # the shared pieces import no room
     assert GRAPH[room] <= allowed, f"{room} imports {sorted(GRAPH[room] - allowed)}: change the picture first"
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGIN_IMPORTS))
+def test_an_inventory_plugin_imports_only_its_rooms(plugin: str) -> None:
+    allowed = SHARED | PLUGIN_IMPORTS[plugin]
+    assert GRAPH[plugin] <= allowed, f"{plugin} imports {sorted(GRAPH[plugin] - allowed)}: change the picture first"
+
+
+def test_every_inventory_plugin_is_in_the_table() -> None:
+    assert {r for r in GRAPH if r.startswith("inventory/")} == set(PLUGIN_IMPORTS)
 
 
 def test_a_module_imports_no_other_module_and_nothing_imports_a_module() -> None:

@@ -36,8 +36,10 @@ def _listing(texts: t.Sequence[str], where: str) -> str:
     return shown + (f"; and {more} more (see eset_inventory.{where})" if more > 0 else "")
 
 
-def _group_filter(index: GroupIndex, paths: t.Sequence[str]) -> t.Tuple[t.Optional[t.Set[str]], t.List[str],
-                                                                         t.List[str]]:
+GroupFilter = t.Tuple[t.Optional[t.Set[str]], t.List[str], t.List[str]]
+
+
+def _group_filter(index: GroupIndex, paths: t.Sequence[str]) -> GroupFilter:
     """The group uuids the filter selects (None: every group), the paths that name no group, and why."""
     if not paths:
         return None, [], []
@@ -102,7 +104,8 @@ def ansible_host(device: Device, variables: t.Mapping[str, t.Any], options: Inve
         if source.field:
             value = field_value(device, source.field)
         else:
-            value = evaluate(str(source.expression), variables) if evaluate else None
+            # As given, not str()-copied: Ansible's templating trusts the config file's own (tagged) strings only.
+            value = evaluate(t.cast(str, source.expression), variables) if evaluate else None
         usable, why = address_problem(value, options.exclude)
         if usable:
             return usable, []
