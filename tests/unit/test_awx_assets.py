@@ -6,6 +6,8 @@ read, and, when awxkit is installed, the resource names and natural keys awxkit'
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ RESOURCES: t.Dict[str, t.Tuple[str, t.Tuple[str, ...]]] = {
     "execution_environments": ("execution_environment", ("name",)),
     "projects": ("project", ("organization", "name")),
     "inventory": ("inventory", ("organization", "name")),
+    "inventory_sources": ("inventory_source", ("organization", "name", "inventory")),
     "job_templates": ("job_template", ("organization", "name")),
     "workflow_job_templates": ("workflow_job_template", ("organization", "name")),
 }
@@ -204,6 +207,99 @@ def test_cloud_regions_are_the_modules_regions():
     assert list(region["choices"]) == list(REGIONS)
 
 
+# --- the inventory source -------------------------------------------------------------------------------------------
+
+PLUGIN = REPO / "plugins" / "inventory" / "eset_protect.py"
+PLUGIN_NAMES = ("protectnet.epns.eset_protect", "eset_protect")
+PLUGIN_FILE_NAME = re.compile(r".+\.eset_protect\.ya?ml")  # the contract's verify_file rule
+
+
+def plugin_documentation() -> t.Dict[str, t.Any]:
+    """The plugin's documentation as ansible-doc shows it, doc fragments (the eset_api env entries) merged in."""
+    if not PLUGIN.is_file():
+        pytest.skip("the inventory plugin is not on this branch yet (i14-inv)")
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build" / "collections"),
+           "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false"}
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "inventory", "--json",
+                           "protectnet.epns.eset_protect"], capture_output=True, text=True, check=False, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)["protectnet.epns.eset_protect"]["doc"]
+    assert isinstance(doc, dict)
+    return doc
+
+
+def plugin_env_names() -> t.Dict[str, str]:
+    """Environment variable -> the plugin option that reads it (the `env` entries of DOCUMENTATION)."""
+    names = {}
+    for option, spec in plugin_documentation()["options"].items():
+        for entry in spec.get("env") or []:
+            names[entry["name"]] = option
+    return names
+
+
+def test_inventory_source_runs_the_plugin_from_the_project():
+    sources = assets("inventory_sources")
+    assert sources, "no inventory source"
+    projects = {p["name"]: p for p in assets("projects")}
+    for source in sources:
+        assert source["source"] == "scm", source["name"]
+        assert source["source_project"]["name"] in projects
+        path = REPO / source["source_path"]
+        assert path.is_file(), f"{source['name']}: no file {source['source_path']} in the project"
+        assert PLUGIN_FILE_NAME.fullmatch(path.name), f"{path.name}: the plugin's verify_file refuses this name"
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert config["plugin"] in PLUGIN_NAMES
+        # The connection comes from the credential's environment only: one file for both deployments.
+        assert not set(config) & {"deployment", "server", "port", "region", "username", "password", "ca_path",
+                                  "api_urls"}, f"{path.name} names connection options"
+        assert "credential" not in source and "credentials" not in source, "credentials are attached in AWX"
+        assert source["update_on_launch"] and source["overwrite"]
+        assert 0 < source["update_cache_timeout"] <= 3600
+        assert "cache" not in config, "the plugin's cache dies with the execution environment; AWX caches"
+
+
+def test_plugin_accepts_the_source_file():
+    plugin_documentation()
+    from ansible_collections.protectnet.epns.plugins.inventory.eset_protect import InventoryModule
+
+    for source in assets("inventory_sources"):
+        assert InventoryModule().verify_file(str(REPO / source["source_path"])), source["source_path"]
+    assert not InventoryModule().verify_file(str(REPO / "extensions" / "awx" / "assets.yml"))
+
+
+def test_job_templates_can_use_the_source_inventory():
+    inventories = {s["inventory"]["name"] for s in assets("inventory_sources")}
+    assert inventories <= {i["name"] for i in assets("inventory")}
+    for template in [*assets("job_templates"), *assets("workflow_job_templates")]:
+        if "playbook" in template and playbook_hosts(REPO / template["playbook"]) == {"localhost"}:
+            continue  # runs on the controller only (the API modules): any inventory will do
+        assert template.get("ask_inventory_on_launch"), f"{template['name']} cannot run on {sorted(inventories)}"
+
+
+def playbook_hosts(playbook: Path) -> t.Set[str]:
+    plays = yaml.safe_load(playbook.read_text(encoding="utf-8"))
+    return {str(play.get("hosts")) for play in plays if "hosts" in play} | {
+        "imported" for play in plays if "import_playbook" in play or "ansible.builtin.import_playbook" in play}
+
+
+def test_every_injected_variable_is_read_by_the_plugin_and_the_modules():
+    """A credential type's env injector is the only way the connection reaches the plugin and the modules in AWX:
+    a name one of them does not read is a credential that silently does nothing."""
+    plugin_reads = plugin_env_names()
+    modules_read = eset_env_names()
+    for ctype in assets("credential_types"):
+        for name in ctype["injectors"]["env"]:
+            assert name in plugin_reads, f"{ctype['name']}: the inventory plugin does not read {name}"
+            assert name in modules_read, f"{ctype['name']}: the API modules do not read {name}"
+    # and both read the same names for the same options
+    assert {v: k for k, v in plugin_reads.items() if k in modules_read} == {
+        o: n for o, n in zip(("deployment", "server", "port", "region", "username", "password", "ca_path"),
+                             ("ESET_PROTECT_DEPLOYMENT", "ESET_PROTECT_SERVER", "ESET_PROTECT_PORT",
+                              "ESET_PROTECT_REGION", "ESET_PROTECT_USERNAME", "ESET_PROTECT_PASSWORD",
+                              "ESET_PROTECT_CA_PATH"))}
+
+
 # --- job templates and surveys --------------------------------------------------------------------------------------
 
 def check_survey(owner: str, survey: t.Mapping[str, t.Any]) -> t.List[str]:
@@ -248,6 +344,9 @@ def check_answer_fits(where: str, question: t.Mapping[str, t.Any], spec: t.Optio
         assert qtype in ("integer", "float"), where
     elif kind == "list":
         assert qtype in ("text", "textarea", "multiselect"), where  # a string splits on commas
+        # AWX passes a valid default as the answer: "" becomes [""], a list with one empty entry, which the
+        # modules refuse. Without a default an unanswered question leaves the variable unset.
+        assert question.get("default") != "", f"{where}: an empty default is the list ['']"
     elif kind in ("str", "path"):
         assert qtype in ("text", "textarea", "password", "multiplechoice"), where
         if spec.get("choices"):
@@ -346,7 +445,8 @@ def test_awxkit_agrees():
 
     classes = {
         "credential_types": pages.CredentialType, "execution_environments": pages.ExecutionEnvironment,
-        "projects": pages.Project, "inventory": pages.Inventory, "job_templates": pages.JobTemplate,
+        "projects": pages.Project, "inventory": pages.Inventory, "inventory_sources": pages.InventorySource,
+        "job_templates": pages.JobTemplate,
         "workflow_job_templates": pages.WorkflowJobTemplate,
     }
     assert set(RESOURCES) <= set(EXPORTABLE_RESOURCES)
