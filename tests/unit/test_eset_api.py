@@ -255,6 +255,19 @@ def test_tls_is_verified_by_default(pki: t.Any) -> None:
         assert len(warnings) == 1 and "not verified" in warnings[0]
 
 
+def test_an_untrusted_certificate_is_not_retried(pki: t.Any) -> None:
+    """A certificate that fails verification fails the same way every time: no retry, no backoff."""
+    with FakeEset(certfile=str(pki.server_cert), keyfile=str(pki.server_key)) as fake:
+        slept: t.List[float] = []
+        api = EsetClient(ConnectionOptions.from_params({
+            "deployment": "on_prem", "server": "127.0.0.1", "port": fake.server.server_address[1],
+            "username": "api-user", "password": PASSWORD, "retries": 6}), sleep=slept.append)
+        with pytest.raises(EsetApiError) as info:
+            api.request("GET", "policy-management", "/v2/policies")
+    assert "give ca_path" in str(info.value)
+    assert (api.stats.requests, api.stats.retries, slept) == (1, 0, [])
+
+
 def test_endpoints_per_deployment() -> None:
     cloud = Endpoints("cloud", region="de")
     assert cloud.base("policy-management") == "https://de.policy-management.eset.systems"

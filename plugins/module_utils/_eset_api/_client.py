@@ -215,12 +215,14 @@ class EsetClient:
                 text = ""
         except (URLError, socket.timeout, ssl.SSLError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            untrusted = isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason)
             hint = ""
-            if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+            if untrusted:
                 hint = " (the server certificate is not trusted: give ca_path with the CA that issued it)"
             error = EsetApiError(None, method, url, message=f"connection failed: {reason}{hint}",
                                  secrets=self._secrets)
-            error.never_sent = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+            error.never_sent = untrusted or isinstance(reason, (ConnectionRefusedError, socket.gaierror))
+            error.permanent = untrusted
             raise error from None
         return status, got, text
 
@@ -241,6 +243,8 @@ class EsetClient:
             try:
                 status, got, text = self._send_once(method, url, body, headers)
             except EsetApiError as exc:
+                if exc.permanent:
+                    raise
                 if not idempotent and not exc.never_sent:
                     exc.outcome_unknown = True
                     exc.message += "; " + OUTCOME_UNKNOWN

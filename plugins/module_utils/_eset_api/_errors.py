@@ -36,6 +36,8 @@ class EsetApiError(Exception):
         self.outcome_unknown = False
         # The request never reached the server (connection refused, unknown host): safe to repeat.
         self.never_sent = False
+        # The same call fails the same way again (an untrusted certificate): retrying only delays the answer.
+        self.permanent = False
         super().__init__(str(self))
 
     def __str__(self) -> str:
