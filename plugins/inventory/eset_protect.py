@@ -166,6 +166,16 @@ def empty_means_unset(names: t.Sequence[str]) -> t.Iterator[None]:
         os.environ.update(saved)
 
 
+def _required_hint(message: str) -> str:
+    """Where a missing connection option comes from: the file, or the environment an AWX credential fills."""
+    for name, spec in eset_api_argument_spec().items():
+        if f"'{name}'" in message and "fallback" in spec:
+            variable = spec["fallback"][1][0]
+            return (f"; set {name} in the file or {variable} in the environment (in AWX, attach a credential of "
+                    "type 'ESET PROTECT On-Prem API' or 'ESET PROTECT Cloud API' to the inventory source)")
+    return ""
+
+
 def _api_failure(exc: EsetApiError, options: ConnectionOptions) -> str:
     if isinstance(exc, EsetAuthError):
         what = f"logging in to ESET PROTECT ({options.deployment}) as {options.username!r} failed"
@@ -190,7 +200,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             try:
                 self._read_config_data(path)
             except AnsibleError as exc:
-                raise AnsibleParserError(f"eset_protect: {path}: {exc.message}") from None
+                raise AnsibleParserError(f"eset_protect: {path}: {exc.message}{_required_hint(exc.message)}") from None
         try:
             options = inventory_options({name: self.get_option(name) for name in INVENTORY_OPTIONS})
         except ValueError as exc:

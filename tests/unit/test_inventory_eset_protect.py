@@ -196,6 +196,8 @@ FAILURES = [
      "Wrong-Pa55word!"),
     ("unreachable server", {"options": {"api_urls": {"default": "https://127.0.0.1:9"}, "retries": 0}},
      "cannot be reached", None),
+    ("no password (no credential attached in AWX)", {"env": {"ESET_PROTECT_PASSWORD": ""}},
+     "set password in the file or ESET_PROTECT_PASSWORD in the environment", None),
     ("bad option", {"options": {"os_families": ["beos"]}}, "'beos'", None),
     ("page size above the limit", {"options": {"page_size": 20000}}, "page_size 20000 is not between 1 and", None),
     ("bad CIDR", {"options": {"ansible_host_exclude": ["10.0.0.0/33"]}}, "'10.0.0.0/33' is not a network", None),
