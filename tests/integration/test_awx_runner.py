@@ -30,8 +30,6 @@ FLEET = {"devices": 300, "seed": 14}
 TARGET_GROUP = "All/Europe/Bratislava/Linux servers"
 REGION = "de"  # not the default region: the credential's choice must be what reaches the plugin
 CONNECT_SERVICES = ("device-management", "business-account.iam", "policy-management")
-PLUGIN = REPO / "plugins" / "inventory" / "eset_protect.py"
-needs_plugin = pytest.mark.skipif(not PLUGIN.is_file(), reason="the inventory plugin is not merged yet (i14-inv)")
 
 
 def onprem_credential(emu: Emulator, ctype: t.Optional[t.Mapping[str, t.Any]] = None) -> Credential:
@@ -87,12 +85,14 @@ def eset_groups(run: Run) -> t.Set[str]:
 
 # -- (a), (b): the inventory source --------------------------------------------------------------------------------
 
-@needs_plugin
 def test_inventory_source_with_the_onprem_credential(onprem: Emulator, tmp_path: Path) -> None:
     run = inventory_update(SOURCE, onprem_credential(onprem), tmp_path)
     assert run.status == "successful", run.stdout[-4000:]
     assert len(run.hosts()) >= FLEET["devices"] - 10  # clones kept once
     assert {"eset_All", "eset_os_linux", "eset_os_windows"} <= eset_groups(run)
+    # the source file's own group: every device with its Management Agent (the Wake-on-LAN templates' default)
+    agents = set(run.output["agents"]["hosts"])
+    assert agents and agents == {h for h, v in run.output["_meta"]["hostvars"].items() if v["eset_agent_version"]}
     # the CA went through the file injector: a private file, named by ESET_PROTECT_CA_PATH
     ca_file = Path(run.env["ESET_PROTECT_CA_PATH"])
     assert ca_file.parent == run.private_data_dir / "env" and ca_file.stat().st_mode & 0o777 == 0o600
@@ -103,7 +103,6 @@ def test_inventory_source_with_the_onprem_credential(onprem: Emulator, tmp_path:
     assert_secret_kept(run)
 
 
-@needs_plugin
 def test_inventory_source_with_the_cloud_credential(cloud: Emulator, tmp_path: Path) -> None:
     credential = Credential(named("credential_types", "ESET PROTECT Cloud API"),
                             {"region": REGION, "username": USER, "password": PASSWORD})
@@ -121,7 +120,6 @@ def test_inventory_source_with_the_cloud_credential(cloud: Emulator, tmp_path: P
     assert_secret_kept(run)
 
 
-@needs_plugin
 def test_inventory_source_without_the_trust_store_fails_on_tls(cloud: Emulator, tmp_path: Path) -> None:
     credential = Credential(named("credential_types", "ESET PROTECT Cloud API"),
                             {"region": REGION, "username": USER, "password": PASSWORD})
@@ -180,7 +178,6 @@ def test_a_misnamed_injector_fails_the_template(onprem: Emulator, tmp_path: Path
     assert "needs server (or ESET_PROTECT_SERVER)" in run.stdout, run.stdout[-3000:]
 
 
-@needs_plugin
 def test_a_misnamed_injector_fails_the_inventory_update(onprem: Emulator, tmp_path: Path) -> None:
     run = inventory_update(SOURCE, onprem_credential(onprem, misnamed_type()), tmp_path)
     assert run.status == "failed"
@@ -188,7 +185,6 @@ def test_a_misnamed_injector_fails_the_inventory_update(onprem: Emulator, tmp_pa
     assert_secret_kept(run)
 
 
-@needs_plugin
 def test_the_source_without_a_credential_says_what_is_missing(tmp_path: Path) -> None:
     run = inventory_update(SOURCE, None, tmp_path)
     assert run.status == "failed"
