@@ -169,7 +169,8 @@ def empty_means_unset(names: t.Sequence[str]) -> t.Iterator[None]:
 def _required_hint(message: str) -> str:
     """Where a missing connection option comes from: the file, or the environment an AWX credential fills."""
     for name, spec in eset_api_argument_spec().items():
-        if f"'{name}'" in message and "fallback" in spec:
+        named = f"'{name}'" in message or message.rstrip().endswith(f"setting: {name}")  # 2.19 / 2.16 wording
+        if named and "fallback" in spec:
             variable = spec["fallback"][1][0]
             return (f"; set {name} in the file or {variable} in the environment (in AWX, attach a credential of "
                     "type 'ESET PROTECT On-Prem API' or 'ESET PROTECT Cloud API' to the inventory source)")

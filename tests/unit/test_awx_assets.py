@@ -293,11 +293,10 @@ def test_every_injected_variable_is_read_by_the_plugin_and_the_modules():
             assert name in plugin_reads, f"{ctype['name']}: the inventory plugin does not read {name}"
             assert name in modules_read, f"{ctype['name']}: the API modules do not read {name}"
     # and both read the same names for the same options
-    assert {v: k for k, v in plugin_reads.items() if k in modules_read} == {
-        o: n for o, n in zip(("deployment", "server", "port", "region", "username", "password", "ca_path"),
-                             ("ESET_PROTECT_DEPLOYMENT", "ESET_PROTECT_SERVER", "ESET_PROTECT_PORT",
-                              "ESET_PROTECT_REGION", "ESET_PROTECT_USERNAME", "ESET_PROTECT_PASSWORD",
-                              "ESET_PROTECT_CA_PATH"))}
+    assert {v: k for k, v in plugin_reads.items() if k in modules_read} == dict(
+        zip(("deployment", "server", "port", "region", "username", "password", "ca_path"),
+            ("ESET_PROTECT_DEPLOYMENT", "ESET_PROTECT_SERVER", "ESET_PROTECT_PORT", "ESET_PROTECT_REGION",
+             "ESET_PROTECT_USERNAME", "ESET_PROTECT_PASSWORD", "ESET_PROTECT_CA_PATH")))
 
 
 # --- job templates and surveys --------------------------------------------------------------------------------------
