@@ -103,26 +103,27 @@ def _matches(all_leaves: t.Sequence[Leaf], value: str) -> t.List[Leaf]:
     return [leaf for leaf in all_leaves if str(codec.leaf_value(leaf[2])).lower() == value.lower()]
 
 
+def _part_item(service: str, part: str, hits: t.Sequence[Leaf], value: str, note: str) -> t.Dict[str, t.Any]:
+    name = f"services.{service}.{part}"
+    if len(hits) == 1:
+        return item(name, CONFIRMED, dict(node_of(hits[0]), section=hits[0][0]), note)
+    if hits:
+        paths = ["{}/{}".format(s, "/".join(p)) for s, p, _n in hits]
+        return item(name, AMBIGUOUS, None, f"the sentinel {value!r} is in {len(hits)} nodes: {', '.join(paths)}")
+    return item(name, NOT_FOUND, None, f"no setting of the policy holds {value!r}: was it typed into this policy "
+                "and saved?")
+
+
 def locate_service(all_leaves: t.Sequence[Leaf], service: str, host: str,
                    port: int) -> t.Tuple[t.Optional[t.Tuple[Leaf, Leaf]], t.List[t.Dict[str, t.Any]]]:
-    """The (host leaf, port leaf) of one service's sentinels, and an item each for host and port."""
+    """The (host leaf, port leaf) of one service's sentinels, when each is in exactly one node, and an item each."""
     hosts, ports = _matches(all_leaves, host), _matches(all_leaves, str(port))
     pairs = [(h, p) for h in hosts for p in ports if h[0] == p[0] and h[1][:-1] == p[1][:-1]]
-    if len(pairs) == 1 or (len(hosts) == 1 and len(ports) == 1):
-        pair = pairs[0] if pairs else (hosts[0], ports[0])
-        note = "" if pairs else "host and port are not in the same container"
-        return pair, [item(f"services.{service}.{part}", CONFIRMED, dict(node_of(leaf), section=leaf[0]), note)
-                      for part, leaf in (("host", pair[0]), ("port", pair[1]))]
-    out = []
-    for part, hits, value in (("host", hosts, host), ("port", ports, str(port))):
-        paths = ["{}/{}".format(s, "/".join(p)) for s, p, _n in hits]
-        if hits:
-            out.append(item(f"services.{service}.{part}", AMBIGUOUS, None,
-                            f"the sentinel {value!r} is in {len(hits)} nodes: {', '.join(paths)}"))
-        else:
-            out.append(item(f"services.{service}.{part}", NOT_FOUND, None,
-                            f"no setting of the policy holds {value!r}: was it typed into this policy and saved?"))
-    return None, out
+    if len(pairs) == 1:
+        hosts, ports = [pairs[0][0]], [pairs[0][1]]
+    note = "" if pairs or not (hosts and ports) else "host and port are not in the same container"
+    found = [_part_item(service, "host", hosts, host, note), _part_item(service, "port", ports, str(port), note)]
+    return ((hosts[0], ports[0]) if len(hosts) == 1 and len(ports) == 1 else None), found
 
 
 def _one_beside(all_leaves: t.Sequence[Leaf], section: str, container: t.Tuple[str, ...], pattern: t.Pattern[str],
