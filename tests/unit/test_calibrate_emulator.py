@@ -21,7 +21,7 @@ PRODUCT = "eset.local.products.management-agent"  # unlike the built-in guess, s
 SECTION = "era_agent"
 HOST, PORT = "calibrate-proxy.invalid", 39031
 REPLICATION = {"host": "calibrate-replication.invalid", "port": 39032}
-PROXY_PASSWORD = "Pr0xy-S3cret-Value"  # noqa: S105 - a seeded policy secret that must not leave the module
+PROXY_PASSWORD = "Pr0xy-S3cret-Value"  # a seeded policy secret that must not leave the module
 WOL_PATH = "server.wolSettings.multicastTargets"
 
 

@@ -61,5 +61,5 @@ def test_bad_files_are_named(tmp_path: Path, text: str, section: str, words: lis
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(MapError, match="settings_map_file .*nope.yml"):
+    with pytest.raises(MapError, match=r"settings_map_file .*nope\.yml"):
         load_settings_file(str(tmp_path / "nope.yml"), "agent_policy")
