@@ -105,8 +105,8 @@ def learn(api: PolicyApi, ref: str, sentinels: t.Mapping[str, t.Tuple[str, int]]
                   for name in ("section", "proxy_mode", "fallback_direct")]
     status = {entry["item"]: entry["status"] for entry in items}
     section["confirmed"] = all(status.get(name) == CONFIRMED for name in REQUIRED)
-    out: t.Dict[str, t.Any] = {"policy": describe(policy, product, data), "items": items, "agent_policy": section,
-           "secrets": codec.secret_values(data), "map_error": None}
+    out: t.Dict[str, t.Any] = {"policy": describe(policy, product, data), "items": items,
+                               "agent_policy": section, "secrets": codec.secret_values(data), "map_error": None}
     try:
         build_map(section)
     except MapError as exc:
