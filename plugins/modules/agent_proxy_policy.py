@@ -113,8 +113,9 @@ options:
     type: dict
   settings_map_file:
     description:
-      - A JSON or YAML file on the host that runs the module, with the same content as O(settings_map). When both are
-        given, O(settings_map) is merged over the file.
+      - A JSON or YAML file on the host that runs the module, with the same content as O(settings_map), or the
+        overrides file the playbook C(protectnet.epns.calibrate) writes (its C(agent_policy) section is taken).
+        When both are given, O(settings_map) is merged over the file.
     type: path
   reveal_secrets:
     description:
@@ -303,7 +304,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._sett
     GLOBAL,
     MapError,
     build_map,
-    load_map_file,
+    load_settings_file,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._hostname import HostNameError, check_host  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
@@ -379,7 +380,7 @@ def main() -> None:
     override: t.Dict[str, t.Any] = {}
     try:
         if p["settings_map_file"]:
-            override.update(load_map_file(p["settings_map_file"]))
+            override.update(load_settings_file(p["settings_map_file"], "agent_policy"))
         if p["settings_map"]:
             override.update(p["settings_map"])
         mapping = build_map(override)

@@ -103,8 +103,15 @@ options:
   settings_map:
     description:
       - Overrides for the data file that says where the setting lives. Keys C(service), C(read_path),
-        C(addresses_path), C(write_path) (null = no write call), C(console_location).
+        C(addresses_path), C(write_path) (null = no write call), C(console_location), and C(confirmed) (what
+        RV(map_confirmed) reports; V(true) once the path is checked against your server).
     type: dict
+  settings_map_file:
+    description:
+      - A JSON or YAML file on the host that runs the module with the same content as O(settings_map), or the
+        overrides file the playbook C(protectnet.epns.calibrate) writes (its C(wake_on_lan) section is taken).
+        O(settings_map) is merged over the file.
+    type: path
   require_applied:
     description:
       - Fail when the server setting could not be applied (no write call) instead of returning RV(action_required).
@@ -253,6 +260,10 @@ api:
   description: Request counters of the API client.
   returned: when O(server_settings=true)
   type: dict
+map_confirmed:
+  description: Whether the settings map in use is confirmed against a real server (false for the built-in one).
+  returned: always
+  type: bool
 """
 
 import re  # noqa: E402
@@ -265,6 +276,7 @@ require_supported_python()  # first: the imports below need Python 3.8 and would
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors import EsetApiError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._module import api_summary, client_from_module  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._settings_map import load_settings_file  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import FirewallError  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._host._run import CommandError, ModuleRunner  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._result import change_result, exit_changed  # noqa: E402
@@ -291,6 +303,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         server_settings={"type": "bool", "default": True},
         settings_map={"type": "dict"},
+        settings_map_file={"type": "path"},
         require_applied={"type": "bool", "default": False},
         host_network={"type": "bool", "default": True},
         interface={"type": "str"},
@@ -318,10 +331,13 @@ def checked_destinations(module: AnsibleModule, result: t.Dict[str, t.Any]) -> t
     result.update(destinations=[d.as_dict(p["wol_port"]) for d in checked.destinations],
                   values=values(checked.destinations), duplicates_removed=checked.duplicates)
     try:
-        settings_map = _settings_map.merged(p["settings_map"])
-    except ValueError as exc:
+        override = load_settings_file(p["settings_map_file"], "wake_on_lan") if p["settings_map_file"] else {}
+        override.update(p["settings_map"] or {})
+        settings_map = _settings_map.merged(override)
+    except ValueError as exc:  # MapError too
         module.fail_json(msg=str(exc), **result)
         raise
+    result["map_confirmed"] = settings_map["confirmed"]
     if p["interface"] is not None and not _INTERFACE_RE.match(p["interface"]):
         module.fail_json(msg=f"interface {p['interface']!r} is not an interface name (1-15 characters, no '/', "
                          "blanks or ':')", **result)
@@ -391,7 +407,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("server_settings", True, ("username", "password"))])
     p = module.params
-    result: t.Dict[str, t.Any] = {"changed": False, "action_required": None, "applied": False}
+    result: t.Dict[str, t.Any] = {"changed": False, "action_required": None, "applied": False, "map_confirmed": False}
     settings_map = checked_destinations(module, result)
     diff: t.Dict[str, t.List[str]] = {"before": [], "after": []}
     shape: t.Dict[str, t.Any] = {"before": {"host_network": None, "server_setting": None},

@@ -23,6 +23,10 @@ Shape::
       eset_services: {...}                  # ESET services (updates, packages, telemetry, ...)
 
 A path is relative to the section, nodes separated by ``/``.
+
+A settings map file is either this map (or part of it) or the overrides file the calibration playbook writes
+(``{agent_policy: <this map>, wake_on_lan: <the wol_multicast map>, epns, calibrated_at, server}``);
+:func:`load_settings_file` reads both, so every module and the inventory plugin take the same file.
 """
 from __future__ import annotations
 
@@ -159,3 +163,30 @@ def load_map_file(path: str) -> t.Dict[str, t.Any]:
     if not isinstance(data, dict):
         raise MapError(f"settings_map_file {path} must hold a mapping")
     return data
+
+
+# The calibration overrides file (playbook protectnet.epns.calibrate): one section per settings map.
+OVERRIDES_SECTIONS = ("agent_policy", "wake_on_lan")
+# Keys that only an overrides file has: no settings map uses them, so their presence tells the two shapes apart.
+OVERRIDES_MARKS = frozenset(OVERRIDES_SECTIONS) | {"epns", "calibrated_at", "server"}
+
+
+def load_settings_file(path: str, section: str) -> t.Dict[str, t.Any]:
+    """The settings map for ``section`` from a bare map file or from the calibration overrides file.
+
+    A bare map is returned as it is; an overrides file gives its ``section`` (``{}`` when it has none, so the
+    built-in map applies).
+    """
+    if section not in OVERRIDES_SECTIONS:
+        raise MapError("settings_map_file: unknown section {!r} (known: {})".format(
+            section, ", ".join(OVERRIDES_SECTIONS)))
+    data = load_map_file(path)
+    if not OVERRIDES_MARKS & set(data):
+        return data
+    found = data.get(section)
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise MapError(f"settings_map_file {path}: {section} must be a mapping (the settings map), "
+                       f"got {type(found).__name__}")
+    return dict(found)

@@ -4,8 +4,9 @@
 # PRIVATE to the collection: not a public API, may change without notice.
 """Where the ESET PROTECT Server keeps its Wake-on-LAN multicast addresses, and how to write them.
 
-THE ONE PLACE TO CHANGE when ESET documents the setting. Override any key per run with the wol_multicast option
-``settings_map`` (a dict merged over this one).
+THE ONE PLACE TO CHANGE when ESET documents the setting. Override any key per run with the wol_multicast options
+``settings_map`` (a dict merged over this one) or ``settings_map_file`` (this map, or the ``wake_on_lan`` section of
+the overrides file the playbook ``protectnet.epns.calibrate`` writes).
 
 Facts: the server sends the Wake-on-LAN calls itself, to multicast addresses set in the web console under
 More > Settings (ESET PROTECT On-Prem help, page ``epns.html``). ESET PROTECT On-Prem 13.1+ reads settings with
@@ -18,6 +19,8 @@ from __future__ import annotations
 import typing as t
 
 SETTINGS_MAP: t.Dict[str, t.Any] = {
+    # Whether this map was checked against a real server (the calibration playbook writes true for what it learnt).
+    "confirmed": False,
     # The REST service the configuration calls belong to (On-Prem serves every service on one origin).
     "service": "configuration",
     # Read call: POST <read_path> {"paths": [<addresses_path>]} -> {"values": [{"path", "value"}]}.
@@ -40,6 +43,8 @@ def merged(override: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
     if unknown:
         raise ValueError(f"settings_map: unknown key(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
     out.update(dict(override or {}))
+    if not isinstance(out["confirmed"], bool):
+        raise ValueError(f"settings_map.confirmed must be true or false, got {out['confirmed']!r}")
     if not out.get("addresses_path"):
         raise ValueError("settings_map.addresses_path must name the setting that holds the addresses")
     return out
