@@ -135,20 +135,47 @@ def test_graph_shows_the_group_tree(emu: Emulator, tmp_path: Path) -> None:
     assert "@eset_" + site.replace("/", "_").replace(" ", "_") + ":" in done.stdout
 
 
+def agent_proxy_pages(state: t.Mapping[str, t.Any], limit: int) -> int:
+    """What eset_agent_proxy adds to the minimum: the policy list, the agent policies' assignments (per 50
+    policies), the members of each targeted group on no device's static path (docs/inventory.md)."""
+    agent = [p["uuid"] for p in state["policies"]
+             if p["features"][0]["configuration"]["product"] == "eset.local.products.agent"]
+    mine = [a for a in state["assignments"] if a["policyUuid"] in agent]
+    parents = {g["uuid"]: g.get("parentGroupUuid") for g in state["groups"]}
+    on_paths = set()
+    for device in state["devices"]:
+        group = device.get("parentGroupUuid")
+        while group and group not in on_paths:
+            on_paths.add(group)
+            group = parents.get(group)
+    dynamic = {a["target"]["deviceGroupUuid"] for a in mine if a["target"].get("deviceGroupUuid") not in
+               (None, *on_paths)}
+    members = [len([g for g in state["groups"] if g["uuid"] == u][0].get("dynamicMembers", [])) for u in dynamic]
+    chunks = [agent[i:i + 50] for i in range(0, len(agent), 50)]
+    return (max(1, math.ceil(len(state["policies"]) / limit))
+            + sum(max(1, math.ceil(len([a for a in mine if a["policyUuid"] in c]) / limit)) for c in chunks)
+            + sum(max(1, math.ceil(n / limit)) for n in members))
+
+
+@pytest.mark.parametrize("agent_proxy", [True, False], ids=["agent_proxy", "without agent_proxy"])
 def test_the_fewest_requests_for_thousands_of_devices(emulator: Emulator, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch, agent_proxy: bool) -> None:
     reset(emulator, monkeypatch)
     built = control(emulator, "POST", "fleet", {"devices": 2500, "seed": 3})
     control(emulator, "DELETE", "requests")
-    data, _warnings = listed(config(tmp_path, emulator))
+    data, _warnings = listed(config(tmp_path, emulator, agent_proxy=agent_proxy))
     limit = LIMITS[emulator.deployment]
     calls = requests(emulator)
     pages = math.ceil(built["counts"]["groups"] / limit) + math.ceil(built["counts"]["devices"] / limit)
+    if agent_proxy:
+        pages += agent_proxy_pages(control(emulator, "GET", "state"), limit)
     assert len(calls) == 1 + pages
-    lists = [c for c in calls if c["api_path"] in ("/v1/devices", "/v1/device_groups")]
+    lists = [c for c in calls if c["api_path"] in ("/v1/devices", "/v1/device_groups", "/v2/policies",
+                                                   "/v2/policy-assignments")]
     assert all(c["query"]["pageSize"] == [str(limit)] for c in lists)
     assert summary(data)["requests"] == 1 + pages and summary(data)["pages"] == pages
     assert summary(data)["devices_listed"] == 2500
+    assert all(("eset_agent_proxy" in v) is agent_proxy for v in data["_meta"]["hostvars"].values())
 
 
 def test_cache_second_run_makes_no_request_and_holds_no_secret(emu: Emulator, tmp_path: Path) -> None:

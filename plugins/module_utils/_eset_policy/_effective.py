@@ -127,6 +127,14 @@ def target_order(static_path: t.Sequence[str], dynamic: t.Sequence[t.Tuple[str, 
     return [*order, device]
 
 
+def _rank(value: t.Any) -> int:
+    """An assignment's rank; protobuf JSON may send int64 as a string. Unknown ranks go last."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 1 << 30
+
+
 def _as_bool(value: t.Optional[str]) -> t.Optional[bool]:
     return None if value is None else value.strip().lower() in _TRUE
 
@@ -234,9 +242,8 @@ class AgentPolicies:
         ranked: t.Dict[t.Tuple[str, str], t.List[t.Tuple[int, str]]] = {}
         for assignment in assignments:
             if assignment.get("policyUuid") in self.settings:
-                rank = assignment.get("rank")
                 ranked.setdefault(target_key(assignment.get("target") or {}), []).append(
-                    (rank if isinstance(rank, int) else 1 << 30, str(assignment["policyUuid"])))
+                    (_rank(assignment.get("rank")), str(assignment["policyUuid"])))
         self.by_target = {key: [uuid for _rank, uuid in sorted(items)] for key, items in ranked.items()}
 
     def _decode(self, policy: t.Mapping[str, t.Any], warn: t.Callable[[str], None]) -> None:
