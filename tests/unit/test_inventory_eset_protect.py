@@ -150,7 +150,7 @@ def agent_proxy_pages(state: t.Mapping[str, t.Any], limit: int) -> int:
             group = parents.get(group)
     dynamic = {a["target"]["deviceGroupUuid"] for a in mine if a["target"].get("deviceGroupUuid") not in
                (None, *on_paths)}
-    members = [len([g for g in state["groups"] if g["uuid"] == u][0].get("dynamicMembers", [])) for u in dynamic]
+    members = [len(next(g for g in state["groups"] if g["uuid"] == u).get("dynamicMembers", [])) for u in dynamic]
     chunks = [agent[i:i + 50] for i in range(0, len(agent), 50)]
     return (max(1, math.ceil(len(state["policies"]) / limit))
             + sum(max(1, math.ceil(len([a for a in mine if a["policyUuid"] in c]) / limit)) for c in chunks)
