@@ -4,14 +4,14 @@ level in the emulator, with forced and not-apply settings in policy data formats
 from __future__ import annotations
 
 import json
-import math
 import typing as t
 from pathlib import Path
 
 import pytest
 from _emulator import Emulator, control, group_uuid, reset
+from emulator.minimum import inventory_requests
 from emulator.seed import FORCE, NOT_APPLY, agent_proxy_policy, uid
-from test_inventory_eset_protect import LIMITS, agent_proxy_pages, ansible_inventory, config, listed, requests, summary
+from test_inventory_eset_protect import LIMITS, ansible_inventory, config, listed, requests, summary
 
 UNKNOWN = "unknown (maybe set by the installer)"
 POLICIES = [agent_proxy_policy("on All", "all.proxy"), agent_proxy_policy("on Linux", "linux.proxy"),
@@ -72,9 +72,7 @@ def test_each_precedence_case(emulator: Emulator, tmp_path: Path, monkeypatch: p
     assert [c["api_path"] for c in members] == [f"/v1/device_groups/{DYNAMIC['uuid']}/devices"]
     state = control(emulator, "GET", "state")
     limit = LIMITS[emulator.deployment]
-    minimum = 1 + math.ceil(len(state["groups"]) / limit) + math.ceil(len(state["devices"]) / limit) + \
-        agent_proxy_pages(state, limit)
-    assert len(calls) == minimum == summary(data)["requests"]
+    assert len(calls) == inventory_requests(state, limit) == summary(data)["requests"]
     assert "cannot be decoded" not in warnings
 
 

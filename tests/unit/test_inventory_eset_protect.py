@@ -16,6 +16,7 @@ from _emulator import PASSWORD, Emulator, connection, control, reset
 from ansible_collections.protectnet.epns.plugins.doc_fragments.eset_api import ModuleDocFragment
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import PAGE_LIMITS
+from emulator.minimum import inventory_requests
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -135,28 +136,6 @@ def test_graph_shows_the_group_tree(emu: Emulator, tmp_path: Path) -> None:
     assert "@eset_" + site.replace("/", "_").replace(" ", "_") + ":" in done.stdout
 
 
-def agent_proxy_pages(state: t.Mapping[str, t.Any], limit: int) -> int:
-    """What eset_agent_proxy adds to the minimum: the policy list, the agent policies' assignments (per 50
-    policies), the members of each targeted group on no device's static path (docs/inventory.md)."""
-    agent = [p["uuid"] for p in state["policies"]
-             if p["features"][0]["configuration"]["product"] == "eset.local.products.agent"]
-    mine = [a for a in state["assignments"] if a["policyUuid"] in agent]
-    parents = {g["uuid"]: g.get("parentGroupUuid") for g in state["groups"]}
-    on_paths = set()
-    for device in state["devices"]:
-        group = device.get("parentGroupUuid")
-        while group and group not in on_paths:
-            on_paths.add(group)
-            group = parents.get(group)
-    dynamic = {a["target"]["deviceGroupUuid"] for a in mine if a["target"].get("deviceGroupUuid") not in
-               (None, *on_paths)}
-    members = [len(next(g for g in state["groups"] if g["uuid"] == u).get("dynamicMembers", [])) for u in dynamic]
-    chunks = [agent[i:i + 50] for i in range(0, len(agent), 50)]
-    return (max(1, math.ceil(len(state["policies"]) / limit))
-            + sum(max(1, math.ceil(len([a for a in mine if a["policyUuid"] in c]) / limit)) for c in chunks)
-            + sum(max(1, math.ceil(n / limit)) for n in members))
-
-
 @pytest.mark.parametrize("agent_proxy", [True, False], ids=["agent_proxy", "without agent_proxy"])
 def test_the_fewest_requests_for_thousands_of_devices(emulator: Emulator, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch, agent_proxy: bool) -> None:
@@ -166,9 +145,9 @@ def test_the_fewest_requests_for_thousands_of_devices(emulator: Emulator, tmp_pa
     data, _warnings = listed(config(tmp_path, emulator, agent_proxy=agent_proxy))
     limit = LIMITS[emulator.deployment]
     calls = requests(emulator)
-    pages = math.ceil(built["counts"]["groups"] / limit) + math.ceil(built["counts"]["devices"] / limit)
-    if agent_proxy:
-        pages += agent_proxy_pages(control(emulator, "GET", "state"), limit)
+    pages = inventory_requests(control(emulator, "GET", "state"), limit, agent_proxy) - 1
+    assert pages == math.ceil(built["counts"]["groups"] / limit) + math.ceil(built["counts"]["devices"] / limit) + (
+        2 if agent_proxy else 0), "the seed's policies: one page, their (no) assignments: one page"
     assert len(calls) == 1 + pages
     lists = [c for c in calls if c["api_path"] in ("/v1/devices", "/v1/device_groups", "/v2/policies",
                                                    "/v2/policy-assignments")]
