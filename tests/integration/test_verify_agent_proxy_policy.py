@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, Set
+from typing import Any, Dict, Set
 
 import pytest
 from _ansible import REPO
 from _eset_lab import LAB_GROUPS, group_paths_of, inventory_sources, seed_payload
 from test_verify_eset_inventory import _ansible, _trusted
+from test_verify_eset_inventory import emulator as emulator  # the On-Prem emulator fixture, shared
 
 sys.path.insert(0, str(REPO / "tests"))
 from emulator import DEFAULT_USERS, Emulator
@@ -20,12 +21,6 @@ from emulator.seed import agent_proxy_policy
 from pnlab.inventory import MANAGED_SQUID_URL, PROXY_URL
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator("onprem") as emu:
-        yield emu
 
 
 def _host_port(url: str) -> Dict[str, Any]:
