@@ -84,13 +84,37 @@ options:
     description: The prefix of every group this plugin makes (letters, digits and C(_)).
     type: str
     default: eset_
+  agent_proxy:
+    description:
+      - Add the host variable C(eset_agent_proxy), the HTTP proxy the device's ESET Management Agent policies give it
+        (C(host), C(port), C(services), C(fallback_direct), C(from_policies), C(map_confirmed), C(reason)), merged
+        in ESET's order (static groups from C(All) down, dynamic groups after each level's static group, the device
+        last; forced settings and settings marked not to apply as the flags say).
+      - When no policy sets a proxy, C(host) is null and C(reason) is C(unknown (maybe set by the installer)). A
+        proxy given at install time is in no policy.
+      - Costs the policy list, the agent policies' assignments and the members of each targeted group that is on
+        no device's static path (docs/inventory.md has the formula).
+    type: bool
+    default: true
+  settings_map:
+    description:
+      - Where agent policies keep the proxy settings, and which C(ce_flags) bits mean apply and force; the shape and
+        the defaults of the C(settings_map) option of M(protectnet.epns.agent_proxy_policy) (keys left out keep the
+        defaults), merged over O(settings_map_file).
+    type: dict
+  settings_map_file:
+    description:
+      - A JSON or YAML file on the controller with a settings map, as the C(settings_map_file) option of
+        M(protectnet.epns.agent_proxy_policy) reads it.
+    type: path
 notes:
   - "C(eset_last_sync) is C(lastSyncTime): when the agent last replicated to the ESET PROTECT server. It says
     nothing about the device's connection to the push notification service (EPNS); the probe tests that."
   - Windows, macOS and other non-Linux devices are listed in their C(eset_os_*) group with
     C(epns_probe_supported=false), so roles can skip them with a message.
   - With O(cache=true) a run within O(cache_timeout) makes no API request. The cache holds the device and group
-    lists, never the password or a token (nor the devices' C(deviceToken)).
+    lists and each device's C(eset_agent_proxy), never the password or a token (nor the devices' C(deviceToken), nor
+    policy data).
 seealso:
   - name: The inventory page of the collection's documentation
     description: Naming, groups, variables, clones, caching and AWX.
@@ -142,6 +166,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._errors 
     redact,
 )
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resources import DeviceApi  # noqa: E402
+from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory import _agent_proxy  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._device import without_private_fields  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._model import Inventory, build  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.plugin_utils._eset_inventory._options import inventory_options  # noqa: E402
@@ -191,6 +216,7 @@ def _api_failure(exc: EsetApiError, options: ConnectionOptions) -> str:
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "protectnet.epns.eset_protect"
+    proxy_map: t.Optional[t.Dict[str, t.Any]] = None  # the agent proxy settings map; None: agent_proxy is off
 
     def verify_file(self, path: str) -> bool:
         return bool(super().verify_file(path)) and path.endswith(FILE_SUFFIXES)
@@ -204,10 +230,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError(f"eset_protect: {path}: {exc.message}{_required_hint(exc.message)}") from None
         try:
             options = inventory_options({name: self.get_option(name) for name in INVENTORY_OPTIONS})
+            self.proxy_map = _agent_proxy.settings_map(self.get_option("settings_map"),
+                                                       self.get_option("settings_map_file")) \
+                if self.get_option("agent_proxy") else None
         except ValueError as exc:
             raise AnsibleParserError(f"eset_protect: {path}: {exc}") from None
         listing, from_cache = self._listing(path, cache)
         model = build(listing["devices"], listing["groups"], options, self._evaluate, listing["deployment"])
+        if self.proxy_map is not None:
+            proxies = listing.get("agent_proxy") or {}
+            for variables in model.hosts.values():
+                variables["eset_agent_proxy"] = proxies.get(variables["eset_uuid"])
         model.summary.update(requests=0 if from_cache else listing["requests"], pages=listing["pages"],
                              from_cache=from_cache)
         self._populate(model)
@@ -220,7 +253,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         key = self.get_cache_key(path)
         if use_cache and cache:
             try:
-                return dict(self._cache[key]), True
+                cached = dict(self._cache[key])
+                if self.proxy_map is None or cached.get("agent_proxy_map") == self.proxy_map:
+                    return cached, True
             except KeyError:
                 pass
         listing = self._fetch()
@@ -246,14 +281,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except EsetConfigError as exc:
             raise AnsibleParserError(f"eset_protect: {exc}") from None
         api = DeviceApi(client)
+        listing: t.Dict[str, t.Any] = {"deployment": options.deployment}
         try:
             groups = api.list_groups(options.page_size)
             devices = api.list_devices(options.page_size)
+            if self.proxy_map is not None:
+                listing["agent_proxy"] = _agent_proxy.fetch(client, devices, groups, self.proxy_map,
+                                                            options.page_size or api.page_limit(),
+                                                            self.display.warning)
+                listing["agent_proxy_map"] = self.proxy_map
         except EsetApiError as exc:
             message = redact(_api_failure(exc, options), client.secrets | {options.password})
             raise AnsibleParserError(message) from None
-        return {"deployment": options.deployment, "devices": [without_private_fields(d) for d in devices],
-                "groups": groups, "requests": client.stats.requests, "pages": client.stats.pages}
+        listing.update(devices=[without_private_fields(d) for d in devices], groups=groups,
+                       requests=client.stats.requests, pages=client.stats.pages)
+        return listing
 
     def _evaluate(self, expression: str, variables: t.Mapping[str, t.Any]) -> t.Any:
         """An {expression: ...} entry of ansible_host_sources, through constructed's templating."""

@@ -1,12 +1,12 @@
 """`make bench` part (c): the ESET PROTECT inventory of a large fleet, against the API emulator on loopback.
 
 For each deployment: the API requests one `ansible-inventory --list` made, against the minimum (one login, then
-the group list and the device list each in pages of the deployment's limit), and the median time of uncached runs
-against cached ones (the jsonfile cache plugin; a cached run must make no request).
+the group list and the device list each in pages of the deployment's limit; for eset_agent_proxy the policy list,
+the agent policies' assignments and the targeted dynamic groups' members: tests/emulator/minimum.py), and the
+median time of uncached runs against cached ones (the jsonfile cache plugin; a cached run must make no request).
 """
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import subprocess
@@ -19,6 +19,7 @@ import yaml
 from _ansible import BIN, COLLECTIONS, REPO
 from emulator import DEFAULT_USERS, Emulator
 from emulator.client import connection, control
+from emulator.minimum import inventory_requests
 
 DEVICES = 10000
 PAGE_LIMITS = {"onprem": 10000, "cloud": 1000}  # ESET-FACTS §3
@@ -57,7 +58,7 @@ def _one_deployment(deployment: str, work: Path, say: t.Callable[[str], None]) -
         counts = control(emu, "POST", "fleet", {"devices": DEVICES, "seed": 1})["counts"]
         groups, devices = counts["groups"], counts["devices"]
         limit = PAGE_LIMITS[deployment]
-        minimum = 1 + math.ceil(groups / limit) + math.ceil(devices / limit)
+        minimum = inventory_requests(control(emu, "GET", "state"), limit)
         base = {"plugin": "protectnet.epns.eset_protect", **connection(emu)}
         plain = work / f"{deployment}.eset_protect.yml"
         plain.write_text(yaml.safe_dump(base))

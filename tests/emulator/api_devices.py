@@ -14,9 +14,15 @@ FUNCTIONALITY = ("DEVICE_FUNCTIONALITY_STATUS_UNSPECIFIED", "DEVICE_FUNCTIONALIT
                  "DEVICE_FUNCTIONALITY_STATUS_ATTENTION_RECOMMENDED", "DEVICE_FUNCTIONALITY_STATUS_ATTENTION_REQUIRED")
 
 
+# A seed-only field of a group: the device uuids of a dynamic group (members not by parentGroupUuid). The API has
+# no documented field that tells a dynamic group from a static one, so the listing never shows it.
+DYNAMIC_MEMBERS = "dynamicMembers"
+
+
 def list_groups(emu: Emulator, call: Call) -> Tuple[int, Any]:
     with emu.state.lock:
-        chunk, token = paginate(call, emu.state.data["groups"])
+        shown = [{k: v for k, v in g.items() if k != DYNAMIC_MEMBERS} for g in emu.state.data["groups"]]
+        chunk, token = paginate(call, shown)
         return 200, call.render({"deviceGroups": chunk, "nextPageToken": token})
 
 
@@ -27,8 +33,9 @@ def group_devices(emu: Emulator, call: Call) -> Tuple[int, Any]:
         if emu.state.find("groups", group_uuid) is None:
             raise not_found(f"device group {group_uuid} not found")
         groups = set(emu.state.subgroups(group_uuid) if recurse else [group_uuid])
+        dynamic = {m for g in emu.state.data["groups"] if g["uuid"] in groups for m in g.get(DYNAMIC_MEMBERS, [])}
         members = [{"uuid": d["uuid"], "displayName": d["displayName"], "groupUuid": d["parentGroupUuid"]}
-                   for d in emu.state.data["devices"] if d.get("parentGroupUuid") in groups]
+                   for d in emu.state.data["devices"] if d.get("parentGroupUuid") in groups or d["uuid"] in dynamic]
         chunk, token = paginate(call, members)
         return 200, call.render({"devices": chunk, "nextPageToken": token, "totalSize": len(members)})
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import lzma
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 AR_MAGIC = b"!<arch>\n"
 MAX_DATA = 16 * 1024 * 1024  # far above any real policy; stops a runaway client from eating memory
@@ -60,9 +60,14 @@ def _member(name: str, data: bytes) -> bytes:
     return header.encode() + data + (b"\n" if len(data) % 2 else b"")
 
 
-def format2(product_short: str, version: str, settings: Dict[str, Any], member: str = "") -> str:
-    """Header line + ar archive with one LZMA member holding the settings and an info.json member."""
-    line = json.dumps({"policy": {"product": product_short, "version": version, "data": {"Settings": settings}}},
+def format2(product_short: str, version: str, settings: Dict[str, Any], member: str = "",
+            data: Optional[Dict[str, Any]] = None) -> str:
+    """Header line + ar archive with one LZMA member holding the settings and an info.json member.
+
+    ``data`` replaces the member's whole ``data`` object (default ``{"Settings": settings}``), for node paths that
+    start elsewhere (the agent proxy settings map's ``settings/...``)."""
+    body = {"Settings": settings} if data is None else data
+    line = json.dumps({"policy": {"product": product_short, "version": version, "data": body}},
                       separators=(",", ":")).encode() + b"\n"
     packed = lzma.compress(line, format=lzma.FORMAT_ALONE)
     info = json.dumps({"written_by_ce": "emulator"}, indent=1).encode()

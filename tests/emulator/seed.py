@@ -7,7 +7,7 @@ says nobody outside ESET has published them. They are kept here, in one place, f
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .policydata import format1, format2
 from .shapes import LEGACY_FEATURE_ID, POLICY_DATA_TYPE
@@ -135,3 +135,31 @@ def initial_state(deployment: str) -> Dict[str, Any]:
         # Cloud targets may be subscriptions; On-Prem has none.
         state["subscriptions"] = [{"uuid": uid("subscription:default"), "displayName": "ESET PROTECT Advanced"}]
     return state
+
+
+# ce_flags the collection's settings map guesses for "Apply" and "Force" (DEFAULT_MAP flags); 0 is "Not apply".
+APPLY, FORCE, NOT_APPLY = 4, 4 | 1, 0
+
+
+def agent_proxy_nodes(host: str, port: int = 3128, use: bool = True, flags: int = APPLY,
+                      node_flags: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """The agent proxy settings at the node paths of the collection's DEFAULT_MAP (a guess, ESET-FACTS §2), global
+    mode; ``node_flags`` gives single leaves (``Host``, ``Port``, ``UseProxy``, ``ProxyConfigurationType``) other
+    ce_flags, for forced and not-apply cases."""
+    bits = dict(node_flags or {})
+
+    def node(name: str, ce_type: int, value: Any) -> Dict[str, Any]:
+        return {"ce_flags": bits.get(name, flags), "ce_type": ce_type, "ce_value": value}
+
+    return {"settings": {"ce_flags": 0, "HttpProxy": {
+        "ce_flags": 0, "ProxyConfigurationType": node("ProxyConfigurationType", 2, 0),
+        "Global": {"ce_flags": 0, "UseProxy": node("UseProxy", 6, int(use)), "Host": node("Host", 1, host),
+                   "Port": node("Port", 3, port)}}}}
+
+
+def agent_proxy_policy(name: str, host: str, port: int = 3128, data_format: int = 1, **nodes: Any) -> Dict[str, Any]:
+    """A seedable (not built-in) agent policy that sets the proxy, in policy data format 1 or 2."""
+    tree = agent_proxy_nodes(host, port, **nodes)
+    data = format1(AGENT_SHORT, tree) if data_format == 1 else format2(AGENT_SHORT, "13.0", {}, data=tree)
+    return {"uuid": uid("policy:" + name), "displayName": name, "description": "agent proxy test policy",
+            "features": [_feature(AGENT_PRODUCT, data)]}

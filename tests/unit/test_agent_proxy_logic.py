@@ -321,7 +321,7 @@ BAD_INPUT = [
     ({"name": "  "}, "name must not be empty"),
     ({"fallback_direct": "perhaps"}, "fallback_direct"),
     ({"template_policy": "No such template"}, "no policy has this uuid or name"),
-    ({"settings_map": {"nodes": {}}}, "unknown keys nodes (accepted: confirmed, fallback_direct, product,"),
+    ({"settings_map": {"nodes": {}}}, "unknown keys nodes (accepted: confirmed, fallback_direct, flags, product,"),
     ({"settings_map": {"confirmed": "yes"}}, "confirmed must be true or false, got 'yes'"),
     ({"settings_map": {"proxy_mode": {"path": ""}}}, "proxy_mode.path must be a non-empty node path"),
     ({"settings_map": {"proxy_mode": {"values": {"global": 0}}}}, "map exactly global and per_service"),

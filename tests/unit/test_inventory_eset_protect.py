@@ -16,6 +16,7 @@ from _emulator import PASSWORD, Emulator, connection, control, reset
 from ansible_collections.protectnet.epns.plugins.doc_fragments.eset_api import ModuleDocFragment
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import PAGE_LIMITS
+from emulator.minimum import inventory_requests
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -135,20 +136,25 @@ def test_graph_shows_the_group_tree(emu: Emulator, tmp_path: Path) -> None:
     assert "@eset_" + site.replace("/", "_").replace(" ", "_") + ":" in done.stdout
 
 
+@pytest.mark.parametrize("agent_proxy", [True, False], ids=["agent_proxy", "without agent_proxy"])
 def test_the_fewest_requests_for_thousands_of_devices(emulator: Emulator, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch, agent_proxy: bool) -> None:
     reset(emulator, monkeypatch)
     built = control(emulator, "POST", "fleet", {"devices": 2500, "seed": 3})
     control(emulator, "DELETE", "requests")
-    data, _warnings = listed(config(tmp_path, emulator))
+    data, _warnings = listed(config(tmp_path, emulator, agent_proxy=agent_proxy))
     limit = LIMITS[emulator.deployment]
     calls = requests(emulator)
-    pages = math.ceil(built["counts"]["groups"] / limit) + math.ceil(built["counts"]["devices"] / limit)
+    pages = inventory_requests(control(emulator, "GET", "state"), limit, agent_proxy) - 1
+    assert pages == math.ceil(built["counts"]["groups"] / limit) + math.ceil(built["counts"]["devices"] / limit) + (
+        2 if agent_proxy else 0), "the seed's policies: one page, their (no) assignments: one page"
     assert len(calls) == 1 + pages
-    lists = [c for c in calls if c["api_path"] in ("/v1/devices", "/v1/device_groups")]
+    lists = [c for c in calls if c["api_path"] in ("/v1/devices", "/v1/device_groups", "/v2/policies",
+                                                   "/v2/policy-assignments")]
     assert all(c["query"]["pageSize"] == [str(limit)] for c in lists)
     assert summary(data)["requests"] == 1 + pages and summary(data)["pages"] == pages
     assert summary(data)["devices_listed"] == 2500
+    assert all(("eset_agent_proxy" in v) is agent_proxy for v in data["_meta"]["hostvars"].values())
 
 
 def test_cache_second_run_makes_no_request_and_holds_no_secret(emu: Emulator, tmp_path: Path) -> None:

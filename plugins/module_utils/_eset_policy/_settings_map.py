@@ -21,6 +21,7 @@ Shape::
       global: {use: {path, ce_type}, host: {path, ce_type}, port: {path, ce_type}}
       replication: {...}                    # Replication (to ESET Management Server)
       eset_services: {...}                  # ESET services (updates, packages, telemetry, ...)
+    flags: {apply: BIT, force: BIT}         # the ce_flags bits of a leaf: "Apply" and "Force" (neither: "Not apply")
 
 A path is relative to the section, nodes separated by ``/``.
 
@@ -39,6 +40,9 @@ CONFIRMED = False
 # ce_type numbers seen in ESET's samples: 9 and 6 on booleans, 2 on an enumeration, 0 on "active". Their meaning is
 # undocumented; strings and ports are guesses too.
 _BOOL, _ENUM, _STR, _INT = 6, 2, 1, 3
+# ce_flags of a leaf, a GUESS: 4 is on every set leaf in ESET's samples, so it is taken for "Apply"; the "Force" bit
+# has never been seen (1 is a guess). A leaf with neither bit is "Not apply" and skipped when policies are merged.
+_APPLY_FLAG, _FORCE_FLAG = 4, 1
 
 
 def _service_nodes(prefix: str) -> t.Dict[str, t.Dict[str, t.Any]]:
@@ -61,6 +65,7 @@ DEFAULT_MAP: t.Dict[str, t.Any] = {
         "replication": _service_nodes("Replication"),
         "eset_services": _service_nodes("EsetServices"),
     },
+    "flags": {"apply": _APPLY_FLAG, "force": _FORCE_FLAG},
 }
 
 ALL_SERVICES = "all"
@@ -125,6 +130,7 @@ def build_map(override: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str,
             raise MapError(f"settings map: services.{name} must have exactly use, host and port")
         for part in ("use", "host", "port"):
             _node(f"services.{name}.{part}", entry[part])
+    _flags(merged["flags"])
     paths: t.Dict[str, str] = {}
     for label, node in iter_nodes(merged):
         if node["path"] in paths:
@@ -132,6 +138,18 @@ def build_map(override: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str,
                 "settings map: {} and {} use the same path {!r}".format(paths[node["path"]], label, node["path"]))
         paths[node["path"]] = label
     return merged
+
+
+def _flags(flags: t.Any) -> None:
+    """Two distinct single bits: a leaf's ce_flags is tested against each."""
+    if not isinstance(flags, dict) or set(flags) != {"apply", "force"}:
+        raise MapError(f"settings map: flags must be a dict with exactly apply and force (ce_flags bits): {flags!r}")
+    for name in ("apply", "force"):
+        bit = flags[name]
+        if isinstance(bit, bool) or not isinstance(bit, int) or bit <= 0 or bit & (bit - 1):
+            raise MapError(f"settings map: flags.{name} must be one ce_flags bit (1, 2, 4, 8, ...), got {bit!r}")
+    if flags["apply"] == flags["force"]:
+        raise MapError(f"settings map: flags.apply and flags.force must be different bits, both are {flags['apply']}")
 
 
 def iter_nodes(mapping: t.Mapping[str, t.Any]) -> t.Iterator[t.Tuple[str, t.Dict[str, t.Any]]]:
