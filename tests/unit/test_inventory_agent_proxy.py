@@ -93,6 +93,10 @@ def test_a_settings_map_file_and_a_bad_map(emulator: Emulator, tmp_path: Path,
     data, _warnings = listed(config(tmp_path, emulator, settings_map_file=str(tmp_path / "map.yml")))
     proxy = data["_meta"]["hostvars"]["lnx-web-01"]["eset_agent_proxy"]
     assert proxy["host"] == "all.proxy" and proxy["map_confirmed"] is True
+    # the calibration overrides file (playbooks/calibrate.yml) is taken too: its agent_policy section
+    (tmp_path / "eset-calibration.yml").write_text("agent_policy: {confirmed: true}\nwake_on_lan: {}\n")
+    data, _warnings = listed(config(tmp_path, emulator, settings_map_file=str(tmp_path / "eset-calibration.yml")))
+    assert data["_meta"]["hostvars"]["lnx-web-01"]["eset_agent_proxy"]["map_confirmed"] is True
     data, _warnings = listed(config(tmp_path, emulator, settings_map={"flags": {"apply": 2, "force": 1}}))
     assert data["_meta"]["hostvars"]["lnx-web-01"]["eset_agent_proxy"]["reason"] == UNKNOWN  # 4 is no longer apply
     done = ansible_inventory(config(tmp_path, emulator, settings_map={"flags": {"force": 3}}), "--list")

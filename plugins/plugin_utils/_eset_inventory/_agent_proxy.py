@@ -25,7 +25,6 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._resourc
     GroupIndex,
     PolicyApi,
 )
-from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _settings_map
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._effective import (
     AgentPolicies,
     agent_policy_uuids,
@@ -34,7 +33,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._effe
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy._settings_map import (
     MapError,
     build_map,
-    load_map_file,
+    load_settings_file,
 )
 
 # Agent policies per assignment query: keeps the URL well under common 8 KiB limits (a uuid is 36 characters).
@@ -48,9 +47,8 @@ def settings_map(inline: t.Optional[t.Mapping[str, t.Any]], path: t.Optional[str
     override: t.Dict[str, t.Any] = {}
     try:
         if path:
-            # The calibration overrides file (one file, a section per capability) once main has its loader.
-            loader = getattr(_settings_map, "load_settings_file", None)
-            override.update(loader(path, SECTION) if loader else load_map_file(path))
+            # a bare map file, or the calibration overrides file (its agent_policy section)
+            override.update(load_settings_file(path, SECTION))
         if inline is not None and not isinstance(inline, t.Mapping):
             raise MapError(f"settings_map must be a mapping (the shape of DEFAULT_MAP), got {inline!r}")
         override.update(inline or {})
