@@ -11,6 +11,7 @@ from ansible_collections.protectnet.epns.plugins.module_utils._proxy._apache imp
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model import ProxyError, ProxyRequest
 from ansible_collections.protectnet.epns.plugins.module_utils._proxy._squid import Squid
 from ansible_collections.protectnet.epns.plugins.modules import proxy_connect_ports
+from test_proxy_config import http_access, module_settings
 
 ALLOW_SERVER = ("http_access allow protectnet_epns_connect protectnet_epns_src protectnet_epns_server_port "
                 "protectnet_epns_server")
@@ -18,13 +19,7 @@ PREFIX = "^(?i)(?:[a-z][a-z0-9+.-]*://)?(?:[^/@]*@)?"
 
 
 def settings(**args: t.Any) -> ProxyRequest:
-    spec = proxy_connect_ports.argument_spec()
-    params = {name: option.get("default") for name, option in spec.items()}
-    return proxy_connect_ports.request_from({**params, "allowed_sources": ["10.0.0.0/8"], **args})
-
-
-def http_access(text: str) -> t.List[str]:
-    return [line for line in text.splitlines() if line.startswith("http_access")]
+    return module_settings(**args)
 
 
 def site(tmp_path: Path, backend: t.Any, text: str, name: str = "proxy.conf") -> t.List[_conf.Directive]:
