@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - protectnet.epns._attributes
   - protectnet.epns._attributes.INFO_MODULE
   - protectnet.epns._attributes.ACTIONGROUP_EPNS
+  - protectnet.epns._probe_server
 options:
   host:
     description:
@@ -213,6 +214,29 @@ verdict_reason:
   returned: always
   type: str
   sample: 8883 direct works.
+server_verdict:
+  description:
+    - Null without O(eset_server). Else C(reachable) when every server path works, C(partial) when some do (an
+      agent on a failing one cannot connect back after a wake-up call), C(unreachable) when none does. Never part of
+      RV(verdict).
+  returned: always
+  type: str
+  sample: reachable
+server_verdict_reason:
+  description: Which server paths work and which fail with their class; null without O(eset_server).
+  returned: always
+  type: str
+eset_server: {description: O(eset_server) or null., returned: always, type: str}
+server_paths:
+  description:
+    - The server paths (empty without O(eset_server)), direct then through each proxy, shaped like RV(paths) with
+      RV(paths[].role) C(server), ids such as C(2222 server direct) or C(2222 server via http://proxy:3128), and the
+      stages C(tcp), C(proxy_connect) (proxy paths) and C(tls) only. Failure classes are the probe's (C(tcp_refused),
+      C(tcp_timeout), C(proxy_refused), C(tls_untrusted) also for a host name mismatch, C(tls_intercepted), ...),
+      with hints in the server's terms.
+  returned: always
+  type: list
+  elements: dict
 working_fallback:
   description: The id of the working fallback path when the verdict is C(degraded), else null.
   returned: always
@@ -401,9 +425,12 @@ from ansible_collections.protectnet.epns.plugins.module_utils._probe._classify i
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._engine import run_probe  # noqa: E402
 from ansible_collections.protectnet.epns.plugins.module_utils._probe._options import (  # noqa: E402
     ADDRESS_FAMILIES,
+    ESET_SERVER_PORT,
     ProbeConfigError,
     ProbeOptions,
+    proxy_passwords,
 )
+from ansible_collections.protectnet.epns.plugins.module_utils._probe._server import server_line  # noqa: E402
 
 
 def argument_spec() -> t.Dict[str, t.Any]:
@@ -428,20 +455,10 @@ def argument_spec() -> t.Dict[str, t.Any]:
         client_key=dict(type="path"),
         mqtt_client_id=dict(type="str"),
         fail_on=dict(type="str", choices=list(FAIL_ON_CHOICES), default="unreachable"),
+        eset_server=dict(type="str"),
+        eset_server_port=dict(type="int", default=ESET_SERVER_PORT),
+        eset_server_ca_path=dict(type="path"),
     )
-
-
-def _mask_proxy_secrets(module: AnsibleModule) -> None:
-    # A proxy URL with a password is refused, but Ansible would still echo it in `invocation`.
-    from urllib.parse import urlsplit
-
-    for url in module.params["proxies"] or []:
-        try:
-            parts = urlsplit(url)
-            if parts.password:
-                module.no_log_values.add(parts.password)
-        except ValueError:
-            pass
 
 
 def main() -> None:
@@ -450,7 +467,8 @@ def main() -> None:
         required_by={"client_key": "client_cert"},
         supports_check_mode=True,
     )
-    _mask_proxy_secrets(module)
+    # A proxy URL with a password is refused, but Ansible would still echo it in `invocation`.
+    module.no_log_values.update(proxy_passwords(module.params["proxies"]))
     params = module.params
     settings = ProbeOptions(**{k: v for k, v in params.items() if k != "fail_on"})
     try:
@@ -458,13 +476,15 @@ def main() -> None:
     except ProbeConfigError as exc:
         module.fail_json(msg=str(exc))
     result["changed"] = False
+    if server_line(result):
+        module.warn(server_line(result))
     if verdict_fails(result["verdict"], params["fail_on"]):
         _fail_with_verdict(module, result)
     module.exit_json(**result)
 
 
 def _fail_with_verdict(module: AnsibleModule, result: t.Dict[str, t.Any]) -> None:
-    message = verdict_failure_message(result)
+    message = " ".join(filter(None, (verdict_failure_message(result), server_line(result))))
     # ansible-core 2.19+ (keyword-only `exception`) would attach the module's call stack, shown with
     # ANSIBLE_DISPLAY_TRACEBACK=error as if the probe had crashed; the verdict stands in for it. Older releases
     # print any `exception` as "An exception occurred", so they get none.

@@ -234,6 +234,12 @@ model:
       C(tone), C(text), C(failure_class), C(stage), C(message), C(hint), C(elapsed_ms), C(address_notes),
       C(proxy_status), C(tls_issuer)), C(totals), C(column_totals) and C(failure_classes).
     - C(comparison) (with several phases), C(sections), C(summary), C(summary_lines) and C(legend) complete it.
+    - "Server paths (schema_version 1, added fields) - results with C(server_paths) (epns_probe with
+      O(protectnet.epns.epns_probe#module:eset_server)) add their columns after the EPNS columns, marked
+      C(server=true) (C(role) C(server), ids such as C(2222 server direct)); a row carries C(server_verdict) and
+      C(server_verdict_reason) (null without a server path), C(problems) entries a C(server) flag, and a phase
+      C(server_columns), their count. The row C(state) stays the EPNS verdict; JUnit has one case per host and
+      server path as for EPNS paths."
   returned: success
   type: dict
 """

@@ -110,6 +110,21 @@ options:
     type: list
     elements: str
     default: []
+  eset_server:
+    description:
+      - The ESET PROTECT server (name or address, as the agents were installed with it) that the agents replicate to
+        after a wake-up call. Given, O(allowed_sources) may also CONNECT to it on O(eset_server_port), and to nothing
+        more - the same rules as for EPNS (the site's own denies of that server still win, listed in
+        RV(eset_server_denied_by)); also with O(allow_connect_to_any_host), which concerns O(ports) only.
+      - squid matches a name as written (C(dstdomain -n)) and an address with C(dst); Apache adds the port to
+        C(AllowCONNECT), denies it for every other destination, and allows the server on it.
+      - Empty (the default) opens nothing for the server.
+    type: str
+    default: ""
+  eset_server_port:
+    description: The ESET PROTECT server's agent port, with O(eset_server).
+    type: int
+    default: 2222
   raise_idle_timeouts:
     description:
       - Raise the limits that cut long-lived tunnels to at least O(idle_timeout) and O(connection_lifetime) when they
@@ -169,6 +184,12 @@ EXAMPLES = r"""
 - name: Let the agents' networks CONNECT to EPNS on 8883 through this squid (or Apache), and to nothing else
   protectnet.epns.proxy_connect_ports:
     allowed_sources: [10.20.0.0/16, "2001:db8:20::/48"]
+
+- name: The same, and let the agents replicate to their ESET PROTECT server through it after a wake-up call
+  protectnet.epns.proxy_connect_ports:
+    allowed_sources: [10.20.0.0/16]
+    eset_server: protect.example.com
+    eset_server_port: 2222
 
 - name: The same, also to EPNS by address and on 443 ahead of the site's rules
   protectnet.epns.proxy_connect_ports:
@@ -251,6 +272,13 @@ epns_denied_by:
   type: list
   elements: str
   sample: ["/etc/squid/squid.conf:31: http_access deny no_eset"]
+eset_server_denied_by:
+  description:
+    - The site's own rules that deny CONNECT to O(eset_server) (empty without it). They keep winning - the snippet
+      then has no allow for the server.
+  returned: unless eset_bridge
+  type: list
+  elements: str
 validated:
   description: Whether a changed configuration was validated (always before any file is touched).
   returned: unless eset_bridge
@@ -296,8 +324,10 @@ from ansible_collections.protectnet.epns.plugins.module_utils._proxy._model impo
     ProxyError,
     ProxyRequest,
     check_directives,
+    check_eset_server,
     check_host,
     check_networks,
+    check_port,
     check_ports,
     check_seconds,
 )
@@ -314,6 +344,8 @@ def argument_spec() -> t.Dict[str, t.Any]:
         restrict_to_epns=dict(type="bool", removed_in_version="1.0.0", removed_from_collection="protectnet.epns"),
         epns_host=dict(type="str", default=HOST),
         destinations=dict(type="list", elements="str", default=[]),
+        eset_server=dict(type="str", default=""),
+        eset_server_port=dict(type="int", default=2222),
         raise_idle_timeouts=dict(type="bool", default=False),
         idle_timeout=dict(type="int", default=3600),
         connection_lifetime=dict(type="int", default=604800),
@@ -342,6 +374,8 @@ def request_from(p: t.Mapping[str, t.Any]) -> ProxyRequest:
         state=p["state"], proxy=p["proxy"], ports=check_ports(p["ports"]),
         allowed_sources=check_networks(p["allowed_sources"], "allowed_sources"),
         allow_connect_to_any_host=any_host, epns_host=epns_host, destinations=destinations,
+        eset_server=check_eset_server(p["eset_server"]),
+        eset_server_port=check_port(p["eset_server_port"], "eset_server_port"),
         raise_idle_timeouts=p["raise_idle_timeouts"],
         idle_timeout=check_seconds(p["idle_timeout"], "idle_timeout", 60),
         connection_lifetime=check_seconds(p["connection_lifetime"], "connection_lifetime", 3600),

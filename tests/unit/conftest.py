@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _host_files import host_files
 from _loopback import lo, pki, servers  # noqa: F401 (fixtures, registered by being imported here)
 from _module_run import run_module  # noqa: F401 (the fixture, for every unit test)
+from _server_pki import agent_port, spki  # noqa: F401 (the ESET PROTECT server stand-in, for the server path)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -67,8 +67,11 @@ def test_degraded_and_check_mode(lo: t.Any, pki: t.Any, servers: list, run_modul
 
 def test_documentation_matches_argument_spec() -> None:
     import yaml
+    from ansible_collections.protectnet.epns.plugins.doc_fragments._probe_server import ModuleDocFragment
 
     doc = yaml.safe_load(epns_probe.DOCUMENTATION)
+    assert "protectnet.epns._probe_server" in doc["extends_documentation_fragment"]
+    doc["options"].update(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"])
     spec = epns_probe.argument_spec()
     assert set(doc["options"]) == set(spec)
     for name, option in doc["options"].items():

@@ -39,6 +39,13 @@ from ._options import (
     new_client_id,
     prepare,
 )
+from ._server import (
+    SERVER_ROLE,
+    ServerTlsStage,
+    compute_server_verdict,
+    server_failure,
+    server_path_id,
+)
 from ._session import MqttSession
 from ._tls import TlsStage, close_quietly
 from ._tunnel import (
@@ -147,12 +154,15 @@ def _family_name(af: int) -> str:
 
 
 class _Path:
-    def __init__(self, port: int, role: str, proxy: t.Optional[ProxySpec], index: int) -> None:
+    def __init__(self, port: int, role: str, proxy: t.Optional[ProxySpec], index: int, target: str) -> None:
         self.index = index
         self.port = port
         self.role = role
         self.proxy = proxy
-        self.id = f"{port} {'via ' + proxy.url if proxy else 'direct'}"
+        self.target = target
+        self.server = role == SERVER_ROLE
+        self.id = server_path_id(port, proxy.url if proxy else None) if self.server else \
+            f"{port} {'via ' + proxy.url if proxy else 'direct'}"
         self.lock = threading.Lock()
         self.attempts: t.List[AttemptLog] = []
         self.closed = False
@@ -175,6 +185,7 @@ class Probe:
         clock = StageClock(self.deadline, self.settings.connect_timeout)
         self.tls_stage = TlsStage(plan, clock)
         self.mqtt_session = MqttSession(plan, clock, self.tls_stage)
+        self.server_tls = ServerTlsStage(plan.server, clock) if plan.server is not None else None
         self.clock = clock
 
     def client_id_for(self, n: int) -> str:
@@ -205,14 +216,21 @@ class Probe:
         limit = self.settings.connect_timeout
         return StageBound(limit, f"connect_timeout ({limit:g} s)", self.deadline)
 
-    def run(self) -> Result:
+    def _paths(self) -> t.List[_Path]:
         settings = self.settings
         routes: t.List[t.Tuple[int, str, t.Optional[ProxySpec]]] = []
-        if settings.direct:
-            routes += [(settings.primary_port, "primary", None), (settings.fallback_port, "fallback", None)]
-        for proxy in self.plan.proxies:
-            routes += [(settings.primary_port, "primary", proxy), (settings.fallback_port, "fallback", proxy)]
-        paths = [_Path(port, role, proxy, index) for index, (port, role, proxy) in enumerate(routes)]
+        hops: t.List[t.Optional[ProxySpec]] = [None] if settings.direct else []
+        hops += self.plan.proxies
+        for hop in hops:
+            routes += [(settings.primary_port, "primary", hop), (settings.fallback_port, "fallback", hop)]
+        if self.plan.server is not None:
+            routes += [(settings.eset_server_port, SERVER_ROLE, hop) for hop in hops]
+        return [_Path(port, role, proxy, index, self.plan.server.settings.host if role == SERVER_ROLE and
+                      self.plan.server else settings.host) for index, (port, role, proxy) in enumerate(routes)]
+
+    def run(self) -> Result:
+        settings = self.settings
+        paths = self._paths()
 
         stage = self._dns_stage()
         # An address given as host involves no DNS, so there is no answer to call a sinkhole.
@@ -220,9 +238,12 @@ class Probe:
         dns = _Lookup(settings.host, settings.address_family, stage, sinkholes).start() if settings.direct else None
         proxy_lookups = {p.host: _Lookup(p.host, settings.address_family, stage).start()
                          for p in self.plan.proxies}
+        server_dns = None
+        if settings.direct and self.plan.server is not None:
+            server_dns = _Lookup(self.plan.server.settings.host, settings.address_family, stage).start()
         lookups: t.Dict[str, _Lookup] = {}
         for path in paths:
-            lookup = dns if path.proxy is None else proxy_lookups[path.proxy.host]
+            lookup = (server_dns if path.server else dns) if path.proxy is None else proxy_lookups[path.proxy.host]
             if lookup is None:  # direct paths exist only when dns was started
                 raise RuntimeError("internal error: a direct path without a DNS lookup")
             lookups[path.id] = lookup
@@ -236,9 +257,12 @@ class Probe:
             th.join(self._left())
         if dns is not None:
             dns.done.wait(self._left())  # a failed lookup's explanation comes after its paths gave up
-        path_results = [self._finish_path(path, lookups[path.id]) for path in paths]
+        results = [self._finish_path(path, lookups[path.id]) for path in paths]
+        path_results = [r for r in results if r["role"] != SERVER_ROLE]
+        server_results = [r for r in results if r["role"] == SERVER_ROLE]
         dns_result = self._dns_result(dns)
         verdict, reason, working_fallback = compute_verdict(path_results, dns_result)
+        server_verdict, server_reason = compute_server_verdict(server_results)
         return {
             "verdict": verdict,
             "verdict_reason": reason,
@@ -247,6 +271,10 @@ class Probe:
             "elapsed_ms": ms(time.monotonic() - self.started),
             "dns": dns_result,
             "paths": path_results,
+            "eset_server": self.plan.server.settings.host if self.plan.server else None,
+            "server_verdict": server_verdict,
+            "server_verdict_reason": server_reason,
+            "server_paths": server_results,
         }
 
     def _run_path(self, path: _Path, lookup: _Lookup) -> None:
@@ -262,11 +290,11 @@ class Probe:
                                  self.client_id_for(path.index * MAX_ADDRESSES + i), planned)
             if not path.add(attempt):
                 return
-            route = Route(af, sockaddr, self.settings.host, path.port, path.proxy)
+            route = Route(af, sockaddr, path.target, path.port, path.proxy)
             if len(addresses) == 1:
-                self._run_attempt(attempt, route)
+                self._run_attempt(attempt, route, path.server)
             else:
-                th = threading.Thread(target=self._run_attempt, args=(attempt, route),
+                th = threading.Thread(target=self._run_attempt, args=(attempt, route, path.server),
                                       name="epns-attempt", daemon=True)
                 th.start()
                 workers.append(th)
@@ -275,19 +303,24 @@ class Probe:
 
     def _planned_stages(self, path: _Path) -> t.Tuple[str, ...]:
         proxy = ("proxy_connect",) if path.proxy else ()
+        if path.server:
+            return ("tcp", *proxy, "tls")
         hold = ("hold",) if self.settings.hold_seconds > 0 else ()
         return ("tcp", *proxy, "tls", "mqtt", *hold)
 
-    def _run_attempt(self, att: AttemptLog, route: Route) -> None:
+    def _run_attempt(self, att: AttemptLog, route: Route, server: bool = False) -> None:
+        """One attempt; to the ESET PROTECT server (server) it ends with TLS: the agent protocol is not spoken."""
         sock: t.Optional[socket.socket] = None
         tls: t.Optional[ssl.SSLSocket] = None
+        tls_stage = self.server_tls if server and self.server_tls is not None else self.tls_stage
         try:
             sock = tcp_stage(att, self.clock, route)
             if route.proxy is not None:
                 proxy_connect_stage(att, self.clock, route, sock)
-            tls = self.tls_stage.run(att, route, sock)
-            self.mqtt_session.connect(att, tls)
-            if self.settings.hold_seconds > 0:
+            tls = tls_stage.run(att, route, sock)
+            if not server:
+                self.mqtt_session.connect(att, tls)
+            if self.settings.hold_seconds > 0 and not server:
                 self.mqtt_session.hold(att, tls)
             att.succeed()
         except StageFailure as exc:
@@ -297,7 +330,7 @@ class Probe:
             att.fail(_epns.PROBE_ERROR, f"unexpected error in the probe: {exc}", repr(exc))
         finally:
             if tls is not None:
-                self.tls_stage.forget(tls)
+                tls_stage.forget(tls)
             close_quietly(tls, sock)
 
     # -- result assembly ---------------------------------------------------------------------
@@ -355,7 +388,7 @@ class Probe:
         if path.proxy is not None:
             failure = self._lookup_failure(lookup, _epns.PROXY_UNREACHABLE, looked_up=f"proxy host {path.proxy.host}")
         else:
-            failure = self._lookup_failure(lookup, _epns.DNS_NO_ANSWER, looked_up=self.settings.host)
+            failure = self._lookup_failure(lookup, _epns.DNS_NO_ANSWER, looked_up=path.target)
         if failure is not None:
             ok = proven = False
         elif not results:
@@ -364,6 +397,8 @@ class Probe:
                                    "was tried", "deadline", 0)
         else:
             ok, proven, failure, note = summarize_path(results)
+        if path.server:
+            failure, note = server_failure(failure, note, proven)
         return {
             "id": path.id,
             "port": path.port,

@@ -13,7 +13,7 @@ import re
 import secrets
 import ssl
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from .. import _epns
@@ -29,6 +29,7 @@ from ._trust import (
 )
 
 ADDRESS_FAMILIES = ("any", "ipv4", "ipv6")
+ESET_SERVER_PORT = 2222
 MAX_TIMEOUT = 3600.0
 MAX_PINGS = 1000
 _CLIENT_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1," + str(_epns.CLIENT_ID_MAX) + r"}$")
@@ -60,6 +61,10 @@ class ProbeOptions:
     mqtt_client_id: t.Optional[str] = None
     # None: _dns.DEFAULT_SINKHOLES; the unspecified addresses are sinkholes whatever the list says.
     dns_sinkhole_addresses: t.Optional[t.List[str]] = None
+    # The optional server path (_server): the ESET PROTECT server as the agent was installed with it.
+    eset_server: t.Optional[str] = None
+    eset_server_port: int = ESET_SERVER_PORT
+    eset_server_ca_path: t.Optional[str] = None
 
 
 class ProxySpec(t.NamedTuple):
@@ -77,6 +82,19 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
     return scheme + sep + netloc + slash + tail
+
+
+def proxy_passwords(urls: t.Optional[t.List[str]]) -> t.List[str]:
+    """The passwords in proxy URLs (refused, but to be kept out of anything Ansible echoes)."""
+    found = []
+    for url in urls or []:
+        try:
+            password = urlsplit(url).password
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if password:
+            found.append(password)
+    return found
 
 
 def parse_proxy_url(url: str) -> ProxySpec:
@@ -234,6 +252,8 @@ class ProbePlan:
     inspection_names: t.Tuple[InspectionName, ...] = ()
     trust: t.Optional[TrustStore] = None
     sinkholes: t.List[_dns.Network] = field(default_factory=list)
+    # The plan of the server path's TLS stage (its own trust and name), or None without eset_server.
+    server: t.Optional[ProbePlan] = None
 
 
 # Connecting to 0.0.0.0 or :: reaches this host itself, so no list may make them usable.
@@ -318,5 +338,38 @@ def prepare(settings: ProbeOptions) -> ProbePlan:
     look_context = build_ssl_context(False, None, None, None)
     # With ca_path the user chose the trust themselves: where its anchors came from says nothing.
     trust = TrustStore(context, system_store=settings.validate_certs and not settings.ca_path)
-    return ProbePlan(settings, server_name, proxies, client_id, keepalive, ping_interval, context,
+    plan = ProbePlan(settings, server_name, proxies, client_id, keepalive, ping_interval, context,
                      look_context, issuer_spec, names, trust, _check_sinkholes(settings.dns_sinkhole_addresses))
+    plan.server = _server_plan(plan)
+    return plan
+
+
+def _server_plan(plan: ProbePlan) -> t.Optional[ProbePlan]:
+    """The plan of the server path: only the ESET PROTECT CA is trusted, and no EPNS pin or client certificate
+    applies. The host name is checked by _server, not by OpenSSL (ESET's default certificate names host "*")."""
+    settings = plan.settings
+    if settings.eset_server is None:
+        if settings.eset_server_ca_path is not None:
+            raise ProbeConfigError(
+                f"eset_server_ca_path: {settings.eset_server_ca_path!r} given without eset_server; give the ESET "
+                "PROTECT server's host name or address as the agents were installed with it")
+        return None
+    host = _check_hostname("eset_server", settings.eset_server, "eset_server_port")
+    _check_port("eset_server_port", settings.eset_server_port)
+    if settings.eset_server_ca_path is None:
+        raise ProbeConfigError(
+            f"eset_server: {host!r} needs eset_server_ca_path, the PEM file of the ESET PROTECT server's "
+            "certification authority (console: More > Certification Authorities, export the public key); the "
+            "agent trusts only that CA, so the probe verifies the server against it")
+    _check_file("eset_server_ca_path", settings.eset_server_ca_path, directory_ok=True)
+    try:
+        context = build_ssl_context(True, settings.eset_server_ca_path, None, None)
+    except ProbeConfigError as exc:
+        raise ProbeConfigError(str(exc).replace("ca_path:", "eset_server_ca_path:", 1)) from None
+    context.check_hostname = False
+    server_settings = replace(settings, host=host, server_name=host, validate_certs=True,
+                              ca_path=settings.eset_server_ca_path, expected_issuer=None, client_cert=None,
+                              client_key=None, hold_seconds=0.0)
+    return ProbePlan(server_settings, host, plan.proxies, plan.client_id, plan.keepalive, plan.ping_interval,
+                     context, plan.look_context, None, plan.inspection_names, TrustStore(context, system_store=False),
+                     [])

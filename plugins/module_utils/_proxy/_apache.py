@@ -21,7 +21,7 @@ import typing as t
 from .._host._run import Runner
 from ._backend import Backend
 from ._conf import Directive, walk
-from ._model import SNIPPET_HEADER, Limit, ProxyError, ProxyRequest, human
+from ._model import SNIPPET_HEADER, Limit, ProxyError, ProxyRequest, human, is_address
 
 DEFAULT_TIMEOUT = 60
 TRADEOFF = ("Timeout is server-wide in Apache: a higher value lets stalled clients hold a worker thread longer "
@@ -43,12 +43,12 @@ def _denies(require: Directive) -> bool:
     return bool(require.args) and (require.value.lower() == "all denied" or require.args[0].lower() == "not")
 
 
-def _section_names(section: Directive, host: str) -> bool:
-    """Whether a <Proxy>/<ProxyMatch> section is about the EPNS host in particular (not about every host)."""
+def _section_names(section: Directive, host: str, port: int = 8883) -> bool:
+    """Whether a <Proxy>/<ProxyMatch> section is about host in particular (not about every host)."""
     pattern = section.value.rstrip(">").strip().strip("\"'")
 
     def matches(name: str) -> bool:
-        target = f"{name}:8883"
+        target = f"{name}:{port}"
         if section.name.lower() == "<proxymatch":
             try:
                 return re.search(pattern, target) is not None
@@ -148,8 +148,10 @@ class Apache(Backend):
             raise ProxyError(f"destinations {', '.join(wide)}: Apache matches a CONNECT target as the agent wrote "
                              "it, so a network cannot be matched there; list single addresses (or use squid)")
 
-    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
-        host = request.epns_host
+    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive],
+                    host: t.Optional[str] = None) -> t.List[str]:
+        port = 8883 if host is None else request.eset_server_port
+        host = request.epns_host if host is None else host
         if not host:
             return []
         out: t.List[str] = []
@@ -159,7 +161,7 @@ class Apache(Backend):
             if lower == "proxyblock" and any(w == "*" or w.lower() in host for w in d.args):
                 out.append(f"{d.source}: ProxyBlock {d.value}")
             elif lower in ("<proxy", "<proxymatch"):
-                section = d if _section_names(d, host) else None
+                section = d if _section_names(d, host, port) else None
             elif lower in ("</proxy>", "</proxymatch>"):
                 section = None
             elif section and lower == "require" and _denies(d):
@@ -177,7 +179,8 @@ class Apache(Backend):
         before = explicit or [(443, 443), (563, 563)]
         new_ports = [p for p in request.ports if not any(a <= p <= b for a, b in before)]
         out = [SNIPPET_HEADER.rstrip("\n")]
-        connect = list(request.ports) + ([] if explicit else [563])
+        server_port = [request.eset_server_port] if request.eset_server else []
+        connect = list(request.ports) + server_port + ([] if explicit else [563])
         if explicit:
             out.append("# AllowCONNECT adds to the ports allowed elsewhere in the configuration.")
         else:
@@ -188,6 +191,7 @@ class Apache(Backend):
                     "# besides whoever the existing <Proxy> rules allow", *self._allow(request, "[^/]*")]
         else:
             out += self._epns_only(request, baseline, new_ports)
+        out += self._server_only(request, baseline, before)
         if request.raise_idle_timeouts:
             current = {limit.name: limit.seconds for limit in limits}
             for name in ("Timeout", "ProxyTimeout"):
@@ -198,8 +202,8 @@ class Apache(Backend):
         return "\n".join(out) + "\n"
 
     @staticmethod
-    def _allow(request: ProxyRequest, hosts: str) -> t.List[str]:
-        ports = _alternation([str(p) for p in request.ports])
+    def _allow(request: ProxyRequest, hosts: str, ports_to: t.Optional[t.Sequence[int]] = None) -> t.List[str]:
+        ports = _alternation([str(p) for p in (request.ports if ports_to is None else ports_to)])
         return [f'<ProxyMatch "{URL_PREFIX}{hosts}:{ports}{URL_SUFFIX}">', "    AuthMerging Or",
                 f"    Require ip {' '.join(request.allowed_sources)}", "</ProxyMatch>"]
 
@@ -218,6 +222,25 @@ class Apache(Backend):
             [_target(a) for a in request.destinations]
         return [*out, "# the agents' networks may CONNECT to EPNS on these ports",
                 *self._allow(request, _alternation(hosts))]
+
+    def _server_only(self, request: ProxyRequest, baseline: t.Sequence[Directive],
+                     before: t.Sequence[t.Tuple[int, int]]) -> t.List[str]:
+        """CONNECT from the agents' networks to the ESET PROTECT server on its agent port, and nothing more."""
+        if not request.eset_server:
+            return []
+        port = request.eset_server_port
+        out = []
+        if port not in request.ports and not any(a <= port <= b for a, b in before):
+            out += ["# AllowCONNECT is server-wide: nobody may CONNECT to the agent port but to the ESET PROTECT "
+                    "server",
+                    f'<ProxyMatch "{URL_PREFIX}[^/]*:{port}{URL_SUFFIX}">', "    Require all denied", "</ProxyMatch>"]
+        denies = self.site_denies(request, baseline, request.eset_server)
+        if denies:
+            return [*out, "# no allow: a rule of the site denies the ESET PROTECT server, and it keeps winning:",
+                    *(f"#   {rule}" for rule in denies)]
+        host = _target(request.eset_server) if is_address(request.eset_server) else re.escape(request.eset_server)
+        return [*out, "# the agents' networks may CONNECT to the ESET PROTECT server on its agent port",
+                *self._allow(request, host, [port])]
 
     def limits(self, directives: t.Sequence[Directive]) -> t.List[Limit]:
         last: t.Dict[str, Directive] = {}

@@ -46,9 +46,10 @@ class Backend(abc.ABC):
         """Raise ProxyError for a setting this proxy cannot express (before anything runs or changes)."""
         return None
 
-    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
-        """The site's own rules that deny CONNECT to the EPNS name: they keep winning, so the snippet leaves its
-        allow out; each as `file:line: rule`."""
+    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive],
+                    host: t.Optional[str] = None) -> t.List[str]:
+        """The site's own rules that deny CONNECT to the EPNS name (or to host, the ESET PROTECT server, on its
+        agent port): they keep winning, so the snippet leaves its allow out; each as `file:line: rule`."""
         return []
 
     @abc.abstractmethod

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._host._files import FileMeta, write_file
 from .._host._run import Runner
@@ -110,6 +110,7 @@ class _Change:
     limits_after: t.List[Limit]
     denied_by: t.List[str]
     warnings: t.List[str]
+    server_denied_by: t.List[str] = field(default_factory=list)
 
 
 def run(request: ProxyRequest, runner: Runner, check_mode: bool) -> t.Dict[str, t.Any]:
@@ -175,6 +176,11 @@ def _plan(request: ProxyRequest, runner: Runner, site: _Site) -> _Change:
     denied_by = _denied_by(backend, request, baseline)
     warnings += [f"{rule}: this rule of the site denies EPNS and keeps winning, so the agents' networks were not "
                  "allowed to CONNECT to it; change the rule if EPNS should pass" for rule in denied_by]
+    server_denied_by = backend.site_denies(request, baseline, request.eset_server) \
+        if request.state == "present" and request.eset_server else []
+    warnings += [f"{rule}: this rule of the site denies the ESET PROTECT server and keeps winning, so the agents' "
+                 "networks were not allowed to CONNECT to its agent port; change the rule if agents should "
+                 "replicate through this proxy" for rule in server_denied_by]
     if request.state == "present":
         snippet_after: t.Optional[str] = backend.snippet(request, baseline, baseline_limits)
         main_after = with_block(site.main_before, backend.include_line(snippet_path), backend.include_position)
@@ -183,7 +189,7 @@ def _plan(request: ProxyRequest, runner: Runner, site: _Site) -> _Change:
     limits_after = backend.limits(backend.directives(config, {snippet_path: snippet_after, config: main_after}))
     if request.state == "present" and request.raise_idle_timeouts:
         warnings += _overridden(request, limits_after)
-    return _Change(main_after, snippet_after, limits_before, limits_after, denied_by, warnings)
+    return _Change(main_after, snippet_after, limits_before, limits_after, denied_by, warnings, server_denied_by)
 
 
 def _overridden(request: ProxyRequest, limits_after: t.Sequence[Limit]) -> t.List[str]:
@@ -217,7 +223,8 @@ def _describe(request: ProxyRequest, site: _Site, change: _Change) -> t.Dict[str
         "include_line": backend.include_line(snippet_path) if request.state == "present" else None,
         "snippet": change.snippet_after, "limits": _limits(change.limits_before),
         "limits_after": _limits(change.limits_after), "limits_tradeoff": backend.limits_tradeoff,
-        "epns_denied_by": change.denied_by, "validated": False, "reloaded": False, "commands": [],
+        "epns_denied_by": change.denied_by, "eset_server_denied_by": change.server_denied_by,
+        "validated": False, "reloaded": False, "commands": [],
         "before": {"snippet": site.snippet_before, "included": without_block(site.main_before) != site.main_before},
         "after": {"snippet": change.snippet_after, "included": request.state == "present"},
         "files": _files((snippet_path, site.snippet_before, change.snippet_after),

@@ -35,6 +35,9 @@ class ProxyRequest:
     allow_connect_to_any_host: bool = False  # the one wider opening, asked for by name
     epns_host: str = ""
     destinations: t.Tuple[str, ...] = ()
+    # The ESET PROTECT server (name or address) the agents replicate to, on its agent port; "" for none.
+    eset_server: str = ""
+    eset_server_port: int = 2222
     raise_idle_timeouts: bool = False
     idle_timeout: int = 3600
     connection_lifetime: int = 604800
@@ -87,6 +90,31 @@ def check_host(host: str) -> str:
         return check_host_name(host.strip(), "epns_host", addresses=False)
     except HostNameError as exc:
         raise ProxyError(str(exc)) from None
+
+
+def check_eset_server(host: str) -> str:
+    """eset_server in normal form: the name or address the agents were installed with; "" for none."""
+    if not host.strip():
+        return ""
+    try:
+        return check_host_name(host.strip(), "eset_server", addresses=True, brackets=True,
+                               port_option="eset_server_port")
+    except HostNameError as exc:
+        raise ProxyError(str(exc)) from None
+
+
+def check_port(port: int, what: str) -> int:
+    if not 1 <= int(port) <= 65535:
+        raise ProxyError(f"{what}: {port} is out of range (1-65535)")
+    return int(port)
+
+
+def is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def check_directives(lines: t.Sequence[str]) -> t.Tuple[str, ...]:

@@ -12,6 +12,7 @@
 # `squid -k parse` validates, `squid -k reconfigure` reloads (established CONNECT tunnels stay open).
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import typing as t
@@ -19,7 +20,7 @@ import typing as t
 from .._host._run import Runner
 from ._backend import Backend
 from ._conf import Directive, first_directive_index, read_config, walk
-from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, ProxyRequest, squid_seconds
+from ._model import MANAGED_NAME, SNIPPET_HEADER, Limit, ProxyRequest, is_address, squid_seconds
 
 IDLE = "read_timeout"
 LIFETIME = "client_lifetime"
@@ -75,13 +76,29 @@ def _names_host(acl_type: str, values: t.Sequence[str], ignore_case: bool, host:
     return any(host == v.lower().lstrip(".") or (v.startswith(".") and host.endswith(v.lower())) for v in values)
 
 
+def _holds_address(values: t.Sequence[str], host: str) -> bool:
+    address = ipaddress.ip_address(host)
+    for value in values:
+        try:
+            if address in ipaddress.ip_network(value, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def acls_naming(directives: t.Sequence[Directive], host: str) -> t.Set[str]:
-    """The names of the ACLs that match host by the name a client wrote (dstdomain and the like)."""
+    """The names of the ACLs that match host by the name a client wrote (dstdomain and the like), or for an
+    address (the ESET PROTECT server may be one) the `dst` ACLs that hold it."""
     out: t.Set[str] = set()
+    address = is_address(host)
     for d in directives:
-        if d.name.lower() == "acl" and len(d.args) >= 3 and d.args[1].lower() in NAME_ACL_TYPES:
+        if d.name.lower() != "acl" or len(d.args) < 3:
+            continue
+        kind = d.args[1].lower()
+        if kind in NAME_ACL_TYPES or (address and kind == "dst"):
             values, ignore_case = _acl_values(d.args[2:], os.path.dirname(d.path))
-            if _names_host(d.args[1].lower(), values, ignore_case, host):
+            if _holds_address(values, host) if kind == "dst" else _names_host(kind, values, ignore_case, host):
                 out.add(d.args[0])
     return out
 
@@ -111,11 +128,13 @@ class Squid(Backend):
                 return index
         return len(lines)
 
-    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
-        """The site's `http_access deny` rules that name the EPNS host (file:line and the rule)."""
-        if not request.epns_host:
+    def site_denies(self, request: ProxyRequest, baseline: t.Sequence[Directive],
+                    host: t.Optional[str] = None) -> t.List[str]:
+        """The site's `http_access deny` rules that name the EPNS host, or host (file:line and the rule)."""
+        host = request.epns_host if host is None else host
+        if not host:
             return []
-        naming = acls_naming(baseline, request.epns_host)
+        naming = acls_naming(baseline, host)
         return [f"{d.source}: http_access {d.value}" for d in baseline
                 if d.name.lower() == "http_access" and d.args and d.args[0].lower() == "deny"
                 and any(name in naming for name in d.args[1:])]
@@ -132,6 +151,7 @@ class Squid(Backend):
                     "# of every rule of the site", base]
         else:
             out += self._epns_only(request, baseline, base)
+        out += self._server_only(request, baseline)
         if request.raise_idle_timeouts:
             targets = {IDLE: request.idle_timeout, LIFETIME: request.connection_lifetime}
             for limit in limits:
@@ -156,6 +176,21 @@ class Squid(Backend):
             return [*out, "# no allow: a rule of the site denies EPNS, and it keeps winning:",
                     *(f"#   {rule}" for rule in denies)]
         return out + rules
+
+    def _server_only(self, request: ProxyRequest, baseline: t.Sequence[Directive]) -> t.List[str]:
+        """CONNECT from the agents' networks to the ESET PROTECT server on its agent port, and nothing more."""
+        if not request.eset_server:
+            return []
+        # dst for an address (what squid connects to), the written name otherwise, as for EPNS.
+        kind = "dst" if is_address(request.eset_server) else "dstdomain -n"
+        out = ["# the agents' networks may CONNECT to the ESET PROTECT server on its agent port",
+               f"acl {acl('server_port')} port {request.eset_server_port}",
+               f"acl {acl('server')} {kind} {request.eset_server}"]
+        denies = self.site_denies(request, baseline, request.eset_server)
+        if denies:
+            return [*out, "# no allow: a rule of the site denies the ESET PROTECT server, and it keeps winning:",
+                    *(f"#   {rule}" for rule in denies)]
+        return [*out, f"http_access allow {acl('connect')} {acl('src')} {acl('server_port')} {acl('server')}"]
 
     def limits(self, directives: t.Sequence[Directive]) -> t.List[Limit]:
         found: t.Dict[str, Directive] = {}

@@ -39,7 +39,8 @@ def build_phase(
         "rows": rows,
         "totals": host_totals(rows),
         "column_totals": column_totals(columns, rows),
-        "failure_classes": failure_legend(rows, class_info),
+        "failure_classes": failure_legend(rows, class_info, [bool(c.get("server")) for c in columns]),
+        "server_columns": sum(1 for c in columns if c.get("server")),
     }
 
 

@@ -17,6 +17,7 @@ from ._states import (
     CELL_PROVEN_BY_AUTH,
     DEGRADED,
     NOT_PROBED,
+    SERVER_ROLE,
     STATE_LABELS,
     TONE_AUTH,
     TONE_FAILED,
@@ -271,6 +272,7 @@ def _column_key(path: t.Mapping[str, t.Any], proxy_order: t.Mapping[str, int]) -
     role = optional_text(path.get("role"))
     port = _opt_int(path.get("port"))
     return (
+        1 if role == SERVER_ROLE else 0,  # the server paths after the EPNS paths
         0 if proxy is None else 1,
         -1 if proxy is None else proxy_order.get(proxy, len(proxy_order)),
         {"primary": 0, "fallback": 1}.get(role or "", 2),
@@ -287,8 +289,7 @@ def phase_columns(hosts: t.Sequence[str], results: t.Mapping[str, t.Any]) -> t.L
         raw = results[host]
         if not _is_probe_result(raw):
             continue
-        for path in _sequence(raw.get("paths")):
-            path = _mapping(path)
+        for path in _all_paths(raw):
             pid = _path_id(path)
             if pid is None:
                 continue
@@ -302,6 +303,7 @@ def phase_columns(hosts: t.Sequence[str], results: t.Mapping[str, t.Any]) -> t.L
                     "port": _opt_int(path.get("port")),
                     "role": optional_text(path.get("role")),
                     "proxy": proxy,
+                    "server": optional_text(path.get("role")) == SERVER_ROLE,
                 }
     ordered = sorted(
         seen.values(),
@@ -323,20 +325,24 @@ def host_row(host: str, raw: t.Any, columns: t.Sequence[t.Mapping[str, t.Any]]) 
             "dns": None,
             "cells": [_empty_cell(CELL_NOT_PROBED) for _column in columns],
             "problems": [],
+            "server_verdict": None,
+            "server_verdict_reason": None,
         }
     state = str(raw["verdict"])
     by_id: t.Dict[str, t.Mapping[str, t.Any]] = {}
-    for path in _sequence(raw.get("paths")):
-        path = _mapping(path)
+    for path in _all_paths(raw):
         pid = _path_id(path)
         if pid is not None and pid not in by_id:
             by_id[pid] = path
     cells = []
     for column in columns:
-        path = by_id.get(column["id"])
-        cells.append(_cell_from_path(path, state) if path is not None else _empty_cell(CELL_NOT_TESTED))
+        found = by_id.get(column["id"])
+        # A server path's colour is its own: the EPNS verdict (degraded) says nothing about it.
+        row_state = "" if column.get("server") else state
+        cells.append(_cell_from_path(found, row_state) if found is not None else _empty_cell(CELL_NOT_TESTED))
     problems = [
-        {"column": column["id"], "failure_class": cell["failure_class"], "stage": cell["stage"]}
+        {"column": column["id"], "failure_class": cell["failure_class"], "stage": cell["stage"],
+         "server": bool(column.get("server"))}
         for column, cell in zip(columns, cells)
         if cell["state"] == CELL_FAILED
     ]
@@ -351,7 +357,14 @@ def host_row(host: str, raw: t.Any, columns: t.Sequence[t.Mapping[str, t.Any]]) 
         "dns": _dns_summary(raw),
         "cells": cells,
         "problems": problems,
+        "server_verdict": optional_text(raw.get("server_verdict")),
+        "server_verdict_reason": optional_text(raw.get("server_verdict_reason")),
     }
+
+
+def _all_paths(raw: t.Mapping[str, t.Any]) -> t.List[t.Mapping[str, t.Any]]:
+    """The EPNS paths, then the ESET PROTECT server paths (absent in results of earlier releases)."""
+    return [_mapping(p) for p in [*_sequence(raw.get("paths")), *_sequence(raw.get("server_paths"))]]
 
 
 def _check_results(results: t.Any, where: str) -> t.Dict[str, t.Any]:

@@ -14,6 +14,8 @@ UNREACHABLE = "unreachable"
 NOT_PROBED = "not_probed"
 ROW_STATES = (REACHABLE, DEGRADED, UNREACHABLE, NOT_PROBED)
 VERDICTS = (REACHABLE, DEGRADED, UNREACHABLE)
+# The role of the ESET PROTECT server paths (the probe's server_paths): their own columns, never in the verdict.
+SERVER_ROLE = "server"
 
 # Cell states.
 CELL_OK = "ok"

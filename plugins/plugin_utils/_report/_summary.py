@@ -38,9 +38,11 @@ def column_totals(
 
 
 def failure_legend(
-    rows: t.Sequence[t.Mapping[str, t.Any]], class_info: t.Optional[t.Mapping[str, t.Any]]
+    rows: t.Sequence[t.Mapping[str, t.Any]], class_info: t.Optional[t.Mapping[str, t.Any]],
+    server_columns: t.Sequence[bool] = (),
 ) -> t.List[t.Dict[str, t.Any]]:
-    """The failure classes present in this phase, with an explanation and a hint each."""
+    """The failure classes present in this phase, with an explanation and a hint each (server_columns: which
+    columns are ESET PROTECT server paths, whose own hints stay in their cells)."""
     found: t.Dict[str, t.Dict[str, t.Any]] = {}
     hosts: t.Dict[str, t.Set[str]] = {}
 
@@ -56,9 +58,11 @@ def failure_legend(
         dns = row["dns"]
         if dns and dns["failure_class"]:
             add(row, dns["failure_class"], dns["hint"], False)
-        for cell in row["cells"]:
+        for i, cell in enumerate(row["cells"]):
+            # A server path's hint is about the ESET PROTECT server: the legend's hint stays the EPNS one.
+            server = bool(i < len(server_columns) and server_columns[i])
             if cell["failure_class"]:
-                add(row, cell["failure_class"], cell["hint"], True)
+                add(row, cell["failure_class"], None if server else cell["hint"], True)
             # Per-address failures of a path that works (or fails for another reason) belong in the legend too.
             for attempt in cell["attempts"]:
                 failure = attempt["failure"]
@@ -78,6 +82,13 @@ def failure_legend(
     return sorted(found.values(), key=lambda e: e["class"])
 
 
+def _failing(problems: t.Sequence[t.Mapping[str, t.Any]]) -> str:
+    return "; ".join(
+        "{}: {}{}".format(p["column"], p["failure_class"], " at {}".format(p["stage"]) if p["stage"] else "")
+        for p in problems
+    )
+
+
 def summary_lines(report: t.Mapping[str, t.Any]) -> t.List[str]:
     """One terminal-safe line per host of the last phase; with several phases, the verdict's way there."""
     phases = report["phases"]
@@ -90,12 +101,14 @@ def summary_lines(report: t.Mapping[str, t.Any]) -> t.List[str]:
             before = first_state.get(row["host"])
             verdict = "{} -> {}".format(STATE_LABELS[before] if before else "absent", row["label"])
         detail = row["verdict_reason"]
-        if row["problems"]:
-            failing = "; ".join(
-                "{}: {}{}".format(p["column"], p["failure_class"], " at {}".format(p["stage"]) if p["stage"] else "")
-                for p in row["problems"]
-            )
+        epns = [p for p in row["problems"] if not p.get("server")]
+        if epns:
+            failing = _failing(epns)
             detail = f"{detail} (failing: {failing})" if detail else f"failing: {failing}"
+        if row.get("server_verdict"):
+            server = [p for p in row["problems"] if p.get("server")]
+            detail += "; ESET PROTECT server {}{}".format(
+                row["server_verdict"], f" (failing: {_failing(server)})" if server else "")
         lines.append(
             plain_text(
                 "{}: {} - {}".format(row["host"], verdict, detail) if detail else "{}: {}".format(row["host"], verdict)

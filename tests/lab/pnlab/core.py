@@ -32,6 +32,8 @@ from .topology import (
     DNS,
     EPNS,
     EPNS_ROLES,
+    ESET_SERVER_NAME,
+    ESET_SERVER_PORT,
     MAX_AGENTS,
     PROXY,
     ROUTER,
@@ -110,6 +112,13 @@ class Lab:
     def known_hosts(self) -> Path:
         return self.ssh_dir / "known_hosts"
 
+    @property
+    def eset_server_ca_path(self) -> Path:
+        """The ESET PROTECT server's CA (the stand-in on pn-server, port eset_server_port, signs with it)."""
+        return self.pki.eset_server_ca
+
+    eset_server = ESET_SERVER_NAME
+    eset_server_port = ESET_SERVER_PORT
     proxy_url = PROXY_URL
     proxy_443only_url = PROXY_443ONLY_URL
 
@@ -205,7 +214,9 @@ class Lab:
         self._say("daemons: mosquitto, hostile peers, squid, dnsmasq, sshd, managed proxies")
         pids = {"mosquitto": daemons.start_mosquitto(self.state_dir, self.pki),
                 "hostile": daemons.start_hostile(self.state_dir, self.pki),
-                "squid": daemons.start_squid(self.state_dir), **resolver.start(self.state_dir)}
+                "squid": daemons.start_squid(self.state_dir),
+                "protect-server": daemons.start_protect_server(self.state_dir, self.pki),
+                **resolver.start(self.state_dir)}
         for h in managed:
             pids[f"sshd-{h.name}"] = daemons.start_sshd(self.state_dir, h, holders[h.name],
                                                         self.ssh_dir / "authorized_keys")
@@ -221,6 +232,7 @@ class Lab:
         self._write_ansible_files([(h, host_keys[h.name]) for h in managed])
         daemons.wait_mosquitto(pids["mosquitto"])
         daemons.wait_hostile(pids["hostile"])
+        daemons.wait_protect_server(pids["protect-server"])
         for h in managed:
             daemons.wait_sshd(h, pids[f"sshd-{h.name}"])
         daemons.wait_squid(pids["squid"], self.state_dir)
@@ -288,9 +300,12 @@ class Lab:
         rules = self.state_dir / "faults.nft"
         rules.write_text(faultlib.render(faults, self.hosts))
         run(["ip", "netns", "exec", ROUTER, "nft", "-f", str(rules)])
+        server_rules = self.state_dir / "faults-server.nft"
+        server_rules.write_text(faultlib.render_server(faults, self.hosts))
+        run(["ip", "netns", "exec", SERVER, "nft", "-f", str(server_rules)])
 
     def fault(self, agent: str, kind: str, **opts: Any) -> None:
-        """kind and options: block(port, to='any'|'epns'|'proxy', action='drop'|'reject'|'reject-icmp'|
+        """kind and options: block(port, to='any'|'epns'|'proxy'|'server', action='drop'|'reject'|'reject-icmp'|
         'reject-icmp4:TYPE'|'reject-icmp6:TYPE', family='any'|'ipv4'|'ipv6'),
         broker-down, dns(mode=timeout|aaaa-timeout|nxdomain|servfail|a-only|aaaa-only|slow|sinkhole-null|
         sinkhole-page, seconds=2.0 for slow), idle-cut(seconds, reset=False), intercept(trusted=False), mtls,

@@ -13,13 +13,16 @@ from .topology import (
     EPNS,
     EPNS_NAME,
     EPNS_PORTS,
+    ESET_SERVER_PORT,
     GARBAGE_PROXY_PORT,
     HOSTILE_PORTS,
     PROXY,
     PROXY_PORTS,
+    SERVER,
     SLOW_PROXY_PORT,
     Host,
     role_addrs,
+    server_host,
 )
 
 LAB_DIR = Path(__file__).resolve().parent.parent
@@ -75,6 +78,21 @@ def start_hostile(state: Path, pki: Pki) -> int:
 def wait_hostile(pid: int) -> None:
     ports = (*HOSTILE_PORTS.values(), SLOW_PROXY_PORT, GARBAGE_PROXY_PORT)
     wait_listening(pid, [(f, p) for f in BOTH for p in ports], 30, "hostile peers")
+
+
+def start_protect_server(state: Path, pki: Pki) -> int:
+    """The ESET PROTECT server's agent port on pn-server: TLS with the lab's ESET PROTECT CA, nothing above it."""
+    run_dir = state / "protect"
+    run_dir.mkdir(exist_ok=True)
+    argv = [sys.executable, str(LAB_DIR / "protect_server.py"), "--port", str(ESET_SERVER_PORT),
+            "--cert", str(pki.cert("eset-server")), "--key", str(pki.key("eset-server"))]
+    for addr in (*server_host().v4, *server_host().v6):
+        argv += ["--address", addr]
+    return spawn(["ip", "netns", "exec", SERVER, *argv], run_dir / "protect_server.log")
+
+
+def wait_protect_server(pid: int) -> None:
+    wait_listening(pid, [(f, ESET_SERVER_PORT) for f in BOTH], 30, "ESET PROTECT server stand-in")
 
 
 def start_squid(state: Path) -> int:

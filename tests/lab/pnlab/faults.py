@@ -17,13 +17,18 @@ from .topology import (
     Host,
     resolver_addrs,
     role_addrs,
+    server_host,
     svc_v4,
     svc_v6,
 )
 
 TABLE = "pnlab_faults"
 KINDS = ("block", "broker-down", "dns", "idle-cut", "intercept", "mtls", "hostile", "latency")
-BLOCK_TARGETS = ("epns", "proxy", "any")
+# "server" is pn-server, on the agents' own bridge: that traffic is bridged, never routed, and this kernel's bridge
+# family cannot reject, so those blocks live in pn-server's own namespace (render_server, SERVER_TABLE), on its
+# input hook: the agent sees what a firewall in front of the server gives. "any" means any routed destination.
+BLOCK_TARGETS = ("epns", "proxy", "any", "server")
+SERVER_TABLE = "pnlab_faults_server"
 BLOCK_FAMILIES = ("any", "ipv4", "ipv6")
 # Every ICMP / ICMPv6 reject type nft knows, for measuring what each one makes connect() say.
 REJECT_ICMP4 = ("net-unreachable", "host-unreachable", "prot-unreachable", "port-unreachable", "net-prohibited",
@@ -141,6 +146,8 @@ def _targets(to: str) -> tuple[str, str] | None:
         return f"ip daddr {svc_v4(lo)}-{svc_v4(hi)}", f"ip6 daddr {svc_v6(lo)}-{svc_v6(hi)}"
     if to == "proxy":
         return f"ip daddr {svc_v4(PROXY_SUFFIX)}", f"ip6 daddr {svc_v6(PROXY_SUFFIX)}"
+    if to == "server":
+        return f"ip daddr {server_host().v4[0]}", f"ip6 daddr {server_host().v6[0]}"
     return None
 
 
@@ -215,7 +222,7 @@ def render(faults: Faults, agents: dict[str, Host]) -> str:
         if "idle-cut" in kinds:
             o, r, f = _idle(agent, kinds["idle-cut"])
             objects, policy, forward = objects + o, policy + r, forward + f
-        block += _block_rules(agent, kinds.get("block", []))
+        block += _block_rules(agent, [r for r in kinds.get("block", []) if r["to"] != "server"])
         dnat += _dnat_rules(agent, kinds)
         if "dns" in kinds:
             dns_block, dns_dnat = _dns_rules(agent, kinds["dns"])
@@ -234,3 +241,13 @@ def render(faults: Faults, agents: dict[str, Host]) -> str:
             *chain("agent_forward", "type filter hook forward priority filter; policy accept;", forward), "}"]
     # Declaring then deleting makes the file valid whether or not the table exists, and nft -f applies it atomically.
     return "\n".join([f"table inet {TABLE} {{}}", f"delete table inet {TABLE}", *body]) + "\n"
+
+
+def render_server(faults: Faults, agents: dict[str, Host]) -> str:
+    """pn-server's own ruleset: the agents' blocks with to="server" (see BLOCK_TARGETS)."""
+    rules: list[str] = []
+    for name in sorted(faults):
+        rules += _block_rules(agents[name], [r for r in faults[name].get("block", []) if r["to"] == "server"])
+    body = [f"table inet {SERVER_TABLE} {{", "  chain agent_block {",
+            "    type filter hook input priority filter; policy accept;", *(f"    {r}" for r in rules), "  }", "}"]
+    return "\n".join([f"table inet {SERVER_TABLE} {{}}", f"delete table inet {SERVER_TABLE}", *body]) + "\n"

@@ -5,7 +5,16 @@ from pathlib import Path
 from typing import Sequence
 
 from .pki import Pki
-from .topology import GARBAGE_PROXY_PORT, LAB_V4_NET, LAB_V6_NET, MANAGED_PROXY_PORT, SLOW_PROXY_PORT, Host
+from .topology import (
+    ESET_SERVER_NAME,
+    ESET_SERVER_PORT,
+    GARBAGE_PROXY_PORT,
+    LAB_V4_NET,
+    LAB_V6_NET,
+    MANAGED_PROXY_PORT,
+    SLOW_PROXY_PORT,
+    Host,
+)
 
 PROXY_URL = "http://proxy.lab:3128"
 PROXY_443ONLY_URL = "http://proxy.lab:3129"
@@ -48,6 +57,9 @@ def lab_vars(pki: Pki, ssh_dir: Path) -> dict[str, str]:
         "lab_squid_url": MANAGED_SQUID_URL,
         "lab_apache_url": MANAGED_APACHE_URL,
         "lab_networks": f"{LAB_V4_NET},{LAB_V6_NET}",
+        "lab_eset_server": ESET_SERVER_NAME,
+        "lab_eset_server_port": str(ESET_SERVER_PORT),
+        "lab_eset_server_ca_path": str(pki.eset_server_ca),
     }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .proc import run
-from .topology import EPNS_NAME
+from .topology import EPNS_NAME, ESET_SERVER_NAME, server_host
 
 DAYS = "30"
 # P-256 keeps the whole build under a second; RSA would cost seconds.
@@ -20,6 +20,11 @@ class Pki:
     @property
     def ca(self) -> Path:
         return self.dir / "ca.crt"
+
+    @property
+    def eset_server_ca(self) -> Path:
+        """The ESET PROTECT server's own CA (as ESET PROTECT creates one at install), apart from the lab CA."""
+        return self.cert(ESET_SERVER_CA)
 
     @property
     def intercept_ca(self) -> Path:
@@ -70,18 +75,26 @@ def _issue(pki: Pki, ca: str, name: str, cn: str, extensions: str) -> None:
 
 SERVER_EXT = (f"subjectAltName=DNS:{EPNS_NAME}\nbasicConstraints=CA:FALSE\n"
               "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+# The stand-in's certificate: for the name and the addresses agents may have been installed with.
+ESET_SERVER_CA = "eset-server-ca"
+ESET_SERVER_CA_SUBJECT = "/O=PN Lab/CN=ESET PROTECT Certification Authority"
+ESET_SERVER_EXT = ("subjectAltName=DNS:{},{}\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n").format(
+    ESET_SERVER_NAME, ",".join(f"IP:{a}" for a in (*server_host().v4, *server_host().v6)))
 CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
 
 
 def make_pki(pki: Pki) -> None:
     pki.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     with ThreadPoolExecutor(2) as pool:
-        cas = [("ca", "/O=PN Lab/CN=PN Lab Root CA"), *((ca, subject) for ca, subject, _ in INTERCEPTORS.values())]
+        cas = [("ca", "/O=PN Lab/CN=PN Lab Root CA"), (ESET_SERVER_CA, ESET_SERVER_CA_SUBJECT),
+               *((ca, subject) for ca, subject, _ in INTERCEPTORS.values())]
         for future in [pool.submit(_make_ca, pki, name, subject) for name, subject in cas]:
             future.result()
         jobs = [pool.submit(_issue, pki, "ca", "broker", EPNS_NAME, SERVER_EXT),
                 *(pool.submit(_issue, pki, ca, leaf, EPNS_NAME, SERVER_EXT) for ca, _, leaf in INTERCEPTORS.values()),
-                pool.submit(_issue, pki, "ca", "client", "pnlab-agent", CLIENT_EXT)]
+                pool.submit(_issue, pki, "ca", "client", "pnlab-agent", CLIENT_EXT),
+                pool.submit(_issue, pki, ESET_SERVER_CA, "eset-server", ESET_SERVER_NAME, ESET_SERVER_EXT)]
         for future in jobs:
             future.result()
     for key in pki.dir.glob("*.key"):

@@ -49,6 +49,9 @@ HOSTILE_PORTS = {"garbage-after-tls": 8883, "silent-after-tls": 443, "not-tls": 
                  "cert-then-reset": 8884, "cert-then-close": 8885, "tls12-cert-alert": 8886}
 SLOW_PROXY_PORT, GARBAGE_PROXY_PORT = 3130, 3131
 EPNS_PORTS = (8883, 443)
+# The ESET PROTECT server's agent port: a TLS stand-in on pn-server (protect_server.py), the name agents use for it.
+ESET_SERVER_PORT = 2222
+ESET_SERVER_NAME = "server.lab"
 # The resolver every agent and the server use (resolv.conf), and one instance per DNS fault mode; `timeout` and
 # `aaaa-timeout` have no instance (the router drops the agent's DNS traffic, or only its AAAA queries for
 # epns.eset.com), `slow` answers like `healthy` through a delay line.
