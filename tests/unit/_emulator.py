@@ -3,6 +3,7 @@ this skips the test file where the emulator is not there (ansible-test units cop
 from __future__ import annotations
 
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,23 @@ sys.path.insert(0, str(TESTS))
 from emulator import DEFAULT_USERS, Emulator, group_uuid  # noqa: E402
 from emulator.client import connection, control  # noqa: E402
 
-__all__ = ["PASSWORD", "Emulator", "connection", "control", "group_uuid", "reset", "scanned"]
+__all__ = ["PASSWORD", "TESTS", "Emulator", "connection", "control", "emulator_fixture", "group_uuid", "reset",
+           "scanned"]
 
 PASSWORD = DEFAULT_USERS["api-user"]
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def emulator_fixture(*deployments: str) -> t.Any:
+    """A module-scoped `emulator` fixture: one running emulator for each deployment given ("onprem", "cloud"),
+    so the module's tests run once per deployment. Use it as `emulator = emulator_fixture("onprem", "cloud")`."""
+
+    @pytest.fixture(scope="module", params=list(deployments))
+    def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
+        with Emulator(request.param) as running:
+            yield running
+
+    return emulator
 
 
 def reset(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:

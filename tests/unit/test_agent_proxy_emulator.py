@@ -8,7 +8,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from _emulator import PASSWORD, Emulator, connection, control, group_uuid, reset, scanned
+from _emulator import PASSWORD, Emulator, connection, control, emulator_fixture, group_uuid, reset, scanned
 from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy
 
@@ -26,10 +26,7 @@ STEPS = {
 }
 
 
-@pytest.fixture(scope="module", params=["onprem", "cloud"])
-def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
-    with Emulator(request.param) as running:
-        yield running
+emulator = emulator_fixture("onprem", "cloud")
 
 
 @pytest.fixture

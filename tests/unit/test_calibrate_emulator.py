@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _emulator import PASSWORD, Emulator, control, reset, scanned
+from _emulator import PASSWORD, Emulator, control, emulator_fixture, reset, scanned
 from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_policy import _codec as codec
 from ansible_collections.protectnet.epns.plugins.modules import agent_proxy_policy, eset_calibrate, wol_multicast
@@ -49,10 +49,7 @@ def sentinel_policy(name: str, fmt: str, with_sentinels: bool = True) -> t.Dict[
             "data": data}}]}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> t.Iterator[Emulator]:
-    with Emulator("onprem") as running:
-        yield running
+emulator = emulator_fixture("onprem")
 
 
 @pytest.fixture

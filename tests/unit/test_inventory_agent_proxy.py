@@ -8,7 +8,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from _emulator import Emulator, control, group_uuid, reset
+from _emulator import Emulator, control, emulator_fixture, group_uuid, reset
 from emulator.minimum import inventory_requests
 from emulator.seed import FORCE, NOT_APPLY, agent_proxy_policy, uid
 from test_inventory_eset_protect import LIMITS, ansible_inventory, config, listed, requests, summary
@@ -48,10 +48,7 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module", params=["onprem", "cloud"])
-def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
-    with Emulator(request.param) as running:
-        yield running
+emulator = emulator_fixture("onprem", "cloud")
 
 
 def test_each_precedence_case(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

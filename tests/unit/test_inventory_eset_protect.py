@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _emulator import PASSWORD, Emulator, connection, control, reset
+from _emulator import PASSWORD, Emulator, connection, control, emulator_fixture, reset
 from ansible_collections.protectnet.epns.plugins.doc_fragments.eset_api import ModuleDocFragment
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._argspec import eset_api_argument_spec
 from ansible_collections.protectnet.epns.plugins.module_utils._eset_api._endpoints import PAGE_LIMITS
@@ -32,10 +32,7 @@ CONTRACT_VARIABLES = {"ansible_host", "eset_uuid", "eset_display_name", "eset_gr
 NO_ADDRESS = {"name": "John's laptop", "address": None, "group": "All/Lab/Linux"}
 
 
-@pytest.fixture(scope="module", params=["onprem", "cloud"])
-def emulator(request: pytest.FixtureRequest) -> t.Iterator[Emulator]:
-    with Emulator(request.param) as running:
-        yield running
+emulator = emulator_fixture("onprem", "cloud")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from _emulator import PASSWORD, Emulator, control, reset, scanned
+from _emulator import PASSWORD, Emulator, control, emulator_fixture, reset, scanned
 from _module_run import ModuleRun
 from ansible_collections.protectnet.epns.plugins.modules import wol_multicast
 
@@ -15,10 +15,7 @@ READ = "/v2/configuration:batchGetValues"
 WANTED = ["239.255.0.9", "239.255.0.10"]
 
 
-@pytest.fixture(scope="module")
-def emulator() -> t.Iterator[Emulator]:
-    with Emulator("onprem") as running:
-        yield running
+emulator = emulator_fixture("onprem")
 
 
 @pytest.fixture
