@@ -366,6 +366,8 @@ def _server_plan(plan: ProbePlan) -> t.Optional[ProbePlan]:
         context = build_ssl_context(True, settings.eset_server_ca_path, None, None)
     except ProbeConfigError as exc:
         raise ProbeConfigError(str(exc).replace("ca_path:", "eset_server_ca_path:", 1)) from None
+    # The chain is still verified against the server's CA (CERT_REQUIRED); the host name is checked by
+    # _server.ServerTlsStage instead, because OpenSSL refuses ESET's default server certificate for host "*".
     context.check_hostname = False
     server_settings = replace(settings, host=host, server_name=host, validate_certs=True,
                               ca_path=settings.eset_server_ca_path, expected_issuer=None, client_cert=None,
