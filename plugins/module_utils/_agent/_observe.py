@@ -116,11 +116,6 @@ def _connection(process: AgentProcess, sock: TcpSocket, target: str, proxy: t.Op
             "since": process.started, "up_seconds": up}
 
 
-def _tables_for(proc: str, pid: int) -> t.Dict[int, TcpSocket]:
-    """The process's own network namespace first (a container's agent), else ours."""
-    return read_tables(f"{proc}/{pid}/net") or read_tables(proc + "/net") or {}
-
-
 def _proxy_table(proxies: t.Sequence[Proxy]) -> t.Dict[t.Tuple[str, int], Proxy]:
     table = {}
     for proxy in proxies:
@@ -138,13 +133,13 @@ class _Look(t.NamedTuple):
 def _look(proc: str, names: t.Sequence[str], epns: t.Set[str], ports: t.Sequence[int],
           proxies: t.Dict[t.Tuple[str, int], Proxy], now: float) -> _Look:
     processes = find_processes(proc, names)
+    tables = read_tables(proc + "/net") or {}  # find_processes kept only processes of this namespace
     connections, blind = [], []
     for process in processes:
         fds = socket_inodes(proc, process.pid)
         if fds.inodes is None:
             blind.append(f"cannot read the file descriptors of {process.name} (pid {process.pid}): {fds.error}")
             continue
-        tables = _tables_for(proc, process.pid)
         for inode in sorted(fds.inodes & set(tables)):
             target, proxy = _classify(tables[inode], epns, ports, proxies)
             connections.append(_connection(process, tables[inode], target, proxy, now))

@@ -66,16 +66,27 @@ def start_time(proc: str, pid: int, booted: t.Optional[float]) -> t.Optional[flo
     return booted + ticks / os.sysconf("SC_CLK_TCK")
 
 
+def network_namespace(proc: str, pid: t.Union[int, str]) -> t.Optional[int]:
+    try:
+        return os.stat(f"{proc}/{pid}/ns/net").st_ino
+    except OSError:
+        return None  # another user's process: not ours to know
+
+
 def find_processes(proc: str, wanted: t.Collection[str]) -> t.List[AgentProcess]:
+    """The matching processes of this host's network namespace: an agent in a container (another namespace) is that
+    container's agent, with its own sockets, and one whose namespace we may not know is kept (it shows as unseen)."""
     booted = boot_time(proc)
+    ours = network_namespace(proc, "self")
     found = []
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
         pid = int(entry)
         name = process_name(proc, pid, wanted)
-        if name is not None:
-            found.append(AgentProcess(pid, name, start_time(proc, pid, booted)))
+        if name is None or network_namespace(proc, pid) not in (ours, None):
+            continue
+        found.append(AgentProcess(pid, name, start_time(proc, pid, booted)))
     return sorted(found)
 
 
