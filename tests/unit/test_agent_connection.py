@@ -189,8 +189,9 @@ def _module(tmp_path: Path, args: t.Dict[str, t.Any], *extra: str) -> t.Dict[str
                            "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", "--check",
                            "-m", "protectnet.epns.epns_agent_connection", "-a", json.dumps(args), *extra],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    status, _, document = done.stdout.partition(" => ")  # ad hoc output: "localhost | SUCCESS => {...}"
-    assert status.startswith("localhost | "), done.stdout + done.stderr
+    assert "localhost | " in done.stdout, done.stdout + done.stderr
+    # ad hoc output: "localhost | SUCCESS => {...}", after the error's own lines on failure (ansible-core 2.19+)
+    status, _, document = done.stdout[done.stdout.index("localhost | "):].partition(" => ")
     return dict(json.loads(document), status=status.split("| ", 1)[1])
 
 
