@@ -151,6 +151,12 @@ def test_an_unprivileged_observer_says_cannot_see_with_the_reason(
     assert "become: true" in seen["reason"] and seen["message"].startswith("cannot see the agent's connections: ")
 
 
+def test_without_a_proc_to_read_it_cannot_see_rather_than_fail(tmp_path: Path) -> None:
+    seen = observe(["ERAAgent"], [UNUSED], proc=str(tmp_path / "no-proc"))
+    assert (seen.visible, seen.summary["state"]) == (False, "cannot_see")
+    assert seen.reason and seen.reason.startswith(f"cannot list the processes in {tmp_path / 'no-proc'}: ")
+
+
 @pytest.mark.parametrize(("call", "words"), [
     (lambda: observe([""]), "process_names: expected at least one process name, got ['']"),
     (lambda: observe(ports=[0]), "ports [0]: expected a non-empty list of TCP ports 1-65535"),

@@ -132,7 +132,10 @@ class _Look(t.NamedTuple):
 
 def _look(proc: str, names: t.Sequence[str], epns: t.Set[str], ports: t.Sequence[int],
           proxies: t.Dict[t.Tuple[str, int], Proxy], now: float) -> _Look:
-    processes = find_processes(proc, names)
+    try:
+        processes = find_processes(proc, names)
+    except OSError as exc:  # no /proc at all: not Linux, or a sandbox without it
+        return _Look([], [], [f"cannot list the processes in {proc}: {exc.strerror or exc}"])
     tables = read_tables(proc + "/net") or {}  # find_processes kept only processes of this namespace
     connections, blind = [], []
     for process in processes:
@@ -234,4 +237,3 @@ def observe(process_names: t.Sequence[str] = DEFAULT_PROCESS_NAMES,
         processes=[{"pid": p.pid, "name": p.name} for p in look.processes], connections=look.connections,
         summary=summary, message=_message(summary, look, names, reason, epns, _best(look, ports)), epns_addresses=epns,
         proxies=[{"host": p.host, "port": p.port} for p in parsed])
-
