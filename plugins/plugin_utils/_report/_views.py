@@ -145,9 +145,15 @@ def _row_cells(row: t.Mapping[str, t.Any], columns: t.Sequence[t.Mapping[str, t.
 
 
 def _ordered(rows: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[t.Mapping[str, t.Any]]:
-    buckets: t.Dict[str, t.List[t.Mapping[str, t.Any]]] = {state: [] for state in ROW_ORDER}
+    """Failing hosts first; a reachable host with a failing path (a cause lists it) before the clean ones."""
+    buckets: t.Dict[str, t.List[t.Mapping[str, t.Any]]] = {state: [] for state in ROW_ORDER[:-1]}
+    buckets["reachable_with_problems"] = []
+    buckets[REACHABLE] = []
     for row in rows:
-        buckets.setdefault(row["state"], []).append(row)
+        state = row["state"]
+        if state == REACHABLE and row.get("problems"):
+            state = "reachable_with_problems"
+        buckets.setdefault(state, []).append(row)
     return [row for rows_of_state in buckets.values() for row in rows_of_state]
 
 
