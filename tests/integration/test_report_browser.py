@@ -131,7 +131,7 @@ def test_details_open_on_demand(demo):
 
 
 def test_hostile_strings_from_certificates_and_host_names_are_inert(demo):
-    path, model = demo
+    path, _model = demo
     with chromium() as driver:
         open_report(driver, path)
         driver.execute_script("document.querySelectorAll('details').forEach(function (d) { d.open = true; });")
@@ -141,7 +141,8 @@ def test_hostile_strings_from_certificates_and_host_names_are_inert(demo):
         assert driver.execute_script("return document.querySelectorAll('img, svg, iframe').length") == 0
         assert driver.execute_script("return document.scripts.length") == 1
         text = driver.find_element("tag name", "body").text
-        assert [p for p in (HOSTILE_HOST, PAYLOADS[1], "TLS issuer: " + PAYLOADS[3] + PAYLOADS[0]) if p not in text] == []
+        shown_literally = (HOSTILE_HOST, PAYLOADS[1], "TLS issuer: " + PAYLOADS[3] + PAYLOADS[0])
+        assert [p for p in shown_literally if p not in text] == []
         assert HOSTILE_HOST in visible_hosts(driver)
         screenshot(driver, "demo-hostile")
 
@@ -160,11 +161,17 @@ def test_without_javascript_causes_networks_and_failing_hosts_show(demo):
         screenshot(driver, "demo-no-javascript")
 
 
-def test_docs_screenshot(demo):
+def test_docs_screenshot(tmp_path):
     """The picture in docs/results.md (copied to docs/report-screenshot.png by hand when the page changes)."""
-    path, _model = demo
+    results = recorded_fleet(agent6={"unreachable": True, "msg": "Failed to connect to the host via ssh"})
+    model, inputs = build(results, _hosts_info(results), title="EPNS reachability", generated_at="2025-06-01T12:00Z")
+    model["inferred"][0]["display_name"] = "WIN-01"
+    path = tmp_path / "report.html"
+    path.write_text(render("html", model, inputs), encoding="utf-8")
     with chromium(width=1100, height=800) as driver:
         open_report(driver, path)
+        driver.find_element("css selector", "table.matrix td.tone-failed summary").click()
+        driver.execute_script("document.getElementById('hosts').scrollIntoView();")
         assert screenshot(driver, "report-screenshot").stat().st_size > 10_000
 
 

@@ -116,7 +116,7 @@ def test_without_javascript_failing_hosts_come_first_with_details(small):
 
 
 def test_many_proxies_share_one_column_per_port(small):
-    model, inputs, made = small
+    model, _inputs, made = small
     proxies = {s["proxy"] for s in made.sites if s["proxy"]}
     assert len(proxies) > _views.MAX_PROXY_COLUMNS
     assert len(model["phases"][0]["columns"]) == 2 + 2 * len(proxies)

@@ -168,9 +168,9 @@ def phase_view(phase: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
     ]
     for slot in slots:
         slot.update(working=0, tested=0)
-    for totals, slot in zip(phase.get("column_totals") or (), slot_of):
-        slots[slot]["working"] += totals.get("working") or 0
-        slots[slot]["tested"] += totals.get("tested") or 0
+    for totals, index in zip(phase.get("column_totals") or (), slot_of):
+        slots[index]["working"] += totals.get("working") or 0
+        slots[index]["tested"] += totals.get("tested") or 0
     failing = sum(1 for r in phase["rows"] if r["state"] != REACHABLE)
     return {"slots": slots, "rows": rows, "failing": failing, "healthy": len(phase["rows"]) - failing}
 
@@ -203,7 +203,7 @@ def human_seconds(value: t.Any) -> str:
         seconds = int(value)
     except (TypeError, ValueError):
         return "unknown"
-    parts = []
+    parts: t.List[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size} {unit}")
