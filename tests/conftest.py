@@ -13,3 +13,7 @@ if not _LINK.exists():
     _LINK.parent.mkdir(parents=True, exist_ok=True)
     _LINK.symlink_to(Path("../../../.."))
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "browser: opens the HTML report in headless Debian chromium (no lab needed)")

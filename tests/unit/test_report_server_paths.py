@@ -78,7 +78,7 @@ def test_every_format_shows_the_server_paths(fleet: dict) -> None:
     assert f" {column} |" in markdown
     assert "srv-down unreachable" in markdown and "- srv-down: No path reaches the ESET PROTECT server" in markdown
     html = rr.render("html", model, inputs)
-    assert f"<th>{column}<small>server</small></th>" in html
+    assert f'<th data-col="{column}">{column}<small>server</small></th>' in html
     assert 'class="reason server-unreachable">ESET PROTECT server: unreachable - No path reaches' in html
     document = json.loads(rr.render("json", model, inputs))
     rows = {r["host"]: r for r in document["report"]["phases"][0]["rows"]}

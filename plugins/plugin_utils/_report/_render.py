@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from ._states import CELL_FAILED, CELL_NOT_PROBED, CELL_NOT_TESTED, NOT_PROBED, REACHABLE
 from ._text import redact_url_credentials
+from ._views import register as register_views
 
 # format -> template file name (None: rendered without a template) and file extension.
 FORMATS: t.Dict[str, t.Tuple[t.Optional[str], str]] = {
@@ -102,6 +103,7 @@ def _environment(fmt: str, search_path: t.Sequence[str]) -> Environment:
         )
     env.filters["ms"] = _ms
     env.filters["seconds"] = _seconds
+    register_views(env)
     return env
 
 
