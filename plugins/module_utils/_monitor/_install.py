@@ -32,6 +32,7 @@ CRON_FILE = "/etc/cron.d/protectnet_epns_monitor"
 MANIFEST = "monitor-installed.json"
 RUNNER_FILES = ("run.lock", "skipped.count", "state.json", "history.jsonl")
 METRICS_FILE = "epns.prom"
+SYSTEMD_RUNTIME = "/run/systemd/system"  # exists where systemd is PID 1 (sd_booted)
 
 
 class InstallError(ValueError):
@@ -86,12 +87,12 @@ def cron_schedule(minutes: int) -> str:
 
 
 def choose_scheduler(wanted: str) -> str:
-    running = os.path.isdir("/run/systemd/system")
+    running = os.path.isdir(SYSTEMD_RUNTIME)
     if wanted == "auto":
         return "systemd" if running else "cron"
     if wanted == "systemd" and not running:
-        raise InstallError("scheduler: systemd was asked for, but this host does not run systemd (no "
-                           "/run/systemd/system); use cron or auto")
+        raise InstallError(f"scheduler: systemd was asked for, but this host does not run systemd (no "
+                           f"{SYSTEMD_RUNTIME}); use cron or auto")
     if wanted not in ("systemd", "cron"):
         raise InstallError(f"scheduler: {wanted!r} is not one of auto, systemd, cron")
     return wanted

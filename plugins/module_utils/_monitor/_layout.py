@@ -91,12 +91,12 @@ def _plan_directories(settings: I.Settings, plan: Plan, uid: int, gid: int, crea
     """The state directory belongs to the runner user; the textfile directory must let it create files."""
     if not os.path.isdir(settings.state_dir):
         plan.mkdirs.append((settings.state_dir, uid, gid, 0o750))
-        created.add(settings.state_dir)
+        created.update(_missing_parents(settings.state_dir))
     elif (os.stat(settings.state_dir).st_uid, os.stat(settings.state_dir).st_gid) != (uid, gid):
         plan.chowns.append((settings.state_dir, uid, gid))
     if not os.path.isdir(settings.textfile_dir):
+        created.update(_missing_parents(settings.textfile_dir))
         plan.mkdirs.append((settings.textfile_dir, uid, gid, 0o755))
-        created.add(settings.textfile_dir)
     elif not I.can_write(settings.textfile_dir, uid, gid, settings.user):
         raise I.InstallError(
             f"textfile_dir: {settings.textfile_dir} exists and user {settings.user!r} cannot create files in it "
@@ -123,7 +123,7 @@ def plan_absent(settings: I.Settings) -> Plan:
     for directory, _subdirs, _names in os.walk(settings.library):
         dirs.add(directory)
     plan.rmdirs = sorted((d for d in dirs if os.path.isdir(d)), key=lambda d: (-d.count("/"), d))
-    if any(p.path.startswith(I.UNIT_DIR) for p in plan.files) and os.path.isdir("/run/systemd/system"):
+    if any(p.path.startswith(I.UNIT_DIR) for p in plan.files) and os.path.isdir(I.SYSTEMD_RUNTIME):
         plan.before.append(Command((SYSTEMCTL, "disable", "--now", f"{I.UNIT}.timer")))
         plan.after.append(Command((SYSTEMCTL, "daemon-reload")))
     return plan
