@@ -20,6 +20,7 @@ ALLOWED: t.Dict[str, t.Set[str]] = {
     "module_utils/_eset_api": set(),
     "module_utils/_eset_policy": {"module_utils/_eset_api"},
     "module_utils/_wol": {"module_utils/_firewall", "module_utils/_eset_api"},
+    "module_utils/_monitor": {"module_utils/_probe", "module_utils/_agent"},
     "module_utils/_calibrate": {"module_utils/_eset_api", "module_utils/_eset_policy", "module_utils/_wol"},
     "plugin_utils/_report": set(),
     "plugin_utils/_monitor_plan": set(),
