@@ -91,15 +91,17 @@ RATE_CASES = [
     # (connections per run, settings, expected (interval, hold_every))
     (0, RateSettings(), (15, 1440)),
     (4, RateSettings(), (15, 1440)),
-    # 900 connections at 1/s: budget 60/min, holds 900/1440 = 0.625/min, runs ceil(900 / 59.375) = 16 min
-    (900, RateSettings(), (16, 1440)),
-    # 10,000 connections: ceil(10000 / (60 - 10000/1440)) = ceil(188.5) = 189 min
-    (10_000, RateSettings(), (189, 1440)),
-    # 100,000: holds would take over half the budget, so hold_every = ceil(2 * 100000 / 60) = 3334;
-    # runs ceil(100000 / (60 - 100000/3334)) = ceil(3332.7) = 3333
-    (100_000, RateSettings(), (3333, 3334)),
-    (10_000, RateSettings(max_connections_per_second=10.0), (17, 1440)),
+    # 900 connections at 1/s: budget 60/min, holds 900/1440 = 0.625/min, runs ceil(900 / 59.375) = 16 -> 20 min
+    (900, RateSettings(), (20, 1440)),
+    # 10,000 connections: ceil(10000 / (60 - 10000/1440)) = ceil(188.5) = 189 -> 240 min (4 h divides a day)
+    (10_000, RateSettings(), (240, 1440)),
+    # 40,000: holds would take over half the budget, so hold_every = ceil(2 * 40000 / 60) = 1334 -> 1440 stays;
+    # runs ceil(40000 / (60 - 40000/1440)) = ceil(1244.4) = 1245 -> 1440
+    (40_000, RateSettings(), (1440, 1440)),
+    (10_000, RateSettings(max_connections_per_second=10.0), (20, 1440)),
     (10, RateSettings(min_interval_minutes=30), (30, 1440)),
+    (10, RateSettings(min_interval_minutes=25), (30, 1440)),  # 25 is no even interval: 30
+    (2, RateSettings(min_interval_minutes=1), (1, 1440)),  # the lab's short interval
 ]
 
 
@@ -113,14 +115,19 @@ def test_the_interval_keeps_the_fleet_under_the_cap(total: int, settings: RateSe
     assert interval >= settings.min_interval_minutes and hold_every >= interval
 
 
+def test_a_fleet_that_would_need_more_than_a_day_is_refused_with_what_to_change() -> None:
+    with pytest.raises(PlanError, match=r"100000 connections per run need an interval of 3333 minutes.*fewer active"):
+        required_interval(100_000, RateSettings())
+
+
 def test_the_schedule_writes_the_arithmetic_out() -> None:
     fleet = {**site("a", 2000, None), **site("p", 1000, None, SQUID)}  # unknown egress: every host active
     schedule = plan_monitor(fleet).schedule
     assert schedule["active_hosts"] == 3000 and schedule["connections_per_run"] == 2000 * 2 + 1000 * 4
-    assert schedule["interval_minutes"] == 147  # ceil(8000 / (60 - 8000/1440)) = ceil(146.9)
+    assert schedule["interval_minutes"] == 180  # ceil(8000 / (60 - 8000/1440)) = ceil(146.9) = 147 -> 3 h
     assert schedule["connections_per_second"] <= 1.0
-    assert schedule["mqtt_every_minutes"] == 147  # never more often than the interval
-    assert "8000 / (147 * 60) + 8000 / (1440 * 60)" in schedule["arithmetic"]
+    assert schedule["mqtt_every_minutes"] == 180  # never more often than the interval
+    assert "8000 / (180 * 60) + 8000 / (1440 * 60)" in schedule["arithmetic"]
 
 
 @pytest.mark.parametrize(("options", "settings", "message"), [
@@ -148,3 +155,15 @@ def test_the_filter_reads_hostvars_and_names_bad_input() -> None:
         monitor_plan(hostvars, "h1")
     with pytest.raises(AnsibleFilterError, match="sentinels_per_egress is 0"):
         monitor_plan(hostvars, ["h1"], sentinels_per_egress=0)
+
+
+def test_every_interval_the_plan_picks_is_one_the_runner_module_accepts() -> None:
+    from ansible_collections.protectnet.epns.plugins.module_utils._monitor._install import InstallError, check_interval
+    from ansible_collections.protectnet.epns.plugins.plugin_utils._monitor_plan._plan import EVEN_INTERVALS
+
+    for minutes in EVEN_INTERVALS:
+        assert check_interval(minutes, allow_short=True) == minutes
+    for minutes in range(1, 1441):
+        if minutes not in EVEN_INTERVALS:
+            with pytest.raises(InstallError):
+                check_interval(minutes, allow_short=True)

@@ -11,6 +11,9 @@ import typing as t
 
 PORTS_PER_PATH = 2  # 8883 and the 443 fallback: every path is tried on both
 MAX_SENTINELS_PER_EGRESS = 2
+# Intervals a systemd timer and a cron entry both keep evenly (the runner module accepts only these): the divisors
+# of 60, and whole hours that divide a day.
+EVEN_INTERVALS = (*(m for m in range(1, 60) if 60 % m == 0), *(h * 60 for h in range(1, 25) if 24 % h == 0))
 
 
 class PlanError(ValueError):
@@ -75,7 +78,8 @@ def required_interval(total_connections: int, settings: RateSettings) -> t.Tuple
 
     A run of the fleet opens ``total_connections`` connections; holds open the same number again once per
     ``hold_every`` minutes. With the budget ``B = 60 * cap`` connections per minute, holds get at most half of it
-    (``hold_every >= 2 * total / B``) and the runs the rest: ``interval >= total / (B - total / hold_every)``.
+    (``hold_every >= 2 * total / B``) and the runs the rest: ``interval >= total / (B - total / hold_every)``,
+    rounded up to the next interval a timer and cron keep evenly (a longer interval only lowers the rate).
     """
     budget = 60.0 * settings.max_connections_per_second
     if total_connections <= 0:
@@ -83,7 +87,12 @@ def required_interval(total_connections: int, settings: RateSettings) -> t.Tuple
     hold_every = max(settings.hold_every_minutes, math.ceil(2 * total_connections / budget))
     interval = math.ceil(total_connections / (budget - total_connections / hold_every))
     interval = max(settings.min_interval_minutes, interval)
-    return interval, max(hold_every, interval)
+    even = [minutes for minutes in EVEN_INTERVALS if minutes >= interval]
+    if not even:
+        raise PlanError(f"{total_connections} connections per run need an interval of {interval} minutes to stay "
+                        f"under {settings.max_connections_per_second:g} connections per second, longer than a day: "
+                        "use fewer active hosts (sentinels, not all_active) or a higher max_connections_per_second")
+    return even[0], max(hold_every, even[0])
 
 
 def _check(settings: RateSettings, per_egress: int) -> None:
