@@ -459,7 +459,7 @@ class Lab:
         self._say(f"{target.name}: {name} stopped")
 
     # -- Prometheus and node_exporter (the monitor's tests) ---------------------------------------------
-    def start_prometheus(self, agent: str, textfile_dir: str, rule_files: Sequence[Path] = (),
+    def start_prometheus(self, agent: str, textfile_dir: str, rule_files: Sequence[Path | str] = (),
                          scrape_seconds: float = 1.0) -> prometheuslib.Monitoring:
         """Debian's node_exporter (textfile collector on textfile_dir, as the agent sees it) and Prometheus
         scraping it every scrape_seconds with rule_files loaded, both in the agent's namespaces; `down` ends them."""

@@ -30,7 +30,7 @@ def _enter(holder: int) -> list[str]:
     return ["nsenter", "-t", str(holder), "-m", "-n", "-u", "--"]
 
 
-def config_text(host: Host, rule_files: Sequence[Path], scrape_seconds: float) -> str:
+def config_text(host: Host, rule_files: Sequence[Path | str], scrape_seconds: float) -> str:
     """JSON is YAML: the scrape of this agent's node_exporter, instance named after the agent."""
     config = {"global": {"scrape_interval": f"{scrape_seconds:g}s", "evaluation_interval": f"{scrape_seconds:g}s",
                          "scrape_timeout": f"{scrape_seconds:g}s"},
@@ -101,7 +101,7 @@ class Monitoring:
         kill_all([self.prometheus_pid, self.node_exporter_pid], grace=2.0)
 
 
-def start(state: Path, host: Host, holder: int, textfile_dir: str, rule_files: Sequence[Path] = (),
+def start(state: Path, host: Host, holder: int, textfile_dir: str, rule_files: Sequence[Path | str] = (),
           scrape_seconds: float = 1.0) -> Monitoring:
     """node_exporter with its textfile collector on `textfile_dir` (a path as the agent sees it), then Prometheus
     scraping it; returns once both listen and the target is up."""
