@@ -15,6 +15,7 @@ SHARED = {"module_utils/_epns", "module_utils/_hostname", "module_utils/_host", 
 # room -> the rooms it may import besides the shared pieces (docs/architecture.md, "The rooms and the one-way flow")
 ALLOWED: t.Dict[str, t.Set[str]] = {
     "module_utils/_probe": set(),
+    "module_utils/_agent": set(),
     "module_utils/_firewall": set(),
     "module_utils/_proxy": set(),
     "module_utils/_eset_api": set(),

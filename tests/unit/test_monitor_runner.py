@@ -187,3 +187,21 @@ def test_help_names_the_exit_codes(capsys: pytest.CaptureFixture) -> None:
     assert stop.value.code == 0
     out = capsys.readouterr().out
     assert "usage: epns-probe" in out and "4 skipped (another run holds the lock)" in out and "--once" in out
+
+
+def test_a_passive_run_sends_nothing_and_reports_the_agents_own_connection(
+        tmp_path: Path, pki: t.Any, lo: t.Any, broker: t.Any) -> None:
+    primary = broker()
+    config = runner_config(tmp_path, pki, primary.port, lo.free_port(), active=False)
+    code, done = once(config, Clock())
+    assert (code, done["mode"], done["result"]) == (0, "passive", None)
+    assert primary.connections == 0
+    found = samples(prom_file(config))
+    assert value(found, "epns_probe_mode_info", mode="passive") == 1
+    assert "epns_path_up" not in found and "epns_verdict" not in found
+    # no ERAAgent runs on this machine: the check sees that (as root) and says so, or says it cannot see
+    state = done["agent_connection"]["state"]
+    assert state in ("no_agent", "cannot_see"), done["agent_connection"]
+    expected = [] if state == "cannot_see" else [({"port": "", "via": ""}, 0.0)]
+    assert found.get("epns_agent_connection_up", []) == expected
+    assert _store.read_history(str(tmp_path / "state"))[-1]["agent_connection"]["state"] == state

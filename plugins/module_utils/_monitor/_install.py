@@ -24,7 +24,8 @@ from .._host._files import FileMeta, read_text
 LIB_PACKAGE = "protectnet_epns"
 COPIED = ("_monitor", "_probe", "_host", "_agent")
 SINGLE = ("_epns", "_hostname")
-REQUIRED = ("_monitor/_runner.py", "_probe/_engine.py", "_host/_files.py", "_epns.py", "_hostname.py")
+REQUIRED = ("_monitor/_runner.py", "_probe/_engine.py", "_agent/_observe.py", "_host/_files.py", "_epns.py",
+            "_hostname.py")
 NOT_COPIED = ("_monitor/_install.py",)  # the module's side only
 UNIT = "protectnet-epns-monitor"
 UNIT_DIR = "/etc/systemd/system"

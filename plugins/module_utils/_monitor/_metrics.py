@@ -22,7 +22,7 @@ METRICS: t.Dict[str, t.Tuple[str, str]] = {
     "epns_path_failure": (GAUGE, "1 for the failure class and stage of a failing path"),
     "epns_path_stage_seconds": (GAUGE, "How long each stage of the path took in the last run"),
     "epns_path_last_success_timestamp_seconds": (GAUGE, "When the path last worked (Unix time)"),
-    "epns_path_hold_survived_seconds": (GAUGE, "The longest hold survived in the last hold run"),
+    "epns_path_hold_survived_seconds": (GAUGE, "The longest hold survived in the last hold run (until a cut was seen)"),
     "epns_path_idle_cut": (GAUGE, "1 when the last hold was cut while idle"),
     "epns_tls_issuer_info": (GAUGE, "The SHA-256 of the TLS issuer name the path saw"),
     "epns_tls_interception_suspected": (GAUGE, "1 when the path's TLS looks intercepted"),
@@ -34,6 +34,8 @@ METRICS: t.Dict[str, t.Tuple[str, str]] = {
     "epns_probe_mode_info": (GAUGE, "What the last run did: tcp_tls, mqtt, hold or passive"),
 }
 MODES = ("tcp_tls", "mqtt", "hold", "passive")
+# The states of _agent's summary in which the runner saw what the agent holds ("cannot_see": it did not).
+AGENT_SEEN = ("connected", "not_connected", "no_agent")
 
 
 class Metrics:
@@ -131,10 +133,17 @@ def intercepted(path: t.Mapping[str, t.Any]) -> bool:
 
 
 def run_metrics(result: t.Optional[t.Mapping[str, t.Any]], mode: str, known: t.Mapping[str, t.Mapping[str, t.Any]],
-                ended: float, duration: float, skipped: int) -> Metrics:
+                ended: float, duration: float, skipped: int,
+                agent: t.Optional[t.Mapping[str, t.Any]] = None) -> Metrics:
     """The metrics of a run: this run's paths from result (None: a passive run), the remembered per-path facts
-    (last success, last hold) from known (path key -> {labels, last_success, hold_survived, idle_cut})."""
+    (last success, last hold) from known (path key -> {labels, last_success, hold_survived, idle_cut}), and the
+    agent's own connection (the summary of _agent.observe; left out when the runner cannot see it)."""
     metrics = Metrics()
+    if agent and agent.get("state") in AGENT_SEEN:
+        connected = agent["state"] == "connected"
+        labels = {"port": str(agent.get("port") or "") if connected else "",
+                  "via": str(agent.get("via") or "") if connected else ""}
+        metrics.add("epns_agent_connection_up", labels, 1 if connected else 0)
     for path in (result or {}).get("paths") or []:
         labels = path_labels(path)
         metrics.add("epns_path_up", labels, 1 if path.get("ok") else 0)

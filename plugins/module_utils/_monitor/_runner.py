@@ -17,6 +17,7 @@ import time
 import typing as t
 from dataclasses import fields
 
+from .._agent import AgentConfigError, observe
 from .._host._files import FileMeta, write_file
 from .._probe._options import ProbeConfigError, ProbeOptions
 from . import _metrics, _schedule, _store
@@ -99,20 +100,32 @@ def _locked_run(config: Config, mode: t.Optional[str], clock: t.Callable[[], flo
     started = clock()
     chosen = mode or _schedule.choose_mode(config.schedule, state, started)
     result = None if chosen == "passive" else _schedule.run_mode(chosen, config.probe, config.schedule)
+    agent = agent_connection(config.probe)
     ended = clock()
     state["paths"] = _metrics.remember(state.get("paths") or {}, result, chosen, ended)
     _schedule.mark_done(state, chosen, ended)
     _store.save_state(config.state_dir, state)
-    entry = history_entry(result, chosen, started, ended)
+    entry = dict(history_entry(result, chosen, started, ended), agent_connection=agent)
     lines = _store.append_history(config.state_dir, entry, config.history_keep)
     metrics = _metrics.run_metrics(result, chosen, state["paths"], ended, ended - started,
-                                   _store.skipped(config.state_dir))
+                                   _store.skipped(config.state_dir), agent)
     target = os.path.join(config.textfile_dir, METRICS_FILE)
     # node_exporter reads only *.prom: the writer's temporary ".pn-*" file in the same directory is never read.
     write_file(target, metrics.render(), FileMeta(0o644))
     code = EXIT_CODES.get(str((result or {}).get("verdict")), 0)
     return code, {"skipped": False, "mode": chosen, "metrics_file": target, "history_lines": lines,
-                  "history": entry, "result": result}
+                  "history": entry, "result": result, "agent_connection": agent}
+
+
+def agent_connection(probe: ProbeOptions) -> t.Dict[str, t.Any]:
+    """The passive check (_agent): whether the ESET agent itself holds a connection to EPNS or its proxy now.
+    Reads /proc only; sends nothing."""
+    try:
+        seen = observe(proxies=list(probe.proxies), ports=[probe.primary_port, probe.fallback_port],
+                       epns_host=probe.host)
+    except AgentConfigError as exc:
+        raise UsageError(f"the agent connection check: {exc}") from None
+    return dict(seen.summary, message=seen.message)
 
 
 def history_entry(result: t.Optional[t.Mapping[str, t.Any]], mode: str, started: float, ended: float
@@ -128,10 +141,12 @@ def history_entry(result: t.Optional[t.Mapping[str, t.Any]], mode: str, started:
             "paths": paths}
 
 
-def describe(result: t.Optional[t.Mapping[str, t.Any]], mode: str) -> str:
-    """The human-readable report of a result: the verdict, then one line per path."""
+def describe(result: t.Optional[t.Mapping[str, t.Any]], mode: str,
+             agent: t.Optional[t.Mapping[str, t.Any]] = None) -> str:
+    """The human-readable report of a result: the verdict, then one line per path, then the agent's own connection."""
+    tail = [f"  the agent itself: {agent.get('message')}"] if agent else []
     if result is None:
-        return f"mode {mode}: no probe traffic (passive)\n"
+        return "\n".join([f"mode {mode}: no probe traffic (passive)", *tail]) + "\n"
     lines = [f"EPNS {result.get('host')}: {result.get('verdict')} ({mode}) - {result.get('verdict_reason')}"]
     for path in result.get("paths") or []:
         failure = path.get("failure") or {}
@@ -140,7 +155,7 @@ def describe(result: t.Optional[t.Mapping[str, t.Any]], mode: str) -> str:
         lines.append(f"  {path.get('id')}: {state}; {stages}".rstrip("; "))
         if not path.get("ok") and failure.get("message"):
             lines.append(f"    {failure['message']}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + tail) + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -179,7 +194,9 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         else:
             chosen = mode or "mqtt"
             result = None if chosen == "passive" else _schedule.run_mode(chosen, config.probe, config.schedule)
-            code, done = EXIT_CODES.get(str((result or {}).get("verdict")), 0), {"mode": chosen, "result": result}
+            agent = agent_connection(config.probe)
+            code = EXIT_CODES.get(str((result or {}).get("verdict")), 0)
+            done = {"mode": chosen, "result": result, "agent_connection": agent}
     except (UsageError, ProbeConfigError, OSError, TypeError) as exc:
         sys.stderr.write(f"epns-probe: {exc}\n")
         return EXIT_ERROR
@@ -189,5 +206,5 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         elif done.get("skipped"):
             sys.stdout.write(f"epns-probe: {done['message']} ({done['runs_skipped_total']} skipped so far)\n")
         else:
-            sys.stdout.write(describe(done.get("result"), done["mode"]))
+            sys.stdout.write(describe(done.get("result"), done["mode"], done.get("agent_connection")))
     return code
