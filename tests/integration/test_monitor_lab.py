@@ -9,25 +9,16 @@ itself and the systemd units are part runner's tests (tests/integration/test_mon
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
-from _ansible import REPO, run_playbook, write_host_vars
+from _ansible import run_playbook, write_host_vars
+from _monitor import PATHS, PLAYBOOK, RULES_DIR, USER, extra_vars, render_rules, run_now, start_prometheus
 from prometheus_client.parser import text_string_to_metric_families
-
-sys.path.insert(0, str(REPO / "tests" / "prometheus"))
-import render_rules
 
 pytestmark = pytest.mark.lab
 
-PLAYBOOK = REPO / "playbooks" / "monitor.yml"
-USER = "epns-monitor"
-# Paths under each host's private /run: the lab shares /opt and /var/lib with the machine.
-PATHS = {"epns_monitor_prefix": "/run/epns-opt", "epns_monitor_state_dir": "/run/epns-state",
-         "epns_monitor_textfile_dir": "/run/epns-textfile", "epns_monitor_config_dir": "/etc/protectnet-epns"}
-RULES_DIR = "/run/epns-rules"
 LEFT_BEHIND = [*PATHS.values(), f"{RULES_DIR}/epns-alerts.yml", "/etc/cron.d/protectnet_epns_monitor",
                "/etc/systemd/system/epns-monitor.service", "/etc/systemd/system/epns-monitor.timer"]
 
@@ -46,35 +37,18 @@ def agents(lab: Any) -> List[str]:
 
 @pytest.fixture(scope="module")
 def monitoring(lab: Any, agents: List[str]) -> Iterator[Any]:
-    sh(lab, agents[0], ["mkdir", "-p", RULES_DIR])
-    running = lab.start_prometheus(agents[0], PATHS["epns_monitor_textfile_dir"], [f"{RULES_DIR}/*.yml"])
+    running = start_prometheus(lab, agents[0])
     yield running
     lab.stop_prometheus(running)
 
 
 def monitor(lab: Any, agents: List[str], work: Path, monitoring: Any, state: str = "present") -> Any:
-    rules = work / "epns-alerts-short.yml"
-    rules.write_text(render_rules.render("3s"))
     overlay = write_host_vars(work / "inventory", {name: {"eset_public_ip": "203.0.113.50"} for name in agents})
-    extra = {**PATHS, "epns_targets": ",".join(agents), "epns_monitor_state": state,
-             "epns_monitor_sentinels_per_egress": 1, "epns_monitor_interval_minutes": 1,
-             "epns_monitor_allow_short_interval": True, "epns_monitor_jitter_seconds": 0,
-             "epns_monitor_mqtt_every_minutes": 1, "epns_monitor_hold_every_minutes": 1440,
-             "epns_monitor_hold_seconds": 0, "epns_monitor_probe": {"connect_timeout": 3, "timeout": 20},
-             "epns_monitor_prometheus_host": agents[0], "epns_monitor_prometheus_rules_dir": RULES_DIR,
-             "epns_monitor_prometheus_rules_src": str(rules),
-             "epns_monitor_prometheus_reload_url": f"{monitoring.url}/-/reload"}
+    extra = extra_vars(agents, agents[0], f"{monitoring.url}/-/reload", work, state,
+                       epns_monitor_sentinels_per_egress=1)
     done = run_playbook(lab, PLAYBOOK, inventories=[overlay], extra_vars=extra)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     return done
-
-
-def run_now(lab: Any, host: str) -> str:
-    """One run as cron starts it: the runner's user, its installed command, the mode its schedule picks."""
-    done = lab.run(host, ["runuser", "-u", USER, "--", f"{PATHS['epns_monitor_prefix']}/bin/epns-probe", "--once",
-                          "--json"], timeout=120)
-    assert done.returncode in (0, 1, 2), f"{done.returncode}: {done.stderr}{done.stdout}"
-    return str(done.stdout)
 
 
 def metrics_file(lab: Any, host: str) -> Dict[str, List[Any]]:
