@@ -80,7 +80,8 @@ def show_monitor(lab: Lab, host: str, work: Path) -> int:
     say(f"  {PRIMARY_DOWN_QUERY}")
     for sample in answer:
         labels = sample["metric"]
-        say(f"  -> {labels['instance']} port {labels['port']} via {labels['via']} {labels.get('proxy', '')}: down")
+        proxy = f" {labels['proxy']}" if labels.get("proxy") else ""
+        say(f"  -> {labels['instance']} port {labels['port']} via {labels['via']}{proxy}: down")
     alerts = monitoring.wait("the alert", lambda: [a for a in monitoring.alerts()
                                                    if a["labels"]["alertname"] == "EPNSPrimaryPortDown"])
     for alert in alerts:
