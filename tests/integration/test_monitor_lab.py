@@ -8,6 +8,7 @@ itself and the systemd units are part runner's tests (tests/integration/test_mon
 """
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -72,6 +73,9 @@ def test_the_role_installs_a_sentinel_and_a_passive_host_under_their_own_user(la
         assert sh(lab, host, ["stat", "-c", "%U %a", PATHS["epns_monitor_state_dir"]]).split() == [USER, "750"]
         assert sh(lab, host, ["stat", "-c", "%G %a", PATHS["epns_monitor_textfile_dir"]]).split() == [USER, "1775"]
         run_now(lab, host)
+    again = monitor(lab, agents, tmp_path, monitoring)
+    for host in agents:
+        assert re.search(rf"{host}\s*: ok=\d+\s+changed=0\s", again.stdout), again.stdout[-1500:]
     sentinel, passive = (metrics_file(lab, host) for host in agents)
     assert any(s.labels["port"] == "8883" and s.value == 1 for s in sentinel["epns_path_up"])
     assert "epns_path_up" not in passive, "the passive host probed EPNS"
