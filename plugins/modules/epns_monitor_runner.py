@@ -133,8 +133,9 @@ options:
     default: {}
   active:
     description:
-      - V(false) - passive only, no probe traffic. The runs then write only the run metrics (the agent's own
-        connection check is not part of this release of the runner).
+      - V(false) - passive only, no probe traffic - the runs only look at the ESET agent's own connection
+        (C(epns_agent_connection_up), as M(protectnet.epns.epns_agent_connection) does) and write the run metrics.
+      - Every run, active or not, also does that passive check.
     type: bool
     default: true
 notes:

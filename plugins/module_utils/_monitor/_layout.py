@@ -111,8 +111,8 @@ def plan_absent(settings: I.Settings) -> Plan:
     state_dir = str(manifest.get("state_dir") or settings.state_dir)
     textfile_dir = str(manifest.get("textfile_dir") or settings.textfile_dir)
     known = {settings.entry, settings.config_file, I.CRON_FILE, os.path.join(settings.config_dir, I.MANIFEST),
-             f"{I.UNIT_DIR}/{I.UNIT}.service", f"{I.UNIT_DIR}/{I.UNIT}.timer", os.path.join(textfile_dir,
-                                                                                           I.METRICS_FILE)}
+             f"{I.UNIT_DIR}/{I.UNIT}.service", f"{I.UNIT_DIR}/{I.UNIT}.timer",
+             os.path.join(textfile_dir, I.METRICS_FILE)}
     known.update(str(p) for p in manifest.get("files") or [])
     known.update(_library_files(settings))
     known.update(os.path.join(state_dir, name) for name in I.RUNNER_FILES)
