@@ -16,9 +16,12 @@ them as not probed.
 Wake-on-LAN: the server sends magic packets to a multicast group (same segment) and to the directed broadcast of the
 subnet behind a second router, which does not forward directed broadcasts: the report's last section says which
 arrived where, and why not.
+Last, the monitor (playbooks/monitor.yml) on agent3, with Debian's node_exporter and Prometheus in its namespaces:
+the demo ends with the Prometheus query the monitor answers (8883 down on agent3, and the alert it raises).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +35,7 @@ sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / "tests" / "integration")
 from _ansible import BIN, ansible_env  # noqa: E402
 from _eset_lab import group_paths_of, inventory_sources, seed_payload  # noqa: E402
 from _firewall import nft_default_deny  # noqa: E402
+from _monitor import PLAYBOOK, extra_vars, run_now, start_prometheus  # noqa: E402
 from emulator.client import control  # noqa: E402
 from emulator.pki import make_pki  # noqa: E402
 from pnlab import Lab  # noqa: E402
@@ -56,6 +60,34 @@ def start_emulator(lab: Lab, workdir: Path) -> tuple[subprocess.Popen[str], str,
 
 def say(line: str) -> None:
     print(f"demo: {line}", flush=True)
+
+
+PRIMARY_DOWN_QUERY = 'epns_path_up{port="8883"} == 0'
+
+
+def show_monitor(lab: Lab, host: str, work: Path) -> int:
+    """The monitor on one host, scraped by a real Prometheus; prints the query and its answer."""
+    monitoring = start_prometheus(lab, host)
+    extra = extra_vars([host], host, f"{monitoring.url}/-/reload", work)
+    argv = [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-e", json.dumps(extra), str(PLAYBOOK)]
+    done = subprocess.run(argv, env=ansible_env(lab), cwd=REPO, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stdout[-3000:], done.stderr[-2000:])
+        return done.returncode
+    run_now(lab, host)
+    answer = monitoring.wait("an answer", lambda: monitoring.query(PRIMARY_DOWN_QUERY))
+    say(f"monitor: Prometheus at {monitoring.url} scrapes {host}'s node_exporter; the query")
+    say(f"  {PRIMARY_DOWN_QUERY}")
+    for sample in answer:
+        labels = sample["metric"]
+        proxy = f" {labels['proxy']}" if labels.get("proxy") else ""
+        say(f"  -> {labels['instance']} port {labels['port']} via {labels['via']}{proxy}: down")
+    alerts = monitoring.wait("the alert", lambda: [a for a in monitoring.alerts()
+                                                   if a["labels"]["alertname"] == "EPNSPrimaryPortDown"])
+    for alert in alerts:
+        say(f"  alert EPNSPrimaryPortDown ({alert['state']}): {alert['annotations']['summary']}")
+        say(f"  hint: {alert['annotations']['hint']}")
+    return 0
 
 
 def main() -> int:
@@ -93,8 +125,9 @@ def main() -> int:
             finally:
                 emulator.terminate()
                 emulator.wait(timeout=10)
-    say(f"report: {REPORT_DIR}/epns-report.html (also .md, .json, .junit.xml)")
-    return done.returncode
+            say(f"report: {REPORT_DIR}/epns-report.html (also .md, .json, .junit.xml)")
+            monitored = show_monitor(lab, dropped, Path(work))
+    return done.returncode or monitored
 
 
 if __name__ == "__main__":

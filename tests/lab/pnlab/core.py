@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from . import daemons, hostfs, latency, netns, proxies, resolver, teardown
 from . import faults as faultlib
+from . import prometheus as prometheuslib
 from . import services as servicelib
 from . import state as statefile
 from .inventory import (
@@ -456,6 +457,30 @@ class Lab:
                 data["services"].pop(target.name)
             statefile.save(self.state_dir, data)
         self._say(f"{target.name}: {name} stopped")
+
+    # -- Prometheus and node_exporter (the monitor's tests) ---------------------------------------------
+    def start_prometheus(self, agent: str, textfile_dir: str, rule_files: Sequence[Path | str] = (),
+                         scrape_seconds: float = 1.0) -> prometheuslib.Monitoring:
+        """Debian's node_exporter (textfile collector on textfile_dir, as the agent sees it) and Prometheus
+        scraping it every scrape_seconds with rule_files loaded, both in the agent's namespaces; `down` ends them."""
+        host = self._agent(agent)
+        monitoring = prometheuslib.start(self.state_dir, host, self.holder(host.name), textfile_dir, rule_files,
+                                         scrape_seconds)
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            data["pids"][f"prometheus-{host.name}"] = monitoring.prometheus_pid
+            data["pids"][f"node-exporter-{host.name}"] = monitoring.node_exporter_pid
+            statefile.save(self.state_dir, data)
+        self._say(f"{host.name}: node_exporter and Prometheus at {monitoring.url}")
+        return monitoring
+
+    def stop_prometheus(self, monitoring: prometheuslib.Monitoring) -> None:
+        monitoring.stop()
+        with statefile.locked(self.state_dir):
+            data = self._data()
+            for key in (f"prometheus-{monitoring.host.name}", f"node-exporter-{monitoring.host.name}"):
+                data["pids"].pop(key, None)
+            statefile.save(self.state_dir, data)
 
     def status(self) -> dict[str, Any]:
         data = statefile.load(self.state_dir)

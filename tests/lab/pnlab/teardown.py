@@ -19,7 +19,8 @@ def _netns_pids(name: str) -> set[int]:
     return {int(p) for p in run(["ip", "netns", "pids", name], check=False).stdout.split()}
 
 
-LAB_PROGRAMS = {"ssh", "sshd", "mosquitto", "squid", "dnsmasq", "sleep", "nsenter", "unshare", "ip"}
+LAB_PROGRAMS = {"ssh", "sshd", "mosquitto", "squid", "dnsmasq", "sleep", "nsenter", "unshare", "ip",
+                "prometheus", "prometheus-node-exporter", "prometheus-node"}  # comm is cut at 15 characters
 LAB_SCRIPTS = {str(Path(__file__).resolve().parent.parent / name) for name in ("hostile.py", "delayline.py")}
 
 
