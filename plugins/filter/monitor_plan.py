@@ -5,7 +5,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: monitor_plan
 short_description: Which hosts probe EPNS actively, and how often, so the fleet stays under a connection-rate cap
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - protectnet.epns contributors (@protectnet)
 description:

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: agent_proxy_policy
 short_description: Make ESET Management Agents reach EPNS through an HTTP proxy, with an ESET PROTECT policy
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Manages one ESET Management Agent policy, found by its name, that sets the agents' HTTP proxy (host, port,
     which agent services use it, and whether they fall back to a direct connection), and its assignments to device

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: epns_agent_connection
 short_description: Show whether the ESET Management Agent itself is connected to EPNS right now, passively
-version_added: 0.5.0
+version_added: 0.1.0
 description:
   - Reads, without sending anything, which established TCP connections the ESET Management Agent process
     (C(ERAAgent)) holds right now, from the kernel's socket tables (C(/proc/net/tcp), C(/proc/net/tcp6)) and the

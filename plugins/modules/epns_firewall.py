@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: epns_firewall
 short_description: Open exactly the egress ESET's push notification service (EPNS) needs, on any host firewall
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Allows outbound TCP from the managed host to EPNS (C(epns.eset.com), ports 8883 and 443 by default) in the host's
     own firewall, in one call, for IPv4 and IPv6 alike, and nothing else.

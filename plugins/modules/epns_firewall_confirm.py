@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: epns_firewall_confirm
 short_description: Keep a firewall change made by epns_firewall with rollback_seconds, before it reverts itself
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - M(protectnet.epns.epns_firewall) with O(protectnet.epns.epns_firewall#module:rollback_seconds) applies the change
     and starts a watchdog on the host that restores the previous state at the deadline. This module stops that

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: epns_monitor_runner
 short_description: Install the standalone EPNS probe runner (epns-probe) with its schedule, metrics and history
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Installs on the managed host a copy of the probe that M(protectnet.epns.epns_probe) runs (the same code, copied
     with its module_utils, Python standard library only) as the command C(<prefix>/bin/epns-probe), its

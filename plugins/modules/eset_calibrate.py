@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: eset_calibrate
 short_description: Learn the agent policy nodes, the Wake-on-LAN setting and the broker's answers from your server
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - ESET does not publish the REST product id of ESET Management Agent policies, the node paths of the agent's HTTP
     proxy settings, nor the server setting that holds the Wake-on-LAN multicast addresses. This module learns them

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: eset_policy_info
 short_description: List ESET PROTECT policies, or show one with its decoded settings and its assignments
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Lists the policies of an ESET PROTECT On-Prem 13+ server or an ESET PROTECT Cloud tenant, or returns the
     policies with a given uuid or display name.

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: proxy_connect_ports
 short_description: Let the HTTP proxy in front of the agents carry ESET's push notification service (EPNS)
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - Runs on the proxy host. Makes squid or Apache httpd (C(mod_proxy_connect), as in ESET's older Apache HTTP Proxy)
     allow HTTP C(CONNECT) from the agents' networks to EPNS (the name O(epns_host)) on port 8883, and reports - and on

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: wol_multicast
 short_description: Set and check where the ESET PROTECT Server sends Wake-on-LAN magic packets
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - The ESET PROTECT Server sends Wake-on-LAN calls itself, to the multicast addresses set in its server settings
     (web console, More > Settings). This module validates and normalises those destinations, applies them to the

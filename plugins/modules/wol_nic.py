@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: wol_nic
 short_description: Report and enable Wake-on-LAN (magic packet) on a network interface
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Reads the interface's Wake-on-LAN support and setting with C(ethtool) and, with O(enable=true), turns on
     wake by magic packet (C(ethtool -s IF wol g)) and makes it persistent the way the host configures its network,

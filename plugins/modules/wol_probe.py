@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: wol_probe
 short_description: Prove that Wake-on-LAN magic packets reach the agents
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Three modes, used together by the role M(protectnet.epns.epns_wol) (or a playbook of your own).
   - V(listen), on each agent (run it with C(async) and C(poll 0)), binds UDP O(port) on IPv4 and IPv6, joins the
