@@ -129,8 +129,8 @@ ROLE_TWICE = """---
       vars: {epns_verify_report: false, epns_verify_fail_on: never, epns_verify_ca_path: "{{ lab_ca_path }}"}
     - name: Save
       ansible.builtin.copy:
-        content: "{{ {'first': first, 'second': epns_verify_agent_connection_result, 'probe': epns_verify_result.verdict}
-                     | to_json }}"
+        content: "{{ {'first': first, 'second': epns_verify_agent_connection_result,
+                      'probe': epns_verify_result.verdict} | to_json }}"
         dest: "{{ result_file }}"
         mode: "0600"
       delegate_to: localhost
