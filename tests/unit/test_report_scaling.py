@@ -13,7 +13,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible_collections.protectnet.epns.plugins.plugin_utils._report import _normalise
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report import _normalise, _text
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import normalize_phases
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._render import (
@@ -81,6 +81,6 @@ def test_plain_data_copies_subclasses_to_plain_types() -> None:
     class Mapping(dict):
         pass
 
-    copied = _normalise.plain_data(Mapping(a=[Tagged("x"), (1, 2.5, None, True)]))
+    copied = _text.plain_data(Mapping(a=[Tagged("x"), (1, 2.5, None, True)]))
     assert copied == {"a": ["x", [1, 2.5, None, True]]}
     assert type(copied) is dict and type(copied["a"][0]) is str and type(copied["a"][1]) is list

@@ -26,7 +26,7 @@ from ._states import (
     TONE_OK,
     VERDICTS,
 )
-from ._text import plain_text, redact_url_credentials
+from ._text import plain_data, plain_text, redact_url_credentials
 
 
 class ReportInputError(ValueError):
@@ -397,25 +397,6 @@ def host_row(host: str, raw: t.Any, columns: t.Sequence[t.Mapping[str, t.Any]]) 
 def _all_paths(raw: t.Mapping[str, t.Any]) -> t.List[t.Mapping[str, t.Any]]:
     """The EPNS paths, then the ESET PROTECT server paths (absent in results of earlier releases)."""
     return [_mapping(p) for p in [*_sequence(raw.get("paths")), *_sequence(raw.get("server_paths"))]]
-
-
-def plain_data(value: t.Any) -> t.Any:
-    """A copy made of plain dicts, lists, str, int, float, bool and None, in one pass.
-
-    Task arguments arrive as ansible-core's lazily templated containers and tagged strings: every later walk over
-    10,000 results (rows, JSON, digests) would pay that per access, so the report pays it once, here.
-    """
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
-    if isinstance(value, dict) or (not isinstance(value, (list, tuple, str)) and isinstance(value, t.Mapping)):
-        return {k if type(k) is str else str(k): plain_data(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_data(v) for v in value]
-    for base in (str, bool, int, float):
-        if isinstance(value, base):
-            return base(value)
-    return value
 
 
 def _check_results(results: t.Any, where: str) -> t.Dict[str, t.Any]:
