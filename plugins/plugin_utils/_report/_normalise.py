@@ -269,10 +269,10 @@ def _dns_summary(raw: t.Mapping[str, t.Any]) -> t.Optional[t.Dict[str, t.Any]]:
     }
 
 
-# Up to this many proxies in a phase, each proxy has its own columns. Beyond it (a proxy per site), a column per
-# proxy would make the matrix hosts x proxies, almost all "not tested": then proxy paths share columns by their
-# place among the host's own proxies ("8883 via proxy"), and each cell names its proxy.
-MAX_PROXY_COLUMNS = 3
+# Up to this many proxies in a phase (the HTML view's rule too), each proxy has its own columns. Beyond it (a proxy
+# per site), a column per proxy would make the matrix hosts x proxies, almost all "not tested": then proxy paths
+# share columns by their place among the host's own proxies ("8883 via proxy"), and each cell names its proxy.
+MAX_PROXY_COLUMNS = 2
 
 
 def _column_key(column: t.Mapping[str, t.Any], rank: int) -> t.Tuple[t.Any, ...]:
