@@ -105,6 +105,10 @@ def _environment(fmt: str, search_path: t.Sequence[str]) -> Environment:
     return env
 
 
+def _json_key(key: str) -> str:
+    return redact_url_credentials(key) if "@" in key else key
+
+
 def _jsonable(value: t.Any) -> t.Any:
     """Plain JSON data in one pass: URL credentials redacted, non-finite floats null, anything else a string."""
     kind = type(value)
@@ -115,8 +119,7 @@ def _jsonable(value: t.Any) -> t.Any:
     if value is None or kind is bool or kind is int:
         return value
     if kind is dict or (kind is not list and isinstance(value, t.Mapping)):
-        return {(redact_url_credentials(k) if "@" in k else k) if type(k) is str else _jsonable(str(k)): _jsonable(v)
-                for k, v in value.items()}
+        return {_json_key(str(k)): _jsonable(v) for k, v in value.items()}
     if kind is list or kind is tuple:
         return [_jsonable(v) for v in value]
     if isinstance(value, str):

@@ -46,7 +46,7 @@ def plain_data(value: t.Any) -> t.Any:
     if kind is str or kind is int or kind is bool or kind is float or value is None:
         return value
     if isinstance(value, dict) or (not isinstance(value, (list, tuple, str)) and isinstance(value, t.Mapping)):
-        return {k if type(k) is str else str(k): plain_data(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain_data(v) for v in value]
     for base in (str, bool, int, float):
