@@ -7,6 +7,7 @@ growing with the number of proxies, the quadratic step a proxy per site used to 
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 import typing as t
@@ -84,3 +85,13 @@ def test_plain_data_copies_subclasses_to_plain_types() -> None:
     copied = _text.plain_data(Mapping(a=[Tagged("x"), (1, 2.5, None, True)]))
     assert copied == {"a": ["x", [1, 2.5, None, True]]}
     assert type(copied) is dict and type(copied["a"][0]) is str and type(copied["a"][1]) is list
+
+
+def test_the_json_digest_is_added_without_parsing_and_gives_the_same_bytes() -> None:
+    inputs = normalize_phases(results=_synthetic.fleet(50).results)
+    content = render("json", build_report(inputs), inputs)
+    fast = with_digest("json", content, "d" * 64)
+    document = json.loads(content)
+    document["epns-report-digest"] = "d" * 64
+    assert fast == json.dumps(document, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    assert with_digest("json", '{"b": 1}\n', "d" * 64) == '{"b": 1, "epns-report-digest": "' + "d" * 64 + '"}\n'
