@@ -156,6 +156,8 @@ def _plan_files(
 ) -> t.List[_PlannedFile]:
     """Each format's file with its new content, and whether writing it would change what the file says."""
     planned = []
+    # What the results say is digested once; each format adds its template on top (see substance_digest).
+    said = substance_digest(inputs, args["title"], args["sections"])
     for fmt in formats:
         path = os.path.join(dest, "{}.{}".format(args["basename"], FORMATS[fmt][1]))
         template = templates.get(fmt)
@@ -165,7 +167,7 @@ def _plan_files(
             raise _PlanError(f"cannot render the {fmt} report: {to_native(exc)}") from exc
         # A report that differs only in timings and the time of writing says nothing new: it is left as it
         # is, so a second run over an unchanged network reports no change.
-        digest = substance_digest(fmt, _read(template) if template else None, inputs, args["title"], args["sections"])
+        digest = substance_digest(fmt, _read(template) if template else None, said)
         try:
             existing = _read(path)
         except OSError as exc:  # e.g. dest runs through a regular file

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / "tests" / "integration"), str(REPO / "tests")]
 
 from _ansible import BIN, COLLECTIONS, ansible_env  # noqa: E402
+from bench_fleet import SIZES as FLEET_SIZES  # noqa: E402
+from bench_fleet import part_e  # noqa: E402
 from bench_inventory import part_c  # noqa: E402
+from bench_report import part_d  # noqa: E402
 from pnlab import Lab  # noqa: E402
 
 BENCH_DIR = REPO / ".build" / "bench"
@@ -121,14 +125,33 @@ def part_b(lab: Lab) -> None:
     say(f"(b) ratio all paths / one-path floor = {ratio:.2f} (goal <= 1.25: {'met' if ratio <= 1.25 else 'NOT met'})")
 
 
-def main() -> int:
-    ensure_community_crypto()
-    with tempfile.TemporaryDirectory(prefix="pn-bench-") as work, Lab(agents=2, progress=say) as lab:
-        part_a(lab, Path(work) / "report")
-        part_b(lab)
-    part_c(say)
+def main(parts: List[str]) -> int:
+    wanted = set("".join(parts) or "abcde")
+    repeats = int(os.environ.get("BENCH_REPEATS", "5"))
+    figures: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_average_before": os.getloadavg()}
+    if wanted & {"a", "b"}:
+        ensure_community_crypto()
+        with tempfile.TemporaryDirectory(prefix="pn-bench-") as work, Lab(agents=2, progress=say) as lab:
+            if "a" in wanted:
+                part_a(lab, Path(work) / "report")
+            if "b" in wanted:
+                part_b(lab)
+    if "c" in wanted:
+        part_c(say)
+    if "d" in wanted:
+        figures["report"] = part_d(say, repeats=max(1, repeats // 2 + 1))
+    if "e" in wanted:
+        with tempfile.TemporaryDirectory(prefix="pn-bench-") as work, \
+                Lab(agents=max(FLEET_SIZES), progress=say) as lab:
+            figures["fleet"] = part_e(lab, say, Path(work) / "report", repeats=repeats)
+    figures["load_average_after"] = os.getloadavg()
+    if "report" in figures or "fleet" in figures:
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        (BENCH_DIR / "fleet.json").write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+        say(f"figures written to {BENCH_DIR / 'fleet.json'} (load average before {figures['load_average_before']}, "
+            f"after {figures['load_average_after']})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -26,7 +26,7 @@ from ._states import (
     TONE_OK,
     VERDICTS,
 )
-from ._text import plain_text, redact_url_credentials
+from ._text import plain_data, plain_text, redact_url_credentials
 
 
 class ReportInputError(ValueError):
@@ -190,6 +190,7 @@ def _cell_from_path(path: t.Mapping[str, t.Any], row_state: str) -> t.Dict[str, 
         "proxy_status": _first(a["proxy_status"] for a in deciding),
         "tls_issuer": _first(a["tls_issuer"] for a in deciding),
         "tls_subject": _first(a["tls_subject"] for a in deciding),
+        "proxy": optional_text(path.get("proxy")),
         "attempts": attempts,
     }
 
@@ -220,6 +221,7 @@ def _empty_cell(state: str) -> t.Dict[str, t.Any]:
         "proxy_status": None,
         "tls_issuer": None,
         "tls_subject": None,
+        "proxy": None,
         "attempts": [],
     }
 
@@ -267,48 +269,82 @@ def _dns_summary(raw: t.Mapping[str, t.Any]) -> t.Optional[t.Dict[str, t.Any]]:
     }
 
 
-def _column_key(path: t.Mapping[str, t.Any], proxy_order: t.Mapping[str, int]) -> t.Tuple[t.Any, ...]:
-    proxy = optional_text(path.get("proxy"))
-    role = optional_text(path.get("role"))
-    port = _opt_int(path.get("port"))
+# Up to this many proxies in a phase (the HTML view's rule too), each proxy has its own columns. Beyond it (a proxy
+# per site), a column per proxy would make the matrix hosts x proxies, almost all "not tested": then proxy paths
+# share columns by their place among the host's own proxies ("8883 via proxy"), and each cell names its proxy.
+MAX_PROXY_COLUMNS = 2
+
+
+def _column_key(column: t.Mapping[str, t.Any], rank: int) -> t.Tuple[t.Any, ...]:
+    """rank: -1 for a direct path, else the proxy's place (in the phase, or among the host's own when grouped)."""
+    role, port = column["role"], column["port"]
     return (
         1 if role == SERVER_ROLE else 0,  # the server paths after the EPNS paths
-        0 if proxy is None else 1,
-        -1 if proxy is None else proxy_order.get(proxy, len(proxy_order)),
+        0 if rank < 0 else 1,
+        rank,
         {"primary": 0, "fallback": 1}.get(role or "", 2),
         port if port is not None else 1 << 17,
     )
 
 
-def phase_columns(hosts: t.Sequence[str], results: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
-    """The union of path ids over all hosts, in the schema's order."""
-    proxy_order: t.Dict[str, int] = {}
-    seen: t.Dict[str, t.Dict[str, t.Any]] = {}
-    first_seen: t.Dict[str, int] = {}
-    for host in hosts:
-        raw = results[host]
-        if not _is_probe_result(raw):
-            continue
-        for path in _all_paths(raw):
+def _grouped_id(path: t.Mapping[str, t.Any], rank: int) -> t.Optional[str]:
+    """The shared column of a proxy path: port, server or not, and the proxy's place among the host's proxies."""
+    port = _opt_int(path.get("port"))
+    if port is None:
+        return _path_id(path)
+    server = " server" if optional_text(path.get("role")) == SERVER_ROLE else ""
+    return f"{port}{server} via proxy" + (f" {rank + 1}" if rank else "")
+
+
+def _keyed_paths(raw: t.Mapping[str, t.Any], grouped: bool) -> t.List[t.Tuple[str, t.Mapping[str, t.Any]]]:
+    """(column id, path) for each path of a result, first path per id; grouped: proxy paths by proxy rank."""
+    ranks: t.Dict[str, int] = {}
+    keyed: t.Dict[str, t.Mapping[str, t.Any]] = {}
+    for path in _all_paths(raw):
+        proxy = optional_text(path.get("proxy")) if grouped else None
+        if proxy is None:
             pid = _path_id(path)
-            if pid is None:
-                continue
+        else:
+            pid = _grouped_id(path, ranks.setdefault(proxy, len(ranks)))
+        if pid is not None and pid not in keyed:
+            keyed[pid] = path
+    return list(keyed.items())
+
+
+def _proxies_in(probed: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, int]:
+    order: t.Dict[str, int] = {}
+    for raw in probed:
+        for path in _all_paths(raw):
             proxy = optional_text(path.get("proxy"))
-            if proxy is not None and proxy not in proxy_order:
-                proxy_order[proxy] = len(proxy_order)
-            if pid not in seen:
-                first_seen[pid] = len(first_seen)
-                seen[pid] = {
-                    "id": pid,
-                    "port": _opt_int(path.get("port")),
-                    "role": optional_text(path.get("role")),
-                    "proxy": proxy,
-                    "server": optional_text(path.get("role")) == SERVER_ROLE,
-                }
-    ordered = sorted(
-        seen.values(),
-        key=lambda c: (*_column_key(c, proxy_order), first_seen[c["id"]]),
-    )
+            if proxy is not None:
+                order.setdefault(proxy, len(order))
+    return order
+
+
+def phase_columns(hosts: t.Sequence[str], results: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
+    """The union of path ids over all hosts, in the schema's order (proxy columns shared past MAX_PROXY_COLUMNS)."""
+    probed = [results[host] for host in hosts if _is_probe_result(results[host])]
+    proxy_order = _proxies_in(probed)
+    grouped = len(proxy_order) > MAX_PROXY_COLUMNS
+    seen: t.Dict[str, t.Dict[str, t.Any]] = {}
+    sort_keys: t.Dict[str, t.Tuple[t.Any, ...]] = {}
+    for raw in probed:
+        ranks: t.Dict[str, int] = {}
+        for pid, path in _keyed_paths(raw, grouped):
+            proxy = optional_text(path.get("proxy"))
+            rank = -1 if proxy is None else ranks.setdefault(proxy, len(ranks)) if grouped else proxy_order[proxy]
+            if pid in seen:
+                continue
+            seen[pid] = {
+                "id": pid,
+                "port": _opt_int(path.get("port")),
+                "role": optional_text(path.get("role")),
+                "proxy": None if grouped else proxy,
+                "server": optional_text(path.get("role")) == SERVER_ROLE,
+                "grouped": grouped and proxy is not None,
+            }
+            sort_keys[pid] = (*_column_key(seen[pid], rank), len(sort_keys))
+    ordered = sorted(seen.values(), key=lambda c: sort_keys[c["id"]])
     return [dict(c, index=i) for i, c in enumerate(ordered)]
 
 
@@ -329,11 +365,7 @@ def host_row(host: str, raw: t.Any, columns: t.Sequence[t.Mapping[str, t.Any]]) 
             "server_verdict_reason": None,
         }
     state = str(raw["verdict"])
-    by_id: t.Dict[str, t.Mapping[str, t.Any]] = {}
-    for path in _all_paths(raw):
-        pid = _path_id(path)
-        if pid is not None and pid not in by_id:
-            by_id[pid] = path
+    by_id = dict(_keyed_paths(raw, any(c.get("grouped") for c in columns)))
     cells = []
     for column in columns:
         found = by_id.get(column["id"])
@@ -370,7 +402,7 @@ def _all_paths(raw: t.Mapping[str, t.Any]) -> t.List[t.Mapping[str, t.Any]]:
 def _check_results(results: t.Any, where: str) -> t.Dict[str, t.Any]:
     if not isinstance(results, t.Mapping):
         raise ReportInputError(f"{where} must be a mapping of host name to probe result, not {type(results).__name__}")
-    return {str(host): value for host, value in results.items()}
+    return {str(host): plain_data(value) for host, value in results.items()}
 
 
 def normalize_phases(

@@ -3,7 +3,8 @@
 #
 # PRIVATE to the collection: not a public API, may change without notice.
 #
-# Text rules of the report: URL credentials redacted, one terminal-safe line, hosts in natural order.
+# Text rules of the report: URL credentials redacted, one terminal-safe line, hosts in natural order; and input
+# data as plain Python types.
 from __future__ import annotations
 
 import re
@@ -33,3 +34,22 @@ def natural_key(name: str) -> t.Tuple[t.Tuple[t.Tuple[int, t.Union[int, str]], .
             continue
         parts.append((0, int(chunk)) if chunk.isdigit() else (1, chunk))
     return tuple(parts), name
+
+
+def plain_data(value: t.Any) -> t.Any:
+    """A copy made of plain dicts, lists, str, int, float, bool and None, in one pass.
+
+    Task arguments arrive as ansible-core's lazily templated containers and tagged strings: every later walk over
+    10,000 results (rows, JSON, digests) would pay that per access, so the report pays it once, here.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if isinstance(value, dict) or (not isinstance(value, (list, tuple, str)) and isinstance(value, t.Mapping)):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    for base in (str, bool, int, float):
+        if isinstance(value, base):
+            return base(value)
+    return value
