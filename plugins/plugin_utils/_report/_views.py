@@ -121,7 +121,8 @@ def matrix_slots(phase: t.Mapping[str, t.Any]) -> t.Tuple[t.List[t.Dict[str, t.A
         if key not in by_key:
             by_key[key] = len(slots)
             slots.append({"key": key, "role": column.get("role"), "server": bool(column.get("server")),
-                          "proxy": None if grouped else column.get("proxy"), "grouped": grouped and key != column["id"],
+                          "proxy": None if grouped else column.get("proxy"),
+                          "grouped": (grouped and key != column["id"]) or bool(column.get("grouped")),
                           "columns": []})
         slots[by_key[key]]["columns"].append(column["id"])
         slot_of.append(by_key[key])
@@ -138,7 +139,8 @@ def _row_cells(row: t.Mapping[str, t.Any], columns: t.Sequence[t.Mapping[str, t.
         tested = cell["state"] not in (CELL_NOT_TESTED, CELL_NOT_PROBED)
         current = placed[slot]
         if current is None or (tested and current["state"] in (CELL_NOT_TESTED, CELL_NOT_PROBED)):
-            placed[slot] = dict(cell, via=column.get("proxy") if tested else None, column=column["id"])
+            placed[slot] = dict(cell, via=(cell.get("proxy") or column.get("proxy")) if tested else None,
+                                column=column["id"])
         elif tested:
             extra[slot].append(str(column["id"]))
     return [dict(cell or {}, also=others) for cell, others in zip(placed, extra)]
@@ -163,7 +165,8 @@ def phase_view(phase: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
     grouped = any(s["grouped"] for s in slots)
     rows = [
         {"row": row, "cells": _row_cells(row, phase["columns"], slot_of, len(slots)) if grouped else
-         [dict(cell, via=None, column=column["id"], also=[]) for column, cell in zip(phase["columns"], row["cells"])]}
+         [dict(cell, via=cell.get("proxy") if column.get("grouped") else None, column=column["id"], also=[])
+          for column, cell in zip(phase["columns"], row["cells"])]}
         for row in _ordered(phase["rows"])
     ]
     for slot in slots:
