@@ -49,7 +49,7 @@ class ActionModule(ActionBase):
                 entries = [e for e in entries.replace(",", " ").split() if e]
             if not isinstance(entries, list):
                 raise FirewallError(f"extra_destinations must be a list of addresses or CIDRs, got {entries!r}")
-            entries, published = expand_published(entries, self._loader.path_dwim)
+            entries, published = expand_published(entries, lambda path: self._loader.path_dwim(path))
             given = len(entries)
             args["extra_destinations"] = _normalised(entries)
         except FirewallError as exc:
