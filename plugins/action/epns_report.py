@@ -13,7 +13,11 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.protectnet.epns.plugins.module_utils._host._files import FileMeta, write_file
-from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import (
+    DEFAULT_STALE_AFTER,
+    FleetContext,
+    build_report,
+)
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import (
     ReportInputError,
     normalize_phases,
@@ -42,6 +46,10 @@ ARGUMENT_SPEC: t.Dict[str, t.Any] = {
     "template_dir": {"type": "path"},
     "sections": {"type": "list", "elements": "dict"},
     "show_summary": {"type": "bool", "default": False},
+    "hosts_info": {"type": "dict"},
+    "eset_inventory": {"type": "dict"},
+    "stale_after": {"type": "str", "default": DEFAULT_STALE_AFTER},
+    "published_addresses": {"type": "path"},
 }
 
 
@@ -142,8 +150,32 @@ def _build_model(args: t.Mapping[str, t.Any]) -> t.Tuple[t.List[t.Dict[str, t.An
     inputs = normalize_phases(results=args["results"], phases=args["phases"], phase=args["phase"], hosts=args["hosts"])
     now = datetime.datetime.now(datetime.timezone.utc)
     generated_at = args["generated_at"] or now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"])
+    model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"],
+                         fleet=_fleet_context(args))
     return inputs, model
+
+
+def _fleet_context(args: t.Mapping[str, t.Any]) -> FleetContext:
+    """The inventory's facts and ESET's published addresses for the report's fleet parts."""
+    published, outside_published = _published(args["published_addresses"])
+    return FleetContext(hosts_info=args["hosts_info"], eset_inventory=args["eset_inventory"],
+                        stale_after=args["stale_after"], published=published, outside_published=outside_published)
+
+
+def _published(path: t.Optional[str]) -> t.Tuple[t.Optional[t.Dict[str, t.Any]], t.Any]:
+    """ESET's published EPNS addresses (the collection's data file unless ``path`` names another) and the check
+    of a host's DNS answers against them."""
+    try:
+        from ansible_collections.protectnet.epns.plugins.plugin_utils._published import load_published, outside
+    except ImportError:  # until part "published" lands: no list, no warnings
+        return None, None
+    try:
+        published = load_published(path)
+    except (OSError, ValueError) as exc:
+        raise ReportInputError(f"published_addresses: {to_native(exc)}") from exc
+    meta = {"source": published.source, "date": str(published.date) if published.date else None,
+            "path": published.path}
+    return meta, lambda addresses: outside(published, addresses)
 
 
 def _plan_files(
