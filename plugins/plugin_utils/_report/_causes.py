@@ -81,7 +81,8 @@ def phase_causes(phase: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
         entry["host_names"] = sorted(names[key], key=natural_key)
         entry["hosts"] = len(entry["host_names"])
         entry["would_reach"] = len(reach[key])
-    return sorted(found.values(), key=lambda c: (-c["hosts"], c["role"] == SERVER_ROLE, c["title"], c["id"]))
+    return sorted(found.values(),
+                  key=lambda c: (-c["hosts"], -c["would_reach"], c["role"] == SERVER_ROLE, c["title"], c["id"]))
 
 
 def _new_cause(key: t.Tuple[str, str, str], column: t.Mapping[str, t.Any], cell: t.Mapping[str, t.Any]
