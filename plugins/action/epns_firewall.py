@@ -2,14 +2,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Controller side of epns_firewall (documentation in plugins/modules/epns_firewall.py):
-#   1. validate and normalise extra_destinations (host bits rejected, overlaps merged) with the module's own
-#      normalise_destinations, so a bad entry fails before the host is contacted;
+#   1. expand the entry eset_published[:/path/file.yml] to ESET's published EPNS networks (plugin_utils/_published,
+#      a controller-side file), then validate and normalise extra_destinations (host bits rejected, overlaps merged)
+#      with the module's own normalise_destinations, so a bad entry fails before the host is contacted;
 #   2. run the module on the host;
 #   3. with rollback_seconds, when the module armed a rollback: reset the connection and confirm over a fresh
 #      one (epns_firewall_confirm). No confirmation -> the host reverts by itself; the task fails saying so.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import time
 import typing as t
@@ -20,6 +22,12 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.protectnet.epns.plugins.module_utils._firewall._model import (
     FirewallError,
     normalise_destinations,
+)
+from ansible_collections.protectnet.epns.plugins.plugin_utils._published import (
+    PUBLISHED_NAME,
+    Published,
+    PublishedError,
+    load_published,
 )
 
 MODULE = "protectnet.epns.epns_firewall"
@@ -41,8 +49,9 @@ class ActionModule(ActionBase):
                 entries = [e for e in entries.replace(",", " ").split() if e]
             if not isinstance(entries, list):
                 raise FirewallError(f"extra_destinations must be a list of addresses or CIDRs, got {entries!r}")
+            entries, published = expand_published(entries, self._loader.path_dwim)
             given = len(entries)
-            args["extra_destinations"] = normalise_destinations(entries)
+            args["extra_destinations"] = _normalised(entries)
         except FirewallError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result
@@ -51,6 +60,8 @@ class ActionModule(ActionBase):
         # The host armed its rollback before the module returned: its deadline is at most `seconds` from here.
         armed = time.monotonic()
         result.update(module_result)
+        if published:
+            result["published"] = published
         if given != len(args["extra_destinations"]):
             result["extra_destinations_merged"] = args["extra_destinations"]
         rollback = module_result.get("rollback")
@@ -116,6 +127,54 @@ class ActionModule(ActionBase):
         except (ValueError, TypeError):
             return None
         return record if isinstance(record, dict) else None
+
+
+def expand_published(entries: t.Sequence[t.Any], resolve: t.Callable[[str], str],
+                     ) -> t.Tuple[t.List[t.Any], t.List[t.Dict[str, t.Any]]]:
+    """extra_destinations with each entry `eset_published` (the collection's list) or `eset_published:PATH` (a
+    user's file of the same layout; a relative PATH is resolved by `resolve`, the playbook's way) replaced by the
+    list's networks; and, per list used, what it was (path, date, source, networks) for the task's result."""
+    expanded: t.List[t.Any] = []
+    used: t.List[t.Dict[str, t.Any]] = []
+    for entry in entries:
+        text = entry.strip() if isinstance(entry, str) else ""
+        name, sep, path = text.partition(":")
+        if name != PUBLISHED_NAME:
+            expanded.append(entry)
+            continue
+        if sep and not path.strip():
+            raise FirewallError(f"extra_destinations: {entry!r} names no file after '{PUBLISHED_NAME}:'; "
+                                f"accepted: {PUBLISHED_NAME} or {PUBLISHED_NAME}:/path/to/file.yml")
+        try:
+            published = load_published(resolve(path.strip()) if sep else None)
+        except PublishedError as exc:
+            raise FirewallError(f"extra_destinations: {entry!r}: {exc}") from None
+        expanded.extend(n.with_prefixlen for n in published.networks)
+        used.append(_published_summary(published))
+    return expanded, used
+
+
+def _published_summary(published: Published) -> t.Dict[str, t.Any]:
+    return {"path": published.path, "date": published.date, "source": published.source,
+            "networks": [n.with_prefixlen for n in published.networks]}
+
+
+def _normalised(entries: t.Sequence[t.Any]) -> t.List[str]:
+    try:
+        return normalise_destinations(entries)
+    except FirewallError as exc:
+        if any(not _is_network(e) for e in entries):
+            raise FirewallError(f"{exc} (besides addresses and CIDRs, an entry may be {PUBLISHED_NAME} or "
+                                f"{PUBLISHED_NAME}:/path/to/file.yml: ESET's published EPNS addresses)") from None
+        raise
+
+
+def _is_network(entry: t.Any) -> bool:
+    try:
+        ipaddress.ip_network(str(entry).strip(), strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _revert_state(record: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:

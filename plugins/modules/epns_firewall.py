@@ -92,6 +92,13 @@ options:
       - More IPv4/IPv6 addresses or CIDRs to allow on O(ports), for example ESET's published EPNS ranges.
       - Overlapping and adjacent networks are merged; a CIDR with host bits set (C(10.0.0.1/24)) is refused with the
         network it probably meant.
+      - The entry V(eset_published) stands for ESET's published EPNS networks, the collection's dated data file
+        C(plugins/plugin_utils/_published/epns_addresses.yml) (KB332 as an unverified third-party transcription;
+        see C(docs/published-addresses.md)). V(eset_published:/path/to/file.yml) takes a file of the same layout
+        (C(date), C(source), C(networks)) from the controller instead; a relative path is looked up the way a
+        playbook's files are. The name is expanded on the controller before the module runs, so check and diff
+        modes show the networks themselves; a file that cannot be read or holds no valid CIDR list fails the task
+        naming the file and the layout expected. The result's RV(published) says which list was used.
     type: list
     elements: str
     default: []
@@ -224,6 +231,12 @@ EXAMPLES = r"""
     rollback_seconds: 30
     refresh: true
 
+- name: Allow ESET's published EPNS networks too (the collection's list, or your own file of the same layout)
+  protectnet.epns.epns_firewall:
+    extra_destinations:
+      - eset_published
+      # - eset_published:files/epns_addresses.yml
+
 - name: Hosts behind ESET Bridge get egress to the proxy instead
   protectnet.epns.epns_firewall:
     via_proxy: bridge.example.com:3128
@@ -286,6 +299,16 @@ not_applied:
   type: list
   elements: dict
   sample: [{"family": "ipv6", "networks": ["2001:db8:0:1::10/128"], "reason": "IPv6 is turned off in ufw (...)"}]
+published:
+  description:
+    - The published lists O(extra_destinations) named (V(eset_published)), each with C(path) (on the controller),
+      C(date) (the list's revision), C(source) and C(networks).
+  returned: when O(extra_destinations) names a published list
+  type: list
+  elements: dict
+  version_added: 0.5.0
+  sample: [{"path": ".../epns_addresses.yml", "date": "2026-07-24", "source": "ESET KB332 ...",
+            "networks": ["91.228.165.144/30", "91.228.165.148/32"]}]
 rollback:
   description:
     - C(null) without a rollback. Otherwise C(token), C(deadline) (epoch seconds), C(seconds) and, from the action

@@ -23,6 +23,7 @@ ALLOWED: t.Dict[str, t.Set[str]] = {
     "module_utils/_wol": {"module_utils/_firewall", "module_utils/_eset_api"},
     "module_utils/_calibrate": {"module_utils/_eset_api", "module_utils/_eset_policy", "module_utils/_wol"},
     "plugin_utils/_report": set(),
+    "plugin_utils/_published": set(),
     "plugin_utils/_eset_inventory": {"module_utils/_eset_api", "module_utils/_eset_policy"},
 }
 # plugins outside the rooms -> the rooms they may import (the shared pieces besides)
