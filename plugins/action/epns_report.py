@@ -13,6 +13,11 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.protectnet.epns.plugins.module_utils._host._files import FileMeta, write_file
+from ansible_collections.protectnet.epns.plugins.plugin_utils._published import (
+    PublishedError,
+    load_published,
+    outside,
+)
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import (
     DEFAULT_STALE_AFTER,
     FleetContext,
@@ -31,6 +36,8 @@ from ansible_collections.protectnet.epns.plugins.plugin_utils._report._render im
 )
 
 DEFAULT_FORMATS = ["markdown", "html", "json", "junit"]
+# What the report says besides the results: a change in any of them is a change of the report.
+FLEET_OPTIONS = ("hosts_info", "eset_inventory", "stale_after", "published_addresses")
 display = Display()
 
 ARGUMENT_SPEC: t.Dict[str, t.Any] = {
@@ -166,15 +173,10 @@ def _published(path: t.Optional[str]) -> t.Tuple[t.Optional[t.Dict[str, t.Any]],
     """ESET's published EPNS addresses (the collection's data file unless ``path`` names another) and the check
     of a host's DNS answers against them."""
     try:
-        from ansible_collections.protectnet.epns.plugins.plugin_utils._published import load_published, outside
-    except ImportError:  # until part "published" lands: no list, no warnings
-        return None, None
-    try:
         published = load_published(path)
-    except (OSError, ValueError) as exc:
+    except PublishedError as exc:
         raise ReportInputError(f"published_addresses: {to_native(exc)}") from exc
-    meta = {"source": published.source, "date": str(published.date) if published.date else None,
-            "path": published.path}
+    meta = {"source": published.source, "date": published.date, "path": published.path}
     return meta, lambda addresses: outside(published, addresses)
 
 
@@ -197,7 +199,8 @@ def _plan_files(
             raise _PlanError(f"cannot render the {fmt} report: {to_native(exc)}") from exc
         # A report that differs only in timings and the time of writing says nothing new: it is left as it
         # is, so a second run over an unchanged network reports no change.
-        digest = substance_digest(fmt, _read(template) if template else None, inputs, args["title"], args["sections"])
+        digest = substance_digest(fmt, _read(template) if template else None, inputs, args["title"], args["sections"],
+                                  *(args[name] for name in FLEET_OPTIONS))
         try:
             existing = _read(path)
         except OSError as exc:  # e.g. dest runs through a regular file
