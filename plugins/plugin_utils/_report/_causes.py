@@ -128,5 +128,3 @@ def compare_causes(first: t.Sequence[t.Mapping[str, t.Any]], last: t.Sequence[t.
     for row in rows.values():
         row["delta"] = row["after"] - row["before"]
     return sorted(rows.values(), key=lambda r: (-abs(r["delta"]), -r["after"], r["title"], r["id"]))
-
-
