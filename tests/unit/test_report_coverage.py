@@ -70,6 +70,8 @@ STALE = [
     ("an hour old, default 1d", "2026-01-10T11:00:00Z", "1d", False),
     ("two days old, threshold 3d", "2026-01-08T12:00:00Z", "3d", False),
     ("two hours old, threshold 90m", "2026-01-10T10:00:00Z", "90m", True),
+    ("nanoseconds as ESET's JSON may give them", "2026-01-08T12:00:00.123456789Z", "1d", True),
+    ("no time at all", None, "1d", False),
 ]
 
 

@@ -16,6 +16,7 @@ import typing as t
 from ._normalise import ReportInputError, optional_text
 from ._text import plain_text
 
+_FRACTION = re.compile(r"\.(\d+)")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The prefix that stands for "the same local network" when ESET gives only one address per device.
@@ -144,6 +145,8 @@ def parse_time(value: t.Optional[str]) -> t.Optional[datetime.datetime]:
     if not value:
         return None
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    # Python before 3.11 reads 3 or 6 digits of a fraction only; ESET's protobuf JSON may give up to 9.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
     try:
         when = datetime.datetime.fromisoformat(text)
     except ValueError:
