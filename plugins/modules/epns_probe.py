@@ -317,6 +317,17 @@ dns:
           C(dns_timeout), C(dns_sinkholed), C(dns_no_answer) (the name exists but has no address of the family
           asked for) or C(timeout) (the overall deadline). The message quotes the nameservers' answers.
       type: dict
+egress:
+  description:
+    - The host's way out per family (C(ipv4), C(ipv6); null without an address of it to look toward) - C(toward)
+      (the family's first address in RV(dns.addresses), with O(direct=false) the first proxy's), C(source) (the
+      kernel's pick, by a UDP C(connect) that sends nothing), C(gateway) and C(interface) (the main routing table,
+      C(/proc/net/route) and C(/proc/net/ipv6_route); policy routing may differ, which only C(source) shows).
+      A field is null when unknown; C(gateway) is also null for an on-link address.
+  returned: always
+  type: dict
+  version_added: 0.5.0
+  sample: {ipv4: {toward: 198.18.1.10, source: 198.18.0.11, gateway: 198.18.0.254, interface: eth0}, ipv6: null}
 paths:
   description:
     - One entry per path, in this order. Direct primary, direct fallback, then primary and fallback through each proxy.
@@ -392,16 +403,9 @@ paths:
             - {name: tcp, ok: true, elapsed_ms: 12, detail: {peer: "198.18.1.10:8883"}}
             - {name: tls, ok: true, elapsed_ms: 13, detail: {version: TLSv1.3}}
             - {name: mqtt, ok: true, elapsed_ms: 12, detail: {return_code: 0}}
-          tls:
-            version: TLSv1.3
-            cipher: TLS_AES_256_GCM_SHA384
-            subject: CN=epns.eset.com
-            issuer: CN=Example CA, O=Example
-            sans: [epns.eset.com]
-            not_after: "2030-01-01T00:00:00Z"
-            sha256: 5f0c...
-            verified: true
-            anchor: CN=Example CA, O=Example
+          tls: {version: TLSv1.3, cipher: TLS_AES_256_GCM_SHA384, subject: CN=epns.eset.com,
+                issuer: "CN=Example CA, O=Example", sans: [epns.eset.com], not_after: "2030-01-01T00:00:00Z",
+                sha256: 5f0c..., verified: true, anchor: "CN=Example CA, O=Example"}
           mqtt: {return_code: 0, meaning: Connection accepted, session_present: false}
 """
 

@@ -23,7 +23,7 @@ import time
 import typing as t
 
 from .. import _epns
-from . import _dns
+from . import _dns, _egress
 from ._attempt import AttemptLog, StageClock, ms
 from ._classify import (
     Result,
@@ -270,6 +270,9 @@ class Probe:
             "host": settings.host,
             "elapsed_ms": ms(time.monotonic() - self.started),
             "dns": dns_result,
+            # Toward EPNS; on a proxy-only probe (no EPNS lookup) toward the proxy, the host's real way out.
+            "egress": _egress.egress_facts(dns_result["addresses"] or [
+                sa[0] for lk in proxy_lookups.values() if lk.done.is_set() for _af, sa in lk.addresses]),
             "paths": path_results,
             "eset_server": self.plan.server.settings.host if self.plan.server else None,
             "server_verdict": server_verdict,
