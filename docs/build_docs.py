@@ -24,7 +24,7 @@ END = "<!-- END failure classes -->"
 PAGES = ["quickstart-ansible-playbook.md", "quickstart-awx.md", "troubleshooting.md", "architecture.md",
          "agent-proxy-policy.md", "tls-interception.md", "guarantees.md", "supported-versions.md",
          "results.md", "wake-on-lan.md", "inventory.md", "calibration.md", "agent-connection.md",
-         "monitoring.md", "published-addresses.md"]
+         "monitoring.md", "published-addresses.md", "report-schema.md"]
 
 
 def failure_table() -> str:

@@ -13,7 +13,16 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.protectnet.epns.plugins.module_utils._host._files import FileMeta, write_file
-from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import build_report
+from ansible_collections.protectnet.epns.plugins.plugin_utils._published import (
+    PublishedError,
+    load_published,
+    outside,
+)
+from ansible_collections.protectnet.epns.plugins.plugin_utils._report._model import (
+    DEFAULT_STALE_AFTER,
+    FleetContext,
+    build_report,
+)
 from ansible_collections.protectnet.epns.plugins.plugin_utils._report._normalise import (
     ReportInputError,
     normalize_phases,
@@ -27,6 +36,8 @@ from ansible_collections.protectnet.epns.plugins.plugin_utils._report._render im
 )
 
 DEFAULT_FORMATS = ["markdown", "html", "json", "junit"]
+# What the report says besides the results: a change in any of them is a change of the report.
+FLEET_OPTIONS = ("hosts_info", "eset_inventory", "stale_after", "published_addresses")
 display = Display()
 
 ARGUMENT_SPEC: t.Dict[str, t.Any] = {
@@ -42,6 +53,10 @@ ARGUMENT_SPEC: t.Dict[str, t.Any] = {
     "template_dir": {"type": "path"},
     "sections": {"type": "list", "elements": "dict"},
     "show_summary": {"type": "bool", "default": False},
+    "hosts_info": {"type": "dict"},
+    "eset_inventory": {"type": "dict"},
+    "stale_after": {"type": "str", "default": DEFAULT_STALE_AFTER},
+    "published_addresses": {"type": "path"},
 }
 
 
@@ -142,8 +157,27 @@ def _build_model(args: t.Mapping[str, t.Any]) -> t.Tuple[t.List[t.Dict[str, t.An
     inputs = normalize_phases(results=args["results"], phases=args["phases"], phase=args["phase"], hosts=args["hosts"])
     now = datetime.datetime.now(datetime.timezone.utc)
     generated_at = args["generated_at"] or now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"])
+    model = build_report(inputs, title=args["title"], generated_at=generated_at, sections=args["sections"],
+                         fleet=_fleet_context(args))
     return inputs, model
+
+
+def _fleet_context(args: t.Mapping[str, t.Any]) -> FleetContext:
+    """The inventory's facts and ESET's published addresses for the report's fleet parts."""
+    published, outside_published = _published(args["published_addresses"])
+    return FleetContext(hosts_info=args["hosts_info"], eset_inventory=args["eset_inventory"],
+                        stale_after=args["stale_after"], published=published, outside_published=outside_published)
+
+
+def _published(path: t.Optional[str]) -> t.Tuple[t.Optional[t.Dict[str, t.Any]], t.Any]:
+    """ESET's published EPNS addresses (the collection's data file unless ``path`` names another) and the check
+    of a host's DNS answers against them."""
+    try:
+        published = load_published(path)
+    except PublishedError as exc:
+        raise ReportInputError(f"published_addresses: {to_native(exc)}") from exc
+    meta = {"source": published.source, "date": published.date, "path": published.path}
+    return meta, lambda addresses: outside(published, addresses)
 
 
 def _plan_files(
@@ -157,7 +191,7 @@ def _plan_files(
     """Each format's file with its new content, and whether writing it would change what the file says."""
     planned = []
     # What the results say is digested once; each format adds its template on top (see substance_digest).
-    said = substance_digest(inputs, args["title"], args["sections"])
+    said = substance_digest(inputs, args["title"], args["sections"], *(args[name] for name in FLEET_OPTIONS))
     for fmt in formats:
         path = os.path.join(dest, "{}.{}".format(args["basename"], FORMATS[fmt][1]))
         template = templates.get(fmt)

@@ -128,6 +128,40 @@ options:
         (a mapping with C(columns), a list of strings, and C(rows), a list of lists of strings).
     type: list
     elements: dict
+  hosts_info:
+    description:
+      - The inventory's facts per host, for the egress groups, the ESET coverage section and the inferred lines
+        (the M(protectnet.epns.epns_verify) role fills it). Each value is a mapping with any of C(eset_uuid),
+        C(eset_display_name), C(eset_group_path), C(eset_public_ip), C(eset_local_ip), C(eset_os_family),
+        C(eset_last_sync), C(eset_agent_proxy), C(epns_probe_supported), C(epns_host_support_skip),
+        C(agent_connection) (the registered result of M(protectnet.epns.epns_agent_connection)) and C(in_play)
+        (false for an ESET device that was not in the play).
+      - Hosts only named here (not in the results) never become rows of the matrix; a device ESET knows that was
+        not probed gets an inferred line and a coverage entry.
+    type: dict
+    version_added: 0.5.0
+  eset_inventory:
+    description:
+      - The P(protectnet.epns.eset_protect#inventory) inventory's summary (its C(eset_inventory) variable). Its
+        C(left_out) devices are listed as not probed, reason C(excluded). Given, or any host of O(hosts_info)
+        with C(eset_uuid), and the report has a coverage section.
+    type: dict
+    version_added: 0.5.0
+  stale_after:
+    description:
+      - Agents whose last replication (C(eset_last_sync)) is older than this are listed as stale, with their
+        probe verdict. A number followed by C(s), C(m), C(h) or C(d).
+    type: str
+    default: 1d
+    version_added: 0.5.0
+  published_addresses:
+    description:
+      - A YAML file of ESET's published EPNS addresses on the controller. The report warns for each host whose
+        DNS answer lies outside them (an allowlist built from the list would block that answer); a warning never
+        changes a verdict.
+      - Not given, the collection's dated copy of ESET's list.
+    type: path
+    version_added: 0.5.0
 notes:
   - Every string from the probe results (certificate names, proxy answers, host names) is escaped for each format;
     characters that XML 1.0 forbids are removed from HTML and XML, and C(user:password@) in URLs is redacted.
@@ -228,7 +262,7 @@ summary_lines:
     - "agent3: not probed - host unreachable: Failed to connect to the host via ssh"
 model:
   description:
-    - The report model the templates render (C(schema_version) 1).
+    - The report model the templates render (C(schema_version) 2, documented in docs/report-schema.md).
     - C(phases) is a list of C(phase), C(title), C(columns) (C(id), C(port), C(role), C(proxy)), C(rows) (per host
       C(host), C(state), C(verdict_reason), C(working_fallback), C(dns) and C(cells), one per column, with C(state),
       C(tone), C(text), C(failure_class), C(stage), C(message), C(hint), C(elapsed_ms), C(address_notes),
@@ -240,6 +274,11 @@ model:
       C(server_verdict_reason) (null without a server path), C(problems) entries a C(server) flag, and a phase
       C(server_columns), their count. The row C(state) stays the EPNS verdict; JUnit has one case per host and
       server path as for EPNS paths."
+    - "Fleet parts (schema_version 2) - C(causes) (failing paths grouped by failure class, stage and column, with
+      C(fix), C(hosts), C(would_reach) and C(host_names)), C(egress) (hosts by public address, local prefix,
+      gateway, proxy and ESET group), C(coverage) (null without ESET data), C(inferred) (lines for hosts that were
+      not probed, never verdicts), C(warnings), C(published); each row gains C(egress) and C(agent_connection), and
+      C(comparison) gains C(causes) (hosts per cause before and after)."
   returned: success
   type: dict
 """

@@ -198,7 +198,7 @@ def test_junit_survives_hostile_strings():
 def test_json_round_trips_and_can_rebuild_the_report():
     model, inputs = build(fleet(), phase="before", generated_at="2025-01-01T00:00:00Z")
     doc = json.loads(rr.render("json", model, inputs))
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["report"] == json.loads(json.dumps(model))
     assert doc["input"]["phases"][0]["results"]["agent2"] == load("degraded")
     # The saved input is a valid `phases` option: the same report comes back.
