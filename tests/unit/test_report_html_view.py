@@ -137,22 +137,31 @@ def test_a_single_proxy_keeps_its_own_columns():
     assert "each host's proxy" not in html
 
 
-def test_inferred_devices_are_marked_and_never_a_row_or_a_pass(small):
+def test_inferred_devices_are_marked_and_never_a_verdict_or_a_pass(small):
     model, inputs, _made = small
     html = render("html", model, inputs)
     page = page_of(html)
     inferred = {i["host"] for i in model["inferred"]}
-    assert inferred and not inferred & {r["host"] for r in page.rows}
+    # a device the play reached but could not probe stays a "not probed" row; the others are no row at all
+    rows = {r["host"]: r["state"] for r in model["phases"][-1]["rows"]}
+    assert inferred and {rows[h] for h in inferred if h in rows} <= {"not_probed"}
+    assert inferred - set(rows), "the synthetic fleet has ESET devices outside the play"
+    assert {r["state"] for r in page.rows if r["host"] in inferred} <= {"not_probed"}
     lines = re.findall(r'<tr class="inferred"><td>([^<]+)</td>.*?</tr>', html)
     assert set(lines) == inferred
     assert all("inferred: " in line for line in re.findall(r'<tr class="inferred">.*?</tr>', html))
     root = ET.fromstring(render("junit", model, inputs).encode())
-    cases = {c.get("classname"): c for c in root.iter("testcase") if c.get("classname") in inferred}
-    assert set(cases) == inferred
-    assert all(c.find("skipped") is not None and c.find("failure") is None for c in cases.values())
-    assert all("inferred" in c.find("skipped").get("message") for c in cases.values())
+    verdicts = {c.get("classname"): c for c in root.iter("testcase")
+                if c.get("classname") in inferred and c.get("name") == "verdict"}
+    assert set(verdicts) == inferred
+    for case in verdicts.values():
+        said = case.find("skipped") if case.find("skipped") is not None else case.find("error")
+        assert said is not None and case.find("failure") is None, ET.tostring(case)
+        assert "inferred, not probed" in said.text
+    outside = [verdicts[h] for h in inferred - set(rows)]
+    assert all(c.find("skipped") is not None for c in outside)
     suite = root.find("testsuite")
-    assert int(suite.get("skipped")) == len(inferred)
+    assert int(suite.get("skipped")) == len(list(suite.iter("skipped")))
     assert int(suite.get("tests")) == len(list(suite.iter("testcase")))
 
 

@@ -25,6 +25,8 @@ from ._states import CELL_FAILED, CELL_NOT_PROBED, CELL_NOT_TESTED, NOT_PROBED, 
 from ._text import redact_url_credentials
 from ._views import register as register_views
 
+INFERRED_NOTE = "inferred, not probed"
+
 # format -> template file name (None: rendered without a template) and file extension.
 FORMATS: t.Dict[str, t.Tuple[t.Optional[str], str]] = {
     "markdown": ("report.md.j2", "md"),
@@ -150,23 +152,37 @@ def render_json(report: t.Mapping[str, t.Any], inputs: t.Sequence[t.Mapping[str,
     return json.dumps(_jsonable(document), sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def _verdict_case(row: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
-    """A host's 'verdict' case: an error when it was not probed, a failure when it is not reachable."""
+def _verdict_case(row: t.Mapping[str, t.Any], inferred: t.Optional[t.Mapping[str, t.Any]] = None
+                  ) -> t.Dict[str, t.Any]:
+    """A host's 'verdict' case: a failure when it is not reachable; not probed, an error, or skipped when the probe
+    was skipped on purpose (an OS it does not run on). What was inferred for it goes with it, never as a pass."""
     case: t.Dict[str, t.Any] = {
         "classname": row["host"],
         "name": "verdict",
         "time": row["elapsed_ms"],
         "failure": None,
         "error": None,
+        "skipped": None,
     }
     if row["state"] == NOT_PROBED:
-        case["error"] = {"type": NOT_PROBED, "message": row["verdict_reason"], "text": row["verdict_reason"]}
+        reason = row["verdict_reason"]
+        text = reason + (f"\n{INFERRED_NOTE}: {inferred['text']}" if inferred else "")
+        kind = "skipped" if reason.startswith("probe skipped") else "error"
+        case[kind] = {"type": NOT_PROBED, "message": reason, "text": text}
     elif row["state"] != REACHABLE:
         text = row["verdict_reason"]
         if row["working_fallback"]:
             text += "\nworking fallback: {}".format(row["working_fallback"])
         case["failure"] = {"type": row["state"], "message": row["verdict_reason"], "text": text}
     return case
+
+
+def _inferred_case(line: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """An ESET device the play never reached: skipped, saying what was inferred."""
+    message = f"not probed; {INFERRED_NOTE}: {line['text']}"
+    return {"classname": line["host"], "name": "verdict", "time": 0, "failure": None, "error": None,
+            "skipped": {"type": "inferred", "message": message,
+                        "text": message + ". Never a verdict; says nothing about the device's own host firewall."}}
 
 
 def _path_case(
@@ -179,6 +195,7 @@ def _path_case(
         "time": cell["elapsed_ms"],
         "failure": None,
         "error": None,
+        "skipped": None,
     }
     if cell["state"] == CELL_FAILED:
         lines = [
@@ -201,15 +218,20 @@ def _path_case(
 def junit_view(report: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
     """Test suites for JUnit: one per phase; per host a 'verdict' case, then one case per path it has."""
     suites = []
+    inferred = {line["host"]: line for line in report.get("inferred") or []}
     for phase in report["phases"]:
+        last = phase is report["phases"][-1]
         cases = []
         for row in phase["rows"]:
-            cases.append(_verdict_case(row))
+            cases.append(_verdict_case(row, inferred.get(row["host"]) if last else None))
             cases.extend(
                 _path_case(row, column, cell)
                 for column, cell in zip(phase["columns"], row["cells"])
                 if cell["state"] not in (CELL_NOT_TESTED, CELL_NOT_PROBED)
             )
+        if last:
+            rows = {row["host"] for row in phase["rows"]}
+            cases.extend(_inferred_case(line) for host, line in inferred.items() if host not in rows)
         suites.append(
             {
                 "name": "{}: {}".format(report["title"], phase["title"])
@@ -218,6 +240,7 @@ def junit_view(report: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
                 "tests": len(cases),
                 "failures": sum(1 for c in cases if c["failure"]),
                 "errors": sum(1 for c in cases if c["error"]),
+                "skipped": sum(1 for c in cases if c["skipped"]),
                 "time": sum(r["elapsed_ms"] or 0 for r in phase["rows"]),
                 "cases": cases,
             }
@@ -227,6 +250,7 @@ def junit_view(report: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
         "tests": sum(s["tests"] for s in suites),
         "failures": sum(s["failures"] for s in suites),
         "errors": sum(s["errors"] for s in suites),
+        "skipped": sum(s["skipped"] for s in suites),
         "suites": suites,
     }
 
