@@ -38,6 +38,7 @@ class HostFacts(t.NamedTuple):
     skipped: bool  # epns_host_support took it out of the play
     in_play: bool
     agent_connection: t.Optional[t.Dict[str, t.Any]]
+    monitor: t.Optional[t.Dict[str, t.Any]] = None  # what epns_monitor last saw there (epns_monitor_info)
 
 
 NO_FACTS = HostFacts(False, None, None, None, None, None, None, None, None, False, True, None)
@@ -92,6 +93,38 @@ def _agent_summary(value: t.Any) -> t.Optional[t.Dict[str, t.Any]]:
     }
 
 
+def _epoch_text(value: t.Any) -> t.Optional[str]:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        return None
+    return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _monitor_summary(value: t.Any) -> t.Optional[t.Dict[str, t.Any]]:
+    """epns_monitor_info's facts on a host with the monitor (times as ISO 8601 UTC); None without the monitor."""
+    if not isinstance(value, t.Mapping) or value.get("skipped") or not value.get("installed"):
+        return None
+    return {"last_working": _epoch_text(value.get("last_working")), "last_run": _epoch_text(value.get("last_run")),
+            "last_verdict": optional_text(value.get("last_verdict"))}
+
+
+def evidence(facts: t.Optional[HostFacts], state: str, primary_port: int) -> t.List[str]:
+    """Lines that back or qualify a host's verdict without probing: what the ESET agent itself holds (shown when
+    it is not the plain direct connection on the primary port, or the host is not reachable) and, with the
+    monitor, when EPNS last worked from there."""
+    lines: t.List[str] = []
+    agent = facts.agent_connection if facts else None
+    if agent and agent.get("state"):
+        plain = agent["state"] == "connected" and agent.get("via") == "direct" and agent.get("port") == primary_port
+        if not plain or state != "reachable":
+            lines.append("ESET agent: " + (agent.get("message") or agent["state"].replace("_", " ")))
+    monitor = facts.monitor if facts else None
+    if monitor:
+        lines.append("monitor: last seen working " + (monitor["last_working"] or "never")
+                     + (f" (last run {monitor['last_run']}: {monitor['last_verdict'] or 'passive'})"
+                        if monitor["last_run"] else ""))
+    return lines
+
+
 def _facts(raw: t.Mapping[str, t.Any]) -> HostFacts:
     supported = raw.get("epns_probe_supported")
     in_play = raw.get("in_play")
@@ -108,6 +141,7 @@ def _facts(raw: t.Mapping[str, t.Any]) -> HostFacts:
         skipped=raw.get("epns_host_support_skip") is not None,
         in_play=in_play if isinstance(in_play, bool) else True,
         agent_connection=_agent_summary(raw.get("agent_connection")),
+        monitor=_monitor_summary(raw.get("monitor")),
     )
 
 

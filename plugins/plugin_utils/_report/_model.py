@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime
 import typing as t
 
-from ...module_utils._epns import DEGRADED_WHY
+from ...module_utils._epns import DEGRADED_WHY, PRIMARY_PORT
 from ._causes import causes_of_hosts, compare_causes, phase_causes
 from ._compare import comparison
 from ._coverage import coverage, inferred_lines, published_warnings
 from ._egress import egress_groups, place_inferred
-from ._fleet import parse_duration, parse_time, probe_egress, read_hosts_info
+from ._fleet import evidence, parse_duration, parse_time, probe_egress, read_hosts_info
 from ._normalise import ReportInputError, host_row, normalize_sections, phase_columns
 from ._states import CELL_STATES, ROW_STATES, STATE_LABELS
 from ._summary import column_totals, failure_legend, host_totals, summary_lines
@@ -121,10 +121,13 @@ def _fleet_parts(
     place_inferred(egress, inferred, rows)
     inferred_egress = {line["host"]: line["egress"] for line in inferred}
     for phase in built:
+        primary = next((c["port"] for c in phase["columns"] if c.get("role") == "primary" and c.get("port")),
+                       PRIMARY_PORT)
         for row in phase["rows"]:
             one = facts.get(row["host"])
             row["egress"] = egress_of.get(row["host"]) or inferred_egress.get(row["host"])
             row["agent_connection"] = one.agent_connection if one else None
+            row["evidence"] = evidence(one, row["state"], primary)
     now = parse_time(generated_at) or datetime.datetime.now(datetime.timezone.utc)
     eset_inventory = fleet.eset_inventory if isinstance(fleet.eset_inventory, t.Mapping) else None
     return {
