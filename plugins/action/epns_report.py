@@ -53,6 +53,7 @@ ARGUMENT_SPEC: t.Dict[str, t.Any] = {
     "template_dir": {"type": "path"},
     "sections": {"type": "list", "elements": "dict"},
     "show_summary": {"type": "bool", "default": False},
+    "return_model": {"type": "bool", "default": False},
     "hosts_info": {"type": "dict"},
     "eset_inventory": {"type": "dict"},
     "stale_after": {"type": "str", "default": DEFAULT_STALE_AFTER},
@@ -100,6 +101,9 @@ class ActionModule(ActionBase):
                 except OSError as exc:
                     return self._fail(result, f"cannot write {one.path}: {to_native(exc)}", paths=paths)
         result.update(_describe(dest, paths, changes, model, with_diff=bool(self._task.diff)))
+        if args["return_model"]:
+            # Off by default: at fleet scale the model is megabytes that every later task would carry.
+            result["model"] = model
         if args["show_summary"]:
             # Printed by the action itself, so a playbook needs no extra task just to show the outcome.
             for line in [*model["summary_lines"], "report: " + ", ".join(paths.values())]:
@@ -229,7 +233,6 @@ def _describe(
         "commands": [],
         "summary": model["summary"],
         "summary_lines": model["summary_lines"],
-        "model": model,
     }
     if with_diff and changes:
         before = [f"{one.path}: " + ("absent" if one.existing_size is None else f"{one.existing_size} bytes")

@@ -110,6 +110,13 @@ options:
         C(ansible.builtin.debug) task.
     type: bool
     default: false
+  return_model:
+    description:
+      - Return the whole report model in the task result as RV(model). Off by default, because for a fleet of
+        thousands of hosts the model is megabytes that the play would then carry; the JSON report holds the same
+        data.
+    type: bool
+    default: false
   template_dir:
     description:
       - Directory on the controller with your own templates (C(report.md.j2), C(report.html.j2),
@@ -279,6 +286,6 @@ model:
       gateway, proxy and ESET group), C(coverage) (null without ESET data), C(inferred) (lines for hosts that were
       not probed, never verdicts), C(warnings), C(published); each row gains C(egress) and C(agent_connection), and
       C(comparison) gains C(causes) (hosts per cause before and after)."
-  returned: success
+  returned: when O(return_model=true)
   type: dict
 """
