@@ -74,3 +74,42 @@ def test_verify_runs_against_the_eset_inventory(lab: Any, eset_sources: Dict[str
     assert report["summary"] == {"reachable": agents, "degraded": 0, "unreachable": 0, "not_probed": stand_ins,
                                  "total": agents + stand_ins}
     assert "Microsoft Windows 11 Pro" in done.stdout and "macOS Sonoma" in done.stdout
+
+
+def test_the_report_of_the_lab_fleet_reads_causes_first_in_a_browser(lab: Any, eset_sources: Dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    """The demo's fleet as ESET lists it, with 8883 dropped on one agent: the report's causes, networks, ESET's view
+    and inferred lines for the Windows and macOS stand-ins, read in headless chromium."""
+    from _browser import chromium, open_report, screenshot, visible_hosts
+
+    broken = lab.agents[0]
+    lab.fault(broken, "block", port=8883)
+    report_dir = tmp_path / "report"
+    targets = ":".join(["agents", *(name for name, *_rest in STAND_INS)])
+    done = _ansible(lab, "ansible-playbook", [*eset_sources["args"], str(REPO / "playbooks" / "verify.yml"),
+                                             "-e", f"epns_targets={targets}",
+                                             "-e", f"epns_verify_report_dir={report_dir}",
+                                             "-e", "epns_verify_fail_on=never"], eset_sources["env"])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    report = json.loads((report_dir / "epns-report.json").read_text())["report"]
+    first = report["causes"][0]
+    assert first["host_names"] == [broken] and first["column"].startswith("8883") and first["would_reach"] == 1
+    assert [g["public_ip"] for g in report["egress"]] == ["203.0.113.10"]  # one site: one line, not one per host
+    reasons = {line["host"]: line["reason"] for line in report["coverage"]["not_probed"]}
+    stand_ins = {"win-lab-01": "windows", "win-lab-02": "windows", "mac-lab-01": "macos"}
+    assert {host: reasons.get(host) for host in stand_ins} == stand_ins
+    assert reasons.get("pn-server") == "not_in_play"  # ESET knows it; the play did not include it
+    inferred = {line["host"]: line for line in report["inferred"]}
+    assert all(inferred[host]["from_host"] in lab.agents for host in stand_ins)
+    assert all(inferred[host]["text"].startswith("the path of site ") for host in stand_ins)
+    with chromium() as driver:
+        open_report(driver, report_dir / "epns-report.html")
+        headings = [h.text for h in driver.find_elements("css selector", "h2")]
+        assert headings[0].startswith("Summary") and headings[1] == "Causes", headings  # then the causes
+        assert broken in driver.find_element("id", "causes").text
+        from selenium.webdriver.support.ui import Select
+        Select(driver.find_element("name", "verdict")).select_by_value("degraded")
+        assert visible_hosts(driver) == [broken]
+        page = driver.find_element("tag name", "body").text
+        assert all(host in page for host in stand_ins) and "inferred" in page
+        screenshot(driver, "lab-fleet-eset")
