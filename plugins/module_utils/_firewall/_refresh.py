@@ -19,6 +19,7 @@ import sys
 import typing as t
 
 from .._host._files import FileChange
+from .._host._jobs import cron_schedule, loaded_sources
 from .._host._run import Command, CommandError, Runner, SubprocessRunner
 from . import _backends, _rollback
 from ._base import BackendOptions, file_change
@@ -52,28 +53,10 @@ def check_interval(minutes: t.Any) -> int:
     return value
 
 
-def cron_schedule(minutes: int) -> str:
-    if minutes < 60:
-        return f"*/{minutes} * * * *"
-    hours = minutes // 60
-    return "0 0 * * *" if hours == 24 else f"0 */{hours} * * *"
-
-
 def package_sources() -> t.Dict[str, str]:
-    """The source of every loaded module of the COPIED packages (also from AnsiballZ's zip), by path relative to
-    their parent (module_utils): `_firewall/_refresh.py`, `_host/_run.py`, `_host/__init__.py`."""
-    parent = __name__.rsplit(".", 2)[0]
-    sources: t.Dict[str, str] = {}
-    for name, module in sorted(sys.modules.items()):
-        parts = name[len(parent) + 1:].split(".") if name.startswith(parent + ".") else []
-        if module is None or not parts or parts[0] not in COPIED:
-            continue
-        loader = getattr(module, "__loader__", None)
-        source = loader.get_source(name) if loader is not None and hasattr(loader, "get_source") else None
-        if source is None:
-            continue
-        filename = "/".join(parts) + ("/__init__.py" if hasattr(module, "__path__") else ".py")
-        sources[filename] = source
+    """The refresh job's own code on the host: the COPIED packages as loaded (_host._jobs), by path relative to
+    module_utils: `_firewall/_refresh.py`, `_host/_run.py`, `_host/__init__.py`."""
+    sources = loaded_sources(COPIED)
     if any(required not in sources for required in REQUIRED):
         raise FirewallError("cannot read the firewall package's own source to install the refresh job")
     return sources

@@ -20,6 +20,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from .._host._files import FileMeta, read_text
+from .._host._jobs import cron_schedule, loaded_sources
 
 LIB_PACKAGE = "protectnet_epns"
 COPIED = ("_monitor", "_probe", "_host", "_agent")
@@ -80,13 +81,6 @@ def check_interval(minutes: t.Any, allow_short: bool = False) -> int:
     return value
 
 
-def cron_schedule(minutes: int) -> str:
-    if minutes < 60:
-        return f"*/{minutes} * * * *"
-    hours = minutes // 60
-    return "0 0 * * *" if hours == 24 else f"0 */{hours} * * *"
-
-
 def choose_scheduler(wanted: str) -> str:
     running = os.path.isdir(SYSTEMD_RUNTIME)
     if wanted == "auto":
@@ -100,19 +94,8 @@ def choose_scheduler(wanted: str) -> str:
 
 
 def package_sources() -> t.Dict[str, str]:
-    """The source of every loaded module of COPIED and SINGLE (also from AnsiballZ's zip), by path relative to
-    module_utils: `_monitor/_runner.py`, `_probe/__init__.py`, `_epns.py`."""
-    parent = __name__.rsplit(".", 2)[0]
-    sources: t.Dict[str, str] = {}
-    for name, module in sorted(sys.modules.items()):
-        parts = name[len(parent) + 1:].split(".") if name.startswith(parent + ".") else []
-        if module is None or not parts or not (parts[0] in COPIED or (len(parts) == 1 and parts[0] in SINGLE)):
-            continue
-        loader = getattr(module, "__loader__", None)
-        source = loader.get_source(name) if loader is not None and hasattr(loader, "get_source") else None
-        filename = "/".join(parts) + ("/__init__.py" if hasattr(module, "__path__") else ".py")
-        if source is not None and filename not in NOT_COPIED:
-            sources[filename] = source
+    """The runner's own code on the host: COPIED and SINGLE as loaded (_host._jobs), by path under module_utils."""
+    sources = loaded_sources(COPIED, SINGLE, NOT_COPIED)
     missing = [required for required in REQUIRED if required not in sources]
     if missing:
         raise InstallError(f"cannot read the runner's own source ({', '.join(missing)}) to install it")

@@ -30,9 +30,9 @@ class Lock:
         self.fd: t.Optional[int] = None
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)  # novm: flags, not a union type
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: flags, not a union type
         except BlockingIOError:
             os.close(fd)
             return False
@@ -48,7 +48,7 @@ class Lock:
 def count_skip(state_dir: str) -> int:
     """Add one to the skipped runs (under its own lock: the run holding the run lock may read it any time)."""
     path = os.path.join(state_dir, SKIPS)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)  # novm: flags, not a union type
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(os.dup(fd), "r+", encoding="ascii") as handle:
