@@ -95,3 +95,20 @@ def test_the_json_digest_is_added_without_parsing_and_gives_the_same_bytes() -> 
     document["epns-report-digest"] = "d" * 64
     assert fast == json.dumps(document, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
     assert with_digest("json", '{"b": 1}\n', "d" * 64) == '{"b": 1, "epns-report-digest": "' + "d" * 64 + '"}\n'
+
+
+class _SelfText(str):
+    """Like ansible-core 2.16's unsafe text: str() of it returns the same subclass object."""
+
+    def __str__(self) -> str:
+        return self
+
+
+def test_text_subclasses_whose_str_returns_themselves_become_plain_str():
+    from ansible_collections.protectnet.epns.plugins.plugin_utils._report._render import _jsonable
+    from ansible_collections.protectnet.epns.plugins.plugin_utils._report._text import plain_data
+
+    for value in (_jsonable(_SelfText("user:secret@proxy")), plain_data(_SelfText("x")),
+                  _jsonable({"k": [_SelfText("v")]})["k"][0]):
+        assert type(value) is str
+    assert _jsonable(_SelfText("http://user:secret@proxy:3128")) != "http://user:secret@proxy:3128"

@@ -127,7 +127,9 @@ def _jsonable(value: t.Any) -> t.Any:
     if kind is list or kind is tuple:
         return [_jsonable(v) for v in value]
     if isinstance(value, str):
-        return _jsonable(str(value))
+        # str.__str__ gives an exact str: a subclass's own __str__ (ansible-core 2.16's unsafe text) may return
+        # the subclass again, and str(value) would then recurse without end.
+        return _jsonable(str.__str__(value))
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, bool):
@@ -136,7 +138,7 @@ def _jsonable(value: t.Any) -> t.Any:
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
-    return _jsonable(str(value))
+    return _jsonable(str.__str__(str(value)))
 
 
 def render_json(report: t.Mapping[str, t.Any], inputs: t.Sequence[t.Mapping[str, t.Any]]) -> str:

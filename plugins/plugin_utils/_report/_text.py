@@ -49,7 +49,9 @@ def plain_data(value: t.Any) -> t.Any:
         return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain_data(v) for v in value]
-    for base in (str, bool, int, float):
+    if isinstance(value, str):
+        return str.__str__(value)  # an exact str, whatever the subclass's own __str__ returns
+    for base in (bool, int, float):
         if isinstance(value, base):
             return base(value)
     return value
